@@ -1,0 +1,284 @@
+//! Hand-written backward rules, one per op.
+//!
+//! Called by [`Tape::backward`] in reverse recording order. For node `i` the gradient arena
+//! is split at the node's offset: its own gradient `g` is above the split (read-only) and all
+//! its inputs' gradients are below (mutable), because inputs are always recorded earlier.
+//! Each input is updated in its own pass so `x * x` (both operands the same node) is fine.
+
+use crate::gemm::MatMut;
+use crate::ops::{for_rows, project_rows, MmDims};
+use crate::shape::{Bcast, MAX_RANK};
+use crate::tape::{BinOp, Op, Tape, UnOp};
+
+impl Tape {
+    pub(crate) fn backward_node(&mut self, i: usize) {
+        let Tape {
+            nodes,
+            vals,
+            grads,
+            reached,
+            operands,
+            gemm,
+            ..
+        } = self;
+        let node = nodes[i];
+        let (lo, hi) = grads.split_at_mut(node.off);
+        let g = &hi[..node.shape.numel()];
+        let y = &vals[node.range()];
+        // Mark an input as reached and return whether it takes a gradient.
+        let mut wants = |j: u32| {
+            let rg = nodes[j as usize].rg;
+            if rg {
+                reached[j as usize] = true;
+            }
+            rg
+        };
+        let range = |j: u32| nodes[j as usize].range();
+        let shape = |j: u32| nodes[j as usize].shape;
+
+        match node.op {
+            Op::Leaf | Op::Param(_) => {}
+            // Shares its source's gradient storage: everything is already in place.
+            Op::Alias(src) => {
+                wants(src);
+            }
+            Op::Binary(op, a, b) => {
+                let plan =
+                    Bcast::new(op.name(), shape(a), shape(b)).expect("checked when recorded");
+                let (x, z) = (&vals[range(a)], &vals[range(b)]);
+                if wants(a) {
+                    let ga = &mut lo[range(a)];
+                    match op {
+                        BinOp::Add => acc_bcast(&plan, ga, Side::A, |o, _, _| g[o]),
+                        BinOp::Sub => acc_bcast(&plan, ga, Side::A, |o, _, _| g[o]),
+                        BinOp::Mul => acc_bcast(&plan, ga, Side::A, |o, _, j| g[o] * z[j]),
+                        BinOp::Div => acc_bcast(&plan, ga, Side::A, |o, _, j| g[o] / z[j]),
+                    }
+                }
+                if wants(b) {
+                    let gb = &mut lo[range(b)];
+                    match op {
+                        BinOp::Add => acc_bcast(&plan, gb, Side::B, |o, _, _| g[o]),
+                        BinOp::Sub => acc_bcast(&plan, gb, Side::B, |o, _, _| -g[o]),
+                        BinOp::Mul => acc_bcast(&plan, gb, Side::B, |o, i, _| g[o] * x[i]),
+                        BinOp::Div => {
+                            acc_bcast(&plan, gb, Side::B, |o, i, j| -g[o] * x[i] / (z[j] * z[j]))
+                        }
+                    }
+                }
+            }
+            Op::Unary(op, a) => {
+                if wants(a) {
+                    let x = &vals[range(a)];
+                    let ga = &mut lo[range(a)];
+                    let it = ga.iter_mut().zip(g).zip(x.iter().zip(y));
+                    match op {
+                        UnOp::Neg => it.for_each(|((d, &g), _)| *d -= g),
+                        UnOp::Scale(c) => it.for_each(|((d, &g), _)| *d += c * g),
+                        UnOp::Shift(_) => it.for_each(|((d, &g), _)| *d += g),
+                        UnOp::Exp => it.for_each(|((d, &g), (_, &y))| *d += g * y),
+                        UnOp::Log => it.for_each(|((d, &g), (&x, _))| *d += g / x),
+                        UnOp::Tanh => it.for_each(|((d, &g), (_, &y))| *d += g * (1.0 - y * y)),
+                        UnOp::Square => it.for_each(|((d, &g), (&x, _))| *d += 2.0 * g * x),
+                        UnOp::Sqrt => it.for_each(|((d, &g), (_, &y))| *d += 0.5 * g / y),
+                    }
+                }
+            }
+            Op::MatMul { a, b, ta, tb } => {
+                let (d, _) =
+                    MmDims::new(shape(a), shape(b), ta, tb).expect("checked when recorded");
+                let (x, z) = (&vals[range(a)], &vals[range(b)]);
+                let gm = |bi: usize| {
+                    crate::gemm::MatRef::rows(&g[bi * d.m * d.n..(bi + 1) * d.m * d.n], d.n)
+                };
+                if wants(a) {
+                    // d op(A) = G op(B)^T, written through op(A)'s own strides.
+                    let ga = &mut lo[range(a)];
+                    for bi in 0..d.batch {
+                        let opa = d.op_a(x, bi, ta);
+                        let s = bi * d.sa;
+                        let c = MatMut {
+                            data: &mut ga[s..s + d.m * d.k],
+                            rs: opa.rs,
+                            cs: opa.cs,
+                        };
+                        gemm.run((d.m, d.k, d.n), gm(bi), d.op_b(z, bi, tb).t(), c, true);
+                    }
+                }
+                if wants(b) {
+                    // d op(B) = op(A)^T G.
+                    let gb = &mut lo[range(b)];
+                    for bi in 0..d.batch {
+                        let opb = d.op_b(z, bi, tb);
+                        let s = bi * d.sb;
+                        let c = MatMut {
+                            data: &mut gb[s..s + d.k * d.n],
+                            rs: opb.rs,
+                            cs: opb.cs,
+                        };
+                        gemm.run((d.k, d.n, d.m), d.op_a(x, bi, ta).t(), gm(bi), c, true);
+                    }
+                }
+            }
+            Op::Linear { x, w, b } => {
+                let (fan_in, fan_out) = (shape(w).dim(0), shape(w).dim(1));
+                let rows = shape(x).numel() / fan_in;
+                let gm = crate::gemm::MatRef::rows(g, fan_out);
+                if wants(x) {
+                    // dX = G W^T
+                    let c = MatMut {
+                        data: &mut lo[range(x)],
+                        rs: fan_in,
+                        cs: 1,
+                    };
+                    let wt = crate::gemm::MatRef::rows(&vals[range(w)], fan_out).t();
+                    gemm.run((rows, fan_in, fan_out), gm, wt, c, true);
+                }
+                if wants(w) {
+                    // dW = X^T G
+                    let c = MatMut {
+                        data: &mut lo[range(w)],
+                        rs: fan_out,
+                        cs: 1,
+                    };
+                    let xt = crate::gemm::MatRef::rows(&vals[range(x)], fan_in).t();
+                    gemm.run((fan_in, fan_out, rows), xt, gm, c, true);
+                }
+                if let Some(b) = b {
+                    if wants(b) {
+                        let gb = &mut lo[range(b)];
+                        for row in g.chunks_exact(fan_out) {
+                            for (d, &e) in gb.iter_mut().zip(row) {
+                                *d += e;
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Transpose(a) => {
+                if wants(a) {
+                    let s = shape(a);
+                    let r = s.rank();
+                    let (rows, cols) = (s.dim(r - 2), s.dim(r - 1));
+                    let ga = &mut lo[range(a)];
+                    for (db, gb) in ga
+                        .chunks_exact_mut(rows * cols)
+                        .zip(g.chunks_exact(rows * cols))
+                    {
+                        for i in 0..rows {
+                            for j in 0..cols {
+                                db[i * cols + j] += gb[j * rows + i];
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Concat { start, len, axis } => {
+                let axis = axis as usize;
+                let (outer, total, inner) = node.shape.split_at_axis(axis);
+                let mut cum = 0;
+                for &j in &operands[start as usize..(start + len) as usize] {
+                    let w = shape(j).dim(axis) * inner;
+                    if wants(j) {
+                        let gj = &mut lo[range(j)];
+                        for o in 0..outer {
+                            let s = o * total * inner + cum;
+                            for (d, &e) in gj[o * w..(o + 1) * w].iter_mut().zip(&g[s..s + w]) {
+                                *d += e;
+                            }
+                        }
+                    }
+                    cum += w;
+                }
+            }
+            Op::Slice {
+                x,
+                axis,
+                start,
+                len,
+            } => {
+                if wants(x) {
+                    let (outer, n, inner) = shape(x).split_at_axis(axis as usize);
+                    let w = len as usize * inner;
+                    let gx = &mut lo[range(x)];
+                    for o in 0..outer {
+                        let s = (o * n + start as usize) * inner;
+                        for (d, &e) in gx[s..s + w].iter_mut().zip(&g[o * w..(o + 1) * w]) {
+                            *d += e;
+                        }
+                    }
+                }
+            }
+            Op::Sum { x, axis, scale } => {
+                if wants(x) {
+                    let gx = &mut lo[range(x)];
+                    match axis {
+                        None => {
+                            let v = scale * g[0];
+                            gx.iter_mut().for_each(|d| *d += v);
+                        }
+                        Some(ax) => {
+                            let (outer, n, inner) = shape(x).split_at_axis(ax as usize);
+                            for o in 0..outer {
+                                let src = &g[o * inner..(o + 1) * inner];
+                                for j in 0..n {
+                                    let s = (o * n + j) * inner;
+                                    for (d, &e) in gx[s..s + inner].iter_mut().zip(src) {
+                                        *d += scale * e;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Softmax { x, axis, .. } => {
+                if wants(x) {
+                    let s = shape(x);
+                    let dims = s.padded();
+                    let ax = axis as usize + MAX_RANK - s.rank();
+                    let len = dims[ax];
+                    let gx = &mut lo[range(x)];
+                    // dx_t = y_t (g_t - sum_u y_u g_u). Masked (and underflowed) entries have
+                    // y_t == 0 and are skipped, so their gradient is exactly zero.
+                    for_rows(dims, ax, [0; MAX_RANK], |b, st, _, _| {
+                        let dot: f64 = (0..len).map(|t| y[b + t * st] * g[b + t * st]).sum();
+                        for t in 0..len {
+                            let i = b + t * st;
+                            if y[i] != 0.0 {
+                                gx[i] += y[i] * (g[i] - dot);
+                            }
+                        }
+                    });
+                }
+            }
+            Op::Project { f, w } => {
+                if wants(f) {
+                    let s = shape(f).last();
+                    project_rows(&mut lo[range(f)], g, &vals[range(w)], s, true);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+/// `grad_side[idx] += f(out_index, a_index, b_index)` over the broadcast iteration space
+/// (a broadcast operand's gradient sums over the axes it was broadcast along).
+#[inline(always)]
+fn acc_bcast(plan: &Bcast, ga: &mut [f64], side: Side, f: impl Fn(usize, usize, usize) -> f64) {
+    if plan.same {
+        for (o, d) in ga.iter_mut().enumerate() {
+            *d += f(o, o, o);
+        }
+    } else if side == Side::A {
+        plan.for_each(|o, i, j| ga[i] += f(o, i, j));
+    } else {
+        plan.for_each(|o, i, j| ga[j] += f(o, i, j));
+    }
+}

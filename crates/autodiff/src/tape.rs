@@ -1,0 +1,480 @@
+//! The tape (Wengert list): storage, leaves, readers and the backward driver.
+//!
+//! Op recording lives in `ops.rs` and the per-op backward rules in `backward.rs`; both are
+//! `impl Tape` blocks over the private fields defined here.
+
+use crate::error::{AdError, Result};
+use crate::gemm::Gemm;
+use crate::params::{ParamId, ParamStore};
+use crate::shape::Shape;
+use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Source of epochs: every tape, and every `clear`, gets a fresh one, so a handle from another
+/// tape or from before a clear is detected instead of silently reading the wrong node.
+static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
+
+fn next_epoch() -> u32 {
+    NEXT_EPOCH.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Handle of a node on a [`Tape`]: a small integer index plus the tape's epoch.
+///
+/// `Copy`, 8 bytes, valid until the tape is cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var {
+    pub(crate) idx: u32,
+    pub(crate) epoch: u32,
+}
+
+impl Var {
+    /// Position of the node on its tape (recording order).
+    pub fn index(self) -> usize {
+        self.idx as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BinOp::Add => "add",
+            BinOp::Sub => "sub",
+            BinOp::Mul => "mul",
+            BinOp::Div => "div",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum UnOp {
+    Neg,
+    Scale(f64),
+    Shift(f64),
+    Exp,
+    Log,
+    Tanh,
+    Square,
+    Sqrt,
+}
+
+/// What produced a node, with its saved operands (node indices, already validated).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op {
+    /// Constant or input leaf.
+    Leaf,
+    /// A copy of a parameter; its gradient goes back to the store.
+    Param(ParamId),
+    /// Reshape or detach: shares the source's storage (values and gradient), no backward work.
+    Alias(u32),
+    Binary(BinOp, u32, u32),
+    Unary(UnOp, u32),
+    MatMul {
+        a: u32,
+        b: u32,
+        ta: bool,
+        tb: bool,
+    },
+    Linear {
+        x: u32,
+        w: u32,
+        b: Option<u32>,
+    },
+    Transpose(u32),
+    /// Operands are `operands[start..start + len]`.
+    Concat {
+        start: u32,
+        len: u32,
+        axis: u8,
+    },
+    Slice {
+        x: u32,
+        axis: u8,
+        start: u32,
+        len: u32,
+    },
+    /// Sum over one axis or (axis `None`) over everything, times `scale` (1/n for a mean).
+    Sum {
+        x: u32,
+        axis: Option<u8>,
+        scale: f64,
+    },
+    /// The mask is only needed in forward: backward skips the exact zeros it produced.
+    Softmax {
+        x: u32,
+        axis: u8,
+    },
+    Project {
+        f: u32,
+        w: u32,
+    },
+}
+
+/// One entry of the Wengert list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Node {
+    pub op: Op,
+    pub shape: Shape,
+    /// Start of the node's values in `vals` (and of its gradient in `grads`).
+    pub off: usize,
+    /// Whether a gradient flows to this node.
+    pub rg: bool,
+}
+
+impl Node {
+    pub(crate) fn range(&self) -> Range<usize> {
+        self.off..self.off + self.shape.numel()
+    }
+}
+
+/// Size of one recorded step, for benchmarks and memory budgeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapeStats {
+    /// Nodes recorded.
+    pub nodes: usize,
+    /// f64 values stored for this step (outputs of every node; aliases share storage).
+    pub values: usize,
+    /// Bytes this step uses: node records + values + gradients.
+    pub step_bytes: usize,
+    /// Bytes reserved by the tape (all buffer capacities, including GEMM packing buffers).
+    pub reserved_bytes: usize,
+}
+
+/// A reverse-mode tape over small dense f64 tensors.
+///
+/// Values of all nodes live in one arena `Vec<f64>` (each node records an offset), gradients
+/// in a second arena with the same layout. Inputs always precede outputs in the arena, so a
+/// node's computation reads `vals[..off]` and writes `vals[off..]` through `split_at_mut`,
+/// with no `unsafe` and no reference counting. [`Tape::clear`] truncates the arenas but keeps
+/// their capacity: re-recording the same computation allocates nothing.
+#[derive(Debug)]
+pub struct Tape {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) vals: Vec<f64>,
+    pub(crate) grads: Vec<f64>,
+    pub(crate) reached: Vec<bool>,
+    pub(crate) operands: Vec<u32>,
+    pub(crate) gemm: Gemm,
+    epoch: u32,
+    grad_enabled: bool,
+    has_grads: bool,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape::new()
+    }
+}
+
+impl Tape {
+    /// An empty tape.
+    pub fn new() -> Tape {
+        Tape {
+            nodes: Vec::new(),
+            vals: Vec::new(),
+            grads: Vec::new(),
+            reached: Vec::new(),
+            operands: Vec::new(),
+            gemm: Gemm::default(),
+            epoch: next_epoch(),
+            grad_enabled: true,
+            has_grads: false,
+        }
+    }
+
+    /// Forget every node but keep all buffers' capacity. Old [`Var`]s become invalid.
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.vals.clear();
+        self.grads.clear();
+        self.reached.clear();
+        self.operands.clear();
+        self.epoch = next_epoch();
+        self.has_grads = false;
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True if nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Size of the current recording.
+    pub fn stats(&self) -> TapeStats {
+        let f = std::mem::size_of::<f64>();
+        TapeStats {
+            nodes: self.nodes.len(),
+            values: self.vals.len(),
+            step_bytes: self.nodes.len() * std::mem::size_of::<Node>()
+                + (self.vals.len() + self.grads.len()) * f
+                + self.operands.len() * 4,
+            reserved_bytes: self.nodes.capacity() * std::mem::size_of::<Node>()
+                + (self.vals.capacity() + self.grads.capacity()) * f
+                + self.reached.capacity()
+                + self.operands.capacity() * 4
+                + self.gemm.capacity_bytes(),
+        }
+    }
+
+    // ----- gradient mode -----
+
+    /// Whether newly recorded ops track gradients.
+    pub fn grad_enabled(&self) -> bool {
+        self.grad_enabled
+    }
+
+    /// Turn gradient tracking for newly recorded ops on or off; returns the previous setting.
+    /// With tracking off every new node is a constant (cheaper backward, nothing flows back).
+    pub fn set_grad_enabled(&mut self, on: bool) -> bool {
+        std::mem::replace(&mut self.grad_enabled, on)
+    }
+
+    /// Run `f` with gradient tracking off (like `torch.no_grad()`), restoring the mode after.
+    pub fn no_grad<R>(&mut self, f: impl FnOnce(&mut Tape) -> R) -> R {
+        let prev = self.set_grad_enabled(false);
+        let r = f(self);
+        self.grad_enabled = prev;
+        r
+    }
+
+    // ----- internal helpers -----
+
+    pub(crate) fn id(&self, v: Var) -> Result<u32> {
+        if v.epoch != self.epoch || v.idx as usize >= self.nodes.len() {
+            Err(AdError::StaleVar { idx: v.idx })
+        } else {
+            Ok(v.idx)
+        }
+    }
+
+    fn expect_node(&self, v: Var) -> &Node {
+        match self.id(v) {
+            Ok(i) => &self.nodes[i as usize],
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub(crate) fn node(&self, i: u32) -> Node {
+        self.nodes[i as usize]
+    }
+
+    /// Append a node with a fresh zeroed value region; returns its handle and offset.
+    pub(crate) fn push(&mut self, op: Op, shape: Shape, rg: bool) -> (Var, usize) {
+        let off = self.vals.len();
+        self.vals.resize(off + shape.numel(), 0.0);
+        self.push_at(op, shape, off, rg)
+    }
+
+    /// Append a node whose storage is `off` (an alias of an earlier node's storage).
+    pub(crate) fn push_at(&mut self, op: Op, shape: Shape, off: usize, rg: bool) -> (Var, usize) {
+        self.nodes.push(Node {
+            op,
+            shape,
+            off,
+            rg: rg && self.grad_enabled,
+        });
+        let v = Var {
+            idx: self.nodes.len() as u32 - 1,
+            epoch: self.epoch,
+        };
+        (v, off)
+    }
+
+    // ----- leaves -----
+
+    fn leaf(&mut self, op: &'static str, dims: &[usize], data: &[f64], rg: bool) -> Result<Var> {
+        let shape = Shape::new(dims)?;
+        if data.len() != shape.numel() {
+            return Err(AdError::DataLen {
+                op,
+                len: data.len(),
+                shape,
+                need: shape.numel(),
+            });
+        }
+        let (v, off) = self.push(Op::Leaf, shape, rg);
+        self.vals[off..].copy_from_slice(data);
+        Ok(v)
+    }
+
+    /// A constant (no gradient) with row-major `data`.
+    pub fn constant(&mut self, dims: &[usize], data: &[f64]) -> Result<Var> {
+        self.leaf("constant", dims, data, false)
+    }
+
+    /// An input leaf that receives a gradient (read it with [`Tape::grad`] after backward).
+    pub fn input(&mut self, dims: &[usize], data: &[f64]) -> Result<Var> {
+        self.leaf("input", dims, data, true)
+    }
+
+    /// A constant copied from an ndarray (any layout, any rank up to 3).
+    pub fn constant_array<S, D>(&mut self, a: &ArrayBase<S, D>) -> Result<Var>
+    where
+        S: Data<Elem = f64>,
+        D: Dimension,
+    {
+        let shape = Shape::new(a.shape())?;
+        let (v, off) = self.push(Op::Leaf, shape, false);
+        for (o, x) in self.vals[off..].iter_mut().zip(a.iter()) {
+            *o = *x;
+        }
+        Ok(v)
+    }
+
+    /// A constant filled with `value`.
+    pub fn full(&mut self, dims: &[usize], value: f64) -> Result<Var> {
+        let shape = Shape::new(dims)?;
+        let (v, off) = self.push(Op::Leaf, shape, false);
+        self.vals[off..].fill(value);
+        Ok(v)
+    }
+
+    /// A rank-0 constant.
+    pub fn scalar(&mut self, value: f64) -> Var {
+        let (v, off) = self.push(Op::Leaf, Shape::scalar(), false);
+        self.vals[off] = value;
+        v
+    }
+
+    /// Feed parameter `id` of `store` into the tape as a leaf (its current value is copied).
+    /// After [`Tape::backward`], [`Tape::accumulate_param_grads`] adds its gradient into the
+    /// store. Record each parameter once per step and reuse the handle (e.g. across RK4
+    /// stages): the copy is then made once per step.
+    ///
+    /// # Panics
+    /// If `id` does not belong to `store`.
+    pub fn param(&mut self, store: &ParamStore, id: ParamId) -> Var {
+        let data = store.value(id);
+        let (v, off) = self.push(Op::Param(id), store.shape(id), true);
+        self.vals[off..].copy_from_slice(data);
+        v
+    }
+
+    // ----- readers (panic on stale handles: that is a programming error) -----
+
+    /// The node's shape.
+    ///
+    /// # Panics
+    /// If `v` is stale (from another tape or before the last clear); so do the other readers.
+    pub fn shape(&self, v: Var) -> Shape {
+        self.expect_node(v).shape
+    }
+
+    /// The node's value, row-major, without copying.
+    pub fn value(&self, v: Var) -> &[f64] {
+        &self.vals[self.expect_node(v).range()]
+    }
+
+    /// The node's value as an ndarray view (no copy).
+    pub fn view(&self, v: Var) -> ArrayViewD<'_, f64> {
+        let n = self.expect_node(v);
+        ArrayViewD::from_shape(IxDyn(n.shape.dims()), &self.vals[n.range()])
+            .expect("arena region matches shape")
+    }
+
+    /// The node's value copied into an owned ndarray.
+    pub fn to_array(&self, v: Var) -> ArrayD<f64> {
+        self.view(v).to_owned()
+    }
+
+    /// The first (for a scalar, the only) element of the node's value.
+    pub fn item(&self, v: Var) -> f64 {
+        self.value(v)[0]
+    }
+
+    /// Whether a gradient flows to this node.
+    pub fn requires_grad(&self, v: Var) -> bool {
+        self.expect_node(v).rg
+    }
+
+    /// The node's gradient from the last [`Tape::backward`], if it requires one.
+    pub fn grad(&self, v: Var) -> Option<&[f64]> {
+        let n = self.expect_node(v);
+        (self.has_grads && n.rg && n.range().end <= self.grads.len())
+            .then(|| &self.grads[n.range()])
+    }
+
+    /// The node's gradient as an ndarray view.
+    pub fn grad_view(&self, v: Var) -> Option<ArrayViewD<'_, f64>> {
+        let shape = self.shape(v);
+        self.grad(v)
+            .map(|g| ArrayViewD::from_shape(IxDyn(shape.dims()), g).expect("shape"))
+    }
+
+    // ----- backward -----
+
+    /// Reverse-mode sweep from a scalar `loss`: one scan over the nodes in reverse order,
+    /// each accumulating into its inputs' gradients. Gradients start from zero on every call.
+    pub fn backward(&mut self, loss: Var) -> Result<()> {
+        let il = self.id(loss)? as usize;
+        let nl = self.nodes[il];
+        if nl.shape.numel() != 1 {
+            return Err(AdError::BadShape {
+                op: "backward",
+                shape: nl.shape,
+                why: "the loss must have exactly one element",
+            });
+        }
+        if !nl.rg {
+            return Err(AdError::Invalid {
+                op: "backward",
+                why: "the loss does not depend on anything that requires a gradient",
+            });
+        }
+        self.grads.clear();
+        self.grads.resize(self.vals.len(), 0.0);
+        self.reached.clear();
+        self.reached.resize(self.nodes.len(), false);
+        self.grads[nl.off] = 1.0;
+        self.reached[il] = true;
+        for i in (0..=il).rev() {
+            if self.nodes[i].rg && self.reached[i] {
+                self.backward_node(i);
+            }
+        }
+        self.has_grads = true;
+        Ok(())
+    }
+
+    /// Set all node gradients to zero (they are also reset by every [`Tape::backward`]).
+    pub fn zero_grad(&mut self) {
+        self.grads.fill(0.0);
+    }
+
+    /// Add the gradients of every parameter leaf into `store` (which is not zeroed first, so
+    /// several tapes or steps can accumulate; call [`ParamStore::zero_grad`] as needed).
+    pub fn accumulate_param_grads(&self, store: &mut ParamStore) -> Result<()> {
+        if !self.has_grads {
+            return Err(AdError::Invalid {
+                op: "accumulate_param_grads",
+                why: "no gradients: call backward first",
+            });
+        }
+        for n in &self.nodes {
+            if let (Op::Param(id), true) = (n.op, n.rg) {
+                for (d, s) in store.grad_mut(id).iter_mut().zip(&self.grads[n.range()]) {
+                    *d += s;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Tape::backward`] then [`Tape::accumulate_param_grads`].
+    pub fn backward_into(&mut self, loss: Var, store: &mut ParamStore) -> Result<()> {
+        self.backward(loss)?;
+        self.accumulate_param_grads(store)
+    }
+}
