@@ -1,0 +1,145 @@
+//! Pressure-driven mode: the water flux `J_v` that satisfies Hagen-Poiseuille,
+//! `J_v = L_p (dP - (pi_m - pi_p))`, found as a bracketed 1-D root with argmin's Brent
+//! solver. Each evaluation is a full flux-driven point solve, warm-started from the last.
+
+use crate::error::{PhysicsError, Result, Stage};
+use crate::point::{PointSolution, PointSolver};
+use argmin::core::{CostFunction, Executor, State};
+use argmin::solver::brent::BrentRoot;
+use std::cell::RefCell;
+
+/// The scaled water-flux balance `F(J) = (J - L_p (dP - dpi(J))) / (L_p dP)`; `F < 0` below
+/// the root, since `dpi -> 0` as `J -> 0`.
+struct FluxBalance<'a> {
+    solver: RefCell<&'a mut PointSolver>,
+    dp: f64,
+    lp: f64,
+    /// The typed error of the last failed evaluation (argmin's error type is untyped).
+    failure: RefCell<Option<PhysicsError>>,
+}
+
+impl FluxBalance<'_> {
+    fn eval(&self, jv: f64) -> Result<f64> {
+        let mut solver = self.solver.borrow_mut();
+        solver.solve_flux_unknowns(jv)?;
+        let dpi = solver.osmotic_difference();
+        Ok((jv - self.lp * (self.dp - dpi)) / (self.lp * self.dp))
+    }
+}
+
+/// argmin's executor owns its problem; this lends it the balance so the solver (and its
+/// warm start) comes back afterwards.
+struct Lent<'a, 'b>(&'a FluxBalance<'b>);
+
+impl CostFunction for Lent<'_, '_> {
+    type Param = f64;
+    type Output = f64;
+
+    fn cost(&self, jv: &f64) -> std::result::Result<f64, argmin::core::Error> {
+        self.0.eval(*jv).map_err(|e| {
+            let msg = e.to_string();
+            *self.0.failure.borrow_mut() = Some(e);
+            argmin::core::Error::msg(msg)
+        })
+    }
+}
+
+/// Solves the point at transmembrane pressure `dp` (Pa).
+pub(crate) fn solve_pressure(solver: &mut PointSolver, dp: f64) -> Result<PointSolution> {
+    let lp = solver.permeability();
+    let has_film = solver.has_film();
+    let balance = FluxBalance {
+        solver: RefCell::new(solver),
+        dp,
+        lp,
+        failure: RefCell::new(None),
+    };
+    // Lower end: a flux so small that the osmotic term vanishes, F ~ -1.
+    let lo = lp * dp * 1e-9;
+    let f_lo = balance.eval(lo)?;
+    // Upper end: the flux without osmotic back-pressure; F >= 0 there unless the permeate
+    // is more concentrated than the interface (then widen the bracket).
+    let mut hi = lp * dp;
+    let mut f_hi = None;
+    for _ in 0..12 {
+        match balance.eval(hi) {
+            Ok(f) if f >= 0.0 => {
+                f_hi = Some(f);
+                break;
+            }
+            Ok(_) => hi *= 2.0,
+            Err(e) => {
+                // Infeasible at `hi` (a linearised film): find the largest feasible flux
+                // by bisection in log space; the root must lie below it.
+                let (mut ok, mut bad) = (lo, hi);
+                let mut f_ok = f_lo;
+                for _ in 0..60 {
+                    let mid = (ok * bad).sqrt();
+                    match balance.eval(mid) {
+                        Ok(f) => {
+                            ok = mid;
+                            f_ok = f;
+                            if f >= 0.0 {
+                                break;
+                            }
+                        }
+                        Err(_) => bad = mid,
+                    }
+                    if bad / ok < 1.0 + 1e-9 {
+                        break;
+                    }
+                }
+                if f_ok < 0.0 {
+                    let limit = format!(
+                        "dP = {dp:.6e} Pa needs Jv above {ok:.6e} m/s, the largest flux with a solution"
+                    );
+                    return Err(match e {
+                        PhysicsError::NoSolution { stage, reason } => PhysicsError::NoSolution {
+                            stage,
+                            reason: format!("{reason}; {limit}"),
+                        },
+                        other if has_film => PhysicsError::NoSolution {
+                            stage: Stage::Polarisation,
+                            reason: format!("{other}; {limit}"),
+                        },
+                        other => other,
+                    });
+                }
+                hi = ok;
+                f_hi = Some(f_ok);
+                break;
+            }
+        }
+    }
+    if f_hi.is_none() {
+        return Err(PhysicsError::NoConvergence {
+            stage: Stage::WaterFlux,
+            reason: format!("no bracket of the water flux up to {hi:.3e} m/s at dP = {dp:e} Pa"),
+        });
+    }
+    let result = Executor::new(Lent(&balance), BrentRoot::new(lo, hi, hi * 1e-15))
+        .configure(|state| state.max_iters(200))
+        .timer(false)
+        .run();
+    let jv = match result {
+        Ok(res) if res.state().get_best_param().is_some() => *res.state().get_best_param().unwrap(),
+        Ok(_) => {
+            return Err(PhysicsError::NoConvergence {
+                stage: Stage::WaterFlux,
+                reason: "Brent returned no flux".into(),
+            })
+        }
+        Err(e) => {
+            return Err(balance
+                .failure
+                .take()
+                .unwrap_or(PhysicsError::NoConvergence {
+                    stage: Stage::WaterFlux,
+                    reason: e.to_string(),
+                }))
+        }
+    };
+    let solver = balance.solver.into_inner();
+    let (u, iterations) = solver.solve_flux_unknowns(jv)?;
+    solver.solution(&u, jv, Some(dp), iterations)
+}
