@@ -7,6 +7,9 @@
 //! AVX2 build of the loop is picked at run time. No fused multiply-add is used, so results
 //! are bit-identical whichever build runs.
 
+// Coefficients are quoted digit for digit from Cephes so they can be checked against it.
+#![allow(clippy::excessive_precision)]
+
 /// 1.5 * 2^52: adding it rounds a float (|v| < 2^51) to an integer held in the low mantissa bits.
 const MAGIC: f64 = 6755399441055744.0;
 const LOG2E: f64 = std::f64::consts::LOG2_E;

@@ -152,7 +152,7 @@ where
             rep.max_rel_err = rep.max_rel_err.max(err / scale);
         }
         let ratio = err / (cfg.atol + cfg.rtol * numeric.abs());
-        if !(ratio <= 1.0) {
+        if ratio > 1.0 || ratio.is_nan() {
             rep.passed = false;
         }
         if ratio > worst_ratio || ratio.is_nan() {
