@@ -19,6 +19,7 @@ pub mod cases;
 pub mod constants;
 mod donnan;
 pub mod error;
+pub mod feed;
 
 mod flux_root;
 pub mod ions;
@@ -28,6 +29,8 @@ pub mod module0d;
 pub mod partition;
 pub mod point;
 pub mod polarisation;
+pub mod rng;
+pub mod simulate;
 
 pub use activity::ActivityModel;
 pub use error::{PhysicsError, Result, Stage};
