@@ -211,7 +211,7 @@ impl Mouth<'_> {
             } else {
                 i1 + h1
             };
-            if !(next > lo && next < hi) || !next.is_finite() {
+            if !(next > lo && next < hi && next.is_finite()) {
                 next = if hi.is_finite() {
                     0.5 * (lo + hi)
                 } else {

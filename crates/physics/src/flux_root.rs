@@ -54,9 +54,26 @@ pub(crate) fn solve_pressure(solver: &mut PointSolver, dp: f64) -> Result<PointS
         lp,
         failure: RefCell::new(None),
     };
-    // Lower end: a flux so small that the osmotic term vanishes, F ~ -1.
-    let lo = lp * dp * 1e-9;
-    let f_lo = balance.eval(lo)?;
+    // Lower end: a flux small enough that the osmotic term has not built up yet (F < 0).
+    // Strongly rejected feeds reach most of their rejection by 1e-10 m/s, so start tiny;
+    // if the solve is too ill-conditioned down there, move up while F stays negative.
+    let mut lo = lp * dp * 1e-9;
+    let mut f_lo = balance.eval(lo);
+    for _ in 0..8 {
+        match f_lo {
+            Ok(f) if f < 0.0 => break,
+            Ok(_) => lo /= 100.0,
+            Err(_) => lo *= 10.0,
+        }
+        f_lo = balance.eval(lo);
+    }
+    let f_lo = f_lo?;
+    if f_lo >= 0.0 {
+        return Err(PhysicsError::NoConvergence {
+            stage: Stage::WaterFlux,
+            reason: format!("no flux low enough to bracket the root at dP = {dp:e} Pa"),
+        });
+    }
     // Upper end: the flux without osmotic back-pressure; F >= 0 there unless the permeate
     // is more concentrated than the interface (then widen the bracket).
     let mut hi = lp * dp;
