@@ -1,0 +1,204 @@
+//! The raw command-line arguments (clap derive). Values with units stay strings here and
+//! are parsed by [`crate::units`], so that a bad value gives one `error:` line naming the
+//! flag, the value and what is accepted, instead of clap's multi-line usage error.
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  ablate dspmde point --membrane nf270 --feed \"NaCl=50,MgSO4=10\" --flux 30lmh
+  ablate dspmde solve --cases ../shared/reference/dspmde_watertap_cases.json --out computed.json
+  ablate simulate --membrane nf270 --samples 1000 --seed 1 --out datasets/sim/nf270_1k.h5";
+
+/// ionode's command-line program: DSPM-DE solves and simulated datasets.
+#[derive(Debug, Parser)]
+#[command(name = "ablate", version, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug (RUST_LOG is used when no -v is given).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Solve the DSPM-DE model: one point from the command line, or a file of cases.
+    #[command(subcommand)]
+    Dspmde(DspmdeCommand),
+    /// Simulate a DSPM-DE pre-training dataset (random feeds x flux grid) into HDF5.
+    #[command(after_help = SIMULATE_EXAMPLES)]
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DspmdeCommand {
+    /// Solve every case of a JSON case file and write it back with computed values.
+    ///
+    /// Accepts the layout of shared/reference/dspmde_watertap_cases.json (an object with
+    /// `groups`), one group (an array of cases) or a single case object. Point cases
+    /// (`kind` "point", "point_given_Jv" or no kind) get their `expected` block replaced by
+    /// the computed one; module cases ("watertap_unit_test_module_0D") get
+    /// `oracle_full_precision` and `asserted_upstream_watertap_1_8_0` replaced. A case that
+    /// fails gets an `error` field instead. Exits 0 once the file was processed.
+    #[command(after_help = SOLVE_EXAMPLES)]
+    Solve(SolveArgs),
+    /// Solve one operating point and print a table (or JSON).
+    #[command(after_help = POINT_EXAMPLES)]
+    Point(PointArgs),
+}
+
+const SOLVE_EXAMPLES: &str = "\
+Examples:
+  ablate dspmde solve --cases ../shared/reference/dspmde_watertap_cases.json --out computed.json
+  ablate dspmde solve --cases one_case.json --out one_case.solved.json";
+
+#[derive(Debug, Args)]
+pub struct SolveArgs {
+    /// Case file (JSON): the reference layout with `groups`, an array of cases, or one case.
+    #[arg(long, value_name = "FILE.json")]
+    pub cases: PathBuf,
+    /// Where to write the solved cases (written to OUT.tmp, then renamed).
+    #[arg(long, value_name = "OUT.json")]
+    pub out: PathBuf,
+}
+
+const POINT_EXAMPLES: &str = "\
+Examples:
+  ablate dspmde point --feed \"NaCl=50,MgSO4=10\" --flux 30lmh
+  ablate dspmde point --membrane wt_test --feed \"Na+=50,Cl-=50\" --pressure 3bar --json
+  ablate dspmde point --feed \"NaCl=100,MgSO4=10\" --pressure 7bar --cp spiral-wound --activity davies
+  ablate dspmde point --feed \"Na+=50,Cl-=40\" --balance-with Cl- --flux 8.3e-6m/s --temperature 20C
+  ablate dspmde point --ions my_ions.toml --feed \"NaNO3=20\" --flux 20lmh
+
+Ions file (--ions), TOML; adds ions or replaces built-in ones of the same name:
+  [[ion]]
+  name = \"NO3_-\"
+  charge = -1
+  diffusivity_m2_s = 1.9e-9
+  stokes_radius_m = 1.3e-10
+  molar_mass_kg_mol = 0.062
+  source = \"CRC Handbook\"";
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("drive").required(true).args(["flux", "pressure"])))]
+pub struct PointArgs {
+    /// Membrane preset: nf270, wt_test, wt_flowsheet or wt_default.
+    #[arg(long, default_value = "nf270")]
+    pub membrane: String,
+    /// Feed composition: salts or ions with concentrations in mol/m3 (= mM), e.g.
+    /// "NaCl=50,MgSO4=10" or "Na+=50,Cl-=50"; "0.05M" is mol/L.
+    #[arg(long)]
+    pub feed: String,
+    /// Water flux: 30lmh, 8.3e-6m/s or a plain number in m/s.
+    #[arg(long, allow_hyphen_values = true)]
+    pub flux: Option<String>,
+    /// Transmembrane pressure: 7bar, 700kPa, 0.7MPa, 700000Pa or a plain number in Pa.
+    #[arg(long, allow_hyphen_values = true)]
+    pub pressure: Option<String>,
+    /// Temperature: 25C, 298.15K or a plain number in K.
+    #[arg(long, default_value = "25C", allow_hyphen_values = true)]
+    pub temperature: String,
+    /// Activity model: ideal or davies.
+    #[arg(long, default_value = "ideal")]
+    pub activity: String,
+    /// Concentration polarisation: none, spiral-wound (WaterTAP's linearised film with
+    /// the spiral-wound correlation, h = 0.5 mm, u = 0.25 m/s), exponential (exact film
+    /// integral, same k) or fixed:K_M_S (linearised film, the same k in m/s for all ions).
+    #[arg(long, default_value = "none")]
+    pub cp: String,
+    /// Finite-difference elements across the pore (1 reproduces WaterTAP).
+    #[arg(long, default_value_t = 1)]
+    pub elements: usize,
+    /// Make a non-electroneutral feed neutral by adjusting (or adding) this ion.
+    #[arg(long, value_name = "ION")]
+    pub balance_with: Option<String>,
+    /// TOML file of extra ions ([[ion]] tables); replaces built-in ions of the same name.
+    #[arg(long, value_name = "FILE.toml")]
+    pub ions: Option<PathBuf>,
+    /// Print the result as JSON (the keys of the reference file's `expected` blocks).
+    #[arg(long)]
+    pub json: bool,
+}
+
+const SIMULATE_EXAMPLES: &str = "\
+Examples:
+  ablate simulate --membrane nf270 --samples 10000 --seed 1 --out datasets/sim/nf270_10k.h5
+  ablate simulate --samples 500 --seed 7 --species Na+,Mg2+,Cl-,SO4^2- --max-ions 4 \\
+      --flux-count 8 --flux-spacing log --cp exponential --out datasets/sim/small.h5
+
+HDF5 layout: feed [N,S], mask [N,S] u8, flux_m_s [F], permeate [N,F,S], rejection
+[N,F,S], pressure_pa [N,F], status [N,F] u8 (0 solved, 1 failed), species [S], charge [S],
+group failures/ (sample, flux_index, jv_m_s, message); root attributes hold the generator
+config (config_json), membrane parameters, git commit and synthetic = \"true\".";
+
+/// Flux grid spacing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FluxSpacing {
+    Linear,
+    Log,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Membrane preset: nf270, wt_test, wt_flowsheet or wt_default.
+    #[arg(long, default_value = "nf270")]
+    pub membrane: String,
+    /// Number of random feeds.
+    #[arg(long)]
+    pub samples: usize,
+    /// Seed; the dataset is a pure function of the seed and the other flags.
+    #[arg(long)]
+    pub seed: u64,
+    /// Output file (.h5); written to NAME.h5.tmp, then renamed. Parent folders are created.
+    #[arg(long, value_name = "NAME.h5")]
+    pub out: PathBuf,
+    /// The species axis: comma-separated ion names.
+    #[arg(long, default_value = "Na+,K+,Li+,Mg2+,Ca2+,Cl-,SO4^2-")]
+    pub species: String,
+    /// Fewest ions in a feed.
+    #[arg(long, default_value_t = 2)]
+    pub min_ions: usize,
+    /// Most ions in a feed [default: the number of species].
+    #[arg(long)]
+    pub max_ions: Option<usize>,
+    /// Lowest concentration, mol/m3 (log-uniform draws).
+    #[arg(long, default_value_t = 1.0)]
+    pub c_min: f64,
+    /// Highest concentration, mol/m3.
+    #[arg(long, default_value_t = 200.0)]
+    pub c_max: f64,
+    /// Lowest water flux (m/s, or with a unit: 7lmh).
+    #[arg(long, default_value = "2e-6")]
+    pub flux_min: String,
+    /// Highest water flux (m/s, or with a unit: 108lmh).
+    #[arg(long, default_value = "3e-5")]
+    pub flux_max: String,
+    /// Number of fluxes in the grid.
+    #[arg(long, default_value_t = 16)]
+    pub flux_count: usize,
+    /// Grid spacing.
+    #[arg(long, value_enum, default_value_t = FluxSpacing::Linear)]
+    pub flux_spacing: FluxSpacing,
+    /// Activity model: ideal or davies.
+    #[arg(long, default_value = "ideal")]
+    pub activity: String,
+    /// Concentration polarisation: none, linearised or exponential film, with WaterTAP's
+    /// spiral-wound channel (h = 0.5 mm, u = 0.25 m/s) for the mass-transfer coefficients.
+    #[arg(long, default_value = "none")]
+    pub cp: String,
+    /// Finite-difference elements across the pore.
+    #[arg(long, default_value_t = 1)]
+    pub elements: usize,
+    /// Temperature: 25C, 298.15K or a plain number in K.
+    #[arg(long, default_value = "25C", allow_hyphen_values = true)]
+    pub temperature: String,
+    /// Worker threads [default: all cores]. The result does not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// TOML file of extra ions ([[ion]] tables, see `ablate dspmde point --help`).
+    #[arg(long, value_name = "FILE.toml")]
+    pub ions: Option<PathBuf>,
+}

@@ -1,0 +1,63 @@
+//! The subcommands, and how their errors map to exit codes.
+//!
+//! Exit codes: 0 success; 1 the physics could not be solved (a typed solver failure:
+//! no convergence or no physical solution) or an unexpected internal failure; 2 the
+//! user's input is wrong (bad flag value, unknown ion or membrane, malformed file,
+//! non-electroneutral feed, ion larger than the pore), the same code clap uses for usage
+//! errors. Scripts can thus tell "fix your command" from "the model has no answer here".
+
+pub mod dspmde_point;
+pub mod dspmde_solve;
+pub mod simulate;
+
+use crate::cli::{Command, DspmdeCommand};
+use anyhow::Result;
+use ionode_physics::PhysicsError;
+use std::io::{self, Write};
+
+/// Runs one command.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Dspmde(DspmdeCommand::Solve(args)) => dspmde_solve::run(&args),
+        Command::Dspmde(DspmdeCommand::Point(args)) => dspmde_point::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
+    }
+}
+
+/// Marks an error that is not the user's fault (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Internal(pub String);
+
+/// The exit code of an error (see the module documentation).
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<PhysicsError>() {
+            return if e.stage().is_some() { 1 } else { 2 };
+        }
+        if cause.downcast_ref::<Internal>().is_some() {
+            return 1;
+        }
+    }
+    2
+}
+
+/// The error with its context chain on one line (`context: cause: cause`), whatever the
+/// causes' own formatting, so that every failure is exactly one `error:` line.
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Writes to stdout; a closed pipe (`ablate ... | head`) is not an error.
+pub fn print_stdout(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

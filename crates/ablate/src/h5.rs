@@ -1,0 +1,86 @@
+//! HDF5 writing helpers (hdf5-metno on the system libhdf5).
+//!
+//! Files are created under a temporary name and renamed into place ([`create_atomically`])
+//! so that an interrupted run never leaves a truncated `.h5` that looks complete. Strings
+//! are variable-length UTF-8 (readable from h5py as `str` after `.decode()`/`asstr()`).
+
+use anyhow::{anyhow, Context, Result};
+use hdf5::types::VarLenUnicode;
+use hdf5::{Dataset, Group, H5Type, Location};
+use hdf5_metno as hdf5;
+use ndarray::{ArrayView, Dimension};
+use std::path::Path;
+use std::str::FromStr;
+
+/// Creates `path` through `path.tmp`: `fill` writes the content, the file is closed, then
+/// renamed. The parent folder is created if needed.
+pub fn create_atomically(path: &Path, fill: impl FnOnce(&hdf5::File) -> Result<()>) -> Result<()> {
+    crate::output::write_atomically(path, |tmp| {
+        let file = hdf5::File::create(tmp)
+            .with_context(|| format!("cannot create HDF5 file '{}'", tmp.display()))?;
+        fill(&file).with_context(|| format!("while writing '{}'", tmp.display()))?;
+        // Close (flush) before the rename makes the file visible.
+        file.close()
+            .with_context(|| format!("cannot close HDF5 file '{}'", tmp.display()))
+    })
+}
+
+fn unicode(value: &str) -> Result<VarLenUnicode> {
+    // Only an interior NUL byte can make this fail.
+    VarLenUnicode::from_str(value).map_err(|e| anyhow!("cannot store string {value:?}: {e}"))
+}
+
+/// A scalar UTF-8 string attribute.
+pub fn attr_str(loc: &Location, name: &str, value: &str) -> Result<()> {
+    let value = unicode(value)?;
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&value))
+        .with_context(|| format!("cannot write attribute '{name}'"))
+}
+
+/// A scalar numeric attribute.
+pub fn attr_scalar<T: H5Type>(loc: &Location, name: &str, value: T) -> Result<()> {
+    loc.new_attr::<T>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&value))
+        .with_context(|| format!("cannot write attribute '{name}'"))
+}
+
+/// A numeric dataset from an ndarray view (any rank, zero-length axes allowed), with an
+/// optional `units` attribute.
+pub fn dataset<'a, T, D, A>(
+    group: &Group,
+    name: &str,
+    data: A,
+    units: Option<&str>,
+) -> Result<Dataset>
+where
+    T: H5Type + 'a,
+    D: Dimension,
+    A: Into<ArrayView<'a, T, D>>,
+{
+    let view: ArrayView<'a, T, D> = data.into();
+    let ds = group
+        .new_dataset::<T>()
+        .shape(view.shape())
+        .create(name)
+        .with_context(|| format!("cannot create dataset '{name}'"))?;
+    if !view.is_empty() {
+        ds.write(&view)
+            .with_context(|| format!("cannot write dataset '{name}'"))?;
+    }
+    if let Some(units) = units {
+        attr_str(&ds, "units", units)?;
+    }
+    Ok(ds)
+}
+
+/// A 1-D dataset of UTF-8 strings.
+pub fn string_dataset(group: &Group, name: &str, values: &[String]) -> Result<Dataset> {
+    let data = values
+        .iter()
+        .map(|v| unicode(v))
+        .collect::<Result<Vec<_>>>()?;
+    dataset(group, name, data.as_slice(), None)
+}

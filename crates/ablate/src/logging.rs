@@ -1,0 +1,23 @@
+//! Logging to stderr through `tracing`, so that stdout stays clean for tables and JSON.
+
+use std::io::IsTerminal;
+use tracing_subscriber::EnvFilter;
+
+/// Starts the subscriber. An explicit `-v`/`-vv` wins over `RUST_LOG` (the flag is the more
+/// deliberate choice); without either only warnings are shown, so a normal run prints
+/// nothing but its result and one summary line.
+pub fn init(verbose: u8) {
+    let filter = match verbose {
+        0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        1 => EnvFilter::new("warn,ablate=info,ionode_physics=info"),
+        _ => EnvFilter::new("info,ablate=debug,ionode_physics=debug"),
+    };
+    // A second init (never happens in the binary) would fail; ignoring it is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // No colour escapes in redirected logs (CI, Slurm output files).
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
