@@ -531,3 +531,63 @@ fn version_and_help() {
         Some(2)
     );
 }
+
+/// Points that do not solve are listed in `failures/` and flagged in `status`, not dropped.
+#[test]
+fn simulate_records_failed_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fail.h5");
+    // The linearised film has no solution at 1e-3 m/s (far beyond its pole).
+    let out = ablate(&[
+        "simulate",
+        "--samples",
+        "2",
+        "--seed",
+        "5",
+        "--flux-count",
+        "2",
+        "--flux-min",
+        "2e-6",
+        "--flux-max",
+        "1e-3",
+        "--cp",
+        "linearised",
+        "--out",
+        s(&path),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = hdf5::File::open(&path).unwrap();
+    let status = file.dataset("status").unwrap().read_2d::<u8>().unwrap();
+    assert_eq!(status, ndarray::arr2(&[[0, 1], [0, 1]]));
+    let failures = file.group("failures").unwrap();
+    assert_eq!(
+        failures
+            .dataset("sample")
+            .unwrap()
+            .read_raw::<u64>()
+            .unwrap(),
+        vec![0, 1]
+    );
+    assert_eq!(
+        failures
+            .dataset("flux_index")
+            .unwrap()
+            .read_raw::<u64>()
+            .unwrap(),
+        vec![1, 1]
+    );
+    let messages = failures
+        .dataset("message")
+        .unwrap()
+        .read_raw::<hdf5::types::VarLenUnicode>()
+        .unwrap();
+    assert!(
+        messages[0].as_str().contains("no physical solution"),
+        "{}",
+        messages[0]
+    );
+    assert_eq!(
+        file.attr("n_failed").unwrap().read_scalar::<u64>().unwrap(),
+        2
+    );
+}

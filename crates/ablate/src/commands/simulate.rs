@@ -129,9 +129,10 @@ fn config_json(args: &SimulateArgs, config: &SimulationConfig) -> serde_json::Va
 fn write(
     path: &std::path::Path,
     data: &Dataset,
+    config: &SimulationConfig,
     config_json: &serde_json::Value,
-    membrane: &Membrane,
 ) -> Result<()> {
+    let membrane = &config.membrane;
     let git = provenance::git_state();
     h5::create_atomically(path, |file| {
         h5::dataset(file, "feed", &data.feed, Some("mol/m3"))?;
@@ -182,11 +183,7 @@ fn write(
             membrane.charge_density_mol_m3,
         )?;
         h5::attr_scalar(file, "membrane_pore_dielectric", membrane.pore_dielectric)?;
-        h5::attr_scalar(
-            file,
-            "seed",
-            config_json["seed"].as_u64().unwrap_or_default(),
-        )?;
+        h5::attr_scalar(file, "seed", config.seed)?;
         h5::attr_scalar(file, "n_samples", data.feed.nrows() as u64)?;
         h5::attr_scalar(file, "n_failed", data.failures.len() as u64)?;
         Ok(())
@@ -223,7 +220,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     }?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    write(&args.out, &data, &cfg_json, &config.membrane)?;
+    write(&args.out, &data, &config, &cfg_json)?;
     let points = data.status.len();
     let failed = data.failures.len();
     tracing::info!(
