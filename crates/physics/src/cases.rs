@@ -4,6 +4,7 @@
 //! files is the `ablate` program's job.
 
 use crate::activity::ActivityModel;
+use crate::constants::WATER_MOLAR_MASS;
 use crate::error::{PhysicsError, Result};
 use crate::ions::{Ion, IonDb};
 use crate::membrane::Membrane;
@@ -113,6 +114,8 @@ pub struct PointCaseInputs {
     /// Pore elements (1 = WaterTAP).
     #[serde(default)]
     pub elements: Option<usize>,
+    #[serde(rename = "mw_H2O_kg_mol", default)]
+    pub mw_water_kg_mol: Option<f64>,
 }
 
 /// Resolves case ions (or database ions where the case gives none) for the named species.
@@ -239,6 +242,7 @@ impl PointCaseInputs {
             activity: parse_activity(&self.activity_model)?,
             polarisation,
             elements: self.elements.unwrap_or(1),
+            water_molar_mass_kg_mol: self.mw_water_kg_mol.unwrap_or(WATER_MOLAR_MASS),
         };
         let drive = if given_jv || self.jv_m_s.is_some() {
             Drive::Flux {

@@ -172,6 +172,7 @@ impl ModuleSpec {
             activity: self.activity,
             polarisation,
             elements: self.elements,
+            water_molar_mass_kg_mol: self.water_molar_mass_kg_mol,
         };
         PointSolver::new(&spec)?.solve(Drive::Pressure { dp_pa: self.dp_pa })
     }

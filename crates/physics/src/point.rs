@@ -58,6 +58,9 @@ pub struct PointSpec {
     pub polarisation: Polarisation,
     /// Finite-difference elements across the pore; 1 reproduces WaterTAP.
     pub elements: usize,
+    /// Molar mass of water, kg/mol: converts the volumetric water flux to a molar one
+    /// (WaterTAP's unit tests use 0.018, its property package 0.018015).
+    pub water_molar_mass_kg_mol: f64,
 }
 
 impl PointSpec {
@@ -71,6 +74,7 @@ impl PointSpec {
             activity: ActivityModel::Ideal,
             polarisation: Polarisation::None,
             elements: 1,
+            water_molar_mass_kg_mol: WATER_MOLAR_MASS,
         }
     }
 
@@ -105,6 +109,7 @@ impl PointSpec {
             )?;
         }
         self.membrane.validate()?;
+        require_positive("mw_H2O_kg_mol", self.water_molar_mass_kg_mol)?;
         if !(self.temperature_k >= 273.15 && self.temperature_k <= 373.15) {
             return Err(PhysicsError::invalid(
                 "temperature_K",
@@ -254,6 +259,7 @@ struct Model {
     /// `sum |z| c_b`, the scale of the permeate and interface charge balances.
     en_bulk: f64,
     temperature_k: f64,
+    water_molar_mass: f64,
     lp: f64,
     constants: Vec<IonConstants>,
     names: Vec<String>,
@@ -274,6 +280,8 @@ struct Work {
     phi_d: f64,
     mouth_in: MouthScratch,
     mouth_out: MouthScratch,
+    /// Scale of each ion's transport rows, fixed for one Newton run (see `set_scales`).
+    enp_scale: Vec<f64>,
     r: Vec<f64>,
     r_trial: Vec<f64>,
     u_trial: Vec<f64>,
@@ -299,7 +307,7 @@ const RESIDUAL_TOLERANCE: f64 = 1e-12;
 /// charge balance holds to 5e-11.
 const FLOOR_TOLERANCE: f64 = 1e-9;
 /// Largest Newton step in any unknown (log-concentration or dimensionless potential).
-const MAX_STEP: f64 = 2.0;
+const MAX_STEP: f64 = 8.0;
 
 impl PointSolver {
     /// Validates the spec and prepares the per-ion constants.
@@ -351,6 +359,7 @@ impl PointSolver {
             film,
             en_bulk: z.iter().zip(&spec.c_bulk).map(|(z, c)| z.abs() * c).sum(),
             temperature_k: t,
+            water_molar_mass: spec.water_molar_mass_kg_mol,
             lp: spec.membrane.permeability(),
             names: spec.ions.iter().map(|i| i.name.clone()).collect(),
             constants,
@@ -368,6 +377,7 @@ impl PointSolver {
             phi_d: 0.0,
             mouth_in: MouthScratch::new(n),
             mouth_out: MouthScratch::new(n),
+            enp_scale: vec![1.0; n],
             r: vec![0.0; m],
             r_trial: vec![0.0; m],
             u_trial: vec![0.0; m],
@@ -505,7 +515,7 @@ impl PointSolver {
             ions: model.names.clone(),
             jv_m_s: jv,
             dp_pa: dp,
-            water_flux_mol_m2_s: jv * water_density(model.temperature_k) / WATER_MOLAR_MASS,
+            water_flux_mol_m2_s: jv * water_density(model.temperature_k) / model.water_molar_mass,
             solute_flux_mol_m2_s: w.c_p.iter().map(|c| jv * c).collect(),
             c_bulk: model.c_bulk.clone(),
             c_interface: w.c_m.clone(),
@@ -599,6 +609,18 @@ impl Model {
             ionic_strength_pore_entrance,
             ionic_strength_pore_exit,
             ionic_strength_permeate,
+        }
+    }
+
+    /// Fixes the transport-row scales from the current pore-entrance concentrations: the
+    /// magnitude of an ion's diffusive and convective terms is `(D_p / dx + 2 K_c J) c_0`.
+    /// Scaling by the entrance rather than the feed keeps the rows of Donnan- and
+    /// Born-excluded ions (pore concentrations 1e-6 of the feed) as well conditioned as the
+    /// others; a scale that is constant during the iteration keeps Newton's convergence fast.
+    fn set_scales(&self, w: &mut Work, jv: f64) {
+        for i in 0..self.n {
+            let c0 = w.nodes[i].max(1e-300);
+            w.enp_scale[i] = (self.d_pore[i] / self.dx + 2.0 * self.k_c[i] * jv) * c0;
         }
     }
 
@@ -744,10 +766,9 @@ impl Model {
                 let cb = w.nodes[k * n + i];
                 let mean = 0.5 * (ca + cb);
                 let dp = self.d_pore[i];
-                let scale = (dp / self.dx + jv) * self.c_bulk[i];
                 r[(k - 1) * n + i] = (jv * w.c_p[i] + dp * (cb - ca) / h - self.k_c[i] * mean * jv
                     + self.z[i] * mean * dp * dphi / h)
-                    / scale;
+                    / w.enp_scale[i];
             }
         }
         // Electroneutrality: interior nodes, permeate, interface.
@@ -784,10 +805,16 @@ impl Model {
         let mut jac = std::mem::take(&mut w.jac);
         let mut step = std::mem::take(&mut w.step);
         let outcome = (|| {
-            self.residual(w, u, jv, &mut r).map_err(|f| {
+            let fail = |w: &mut Work, f| {
                 w.last_failure = Some(f);
                 NewtonFailure::Evaluation
-            })?;
+            };
+            if self.film.is_some() {
+                // The entrance moves with the interface: evaluate once to place it.
+                self.residual(w, u, jv, &mut r).map_err(|f| fail(w, f))?;
+            }
+            self.set_scales(w, jv);
+            self.residual(w, u, jv, &mut r).map_err(|f| fail(w, f))?;
             let mut norm = inf_norm(&r);
             for it in 0..NEWTON_MAX_ITERATIONS {
                 if norm <= RESIDUAL_TOLERANCE {

@@ -276,6 +276,7 @@ fn simulate_sample(config: &SimulationConfig, fluxes: &[f64], index: usize) -> S
         activity: config.activity,
         polarisation,
         elements: config.elements,
+        water_molar_mass_kg_mol: crate::constants::WATER_MOLAR_MASS,
     };
     let points = match PointSolver::new(&spec) {
         Ok(mut solver) => fluxes
