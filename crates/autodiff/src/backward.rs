@@ -269,16 +269,43 @@ enum Side {
 }
 
 /// `grad_side[idx] += f(out_index, a_index, b_index)` over the broadcast iteration space
-/// (a broadcast operand's gradient sums over the axes it was broadcast along).
+/// (a broadcast operand's gradient sums over the axes it was broadcast along). Rows along the
+/// merged last axis are handled with constant strides so the loops vectorise.
 #[inline(always)]
 fn acc_bcast(plan: &Bcast, ga: &mut [f64], side: Side, f: impl Fn(usize, usize, usize) -> f64) {
     if plan.same {
         for (o, d) in ga.iter_mut().enumerate() {
             *d += f(o, o, o);
         }
-    } else if side == Side::A {
-        plan.for_each(|o, i, j| ga[i] += f(o, i, j));
-    } else {
-        plan.for_each(|o, i, j| ga[j] += f(o, i, j));
+        return;
     }
+    let n = plan.dims[2];
+    let (sa, sb) = (plan.sa[2], plan.sb[2]);
+    plan.for_each_row(|o, ia, ib| {
+        let (own, own_stride) = if side == Side::A { (ia, sa) } else { (ib, sb) };
+        if own_stride == 1 {
+            let dst = &mut ga[own..own + n];
+            match (sa, sb) {
+                (1, 1) => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(t, d)| *d += f(o + t, ia + t, ib + t)),
+                (1, _) => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(t, d)| *d += f(o + t, ia + t, ib)),
+                _ => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(t, d)| *d += f(o + t, ia, ib + t)),
+            }
+        } else {
+            let s: f64 = match (sa, sb) {
+                (1, _) => (0..n).map(|t| f(o + t, ia + t, ib)).sum(),
+                (_, 1) => (0..n).map(|t| f(o + t, ia, ib + t)).sum(),
+                _ => (0..n).map(|t| f(o + t, ia, ib)).sum(),
+            };
+            ga[own] += s;
+        }
+    });
 }

@@ -9,19 +9,15 @@
 //! Structure (GotoBLAS/BLIS, scaled down for the model's small matrices): pack a `KC x NC`
 //! block of B into `NR`-wide column panels and an `MC x KC` block of A into `MR`-tall row
 //! panels, then run an `MR x NR` register-tile micro-kernel over the panels. The micro-kernel
-//! is plain safe Rust written so LLVM vectorises it; on x86-64 a copy compiled with AVX2+FMA
-//! is selected at run time (the only `unsafe` in the crate is that call, guarded by
-//! `is_x86_feature_detected!`).
+//! is plain safe Rust written so LLVM vectorises it; on x86-64, copies compiled for AVX2+FMA
+//! (6 x 8 tile) and AVX-512 (8 x 8 tile) are selected at run time. The `unsafe` here is
+//! only the call into those copies, guarded by `is_x86_feature_detected!`.
 
-/// Rows of the register tile.
-const MR: usize = 4;
-/// Columns of the register tile (two 4-wide AVX registers).
-const NR: usize = 8;
-/// Rows of A packed at once (multiple of MR).
-const MC: usize = 72;
+/// Rows of A packed at once (a multiple of 24, hence of every MR used: 4, 6, 8).
+const MC: usize = 96;
 /// Depth packed at once.
 const KC: usize = 256;
-/// Columns of B packed at once (multiple of NR).
+/// Columns of B packed at once (a multiple of every NR used).
 const NC: usize = 1024;
 
 /// A read-only strided matrix: element `(i, j)` is `data[i * rs + j * cs]`.
@@ -70,11 +66,23 @@ pub(crate) enum Kernel {
     /// x86-64 with AVX2 and FMA, detected at run time.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// x86-64 with AVX-512F, detected at run time (needs rustc >= 1.89, see build.rs).
+    #[cfg(ionode_avx512)]
+    Avx512,
 }
 
 impl Kernel {
     /// The best kernel this CPU supports.
     pub fn detect() -> Kernel {
+        if std::env::var_os("IONODE_AUTODIFF_GENERIC_KERNEL").is_some() {
+            return Kernel::Generic;
+        }
+        #[cfg(ionode_avx512)]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernel::Avx512;
+            }
+        }
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2")
@@ -145,8 +153,9 @@ impl Gemm {
             }
             return;
         }
-        let need_a = round_up(m.min(MC), MR) * k.min(KC);
-        let need_b = round_up(n.min(NC), NR) * k.min(KC);
+        // Sized for every tile in use (MR divides 24, NR divides 16).
+        let need_a = round_up(m.min(MC), 24) * k.min(KC);
+        let need_b = round_up(n.min(NC), 16) * k.min(KC);
         if self.pa.len() < need_a {
             self.pa.resize(need_a, 0.0);
         }
@@ -154,12 +163,17 @@ impl Gemm {
             self.pb.resize(need_b, 0.0);
         }
         let (pa, pb) = (&mut self.pa[..], &mut self.pb[..]);
+        let mnk = (m, n, k);
         match self.kernel {
-            Kernel::Generic => gemm_impl::<false>(pa, pb, (m, n, k), a, b, c, accumulate),
+            Kernel::Generic => gemm_impl::<false, 4, 8>(pa, pb, mnk, a, b, c, accumulate),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Kernel::Avx2Fma` is only ever constructed by `Kernel::detect` after
-            // `is_x86_feature_detected!` confirmed both features on this CPU.
-            Kernel::Avx2Fma => unsafe { gemm_avx2_fma(pa, pb, (m, n, k), a, b, c, accumulate) },
+            // SAFETY: `Kernel::Avx2Fma` is only constructed by `Kernel::detect` after
+            // `is_x86_feature_detected!` confirmed AVX2 and FMA on this CPU.
+            Kernel::Avx2Fma => unsafe { gemm_avx2_fma(pa, pb, mnk, a, b, c, accumulate) },
+            #[cfg(ionode_avx512)]
+            // SAFETY: `Kernel::Avx512` is only constructed by `Kernel::detect` after
+            // `is_x86_feature_detected!("avx512f")` on this CPU.
+            Kernel::Avx512 => unsafe { gemm_avx512(pa, pb, mnk, a, b, c, accumulate) },
         }
     }
 }
@@ -175,11 +189,25 @@ fn gemm_avx2_fma(
     c: MatMut<'_>,
     accumulate: bool,
 ) {
-    gemm_impl::<true>(pa, pb, mnk, a, b, c, accumulate)
+    gemm_impl::<true, 6, 8>(pa, pb, mnk, a, b, c, accumulate)
+}
+
+#[cfg(ionode_avx512)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn gemm_avx512(
+    pa: &mut [f64],
+    pb: &mut [f64],
+    mnk: (usize, usize, usize),
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    accumulate: bool,
+) {
+    gemm_impl::<true, 8, 8>(pa, pb, mnk, a, b, c, accumulate)
 }
 
 #[inline(always)]
-fn gemm_impl<const FMA: bool>(
+fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
     pa: &mut [f64],
     pb: &mut [f64],
     (m, n, k): (usize, usize, usize),
@@ -192,18 +220,18 @@ fn gemm_impl<const FMA: bool>(
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            pack_b(pb, b, pc, kc, jc, nc);
+            pack_b::<NR>(pb, b, pc, kc, jc, nc);
             let overwrite = pc == 0 && !accumulate;
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                pack_a(pa, a, ic, mc, pc, kc);
+                pack_a::<MR>(pa, a, ic, mc, pc, kc);
                 for q in 0..nc.div_ceil(NR) {
                     let bp = &pb[q * kc * NR..(q + 1) * kc * NR];
                     let j0 = jc + q * NR;
                     let nr = NR.min(jc + nc - j0);
                     for r in 0..mc.div_ceil(MR) {
                         let ap = &pa[r * kc * MR..(r + 1) * kc * MR];
-                        let tile = micro::<FMA>(ap, bp);
+                        let tile = micro::<FMA, MR, NR>(ap, bp);
                         let i0 = ic + r * MR;
                         let mr = MR.min(ic + mc - i0);
                         store(&tile, c.data, c.rs, c.cs, i0, j0, mr, nr, overwrite);
@@ -216,7 +244,10 @@ fn gemm_impl<const FMA: bool>(
 
 /// The register tile: `MR x NR` dot products of length `kc` over packed panels.
 #[inline(always)]
-fn micro<const FMA: bool>(ap: &[f64], bp: &[f64]) -> [[f64; NR]; MR] {
+fn micro<const FMA: bool, const MR: usize, const NR: usize>(
+    ap: &[f64],
+    bp: &[f64],
+) -> [[f64; NR]; MR] {
     let mut acc = [[0.0; NR]; MR];
     for (a, b) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
         let a: &[f64; MR] = a.try_into().expect("MR chunk");
@@ -236,7 +267,7 @@ fn micro<const FMA: bool>(ap: &[f64], bp: &[f64]) -> [[f64; NR]; MR] {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn store(
+fn store<const MR: usize, const NR: usize>(
     tile: &[[f64; NR]; MR],
     c: &mut [f64],
     rs: usize,
@@ -269,7 +300,14 @@ fn store(
 
 /// Pack rows `ic..ic+mc`, depth `pc..pc+kc` of A into `MR`-row panels (zero padded).
 #[inline(always)]
-fn pack_a(pa: &mut [f64], a: MatRef<'_>, ic: usize, mc: usize, pc: usize, kc: usize) {
+fn pack_a<const MR: usize>(
+    pa: &mut [f64],
+    a: MatRef<'_>,
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+) {
     for r in 0..mc.div_ceil(MR) {
         let panel = &mut pa[r * kc * MR..(r + 1) * kc * MR];
         for i in 0..MR {
@@ -289,7 +327,14 @@ fn pack_a(pa: &mut [f64], a: MatRef<'_>, ic: usize, mc: usize, pc: usize, kc: us
 
 /// Pack depth `pc..pc+kc`, columns `jc..jc+nc` of B into `NR`-column panels (zero padded).
 #[inline(always)]
-fn pack_b(pb: &mut [f64], b: MatRef<'_>, pc: usize, kc: usize, jc: usize, nc: usize) {
+fn pack_b<const NR: usize>(
+    pb: &mut [f64],
+    b: MatRef<'_>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+) {
     for q in 0..nc.div_ceil(NR) {
         let panel = &mut pb[q * kc * NR..(q + 1) * kc * NR];
         let j0 = jc + q * NR;
@@ -367,8 +412,14 @@ mod tests {
     #[test]
     fn gemm_matches_naive_on_edge_shapes() {
         let mut kernels = vec![Kernel::Generic];
-        if Kernel::detect() != Kernel::Generic {
-            kernels.push(Kernel::detect());
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            kernels.push(Kernel::Avx2Fma);
+        }
+        #[cfg(ionode_avx512)]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            kernels.push(Kernel::Avx512);
         }
         for kern in kernels {
             for &(m, n, k) in &[

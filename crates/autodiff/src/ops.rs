@@ -131,8 +131,8 @@ impl Tape {
         let (ia, ib) = (self.id(a)?, self.id(b)?);
         let (na, nb) = (self.node(ia), self.node(ib));
         let plan = Bcast::new(op.name(), na.shape, nb.shape)?;
-        let (v, off) = self.push(Op::Binary(op, ia, ib), plan.out, na.rg || nb.rg);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (v, r) = self.push(Op::Binary(op, ia, ib), plan.out, na.rg || nb.rg);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let (x, y) = (&src[na.range()], &src[nb.range()]);
         match op {
             BinOp::Add => bin_fwd(&plan, out, x, y, |p, q| p + q),
@@ -168,8 +168,8 @@ impl Tape {
     fn unary(&mut self, op: UnOp, x: Var) -> Result<Var> {
         let ix = self.id(x)?;
         let nx = self.node(ix);
-        let (v, off) = self.push(Op::Unary(op, ix), nx.shape, nx.rg);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (v, r) = self.push(Op::Unary(op, ix), nx.shape, nx.rg);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let x = &src[nx.range()];
         match op {
             UnOp::Tanh => fastmath::tanh_slice(out, x),
@@ -238,7 +238,7 @@ impl Tape {
         let (ia, ib) = (self.id(a)?, self.id(b)?);
         let (na, nb) = (self.node(ia), self.node(ib));
         let (d, out_shape) = MmDims::new(na.shape, nb.shape, ta, tb)?;
-        let (v, off) = self.push(
+        let (v, r) = self.push(
             Op::MatMul {
                 a: ia,
                 b: ib,
@@ -248,7 +248,7 @@ impl Tape {
             out_shape,
             na.rg || nb.rg,
         );
-        let (src, out) = self.vals.split_at_mut(off);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let (x, y) = (&src[na.range()], &src[nb.range()]);
         for i in 0..d.batch {
             let c = MatMut {
@@ -305,7 +305,7 @@ impl Tape {
         }
         let out_shape = nx.shape.with_dim(nx.shape.rank() - 1, fan_out);
         let rows = nx.shape.numel() / fan_in;
-        let (v, off) = self.push(
+        let (v, r) = self.push(
             Op::Linear {
                 x: ix,
                 w: iw,
@@ -314,7 +314,7 @@ impl Tape {
             out_shape,
             rg,
         );
-        let (src, out) = self.vals.split_at_mut(off);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         if let Some(ib) = ib {
             let bias = &src[self.nodes[ib as usize].range()];
             for row in out.chunks_exact_mut(fan_out) {
@@ -350,8 +350,8 @@ impl Tape {
         }
         let (rows, cols) = (nx.shape.dim(r - 2), nx.shape.dim(r - 1));
         let out_shape = nx.shape.with_dim(r - 2, cols).with_dim(r - 1, rows);
-        let (v, off) = self.push(Op::Transpose(ix), out_shape, nx.rg);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (v, r) = self.push(Op::Transpose(ix), out_shape, nx.rg);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let x = &src[nx.range()];
         for (xb, ob) in x
             .chunks_exact(rows * cols)
@@ -432,9 +432,9 @@ impl Tape {
             len: xs.len() as u32,
             axis: axis as u8,
         };
-        let (v, off) = self.push(op, out_shape, rg);
+        let (v, r) = self.push(op, out_shape, rg);
         let (outer, _, inner) = out_shape.split_at_axis(axis);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let mut cum = 0;
         for &ix in &self.operands[start..] {
             let n = self.nodes[ix as usize];
@@ -480,9 +480,9 @@ impl Tape {
             start: start as u32,
             len: len as u32,
         };
-        let (v, off) = self.push(sop, out_shape, nx.rg);
+        let (v, r) = self.push(sop, out_shape, nx.rg);
         let (outer, _, inner) = nx.shape.split_at_axis(axis);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let x = &src[nx.range()];
         let w = len * inner;
         for o in 0..outer {
@@ -525,13 +525,14 @@ impl Tape {
             axis: axis.map(|a| a as u8),
             scale,
         };
-        let (v, off) = self.push(op, out_shape, nx.rg);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (v, r) = self.push(op, out_shape, nx.rg);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let x = &src[nx.range()];
         match axis {
             None => out[0] = scale * x.iter().sum::<f64>(),
             Some(ax) => {
                 let (outer, n, inner) = nx.shape.split_at_axis(ax);
+                out.fill(0.0);
                 for o in 0..outer {
                     let dst = &mut out[o * inner..(o + 1) * inner];
                     for j in 0..n {
@@ -616,14 +617,15 @@ impl Tape {
                     why: "the mask must be a constant (it receives no gradient)",
                 });
             }
-            ms = plan.sb;
+            // Per-axis strides (the plan's own are axis-merged).
+            ms = crate::shape::strides_in(nm.shape.padded(), nx.shape.padded());
         }
         let op = Op::Softmax {
             x: ix,
             axis: axis as u8,
         };
-        let (v, off) = self.push(op, nx.shape, nx.rg);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (v, r) = self.push(op, nx.shape, nx.rg);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         let x = &src[nx.range()];
         let mvals = im.map(|im| &src[self.nodes[im as usize].range()]);
         let dims = nx.shape.padded();
@@ -688,8 +690,8 @@ impl Tape {
                 why: "w must be a constant (its gradient is not implemented)",
             });
         }
-        let (v, off) = self.push(Op::Project { f: i_f, w: iw }, nf.shape, nf.rg);
-        let (src, out) = self.vals.split_at_mut(off);
+        let (v, r) = self.push(Op::Project { f: i_f, w: iw }, nf.shape, nf.rg);
+        let (src, out) = Tape::split_out(&mut self.vals, r);
         project_rows(out, &src[nf.range()], &src[nw.range()], s, false);
         Ok(v)
     }
@@ -728,12 +730,32 @@ fn bin_fwd(plan: &Bcast, out: &mut [f64], x: &[f64], y: &[f64], f: impl Fn(f64, 
         for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
             *o = f(p, q);
         }
-    } else if y.len() == 1 && out.len() == x.len() {
-        let q = y[0];
-        for (o, &p) in out.iter_mut().zip(x) {
-            *o = f(p, q);
-        }
-    } else {
-        plan.for_each(|o, i, j| out[o] = f(x[i], y[j]));
+        return;
     }
+    let n = plan.dims[2];
+    // Rows along the merged last axis; each operand is contiguous (stride 1) or a repeated
+    // scalar (stride 0) inside a row, so every case is a plain vectorisable loop.
+    plan.for_each_row(|o, ia, ib| {
+        let orow = &mut out[o..o + n];
+        match (plan.sa[2], plan.sb[2]) {
+            (1, 1) => {
+                for ((o, &p), &q) in orow.iter_mut().zip(&x[ia..ia + n]).zip(&y[ib..ib + n]) {
+                    *o = f(p, q);
+                }
+            }
+            (1, _) => {
+                let q = y[ib];
+                for (o, &p) in orow.iter_mut().zip(&x[ia..ia + n]) {
+                    *o = f(p, q);
+                }
+            }
+            (_, 1) => {
+                let p = x[ia];
+                for (o, &q) in orow.iter_mut().zip(&y[ib..ib + n]) {
+                    *o = f(p, q);
+                }
+            }
+            _ => orow.fill(f(x[ia], y[ib])),
+        }
+    });
 }

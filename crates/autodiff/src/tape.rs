@@ -163,6 +163,8 @@ pub struct Tape {
     pub(crate) reached: Vec<bool>,
     pub(crate) operands: Vec<u32>,
     pub(crate) gemm: Gemm,
+    /// Values in use this step; `vals.len()` is the high-water mark (see [`Tape::push`]).
+    pub(crate) used: usize,
     epoch: u32,
     grad_enabled: bool,
     has_grads: bool,
@@ -184,6 +186,7 @@ impl Tape {
             reached: Vec::new(),
             operands: Vec::new(),
             gemm: Gemm::default(),
+            used: 0,
             epoch: next_epoch(),
             grad_enabled: true,
             has_grads: false,
@@ -193,8 +196,7 @@ impl Tape {
     /// Forget every node but keep all buffers' capacity. Old [`Var`]s become invalid.
     pub fn clear(&mut self) {
         self.nodes.clear();
-        self.vals.clear();
-        self.grads.clear();
+        self.used = 0;
         self.reached.clear();
         self.operands.clear();
         self.epoch = next_epoch();
@@ -216,9 +218,9 @@ impl Tape {
         let f = std::mem::size_of::<f64>();
         TapeStats {
             nodes: self.nodes.len(),
-            values: self.vals.len(),
+            values: self.used,
             step_bytes: self.nodes.len() * std::mem::size_of::<Node>()
-                + (self.vals.len() + self.grads.len()) * f
+                + 2 * self.used * f
                 + self.operands.len() * 4,
             reserved_bytes: self.nodes.capacity() * std::mem::size_of::<Node>()
                 + (self.vals.capacity() + self.grads.capacity()) * f
@@ -266,15 +268,28 @@ impl Tape {
         }
     }
 
+    /// Split the arena into everything before `out` (read-only inputs) and `out` itself.
+    pub(crate) fn split_out(vals: &mut [f64], out: Range<usize>) -> (&[f64], &mut [f64]) {
+        let (src, rest) = vals.split_at_mut(out.start);
+        (src, &mut rest[..out.len()])
+    }
+
     pub(crate) fn node(&self, i: u32) -> Node {
         self.nodes[i as usize]
     }
 
-    /// Append a node with a fresh zeroed value region; returns its handle and offset.
-    pub(crate) fn push(&mut self, op: Op, shape: Shape, rg: bool) -> (Var, usize) {
-        let off = self.vals.len();
-        self.vals.resize(off + shape.numel(), 0.0);
-        self.push_at(op, shape, off, rg)
+    /// Append a node with a fresh value region; returns its handle and the region.
+    ///
+    /// The arena is never shrunk: after the first step the region already exists and holds
+    /// a previous step's numbers, so nothing is zero-filled. Every op therefore writes its
+    /// whole output (reductions zero their output first).
+    pub(crate) fn push(&mut self, op: Op, shape: Shape, rg: bool) -> (Var, Range<usize>) {
+        let off = self.used;
+        self.used += shape.numel();
+        if self.vals.len() < self.used {
+            self.vals.resize(self.used, 0.0);
+        }
+        (self.push_at(op, shape, off, rg).0, off..self.used)
     }
 
     /// Append a node whose storage is `off` (an alias of an earlier node's storage).
@@ -304,8 +319,8 @@ impl Tape {
                 need: shape.numel(),
             });
         }
-        let (v, off) = self.push(Op::Leaf, shape, rg);
-        self.vals[off..].copy_from_slice(data);
+        let (v, r) = self.push(Op::Leaf, shape, rg);
+        self.vals[r].copy_from_slice(data);
         Ok(v)
     }
 
@@ -326,8 +341,8 @@ impl Tape {
         D: Dimension,
     {
         let shape = Shape::new(a.shape())?;
-        let (v, off) = self.push(Op::Leaf, shape, false);
-        for (o, x) in self.vals[off..].iter_mut().zip(a.iter()) {
+        let (v, r) = self.push(Op::Leaf, shape, false);
+        for (o, x) in self.vals[r].iter_mut().zip(a.iter()) {
             *o = *x;
         }
         Ok(v)
@@ -336,15 +351,15 @@ impl Tape {
     /// A constant filled with `value`.
     pub fn full(&mut self, dims: &[usize], value: f64) -> Result<Var> {
         let shape = Shape::new(dims)?;
-        let (v, off) = self.push(Op::Leaf, shape, false);
-        self.vals[off..].fill(value);
+        let (v, r) = self.push(Op::Leaf, shape, false);
+        self.vals[r].fill(value);
         Ok(v)
     }
 
     /// A rank-0 constant.
     pub fn scalar(&mut self, value: f64) -> Var {
-        let (v, off) = self.push(Op::Leaf, Shape::scalar(), false);
-        self.vals[off] = value;
+        let (v, r) = self.push(Op::Leaf, Shape::scalar(), false);
+        self.vals[r.start] = value;
         v
     }
 
@@ -357,8 +372,8 @@ impl Tape {
     /// If `id` does not belong to `store`.
     pub fn param(&mut self, store: &ParamStore, id: ParamId) -> Var {
         let data = store.value(id);
-        let (v, off) = self.push(Op::Param(id), store.shape(id), true);
-        self.vals[off..].copy_from_slice(data);
+        let (v, r) = self.push(Op::Param(id), store.shape(id), true);
+        self.vals[r].copy_from_slice(data);
         v
     }
 
@@ -402,8 +417,7 @@ impl Tape {
     /// The node's gradient from the last [`Tape::backward`], if it requires one.
     pub fn grad(&self, v: Var) -> Option<&[f64]> {
         let n = self.expect_node(v);
-        (self.has_grads && n.rg && n.range().end <= self.grads.len())
-            .then(|| &self.grads[n.range()])
+        (self.has_grads && n.rg && n.range().end <= self.used).then(|| &self.grads[n.range()])
     }
 
     /// The node's gradient as an ndarray view.
@@ -433,8 +447,10 @@ impl Tape {
                 why: "the loss does not depend on anything that requires a gradient",
             });
         }
-        self.grads.clear();
-        self.grads.resize(self.vals.len(), 0.0);
+        if self.grads.len() < self.used {
+            self.grads.resize(self.used, 0.0);
+        }
+        self.grads[..self.used].fill(0.0);
         self.reached.clear();
         self.reached.resize(self.nodes.len(), false);
         self.grads[nl.off] = 1.0;
@@ -450,7 +466,8 @@ impl Tape {
 
     /// Set all node gradients to zero (they are also reset by every [`Tape::backward`]).
     pub fn zero_grad(&mut self) {
-        self.grads.fill(0.0);
+        let n = self.used.min(self.grads.len());
+        self.grads[..n].fill(0.0);
     }
 
     /// Add the gradients of every parameter leaf into `store` (which is not zeroed first, so
