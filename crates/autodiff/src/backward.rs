@@ -241,15 +241,29 @@ impl Tape {
                     let gx = &mut lo[range(x)];
                     // dx_t = y_t (g_t - sum_u y_u g_u). Masked (and underflowed) entries have
                     // y_t == 0 and are skipped, so their gradient is exactly zero.
-                    for_rows(dims, ax, [0; MAX_RANK], |b, st, _, _| {
-                        let dot: f64 = (0..len).map(|t| y[b + t * st] * g[b + t * st]).sum();
-                        for t in 0..len {
-                            let i = b + t * st;
-                            if y[i] != 0.0 {
-                                gx[i] += y[i] * (g[i] - dot);
+                    if ax == MAX_RANK - 1 {
+                        let rows = gx
+                            .chunks_exact_mut(len)
+                            .zip(y.chunks_exact(len).zip(g.chunks_exact(len)));
+                        for (dr, (yr, gr)) in rows {
+                            let dot: f64 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                            for ((d, &yt), &gt) in dr.iter_mut().zip(yr).zip(gr) {
+                                if yt != 0.0 {
+                                    *d += yt * (gt - dot);
+                                }
                             }
                         }
-                    });
+                    } else {
+                        for_rows(dims, ax, [0; MAX_RANK], |b, st, _, _| {
+                            let dot: f64 = (0..len).map(|t| y[b + t * st] * g[b + t * st]).sum();
+                            for t in 0..len {
+                                let i = b + t * st;
+                                if y[i] != 0.0 {
+                                    gx[i] += y[i] * (g[i] - dot);
+                                }
+                            }
+                        });
+                    }
                 }
             }
             Op::Project { f, w } => {

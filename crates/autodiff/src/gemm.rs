@@ -143,6 +143,16 @@ impl Gemm {
         if m == 0 || n == 0 {
             return;
         }
+        // A column-major C (as gradients of transposed operands are) is solved as the
+        // transposed problem C^T = B^T A^T, whose output rows are contiguous.
+        if c.cs != 1 && c.rs == 1 {
+            let ct = MatMut {
+                data: c.data,
+                rs: c.cs,
+                cs: 1,
+            };
+            return self.run((n, m, k), b.t(), a.t(), ct, accumulate);
+        }
         if k == 0 {
             if !accumulate {
                 for i in 0..m {
@@ -216,6 +226,16 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
     c: MatMut<'_>,
     accumulate: bool,
 ) {
+    // Tiny products (per-sample attention, 7 x 16 x 7) lose more to packing than they gain:
+    // compute them directly. (Measured: widening this to thin or narrow products is slower.)
+    if m * n * k <= SMALL {
+        if c.cs == 1 && b.cs == 1 {
+            return small_axpy::<FMA>((m, n, k), a, b, c, accumulate);
+        }
+        if a.cs == 1 && b.rs == 1 {
+            return small_dot::<FMA>((m, n, k), a, b, c, accumulate);
+        }
+    }
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
@@ -242,6 +262,75 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
     }
 }
 
+/// Products with `m * n * k` at most this go through the unpacked paths.
+const SMALL: usize = 4096;
+
+#[inline(always)]
+fn fma<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// `C (+)= A B` row by row as axpys over contiguous rows of B and C.
+#[inline(always)]
+fn small_axpy<const FMA: bool>(
+    (m, n, k): (usize, usize, usize),
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    accumulate: bool,
+) {
+    for i in 0..m {
+        let crow = &mut c.data[i * c.rs..i * c.rs + n];
+        if !accumulate {
+            crow.fill(0.0);
+        }
+        for p in 0..k {
+            let aip = a.at(i, p);
+            let brow = &b.data[p * b.rs..p * b.rs + n];
+            for (cj, &bj) in crow.iter_mut().zip(brow) {
+                *cj = fma::<FMA>(aip, bj, *cj);
+            }
+        }
+    }
+}
+
+/// `C (+)= A B` as dot products of contiguous rows of A with contiguous columns of B.
+#[inline(always)]
+fn small_dot<const FMA: bool>(
+    (m, n, k): (usize, usize, usize),
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    accumulate: bool,
+) {
+    for i in 0..m {
+        let arow = &a.data[i * a.rs..i * a.rs + k];
+        for j in 0..n {
+            let bcol = &b.data[j * b.cs..j * b.cs + k];
+            // Eight partial sums so the reduction vectorises (order fixed: deterministic).
+            let mut acc = [0.0; 8];
+            let (ac, bc) = (arow.chunks_exact(8), bcol.chunks_exact(8));
+            let (ar, br) = (ac.remainder(), bc.remainder());
+            for (x, y) in ac.zip(bc) {
+                for l in 0..8 {
+                    acc[l] = fma::<FMA>(x[l], y[l], acc[l]);
+                }
+            }
+            for (l, (x, y)) in ar.iter().zip(br).enumerate() {
+                acc[l] = fma::<FMA>(*x, *y, acc[l]);
+            }
+            let d =
+                ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            let cij = &mut c.data[i * c.rs + j * c.cs];
+            *cij = if accumulate { *cij + d } else { d };
+        }
+    }
+}
+
 /// The register tile: `MR x NR` dot products of length `kc` over packed panels.
 #[inline(always)]
 fn micro<const FMA: bool, const MR: usize, const NR: usize>(
@@ -254,11 +343,7 @@ fn micro<const FMA: bool, const MR: usize, const NR: usize>(
         let b: &[f64; NR] = b.try_into().expect("NR chunk");
         for i in 0..MR {
             for j in 0..NR {
-                acc[i][j] = if FMA {
-                    a[i].mul_add(b[j], acc[i][j])
-                } else {
-                    a[i] * b[j] + acc[i][j]
-                };
+                acc[i][j] = fma::<FMA>(a[i], b[j], acc[i][j]);
             }
         }
     }
@@ -364,7 +449,14 @@ mod tests {
         ((*seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5
     }
 
-    fn check(kernel: Kernel, m: usize, n: usize, k: usize, ta: bool, tb: bool, acc: bool) {
+    fn check(
+        kernel: Kernel,
+        (m, n, k): (usize, usize, usize),
+        ta: bool,
+        tb: bool,
+        acc: bool,
+        colmajor: bool,
+    ) {
         let mut s = (m * 131 + n * 17 + k) as u64;
         let a: Vec<f64> = (0..m * k).map(|_| lcg(&mut s)).collect();
         let b: Vec<f64> = (0..k * n).map(|_| lcg(&mut s)).collect();
@@ -379,8 +471,7 @@ mod tests {
         } else {
             MatRef::rows(&b, n)
         };
-        // Column-major output when both are transposed, to exercise strided stores.
-        let (rs, cs) = if ta && tb { (1, m) } else { (n, 1) };
+        let (rs, cs) = if colmajor { (1, m) } else { (n, 1) };
         let mut c = c0.clone();
         let mut g = Gemm::with_kernel(kernel);
         g.run(
@@ -403,7 +494,7 @@ mod tests {
                 let got = c[i * rs + j * cs];
                 assert!(
                     (got - want).abs() < 1e-12 * (1.0 + k as f64),
-                    "{kernel:?} m{m} n{n} k{k} ta{ta} tb{tb} acc{acc} ({i},{j}): {got} vs {want}"
+                    "{kernel:?} m{m} n{n} k{k} ta{ta} tb{tb} acc{acc} cm{colmajor} ({i},{j}): {got} vs {want}"
                 );
             }
         }
@@ -432,14 +523,20 @@ mod tests {
                 (9, 1030, 5),
                 (2, 3, 300),
                 (150, 64, 113),
+                (448, 16, 3),
+                (7, 7, 16),
+                (16, 16, 16),
+                (17, 17, 17),
             ] {
-                for &(ta, tb, acc) in &[
+                for (ta, tb, acc) in [
                     (false, false, false),
                     (true, false, true),
                     (false, true, false),
                     (true, true, true),
                 ] {
-                    check(kern, m, n, k, ta, tb, acc);
+                    for colmajor in [false, true] {
+                        check(kern, (m, n, k), ta, tb, acc, colmajor);
+                    }
                 }
             }
         }

@@ -1,5 +1,101 @@
-//! Placeholder; the crate doc is written below once the API settles.
+//! # ionode-autodiff: a from-scratch reverse-mode tape over small dense f64 tensors
+//!
+//! The neural ODE of ionode trains on this crate (no ML framework). It is built for the
+//! model's workload: batches of a few hundred samples, tensors of rank <= 3 with extents in
+//! the tens (7 ion slots, width 16 to 64), thousands of ops per step (an attention block and
+//! a 5-layer MLP evaluated 64 times inside an unrolled RK4), in f64, on one CPU core.
+//!
+//! ## Design
+//!
+//! * **A Wengert list.** [`Tape`] records nodes in a `Vec`; a [`Var`] is a small `Copy`
+//!   handle (node index + the tape's epoch, so handles from another tape or from before a
+//!   [`Tape::clear`] are rejected instead of silently aliasing). Each node stores an op enum
+//!   with the indices of its operands and any constants it needs (axis, scale, transpose
+//!   flags). Backward is one reverse scan over the nodes with a hand-written rule per op,
+//!   skipping nodes that need no gradient or do not reach the loss. There is no
+//!   `Rc<RefCell>` graph, no boxed closure and no hash map anywhere on the hot path.
+//! * **Two arenas.** All node values live in one `Vec<f64>` (each node records an offset),
+//!   gradients in a second one with the same layout. Inputs always precede outputs, so an op
+//!   reads `vals[..off]` and writes `vals[off..]` through `split_at_mut`, and a backward rule
+//!   reads its own gradient above the split and accumulates into its inputs' below it: safe
+//!   Rust, no `unsafe`, no reference counting. `reshape` and `detach` are free (the node
+//!   aliases its source's storage).
+//! * **Reuse without allocation.** [`Tape::clear`] keeps every buffer's capacity (the arenas
+//!   keep their high-water length, so not even a zero-fill is repeated), so recording the
+//!   same step again allocates nothing; `tests/alloc.rs` proves it with a counting global
+//!   allocator (zero allocations in steps 2 and 3 of an RK4 attention model).
+//! * **Parameters outside the tape.** A [`ParamStore`] holds named parameters and their
+//!   gradients in two flat vectors. [`Tape::param`] copies a parameter in as a leaf;
+//!   [`Tape::backward_into`] runs backward and adds each parameter leaf's gradient into the
+//!   store. An optimiser (in the `train` crate) updates the flat vectors in one loop
+//!   ([`ParamStore::values_and_grads_mut`]).
+//! * **Speed.** Matrix products use the crate's own GEMM (packed panels, register tiles,
+//!   AVX-512 / AVX2+FMA copies chosen at run time, arbitrary strides so transposes in
+//!   backward are free, accumulate-into-output for gradients) because ndarray's `dot`
+//!   (matrixmultiply) allocates a packing buffer on every call. On the model's shapes it
+//!   matches ndarray's FLOP rate. `tanh` and `exp` are branch-free vectorised Cephes
+//!   approximations (a few ulp; [`fastmath`]), 10x faster than libm's `tanh`.
+//! * **Errors at recording time.** Every op checks shapes when it is recorded and returns
+//!   [`AdError`] naming the op and both shapes; a failed op records nothing.
+//!
+//! ## Ops
+//!
+//! | group | methods on [`Tape`] |
+//! |---|---|
+//! | leaves | [`constant`](Tape::constant), [`constant_array`](Tape::constant_array), [`full`](Tape::full), [`scalar`](Tape::scalar), [`input`](Tape::input) (takes a gradient), [`param`](Tape::param) |
+//! | elementwise, broadcasting (numpy rules, right-aligned: a row, a column `[B, 1]`, a scalar) | [`add`](Tape::add), [`sub`](Tape::sub), [`mul`](Tape::mul), [`div`](Tape::div) |
+//! | elementwise | [`neg`](Tape::neg), [`scale`](Tape::scale), [`add_scalar`](Tape::add_scalar), [`exp`](Tape::exp), [`log`](Tape::log), [`tanh`](Tape::tanh), [`square`](Tape::square), [`sqrt`](Tape::sqrt) |
+//! | linear algebra | [`matmul`](Tape::matmul) (2-D, batched 3-D, 3-D by shared 2-D), [`matmul_t`](Tape::matmul_t) (free transposes), [`transpose`](Tape::transpose), [`linear`](Tape::linear) (fused `x W + b` over the last axis, `x` of rank 1 to 3) |
+//! | shape | [`reshape`](Tape::reshape), [`concat`](Tape::concat), [`slice`](Tape::slice), [`select`](Tape::select), [`detach`](Tape::detach) |
+//! | reductions | [`sum`](Tape::sum), [`mean`](Tape::mean), [`sum_axis`](Tape::sum_axis), [`mean_axis`](Tape::mean_axis), and `_keepdim` variants |
+//! | model-specific | [`softmax`](Tape::softmax), [`masked_softmax`](Tape::masked_softmax) (masked entries exactly 0 with exactly 0 gradient; a fully masked row gives zeros, never NaN), [`project_orthogonal`](Tape::project_orthogonal) (`f - w (w.f)/(w.w)` per row; `w` constant; its backward is the projector itself) |
+//!
+//! Gradient mode: [`Tape::no_grad`] / [`Tape::set_grad_enabled`]; reading without copying:
+//! [`Tape::value`], [`Tape::view`]; gradients: [`Tape::grad`], [`Tape::zero_grad`],
+//! [`ParamStore::zero_grad`]. Sizes: [`Tape::stats`].
+//!
+//! ## Checking gradients
+//!
+//! [`gradcheck`] compares the tape with central differences (eps 1e-6, atol 1e-5, rtol 1e-3
+//! by default), either for every parameter scalar ([`gradcheck::check_params`]) or along
+//! random directions ([`gradcheck::check_direction`], two forward passes, for whole models).
+//! The loss is given as a closure that records it on a fresh tape from a [`ParamStore`].
+//!
+//! ## Example
+//!
+//! ```
+//! use ionode_autodiff::{ParamStore, Tape};
+//!
+//! # fn main() -> ionode_autodiff::Result<()> {
+//! let mut params = ParamStore::new();
+//! let w = params.add("w", &[2, 3], &[0.1, -0.2, 0.3, 0.4, 0.5, -0.6])?;
+//! let b = params.add("b", &[3], &[0.0, 0.1, 0.2])?;
+//!
+//! let mut tape = Tape::new();
+//! for _step in 0..3 {
+//!     tape.clear(); // keeps every buffer: no allocation after the first step
+//!     params.zero_grad();
+//!     let x = tape.constant(&[4, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])?;
+//!     let (wv, bv) = (tape.param(&params, w), tape.param(&params, b));
+//!     let h = tape.linear(x, wv, Some(bv))?;
+//!     let h = tape.tanh(h)?;
+//!     let sq = tape.square(h)?;
+//!     let loss = tape.mean(sq)?;
+//!     tape.backward_into(loss, &mut params)?;
+//!     // An optimiser would update `params.values_and_grads_mut()` here.
+//! }
+//! assert!(params.grad(w).iter().any(|g| *g != 0.0));
+//!
+//! // Shape errors name both shapes.
+//! let x = tape.constant(&[4, 2], &[0.0; 8])?;
+//! let bad = tape.constant(&[3], &[0.0; 3])?;
+//! let err = tape.add(x, bad).unwrap_err().to_string();
+//! assert!(err.contains("[4, 2]") && err.contains("[3]"));
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 mod backward;
 mod error;

@@ -631,6 +631,10 @@ impl Tape {
         let dims = nx.shape.padded();
         let ax = axis + MAX_RANK - nx.shape.rank();
         let len = dims[ax];
+        if ax == MAX_RANK - 1 {
+            softmax_rows_fwd(x, out, len, dims[1], ms, mvals);
+            return Ok(v);
+        }
         let keep = |mb: usize| mvals.is_none_or(|m| m[mb] != 0.0);
         // Pass 1: shift by the row max over kept entries; masked entries become -inf.
         for_rows(dims, ax, ms, |xb, xs, mb, mstep| {
@@ -698,6 +702,60 @@ impl Tape {
 
     fn shape_checked(&self, v: Var) -> Result<Shape> {
         Ok(self.node(self.id(v)?).shape)
+    }
+}
+
+/// Softmax over contiguous rows of length `len` (the last axis), the common case.
+/// `ms` are the mask's per-axis strides (padded rank 3) and `d1` the padded middle extent.
+fn softmax_rows_fwd(
+    x: &[f64],
+    out: &mut [f64],
+    len: usize,
+    d1: usize,
+    ms: [usize; MAX_RANK],
+    mask: Option<&[f64]>,
+) {
+    let mut rows = x.chunks_exact(len).zip(out.chunks_exact_mut(len));
+    // Rows are visited in order (u, v) over the two leading padded axes, so the mask row
+    // start needs no integer division per row.
+    let d0 = x.len() / (len * d1);
+    for u in 0..d0 {
+        for v in 0..d1 {
+            let (xr, or) = rows.next().expect("row count");
+            let mut mx = f64::NEG_INFINITY;
+            match mask {
+                None => {
+                    for &e in xr {
+                        mx = mx.max(e);
+                    }
+                    for (o, &e) in or.iter_mut().zip(xr) {
+                        *o = e - mx;
+                    }
+                }
+                Some(m) => {
+                    let mb = u * ms[0] + v * ms[1];
+                    let keep = |t: usize| m[mb + t * ms[2]] != 0.0;
+                    for (t, &e) in xr.iter().enumerate() {
+                        if keep(t) {
+                            mx = mx.max(e);
+                        }
+                    }
+                    for (t, (o, &e)) in or.iter_mut().zip(xr).enumerate() {
+                        *o = if keep(t) && mx > f64::NEG_INFINITY {
+                            e - mx
+                        } else {
+                            f64::NEG_INFINITY
+                        };
+                    }
+                }
+            }
+        }
+    }
+    fastmath::exp_inplace(out);
+    for or in out.chunks_exact_mut(len) {
+        let s: f64 = or.iter().sum();
+        let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+        or.iter_mut().for_each(|o| *o *= inv);
     }
 }
 
