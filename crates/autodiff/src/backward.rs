@@ -17,6 +17,7 @@ impl Tape {
             vals,
             grads,
             reached,
+            zeroed,
             operands,
             gemm,
             ..
@@ -25,28 +26,36 @@ impl Tape {
         let (lo, hi) = grads.split_at_mut(node.off);
         let g = &hi[..node.shape.numel()];
         let y = &vals[node.range()];
-        // Mark an input as reached and return whether it takes a gradient.
-        let mut wants = |j: u32| {
-            let rg = nodes[j as usize].rg;
-            if rg {
-                reached[j as usize] = true;
+        // Whether input `j` takes a gradient. If so, mark it reached and, on the first touch
+        // of its storage this sweep, zero its gradient region (just before it is accumulated
+        // into, so the region is cache-hot; aliases share their root's region and flag).
+        let mut wants = |j: u32, lo: &mut [f64]| {
+            let n = nodes[j as usize];
+            if !n.rg {
+                return false;
             }
-            rg
+            reached[j as usize] = true;
+            let root = storage_root(n.op, j) as usize;
+            if !zeroed[root] {
+                lo[n.range()].fill(0.0);
+                zeroed[root] = true;
+            }
+            true
         };
         let range = |j: u32| nodes[j as usize].range();
         let shape = |j: u32| nodes[j as usize].shape;
 
         match node.op {
             Op::Leaf | Op::Param(_) => {}
-            // Shares its source's gradient storage: everything is already in place.
+            // Shares its root's gradient storage: everything is already in place.
             Op::Alias(src) => {
-                wants(src);
+                wants(src, lo);
             }
             Op::Binary(op, a, b) => {
                 let plan =
                     Bcast::new(op.name(), shape(a), shape(b)).expect("checked when recorded");
                 let (x, z) = (&vals[range(a)], &vals[range(b)]);
-                if wants(a) {
+                if wants(a, lo) {
                     let ga = &mut lo[range(a)];
                     match op {
                         BinOp::Add => acc_bcast(&plan, ga, Side::A, |o, _, _| g[o]),
@@ -55,7 +64,7 @@ impl Tape {
                         BinOp::Div => acc_bcast(&plan, ga, Side::A, |o, _, j| g[o] / z[j]),
                     }
                 }
-                if wants(b) {
+                if wants(b, lo) {
                     let gb = &mut lo[range(b)];
                     match op {
                         BinOp::Add => acc_bcast(&plan, gb, Side::B, |o, _, _| g[o]),
@@ -68,7 +77,7 @@ impl Tape {
                 }
             }
             Op::Unary(op, a) => {
-                if wants(a) {
+                if wants(a, lo) {
                     let x = &vals[range(a)];
                     let ga = &mut lo[range(a)];
                     let it = ga.iter_mut().zip(g).zip(x.iter().zip(y));
@@ -91,7 +100,7 @@ impl Tape {
                 let gm = |bi: usize| {
                     crate::gemm::MatRef::rows(&g[bi * d.m * d.n..(bi + 1) * d.m * d.n], d.n)
                 };
-                if wants(a) {
+                if wants(a, lo) {
                     // d op(A) = G op(B)^T, written through op(A)'s own strides.
                     let ga = &mut lo[range(a)];
                     for bi in 0..d.batch {
@@ -105,7 +114,7 @@ impl Tape {
                         gemm.run((d.m, d.k, d.n), gm(bi), d.op_b(z, bi, tb).t(), c, true);
                     }
                 }
-                if wants(b) {
+                if wants(b, lo) {
                     // d op(B) = op(A)^T G.
                     let gb = &mut lo[range(b)];
                     for bi in 0..d.batch {
@@ -124,7 +133,7 @@ impl Tape {
                 let (fan_in, fan_out) = (shape(w).dim(0), shape(w).dim(1));
                 let rows = shape(x).numel() / fan_in;
                 let gm = crate::gemm::MatRef::rows(g, fan_out);
-                if wants(x) {
+                if wants(x, lo) {
                     // dX = G W^T
                     let c = MatMut {
                         data: &mut lo[range(x)],
@@ -134,7 +143,7 @@ impl Tape {
                     let wt = crate::gemm::MatRef::rows(&vals[range(w)], fan_out).t();
                     gemm.run((rows, fan_in, fan_out), gm, wt, c, true);
                 }
-                if wants(w) {
+                if wants(w, lo) {
                     // dW = X^T G
                     let c = MatMut {
                         data: &mut lo[range(w)],
@@ -145,7 +154,7 @@ impl Tape {
                     gemm.run((fan_in, fan_out, rows), xt, gm, c, true);
                 }
                 if let Some(b) = b {
-                    if wants(b) {
+                    if wants(b, lo) {
                         let gb = &mut lo[range(b)];
                         for row in g.chunks_exact(fan_out) {
                             for (d, &e) in gb.iter_mut().zip(row) {
@@ -156,7 +165,7 @@ impl Tape {
                 }
             }
             Op::Transpose(a) => {
-                if wants(a) {
+                if wants(a, lo) {
                     let s = shape(a);
                     let r = s.rank();
                     let (rows, cols) = (s.dim(r - 2), s.dim(r - 1));
@@ -179,7 +188,7 @@ impl Tape {
                 let mut cum = 0;
                 for &j in &operands[start as usize..(start + len) as usize] {
                     let w = shape(j).dim(axis) * inner;
-                    if wants(j) {
+                    if wants(j, lo) {
                         let gj = &mut lo[range(j)];
                         for o in 0..outer {
                             let s = o * total * inner + cum;
@@ -197,7 +206,7 @@ impl Tape {
                 start,
                 len,
             } => {
-                if wants(x) {
+                if wants(x, lo) {
                     let (outer, n, inner) = shape(x).split_at_axis(axis as usize);
                     let w = len as usize * inner;
                     let gx = &mut lo[range(x)];
@@ -210,7 +219,7 @@ impl Tape {
                 }
             }
             Op::Sum { x, axis, scale } => {
-                if wants(x) {
+                if wants(x, lo) {
                     let gx = &mut lo[range(x)];
                     match axis {
                         None => {
@@ -233,7 +242,7 @@ impl Tape {
                 }
             }
             Op::Softmax { x, axis, .. } => {
-                if wants(x) {
+                if wants(x, lo) {
                     let s = shape(x);
                     let dims = s.padded();
                     let ax = axis as usize + MAX_RANK - s.rank();
@@ -267,12 +276,20 @@ impl Tape {
                 }
             }
             Op::Project { f, w } => {
-                if wants(f) {
+                if wants(f, lo) {
                     let s = shape(f).last();
                     project_rows(&mut lo[range(f)], g, &vals[range(w)], s, true);
                 }
             }
         }
+    }
+}
+
+/// The node that owns the storage of node `j` (aliases record their root directly).
+pub(crate) fn storage_root(op: Op, j: u32) -> u32 {
+    match op {
+        Op::Alias(root) => root,
+        _ => j,
     }
 }
 

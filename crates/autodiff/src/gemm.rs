@@ -229,7 +229,8 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
     // Tiny products (per-sample attention, 7 x 16 x 7) lose more to packing than they gain:
     // compute them directly. (Measured: widening this to thin or narrow products is slower.)
     if m * n * k <= SMALL {
-        if c.cs == 1 && b.cs == 1 {
+        // (Rows shorter than one SIMD register are faster through the packed path.)
+        if c.cs == 1 && b.cs == 1 && n >= 8 {
             return small_axpy::<FMA>((m, n, k), a, b, c, accumulate);
         }
         if a.cs == 1 && b.rs == 1 {

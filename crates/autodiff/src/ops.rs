@@ -381,14 +381,16 @@ impl Tape {
                 why: "element counts differ",
             });
         }
-        Ok(self.push_at(Op::Alias(ix), shape, nx.off, nx.rg).0)
+        let root = crate::backward::storage_root(nx.op, ix);
+        Ok(self.push_at(Op::Alias(root), shape, nx.off, nx.rg).0)
     }
 
     /// The same value with gradient flow cut (free: shares storage).
     pub fn detach(&mut self, x: Var) -> Result<Var> {
         let ix = self.id(x)?;
         let nx = self.node(ix);
-        Ok(self.push_at(Op::Alias(ix), nx.shape, nx.off, false).0)
+        let root = crate::backward::storage_root(nx.op, ix);
+        Ok(self.push_at(Op::Alias(root), nx.shape, nx.off, false).0)
     }
 
     /// Concatenate along `axis`; all other extents must agree.

@@ -73,7 +73,8 @@ pub(crate) enum Op {
     Leaf,
     /// A copy of a parameter; its gradient goes back to the store.
     Param(ParamId),
-    /// Reshape or detach: shares the source's storage (values and gradient), no backward work.
+    /// Reshape or detach: shares the storage (values and gradient) of the root node that owns
+    /// it (the source, or the source's own root if the source is an alias). No backward work.
     Alias(u32),
     Binary(BinOp, u32, u32),
     Unary(UnOp, u32),
@@ -161,6 +162,8 @@ pub struct Tape {
     pub(crate) vals: Vec<f64>,
     pub(crate) grads: Vec<f64>,
     pub(crate) reached: Vec<bool>,
+    /// Per storage root: whether its gradient region was zeroed during this backward sweep.
+    pub(crate) zeroed: Vec<bool>,
     pub(crate) operands: Vec<u32>,
     pub(crate) gemm: Gemm,
     /// Values in use this step; `vals.len()` is the high-water mark (see [`Tape::push`]).
@@ -184,6 +187,7 @@ impl Tape {
             vals: Vec::new(),
             grads: Vec::new(),
             reached: Vec::new(),
+            zeroed: Vec::new(),
             operands: Vec::new(),
             gemm: Gemm::default(),
             used: 0,
@@ -198,6 +202,7 @@ impl Tape {
         self.nodes.clear();
         self.used = 0;
         self.reached.clear();
+        self.zeroed.clear();
         self.operands.clear();
         self.epoch = next_epoch();
         self.has_grads = false;
@@ -225,6 +230,7 @@ impl Tape {
             reserved_bytes: self.nodes.capacity() * std::mem::size_of::<Node>()
                 + (self.vals.capacity() + self.grads.capacity()) * f
                 + self.reached.capacity()
+                + self.zeroed.capacity()
                 + self.operands.capacity() * 4
                 + self.gemm.capacity_bytes(),
         }
@@ -447,17 +453,33 @@ impl Tape {
                 why: "the loss does not depend on anything that requires a gradient",
             });
         }
+        // Gradient regions are zeroed lazily, on first touch (see `backward_node`), instead of
+        // one sweep over the whole arena up front: that sweep streamed tens of MB through the
+        // cache for the RK4 model and cost about a fifth of backward.
         if self.grads.len() < self.used {
             self.grads.resize(self.used, 0.0);
         }
-        self.grads[..self.used].fill(0.0);
         self.reached.clear();
         self.reached.resize(self.nodes.len(), false);
+        self.zeroed.clear();
+        self.zeroed.resize(self.nodes.len(), false);
+        let root = crate::backward::storage_root(nl.op, il as u32) as usize;
+        self.grads[nl.range()].fill(0.0);
+        self.zeroed[root] = true;
         self.grads[nl.off] = 1.0;
         self.reached[il] = true;
         for i in (0..=il).rev() {
             if self.nodes[i].rg && self.reached[i] {
                 self.backward_node(i);
+            }
+        }
+        // Nodes the sweep never reached have gradient zero: make their regions say so.
+        for i in 0..self.nodes.len() {
+            let n = self.nodes[i];
+            let root = crate::backward::storage_root(n.op, i as u32) as usize;
+            if n.rg && !self.zeroed[root] {
+                self.grads[n.range()].fill(0.0);
+                self.zeroed[root] = true;
             }
         }
         self.has_grads = true;

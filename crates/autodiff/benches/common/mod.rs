@@ -161,14 +161,6 @@ impl Attention {
     }
 }
 
-/// One forward + backward + gradient write-back on a reused tape.
-pub fn step(t: &mut Tape, store: &mut ParamStore, f: impl FnOnce(&mut Tape) -> Result<Var>) {
-    t.clear();
-    let loss = f(t).unwrap();
-    store.zero_grad();
-    t.backward_into(loss, store).unwrap();
-}
-
 pub fn report(name: &str, stats: TapeStats) {
     eprintln!(
         "[{name}] tape: {} nodes, {} values, {:.1} KiB per step (values + grads + nodes), {:.1} KiB reserved",
