@@ -9,9 +9,10 @@ const EXAMPLES: &str = "\
 Examples:
   ablate dspmde point --membrane nf270 --feed \"NaCl=50,MgSO4=10\" --flux 30lmh
   ablate dspmde solve --cases ../shared/reference/dspmde_watertap_cases.json --out computed.json
-  ablate simulate --membrane nf270 --samples 1000 --seed 1 --out datasets/sim/nf270_1k.h5";
+  ablate simulate --membrane nf270 --samples 1000 --seed 1 --out datasets/sim/nf270_1k.h5
+  ablate data check datasets/measured/my_rejections.csv";
 
-/// ionode's command-line program: DSPM-DE solves and simulated datasets.
+/// ionode's command-line program: DSPM-DE solves, simulated datasets, measured-data checks.
 #[derive(Debug, Parser)]
 #[command(name = "ablate", version, after_help = EXAMPLES, propagate_version = true)]
 pub struct Cli {
@@ -31,6 +32,47 @@ pub enum Command {
     /// Simulate a DSPM-DE pre-training dataset (random feeds x flux grid) into HDF5.
     #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(SimulateArgs),
+    /// Measured (or surrogate) rejection data in the CSV format of datasets/README.md.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Validate a measured-data CSV file and summarise it.
+    ///
+    /// A good file gets a summary (rows, synthetic or measured, sources, membranes,
+    /// families, ions with their feed ranges, flux, temperature, uncertainties) and exit
+    /// code 0. A bad file gets every problem, one per line with the line, column and value
+    /// (at most 20, then how many more), and exit code 2; nothing of it is used.
+    #[command(after_help = DATA_CHECK_EXAMPLES)]
+    Check(DataCheckArgs),
+}
+
+const DATA_CHECK_EXAMPLES: &str = "\
+Examples:
+  ablate data check datasets/measured/my_rejections.csv
+  ablate data check lab.csv --balance-with Cl- --en-tolerance 0.02
+
+Format (one row per measurement; units in the header names; see datasets/README.md):
+  source,membrane,temperature_K,synthetic,Jv_LMH,feed_Na+_mol_m3,feed_Cl-_mol_m3,permeate_Na+_mol_m3,rejection_Cl-
+  doi:10.xxxx/yyyy,NF270,298.15,false,36,50,50,20,0.6";
+
+#[derive(Debug, Args)]
+pub struct DataCheckArgs {
+    /// The CSV file.
+    #[arg(value_name = "FILE.csv")]
+    pub file: PathBuf,
+    /// Make every row's feed electroneutral by adjusting (or adding) this ion's
+    /// concentration; the summary says what changed.
+    #[arg(long, value_name = "ION")]
+    pub balance_with: Option<String>,
+    /// Largest accepted relative charge imbalance of a feed, |sum z c| / sum |z| c.
+    #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]
+    pub en_tolerance: f64,
+    /// TOML file of extra ions ([[ion]] tables, see `ablate dspmde point --help`).
+    #[arg(long, value_name = "FILE.toml")]
+    pub ions: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

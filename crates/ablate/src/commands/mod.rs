@@ -6,11 +6,12 @@
 //! non-electroneutral feed, ion larger than the pore), the same code clap uses for usage
 //! errors. Scripts can thus tell "fix your command" from "the model has no answer here".
 
+pub mod data_check;
 pub mod dspmde_point;
 pub mod dspmde_solve;
 pub mod simulate;
 
-use crate::cli::{Command, DspmdeCommand};
+use crate::cli::{Command, DataCommand, DspmdeCommand};
 use anyhow::Result;
 use ionode_physics::PhysicsError;
 use std::io::{self, Write};
@@ -21,6 +22,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Dspmde(DspmdeCommand::Solve(args)) => dspmde_solve::run(&args),
         Command::Dspmde(DspmdeCommand::Point(args)) => dspmde_point::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Data(DataCommand::Check(args)) => data_check::run(&args),
     }
 }
 
