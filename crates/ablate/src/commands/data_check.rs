@@ -259,7 +259,7 @@ fn summary(data: &MeasuredData) -> String {
                     (net.abs() / total, r.line)
                 })
                 .max_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((relative, line)) = worst {
+            if let Some((relative, line)) = worst.filter(|(r, _)| *r > 0.0) {
                 field(
                     &mut s,
                     "electroneutrality",
@@ -267,6 +267,12 @@ fn summary(data: &MeasuredData) -> String {
                         "largest imbalance |sum z*c| / sum |z|*c = {} % (line {line})",
                         g4(100.0 * relative)
                     ),
+                );
+            } else {
+                field(
+                    &mut s,
+                    "electroneutrality",
+                    "every feed exactly neutral".into(),
                 );
             }
         }

@@ -318,6 +318,7 @@ impl RowReader<'_> {
         let mut jv_m_s = None;
         let (mut dp_pa, mut family, mut sample_id, mut repeat) = (None, None, None, None);
         let mut cells = vec![IonCells::default(); n_ions];
+        let mut ion_cells_ok = true;
         let both_fluxes =
             header.column_of(Field::JvMS).is_some() && header.column_of(Field::JvLMH).is_some();
 
@@ -393,6 +394,7 @@ impl RowReader<'_> {
                     }
                 }
                 Field::Ion(kind, k) => {
+                    let before = self.problems.len();
                     let (slot, value) = match kind {
                         IonField::Feed => (
                             &mut cells[k].feed,
@@ -416,12 +418,14 @@ impl RowReader<'_> {
                         ),
                     };
                     *slot = value.map(|value| Cell { column, value });
+                    ion_cells_ok &= self.problems.len() == before;
                 }
             }
         }
-        // Value-level problems make the checks below unreliable, and without feed columns
-        // every row would repeat the header's problem: stop here.
-        if self.problems_in_row() > 0 || !header.has_feed {
+        // A bad ion value makes the checks below unreliable, and without feed columns every
+        // row would repeat the header's problem: stop here. (Other bad values do not stop
+        // them, so that every problem of the row is listed at once.)
+        if !ion_cells_ok || !header.has_feed {
             return None;
         }
 

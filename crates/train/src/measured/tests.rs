@@ -613,3 +613,17 @@ fn number_formatting_for_messages() {
     assert_eq!(fmt_num(1234567.0), "1.235e6");
     assert_eq!(fmt_num(2.5e-6), "2.5e-6");
 }
+
+#[test]
+fn every_problem_of_a_row_at_once() {
+    // A bad temperature does not hide the row's ion problems.
+    let text = file(",rejection_K+", &["s,NF270,25,false,1e-5,10,10,5,,0.5"]);
+    assert_eq!(
+        problems(&text),
+        [
+            "lab.csv, line 2, column 'temperature_K', value '25': temperature out of range; expected a temperature between 273.15 and 373.15 K (kelvin, not Celsius)",
+            "lab.csv, line 2, column 'rejection_K+', value '0.5': rejection given for K+, which is absent from the feed; expected 0 or empty",
+            "lab.csv, line 2, column 'feed_Cl-_mol_m3', value '10': no permeate or rejection for Cl-, which is in the feed; expected a value in 'permeate_Cl-_mol_m3' or 'rejection_Cl-'",
+        ]
+    );
+}
