@@ -24,7 +24,14 @@ pub struct Problem {
 
 /// Shows a value on one line: control characters escaped, long values shortened.
 fn shown(value: &str) -> String {
-    let escaped: String = value.chars().flat_map(char::escape_debug).collect();
+    let mut escaped = String::new();
+    for c in value.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
     if escaped.chars().count() > 60 {
         let head: String = escaped.chars().take(57).collect();
         format!("{head}...")
@@ -154,5 +161,17 @@ impl Problems {
             problems: self.list,
             total,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_shown_on_one_line() {
+        assert_eq!(shown("a \"b\" 'c'"), "a \"b\" 'c'");
+        assert_eq!(shown("two\r\nlines\t"), "two\\r\\nlines\\t");
+        assert_eq!(shown(&"x".repeat(100)), format!("{}...", "x".repeat(57)));
     }
 }
