@@ -396,9 +396,25 @@ fn pack_a<const MR: usize>(
 ) {
     for r in 0..mc.div_ceil(MR) {
         let panel = &mut pa[r * kc * MR..(r + 1) * kc * MR];
+        let i0 = ic + r * MR;
+        let rows = MR.min(ic + mc - i0);
+        if a.cs == 1 && rows == MR {
+            // Row-major A, full panel: read MR row slices, write the panel row by row
+            // (a small transpose; no per-element index arithmetic or bounds checks).
+            let src: [&[f64]; MR] = std::array::from_fn(|i| {
+                let s = (i0 + i) * a.rs + pc;
+                &a.data[s..s + kc]
+            });
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                for i in 0..MR {
+                    dst[i] = src[i][p];
+                }
+            }
+            continue;
+        }
         for i in 0..MR {
-            let row = ic + r * MR + i;
-            if row < ic + mc {
+            let row = i0 + i;
+            if i < rows {
                 for p in 0..kc {
                     panel[p * MR + i] = a.at(row, pc + p);
                 }
