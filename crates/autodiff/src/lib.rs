@@ -42,7 +42,7 @@
 //!
 //! | group | methods on [`Tape`] |
 //! |---|---|
-//! | leaves | [`constant`](Tape::constant), [`constant_array`](Tape::constant_array), [`full`](Tape::full), [`scalar`](Tape::scalar), [`input`](Tape::input) (takes a gradient), [`param`](Tape::param) |
+//! | leaves | [`constant`](Tape::constant), [`constant_array`](Tape::constant_array), [`full`](Tape::full), [`scalar`](Tape::scalar), [`mask`](Tape::mask) (from `bool`s), [`input`](Tape::input) (takes a gradient), [`param`](Tape::param) |
 //! | elementwise, broadcasting (numpy rules, right-aligned: a row, a column `[B, 1]`, a scalar) | [`add`](Tape::add), [`sub`](Tape::sub), [`mul`](Tape::mul), [`div`](Tape::div) |
 //! | elementwise | [`neg`](Tape::neg), [`scale`](Tape::scale), [`add_scalar`](Tape::add_scalar), [`exp`](Tape::exp), [`log`](Tape::log), [`tanh`](Tape::tanh), [`square`](Tape::square), [`sqrt`](Tape::sqrt) |
 //! | linear algebra | [`matmul`](Tape::matmul) (2-D, batched 3-D, 3-D by shared 2-D), [`matmul_t`](Tape::matmul_t) (free transposes), [`transpose`](Tape::transpose), [`linear`](Tape::linear) (fused `x W + b` over the last axis, `x` of rank 1 to 3) |

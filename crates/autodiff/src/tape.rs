@@ -170,7 +170,8 @@ pub struct Tape {
     pub(crate) used: usize,
     epoch: u32,
     grad_enabled: bool,
-    has_grads: bool,
+    /// Nodes covered by the last backward (gradients of later nodes are not computed).
+    grads_for: usize,
 }
 
 impl Default for Tape {
@@ -193,7 +194,7 @@ impl Tape {
             used: 0,
             epoch: next_epoch(),
             grad_enabled: true,
-            has_grads: false,
+            grads_for: 0,
         }
     }
 
@@ -205,7 +206,7 @@ impl Tape {
         self.zeroed.clear();
         self.operands.clear();
         self.epoch = next_epoch();
-        self.has_grads = false;
+        self.grads_for = 0;
     }
 
     /// Number of recorded nodes.
@@ -362,6 +363,25 @@ impl Tape {
         Ok(v)
     }
 
+    /// A boolean mask as a constant (`true` -> 1.0, `false` -> 0.0), for
+    /// [`Tape::masked_softmax`] or to zero absent slots with [`Tape::mul`].
+    pub fn mask(&mut self, dims: &[usize], keep: &[bool]) -> Result<Var> {
+        let shape = Shape::new(dims)?;
+        if keep.len() != shape.numel() {
+            return Err(AdError::DataLen {
+                op: "mask",
+                len: keep.len(),
+                shape,
+                need: shape.numel(),
+            });
+        }
+        let (v, r) = self.push(Op::Leaf, shape, false);
+        for (o, &k) in self.vals[r].iter_mut().zip(keep) {
+            *o = if k { 1.0 } else { 0.0 };
+        }
+        Ok(v)
+    }
+
     /// A rank-0 constant.
     pub fn scalar(&mut self, value: f64) -> Var {
         let (v, r) = self.push(Op::Leaf, Shape::scalar(), false);
@@ -420,10 +440,11 @@ impl Tape {
         self.expect_node(v).rg
     }
 
-    /// The node's gradient from the last [`Tape::backward`], if it requires one.
+    /// The node's gradient from the last [`Tape::backward`], if it requires one (`None` also
+    /// for nodes recorded after that backward).
     pub fn grad(&self, v: Var) -> Option<&[f64]> {
         let n = self.expect_node(v);
-        (self.has_grads && n.rg && n.range().end <= self.used).then(|| &self.grads[n.range()])
+        (n.rg && v.index() < self.grads_for).then(|| &self.grads[n.range()])
     }
 
     /// The node's gradient as an ndarray view.
@@ -482,7 +503,7 @@ impl Tape {
                 self.zeroed[root] = true;
             }
         }
-        self.has_grads = true;
+        self.grads_for = self.nodes.len();
         Ok(())
     }
 
@@ -495,13 +516,13 @@ impl Tape {
     /// Add the gradients of every parameter leaf into `store` (which is not zeroed first, so
     /// several tapes or steps can accumulate; call [`ParamStore::zero_grad`] as needed).
     pub fn accumulate_param_grads(&self, store: &mut ParamStore) -> Result<()> {
-        if !self.has_grads {
+        if self.grads_for == 0 {
             return Err(AdError::Invalid {
                 op: "accumulate_param_grads",
                 why: "no gradients: call backward first",
             });
         }
-        for n in &self.nodes {
+        for n in &self.nodes[..self.grads_for] {
             if let (Op::Param(id), true) = (n.op, n.rg) {
                 for (d, s) in store.grad_mut(id).iter_mut().zip(&self.grads[n.range()]) {
                     *d += s;

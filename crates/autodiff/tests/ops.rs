@@ -483,6 +483,19 @@ fn detach_no_grad_and_param_plumbing() {
     assert!(!t.requires_grad(y));
     assert!(matches!(t.backward(loss), Err(AdError::Invalid { .. })));
 
+    // Nodes recorded after a backward have no gradient (rather than a stale one).
+    t.clear();
+    let v = t.param(&store, p);
+    let loss = t.sum(v).unwrap();
+    t.backward(loss).unwrap();
+    let later = t.square(v).unwrap();
+    assert!(t.grad(later).is_none());
+    assert_eq!(t.grad(v).unwrap(), &[1.0; 3]);
+    let _late_param = t.param(&store, p);
+    store.zero_grad();
+    t.accumulate_param_grads(&mut store).unwrap();
+    assert_eq!(store.grad(p), &[1.0; 3]);
+
     // Reading a value is a borrow of the arena, not a copy.
     let v = t.param(&store, p);
     assert_eq!(t.value(v).as_ptr(), t.view(v).as_ptr());

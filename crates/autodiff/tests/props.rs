@@ -28,7 +28,8 @@ proptest! {
     fn softmax_rows_sum_to_one_over_unmasked((dims, x, mask) in masked_case()) {
         let mut t = Tape::new();
         let xv = t.constant(&dims, &x).unwrap();
-        let mv = t.constant(&dims, &to_f(&mask)).unwrap();
+        let mv = t.mask(&dims, &mask).unwrap();
+        prop_assert_eq!(t.value(mv), &to_f(&mask)[..]);
         let y = t.masked_softmax(xv, mv, 2).unwrap();
         let y = t.value(y);
         let c = dims[2];
