@@ -47,9 +47,12 @@ impl Tape {
 
         match node.op {
             Op::Leaf | Op::Param(_) => {}
-            // Shares its root's gradient storage: everything is already in place.
-            Op::Alias(src) => {
-                wants(src, lo);
+            // Shares its root's gradient storage: everything is already in place. (That
+            // region starts at this node's offset, above the split, and was zeroed when the
+            // alias was first reached; only the root's `reached` flag is left to set.)
+            Op::Alias(root) => {
+                debug_assert!(zeroed[root as usize]);
+                reached[root as usize] = true;
             }
             Op::Binary(op, a, b) => {
                 let plan =

@@ -154,8 +154,9 @@ pub struct TapeStats {
 /// Values of all nodes live in one arena `Vec<f64>` (each node records an offset), gradients
 /// in a second arena with the same layout. Inputs always precede outputs in the arena, so a
 /// node's computation reads `vals[..off]` and writes `vals[off..]` through `split_at_mut`,
-/// with no `unsafe` and no reference counting. [`Tape::clear`] truncates the arenas but keeps
-/// their capacity: re-recording the same computation allocates nothing.
+/// with no `unsafe` and no reference counting. [`Tape::clear`] forgets the nodes but keeps
+/// every buffer (the arenas even keep their length, so they are not zero-filled again):
+/// re-recording the same computation allocates nothing.
 #[derive(Debug)]
 pub struct Tape {
     pub(crate) nodes: Vec<Node>,
