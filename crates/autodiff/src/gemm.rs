@@ -74,9 +74,6 @@ pub(crate) enum Kernel {
 impl Kernel {
     /// The best kernel this CPU supports.
     pub fn detect() -> Kernel {
-        if std::env::var_os("IONODE_AUTODIFF_GENERIC_KERNEL").is_some() {
-            return Kernel::Generic;
-        }
         #[cfg(ionode_avx512)]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
