@@ -27,6 +27,7 @@ pub mod feed;
 
 mod flux_root;
 pub mod ions;
+pub mod lab;
 mod linalg;
 pub mod membrane;
 pub mod module0d;

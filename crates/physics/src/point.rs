@@ -307,7 +307,7 @@ const RESIDUAL_TOLERANCE: f64 = 1e-12;
 /// charge balance holds to 5e-11.
 const FLOOR_TOLERANCE: f64 = 1e-9;
 /// Largest Newton step in any unknown (log-concentration or dimensionless potential).
-const MAX_STEP: f64 = 8.0;
+const MAX_STEP: f64 = 2.0;
 
 impl PointSolver {
     /// Validates the spec and prepares the per-ion constants.
@@ -401,6 +401,38 @@ impl PointSolver {
         self.model.lp
     }
 
+    /// Changes the bulk concentrations (same ions), keeping the warm start: for sequences
+    /// of nearby problems such as the interface iteration of a polarised module.
+    pub fn set_bulk(&mut self, c_bulk: &[f64]) -> Result<()> {
+        let model = &mut self.model;
+        if c_bulk.len() != model.n {
+            return Err(PhysicsError::invalid(
+                "c_bulk",
+                format!("{} values", c_bulk.len()),
+                format!("one per ion ({})", model.n),
+            ));
+        }
+        for (name, c) in model.names.iter().zip(c_bulk) {
+            require_positive(&format!("feed concentration of {name}"), *c)?;
+        }
+        let imbalance: f64 = model.z.iter().zip(c_bulk).map(|(z, c)| z * c).sum();
+        let total: f64 = model.z.iter().zip(c_bulk).map(|(z, c)| z.abs() * c).sum();
+        if imbalance.abs() > ELECTRONEUTRALITY_TOLERANCE * total {
+            return Err(PhysicsError::NotElectroneutral {
+                imbalance,
+                relative: imbalance.abs() / total,
+                total,
+            });
+        }
+        model.c_bulk.copy_from_slice(c_bulk);
+        model.en_bulk = total;
+        self.work.c_m.copy_from_slice(c_bulk);
+        let model = &self.model;
+        model
+            .entrance(&mut self.work)
+            .map_err(|f| model.failure_error(Some(f), None, None))
+    }
+
     /// Forgets the warm start (the next solve starts cold).
     pub fn reset(&mut self) {
         self.warm = None;
@@ -439,7 +471,7 @@ impl PointSolver {
                 return Ok(self.remember(jv, u, it));
             }
         }
-        self.model.cold_guess(&mut self.work, &mut u);
+        self.model.cold_guess(&mut self.work, &mut u, jv);
         let mut newton_failure = match self.model.newton(&mut self.work, &mut u, jv) {
             Ok(it) => return Ok(self.remember(jv, u, it)),
             Err(f) => Some(f),
@@ -447,10 +479,10 @@ impl PointSolver {
         // Continuation from a nearly zero flux, where c_p = c_b is the solution: grow the
         // flux geometrically, shrinking the factor after a failure.
         let mut total = 0;
-        self.model.cold_guess(&mut self.work, &mut u);
+        let mut j = jv / 1024.0;
+        self.model.cold_guess(&mut self.work, &mut u, j);
         let mut ok_u = u.clone();
         let mut ok_j = 0.0;
-        let mut j = jv / 1024.0;
         let mut factor = 2.0_f64;
         for _ in 0..200 {
             u.copy_from_slice(&ok_u);
@@ -674,16 +706,45 @@ impl Model {
         Ok(())
     }
 
-    /// A starting point: permeate equal to the interface (zero rejection), flat pore.
-    fn cold_guess(&self, w: &mut Work, u: &mut [f64]) {
+    /// A starting point from a one-ion estimate of each permeate concentration: with the
+    /// entrance partition `Phi_i = c_0,i / c_m,i` (steric, Born and Donnan) and the pore
+    /// Peclet number `Pe_i = K_c,i J dx / D_p,i`, a solute crossing a pore with the same
+    /// partition at both mouths has `c_p / c_m = Phi K_c / (1 - (1 - Phi K_c) e^-Pe)` (capped
+    /// at 1). The permeate is then made electroneutral by scaling down the side with excess
+    /// charge (the counter-ions, which the co-ions limit). It is exact for J -> 0 and
+    /// captures the excluded co-ions whose permeate is orders of magnitude below the feed;
+    /// the pore is started flat.
+    fn cold_guess(&self, w: &mut Work, u: &mut [f64], jv: f64) {
         let n = self.n;
         if self.film.is_some() {
             w.c_m.copy_from_slice(&self.c_bulk);
             // The entrance at the bulk composition exists (checked in `new`).
             let _ = self.entrance(w);
         }
+        let (mut pos, mut neg) = (0.0, 0.0);
         for i in 0..n {
-            u[i] = w.c_m[i].ln();
+            let phi_kc = w.nodes[i] / w.c_m[i] * self.k_c[i];
+            let pe = self.k_c[i] * jv * self.dx / self.d_pore[i];
+            let ratio = if phi_kc < 1.0 {
+                phi_kc / (1.0 - (1.0 - phi_kc) * (-pe).exp())
+            } else {
+                1.0
+            };
+            let c = w.c_m[i] * ratio.clamp(1e-12, 1.0);
+            w.c_p[i] = c;
+            if self.z[i] > 0.0 {
+                pos += self.z[i] * c;
+            } else {
+                neg -= self.z[i] * c;
+            }
+        }
+        for i in 0..n {
+            let scale = match (self.z[i] > 0.0, pos > neg) {
+                (true, true) => neg / pos,
+                (false, false) => pos / neg,
+                _ => 1.0,
+            };
+            u[i] = (w.c_p[i] * scale).ln();
         }
         u[n] = w.phi[0];
         for k in 1..self.elements {
