@@ -54,6 +54,9 @@
 //! | reductions | [`sum`](Tape::sum), [`mean`](Tape::mean), [`sum_axis`](Tape::sum_axis), [`mean_axis`](Tape::mean_axis), and `_keepdim` variants |
 //! | model-specific | [`softmax`](Tape::softmax), [`masked_softmax`](Tape::masked_softmax) (masked entries exactly 0 with exactly 0 gradient; a fully masked row gives zeros, never NaN), [`project_orthogonal`](Tape::project_orthogonal) (`f - w (w.f)/(w.w)` per row; `w` constant; its backward is the projector itself) |
 //!
+//! Backward: [`Tape::backward`] (scalar loss), [`Tape::backward_into`] (and write parameter
+//! gradients to the store), [`Tape::backward_seeded`] (vector-Jacobian product from any node,
+//! for gradient checkpointing through long RK4 trajectories).
 //! Gradient mode: [`Tape::no_grad`] / [`Tape::set_grad_enabled`]; reading without copying:
 //! [`Tape::value`], [`Tape::view`]; gradients: [`Tape::grad`], [`Tape::zero_grad`],
 //! [`ParamStore::zero_grad`]. Sizes: [`Tape::stats`].

@@ -469,10 +469,30 @@ impl Tape {
                 why: "the loss must have exactly one element",
             });
         }
+        self.backward_seeded(loss, &[1.0])
+    }
+
+    /// Vector-Jacobian product: the reverse sweep from `output` with its gradient set to
+    /// `seed` (row-major, `output`'s element count), so every node's gradient becomes
+    /// `seed . d output / d node`. This is what gradient checkpointing needs: e.g. record one
+    /// RK4 step from an [`input`](Tape::input) state, seed it with the adjoint of the next
+    /// state, read the adjoint of this state with [`Tape::grad`], and accumulate parameter
+    /// gradients, holding one step's tape in memory instead of the whole trajectory's.
+    pub fn backward_seeded(&mut self, output: Var, seed: &[f64]) -> Result<()> {
+        let il = self.id(output)? as usize;
+        let nl = self.nodes[il];
+        if seed.len() != nl.shape.numel() {
+            return Err(AdError::DataLen {
+                op: "backward_seeded",
+                len: seed.len(),
+                shape: nl.shape,
+                need: nl.shape.numel(),
+            });
+        }
         if !nl.rg {
             return Err(AdError::Invalid {
                 op: "backward",
-                why: "the loss does not depend on anything that requires a gradient",
+                why: "the output does not depend on anything that requires a gradient",
             });
         }
         // Gradient regions are zeroed lazily, on first touch (see `backward_node`), instead of
@@ -486,9 +506,8 @@ impl Tape {
         self.zeroed.clear();
         self.zeroed.resize(self.nodes.len(), false);
         let root = crate::backward::storage_root(nl.op, il as u32) as usize;
-        self.grads[nl.range()].fill(0.0);
+        self.grads[nl.range()].copy_from_slice(seed);
         self.zeroed[root] = true;
-        self.grads[nl.off] = 1.0;
         self.reached[il] = true;
         for i in (0..=il).rev() {
             if self.nodes[i].rg && self.reached[i] {
