@@ -10,7 +10,8 @@ Examples:
   ablate dspmde point --membrane nf270 --feed \"NaCl=50,MgSO4=10\" --flux 30lmh
   ablate dspmde solve --cases ../shared/reference/dspmde_watertap_cases.json --out computed.json
   ablate simulate --membrane nf270 --samples 1000 --seed 1 --out datasets/sim/nf270_1k.h5
-  ablate data check datasets/measured/my_rejections.csv";
+  ablate data check datasets/measured/my_rejections.csv
+  ablate lab --design datasets/exp/nf270_single_salts.toml --seed 1 --out /tmp/single_salts.csv";
 
 /// ionode's command-line program: DSPM-DE solves, simulated datasets, measured-data checks.
 #[derive(Debug, Parser)]
@@ -35,6 +36,46 @@ pub enum Command {
     /// Measured (or surrogate) rejection data in the CSV format of datasets/README.md.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run an experimental campaign in the surrogate laboratory (synthetic data) into the
+    /// measured-data CSV format.
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab(LabArgs),
+}
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  ablate lab --design datasets/exp/nf270_single_salts.toml --seed 1 --out datasets/exp/nf270_single_salts.csv
+
+Design file (TOML):
+  name = \"my_campaign\"
+  membrane = \"nf270\"        # preset: nominal r_p, dx_e, X, eps_p
+  repeats = 2
+  [lab]                       # optional changes to the surrogate NF270
+  charge = { model = \"freundlich\", a_mol_m3 = 8.0, b = 0.4 }   # or { model = \"constant\" }
+  pores = { sigma_ln = 0.1, nodes = 5 }                          # sigma_ln = 0: one radius
+  film = { model = \"exponential\", crossflow_m_s = 1.0 }        # or { model = \"none\" }
+  activity = \"davies\"
+  noise_rel = 0.03
+  [[family]]
+  name = \"NaCl\"
+  feed = \"NaCl=1\"             # composition at level 1, mol/m3
+  levels = [5, 20, 50]
+  flux_lmh = [5, 10, 20]      # or pressure_bar = [...]";
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// The campaign design (TOML).
+    #[arg(long, value_name = "FILE.toml")]
+    pub design: PathBuf,
+    /// Seed of the measurement noise.
+    #[arg(long)]
+    pub seed: u64,
+    /// Output CSV (measured-data format; every row is marked synthetic).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
+    /// TOML file of extra ions ([[ion]] tables, see `ablate dspmde point --help`).
+    #[arg(long, value_name = "FILE.toml")]
+    pub ions: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@
 pub mod data_check;
 pub mod dspmde_point;
 pub mod dspmde_solve;
+pub mod lab;
 pub mod simulate;
 
 use crate::cli::{Command, DataCommand, DspmdeCommand};
@@ -23,6 +24,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Dspmde(DspmdeCommand::Point(args)) => dspmde_point::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Data(DataCommand::Check(args)) => data_check::run(&args),
+        Command::Lab(args) => lab::run(&args),
     }
 }
 
