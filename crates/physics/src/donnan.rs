@@ -8,7 +8,7 @@
 //! every solve (many times per point), so it is written out here, allocation-free, rather than
 //! going through argmin's executor (whose state keeps a `HashMap` of evaluation counts).
 
-use crate::activity::ActivityModel;
+use crate::activity::{ionic_strength_molal, ActivityModel};
 
 /// Solves `sum_i z_i b_i exp(-z_i phi) + x = 0` for `phi`, starting from `guess`.
 /// Returns `None` if there is no root (e.g. no counter-ion can balance the fixed charge) or
@@ -158,22 +158,7 @@ impl Mouth<'_> {
         }
         *phi = donnan_potential(self.z, &scratch.b, self.x, *phi).ok_or(MouthFailure::NoRoot)?;
         self.fill_pore(&scratch.b, *phi, c_pore);
-        let water: f64 = crate::constants::SOLUTION_DENSITY
-            - c_pore
-                .iter()
-                .zip(self.molar_mass)
-                .map(|(c, m)| c * m)
-                .sum::<f64>();
-        if !(water > 0.0) {
-            return Err(MouthFailure::NoWater);
-        }
-        Ok(0.5
-            * c_pore
-                .iter()
-                .zip(self.z)
-                .map(|(c, z)| z * z * c)
-                .sum::<f64>()
-            / water)
+        ionic_strength_molal(self.z, self.molar_mass, c_pore).ok_or(MouthFailure::NoWater)
     }
 
     fn solve_davies(

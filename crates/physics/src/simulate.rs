@@ -208,8 +208,10 @@ pub struct Dataset {
     pub failures: Vec<Failure>,
 }
 
-/// One sample's feed: indices into the species and concentrations.
-fn draw_feed(config: &SimulationConfig, rng: &mut Rng) -> (Vec<usize>, Vec<f64>) {
+/// One random feed of the configured distribution: indices into `config.species` (sorted)
+/// and their concentrations, electroneutral. Public so benchmarks and tests draw feeds the
+/// way datasets do.
+pub fn random_feed(config: &SimulationConfig, rng: &mut Rng) -> (Vec<usize>, Vec<f64>) {
     let s = config.species.len();
     let (lo, hi) = (config.c_min_mol_m3, config.c_max_mol_m3);
     loop {
@@ -259,7 +261,7 @@ struct SampleResult {
 
 fn simulate_sample(config: &SimulationConfig, fluxes: &[f64], index: usize) -> SampleResult {
     let mut rng = Rng::new(stream_seed(config.seed, index as u64));
-    let (present, feed) = draw_feed(config, &mut rng);
+    let (present, feed) = random_feed(config, &mut rng);
     let ions: Vec<Ion> = present.iter().map(|&i| config.species[i].clone()).collect();
     let polarisation = match config.polarisation {
         SimPolarisation::None => Polarisation::None,
