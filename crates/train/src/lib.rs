@@ -7,4 +7,11 @@
 //! The crate does no I/O: the loader takes the text of a file and returns the loaded data
 //! or a typed error listing every problem.
 
+pub mod augment;
+pub mod calibrate;
+pub mod data;
+pub mod early_stop;
+pub mod error;
 pub mod measured;
+pub mod metrics;
+pub mod split;

@@ -1,0 +1,747 @@
+//! The classical baseline of the ablation study (MODEL.md section 4): DSPM-DE with its four
+//! membrane parameters calibrated on the same training data as the neural ODE.
+//!
+//! The model is the pre-training DSPM-DE: flux-driven point solves ([`PointSolver`]), ideal
+//! activities, no concentration polarisation, one pore element, at the configured
+//! temperature. The fit minimises the mean squared rejection error over every present
+//! (row, ion) pair with argmin's Nelder-Mead, from several deterministic starts (the NF270
+//! preset and a Latin hypercube of the literature box), keeping the best.
+//!
+//! Bounds are imposed by a smooth transform rather than by the optimiser: each parameter is
+//! `lo + (hi - lo) * sigmoid(theta)` (the thickness log-uniformly, as it spans a decade), so
+//! Nelder-Mead works on an unbounded space and can never propose an unphysical membrane.
+//!
+//! The four parameters are not separately identifiable from rejections alone: pore radius,
+//! dielectric exclusion and charge trade off (a smaller pore and a lower pore permittivity
+//! both exclude divalent ions), and the thickness only scales the flux axis together with
+//! the hindered diffusivities. The fit is judged by its rejections, not by recovering the
+//! parameters.
+//!
+//! A point the physics cannot solve during fitting is charged `failure_penalty` per ion
+//! (squared error; 1.0 is a rejection off by 1) and counted; the cost is never NaN. At
+//! prediction time a failed point is reported and predicted as zero rejection.
+
+use crate::data::Samples;
+use crate::error::{Result, TrainError};
+use argmin::core::{CostFunction, Executor, State};
+use argmin::solver::neldermead::NelderMead;
+use argmin_math::{ArgminAdd, ArgminMul, ArgminSub};
+use ionode_physics::constants::WATER_MOLAR_MASS;
+use ionode_physics::membrane::Membrane;
+use ionode_physics::rng::{stream_seed, Rng};
+use ionode_physics::{ActivityModel, Drive, Ion, PointSolver, PointSpec, Polarisation};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Mixed into the seed of the Latin-hypercube starts.
+const START_STREAM_SALT: u64 = 0x6361_6c69_6272_6174;
+
+/// Lower and upper bounds of the four membrane parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    /// Pore radius, m.
+    pub pore_radius_m: (f64, f64),
+    /// Effective thickness, m (searched log-uniformly).
+    pub effective_thickness_m: (f64, f64),
+    /// Charge density, mol/m3.
+    pub charge_density_mol_m3: (f64, f64),
+    /// Pore dielectric constant.
+    pub pore_dielectric: (f64, f64),
+}
+
+/// The literature box for NF270-like membranes (DSPMDE.md section 5, widened): r_p
+/// 0.35-0.7 nm, dx_e 0.3-5 um, X -200..-1 mol/m3, eps_p 20-78 (78 is bulk water).
+pub const LITERATURE_BOX: Bounds = Bounds {
+    pore_radius_m: (0.35e-9, 0.7e-9),
+    effective_thickness_m: (0.3e-6, 5e-6),
+    charge_density_mol_m3: (-200.0, -1.0),
+    pore_dielectric: (20.0, 78.0),
+};
+
+/// How the baseline is calibrated; part of a run's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalibrationConfig {
+    /// Nelder-Mead starts: the NF270 preset, then `starts - 1` Latin-hypercube points.
+    pub starts: usize,
+    /// Nelder-Mead iterations per start.
+    pub max_iters: u64,
+    /// Seed of the Latin hypercube.
+    pub seed: u64,
+    /// Temperature of every point solve, K.
+    pub temperature_k: f64,
+    /// Squared rejection error charged per ion of a point the physics cannot solve.
+    pub failure_penalty: f64,
+    /// Stop a start when the standard deviation of the simplex's costs falls below this.
+    pub sd_tolerance: f64,
+    /// Edge of the initial simplex in the transformed (logit) coordinates.
+    pub initial_step: f64,
+    pub bounds: Bounds,
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        CalibrationConfig {
+            starts: 4,
+            max_iters: 300,
+            seed: 0,
+            temperature_k: 298.15,
+            failure_penalty: 1.0,
+            sd_tolerance: 1e-10,
+            initial_step: 0.6,
+            bounds: LITERATURE_BOX,
+        }
+    }
+}
+
+/// One Nelder-Mead run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartReport {
+    pub initial: Membrane,
+    pub membrane: Membrane,
+    /// Rejection MSE (with failure penalties) at `membrane`.
+    pub cost: f64,
+    pub iterations: u64,
+    /// argmin's termination status, as text.
+    pub termination: String,
+}
+
+/// A calibrated DSPM-DE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DspmdeFit {
+    /// The best membrane over all starts.
+    pub membrane: Membrane,
+    /// Its rejection MSE on the training samples (with failure penalties).
+    pub cost: f64,
+    /// Training points the physics could not solve at `membrane`.
+    pub failed_points: usize,
+    /// Point solves that failed during the whole fit (all starts, all evaluations).
+    pub failed_solves_during_fit: usize,
+    /// Cost evaluations over all starts.
+    pub evaluations: usize,
+    pub starts: Vec<StartReport>,
+    /// The slot names and ions the fit was made for.
+    pub species: Vec<String>,
+    pub ions: Vec<Ion>,
+    pub temperature_k: f64,
+}
+
+/// Predicted permeate of a [`DspmdeFit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// `[N, S]` permeate, mol/m3 (0 for absent ions; the feed where the point failed).
+    pub permeate: Array2<f64>,
+    /// Rows the physics could not solve (predicted as zero rejection).
+    pub failed_rows: Vec<usize>,
+}
+
+/// Points sharing one feed: solved by one warm-started solver, fluxes in increasing order.
+#[derive(Debug, Clone)]
+struct Group {
+    /// Present slots.
+    slots: Vec<usize>,
+    ions: Vec<Ion>,
+    /// Feed of the present slots, made exactly electroneutral for the physics.
+    c_bulk: Vec<f64>,
+    /// (row, flux) in increasing flux.
+    points: Vec<(usize, f64)>,
+}
+
+/// Groups the rows by identical feed.
+fn groups(samples: &Samples, ions: &[Ion]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    let mut keys: Vec<Vec<u64>> = Vec::new();
+    for row in 0..samples.len() {
+        let key: Vec<u64> = samples
+            .feed_mol_m3
+            .row(row)
+            .iter()
+            .zip(samples.mask.row(row))
+            .map(|(c, &m)| if m { c.to_bits() } else { 0 })
+            .collect();
+        let jv = samples.flux_m_s[row];
+        if let Some(k) = keys.iter().position(|k| *k == key) {
+            out[k].points.push((row, jv));
+            continue;
+        }
+        let slots: Vec<usize> = (0..samples.slots())
+            .filter(|&s| samples.mask[[row, s]])
+            .collect();
+        let c: Vec<f64> = slots
+            .iter()
+            .map(|&s| samples.feed_mol_m3[[row, s]])
+            .collect();
+        let z: Vec<f64> = slots
+            .iter()
+            .map(|&s| f64::from(samples.charges[s]))
+            .collect();
+        keys.push(key);
+        out.push(Group {
+            ions: slots.iter().map(|&s| ions[s].clone()).collect(),
+            c_bulk: balance(&z, &c),
+            slots,
+            points: vec![(row, jv)],
+        });
+    }
+    for g in &mut out {
+        g.points
+            .sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    }
+    out
+}
+
+/// Scales cations down and anions up by the square root of their charge ratio (as the
+/// simulator does), so a measured feed neutral to a few percent becomes exactly neutral,
+/// which the point solver requires. Rejections are relative, so they transfer back to the
+/// stated feed unchanged.
+fn balance(z: &[f64], c: &[f64]) -> Vec<f64> {
+    let pos: f64 = z
+        .iter()
+        .zip(c)
+        .filter(|(z, _)| **z > 0.0)
+        .map(|(z, c)| z * c)
+        .sum();
+    let neg: f64 = z
+        .iter()
+        .zip(c)
+        .filter(|(z, _)| **z < 0.0)
+        .map(|(z, c)| -z * c)
+        .sum();
+    if !(pos > 0.0 && neg > 0.0) {
+        return c.to_vec();
+    }
+    let q = (pos / neg).sqrt();
+    z.iter()
+        .zip(c)
+        .map(|(z, c)| {
+            if *z > 0.0 {
+                c / q
+            } else if *z < 0.0 {
+                c * q
+            } else {
+                *c
+            }
+        })
+        .collect()
+}
+
+/// Rejections of every point of a group (`None` where the physics failed).
+fn solve_group(group: &Group, membrane: Membrane, temperature_k: f64) -> Vec<Option<Vec<f64>>> {
+    let spec = PointSpec {
+        ions: group.ions.clone(),
+        c_bulk: group.c_bulk.clone(),
+        membrane,
+        temperature_k,
+        activity: ActivityModel::Ideal,
+        polarisation: Polarisation::None,
+        elements: 1,
+        water_molar_mass_kg_mol: WATER_MOLAR_MASS,
+    };
+    match PointSolver::new(&spec) {
+        Ok(mut solver) => group
+            .points
+            .iter()
+            .map(|&(_, jv)| {
+                solver
+                    .solve(Drive::Flux { jv_m_s: jv })
+                    .ok()
+                    .map(|s| s.rejection_vs_bulk)
+                    .filter(|r| r.iter().all(|x| x.is_finite()))
+            })
+            .collect(),
+        Err(_) => vec![None; group.points.len()],
+    }
+}
+
+/// The parameter transform between the box and unbounded coordinates.
+fn sigmoid(t: f64) -> f64 {
+    1.0 / (1.0 + (-t).exp())
+}
+
+fn logit(u: f64) -> f64 {
+    let u = u.clamp(1e-9, 1.0 - 1e-9);
+    (u / (1.0 - u)).ln()
+}
+
+impl Bounds {
+    fn check(&self) -> Result<()> {
+        let pairs = [
+            ("pore_radius_m", self.pore_radius_m),
+            ("effective_thickness_m", self.effective_thickness_m),
+            ("charge_density_mol_m3", self.charge_density_mol_m3),
+            ("pore_dielectric", self.pore_dielectric),
+        ];
+        for (name, (lo, hi)) in pairs {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(TrainError::invalid(
+                    format!("bounds.{name}"),
+                    format!("({lo}, {hi})"),
+                    "finite lower < upper",
+                ));
+            }
+        }
+        if !(self.pore_radius_m.0 > 0.0
+            && self.effective_thickness_m.0 > 0.0
+            && self.pore_dielectric.0 > 0.0)
+        {
+            return Err(TrainError::invalid(
+                "bounds",
+                format!("{self:?}"),
+                "positive pore radius, thickness and dielectric bounds",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The membrane at unit-cube coordinates `u` (thickness log-uniform).
+    fn membrane_at(&self, u: [f64; 4]) -> Membrane {
+        let lin = |(lo, hi): (f64, f64), u: f64| lo + (hi - lo) * u;
+        let (dlo, dhi) = self.effective_thickness_m;
+        Membrane {
+            pore_radius_m: lin(self.pore_radius_m, u[0]),
+            effective_thickness_m: (dlo.ln() + (dhi.ln() - dlo.ln()) * u[1]).exp(),
+            charge_density_mol_m3: lin(self.charge_density_mol_m3, u[2]),
+            pore_dielectric: lin(self.pore_dielectric, u[3]),
+        }
+    }
+
+    fn unit_of(&self, m: &Membrane) -> [f64; 4] {
+        let lin = |(lo, hi): (f64, f64), x: f64| (x - lo) / (hi - lo);
+        let (dlo, dhi) = self.effective_thickness_m;
+        [
+            lin(self.pore_radius_m, m.pore_radius_m),
+            (m.effective_thickness_m.ln() - dlo.ln()) / (dhi.ln() - dlo.ln()),
+            lin(self.charge_density_mol_m3, m.charge_density_mol_m3),
+            lin(self.pore_dielectric, m.pore_dielectric),
+        ]
+    }
+
+    fn membrane(&self, theta: &Theta) -> Membrane {
+        self.membrane_at(theta.0.map(sigmoid))
+    }
+
+    fn theta(&self, m: &Membrane) -> Theta {
+        Theta(self.unit_of(m).map(logit))
+    }
+}
+
+/// The transformed parameters, with the vector arithmetic Nelder-Mead needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Theta([f64; 4]);
+
+impl ArgminAdd<Theta, Theta> for Theta {
+    fn add(&self, other: &Theta) -> Theta {
+        Theta(std::array::from_fn(|i| self.0[i] + other.0[i]))
+    }
+}
+
+impl ArgminSub<Theta, Theta> for Theta {
+    fn sub(&self, other: &Theta) -> Theta {
+        Theta(std::array::from_fn(|i| self.0[i] - other.0[i]))
+    }
+}
+
+impl ArgminMul<f64, Theta> for Theta {
+    fn mul(&self, other: &f64) -> Theta {
+        Theta(self.0.map(|x| x * other))
+    }
+}
+
+/// The rejection MSE over the training groups.
+struct Objective<'a> {
+    groups: &'a [Group],
+    /// Target rejections `[N, S]`.
+    target: Array2<f64>,
+    n_values: usize,
+    config: &'a CalibrationConfig,
+    failed_solves: AtomicUsize,
+    evaluations: AtomicUsize,
+}
+
+impl Objective<'_> {
+    /// Cost and failed points at a membrane.
+    fn evaluate(&self, membrane: Membrane) -> (f64, usize) {
+        let (mut sum, mut failed) = (0.0, 0);
+        for g in self.groups {
+            for (&(row, _), r) in
+                g.points
+                    .iter()
+                    .zip(solve_group(g, membrane, self.config.temperature_k))
+            {
+                match r {
+                    Some(r) => {
+                        for (&s, r) in g.slots.iter().zip(&r) {
+                            sum += (r - self.target[[row, s]]).powi(2);
+                        }
+                    }
+                    None => {
+                        failed += 1;
+                        sum += self.config.failure_penalty * g.slots.len() as f64;
+                    }
+                }
+            }
+        }
+        (sum / self.n_values as f64, failed)
+    }
+}
+
+impl CostFunction for &Objective<'_> {
+    type Param = Theta;
+    type Output = f64;
+
+    fn cost(&self, theta: &Theta) -> std::result::Result<f64, argmin::core::Error> {
+        let (cost, failed) = self.evaluate(self.config.bounds.membrane(theta));
+        self.failed_solves.fetch_add(failed, Ordering::Relaxed);
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        Ok(cost)
+    }
+}
+
+/// The starting membranes: the NF270 preset (clamped into the box), then a Latin hypercube
+/// over the central 90 % of each (transformed) range.
+fn start_membranes(config: &CalibrationConfig) -> Vec<Membrane> {
+    let b = &config.bounds;
+    let nf270 = Membrane::preset("nf270").expect("the nf270 preset exists");
+    let mut starts = vec![b.membrane_at(b.unit_of(&nf270).map(|u| u.clamp(0.05, 0.95)))];
+    let m = config.starts.saturating_sub(1);
+    if m > 0 {
+        let mut rng = Rng::new(stream_seed(config.seed ^ START_STREAM_SALT, 0));
+        // Per dimension, one uniform point in each of m strata, strata in random order.
+        let columns: Vec<Vec<f64>> = (0..4)
+            .map(|_| {
+                let mut strata: Vec<usize> = (0..m).collect();
+                rng.shuffle(&mut strata);
+                strata
+                    .into_iter()
+                    .map(|k| 0.05 + 0.9 * (k as f64 + rng.uniform()) / m as f64)
+                    .collect()
+            })
+            .collect();
+        starts.extend((0..m).map(|i| b.membrane_at(std::array::from_fn(|d| columns[d][i]))));
+    }
+    starts
+}
+
+/// Calibrates the DSPM-DE membrane on `samples`; `ions` are the slots' ions in slot order
+/// (see [`Samples::slot_ions`]).
+pub fn dspmde_fit(
+    samples: &Samples,
+    ions: &[Ion],
+    config: &CalibrationConfig,
+) -> Result<DspmdeFit> {
+    check_ions(samples, ions)?;
+    config.bounds.check()?;
+    if config.starts == 0 {
+        return Err(TrainError::invalid("starts", 0, "at least 1"));
+    }
+    if !(config.failure_penalty >= 0.0 && config.failure_penalty.is_finite()) {
+        return Err(TrainError::invalid(
+            "failure_penalty",
+            config.failure_penalty,
+            "a finite number >= 0",
+        ));
+    }
+    let n_values = samples.mask.iter().filter(|&&m| m).count();
+    if n_values == 0 {
+        return Err(TrainError::invalid(
+            "training samples",
+            "none",
+            "at least one row with present ions",
+        ));
+    }
+    let groups = groups(samples, ions);
+    let objective = Objective {
+        groups: &groups,
+        target: samples.rejection(),
+        n_values,
+        config,
+        failed_solves: AtomicUsize::new(0),
+        evaluations: AtomicUsize::new(0),
+    };
+    let b = &config.bounds;
+    let mut reports = Vec::new();
+    let mut best: Option<(f64, Membrane)> = None;
+    for initial in start_membranes(config) {
+        let t0 = b.theta(&initial);
+        let mut simplex = vec![t0];
+        for d in 0..4 {
+            let mut t = t0;
+            t.0[d] += config.initial_step;
+            simplex.push(t);
+        }
+        let solver = NelderMead::new(simplex)
+            .with_sd_tolerance(config.sd_tolerance)
+            .map_err(|e| TrainError::invalid("sd_tolerance", config.sd_tolerance, e.to_string()))?;
+        let result = Executor::new(&objective, solver)
+            .configure(|s| s.max_iters(config.max_iters))
+            .run()
+            .map_err(|e| TrainError::invalid("calibration", e, "a run of Nelder-Mead"))?;
+        let state = result.state();
+        let theta = *state.get_best_param().unwrap_or(&t0);
+        let membrane = b.membrane(&theta);
+        let cost = state.get_best_cost();
+        reports.push(StartReport {
+            initial,
+            membrane,
+            cost,
+            iterations: state.get_iter(),
+            termination: state.get_termination_status().to_string(),
+        });
+        if best.is_none_or(|(c, _)| cost < c) {
+            best = Some((cost, membrane));
+        }
+    }
+    let (_, membrane) = best.expect("at least one start");
+    // Re-evaluate at the best membrane for an exact cost and failure count.
+    let (cost, failed_points) = objective.evaluate(membrane);
+    Ok(DspmdeFit {
+        membrane,
+        cost,
+        failed_points,
+        failed_solves_during_fit: objective.failed_solves.load(Ordering::Relaxed),
+        evaluations: objective.evaluations.load(Ordering::Relaxed),
+        starts: reports,
+        species: samples.species.clone(),
+        ions: ions.to_vec(),
+        temperature_k: config.temperature_k,
+    })
+}
+
+fn check_ions(samples: &Samples, ions: &[Ion]) -> Result<()> {
+    if ions.len() != samples.slots()
+        || ions
+            .iter()
+            .zip(&samples.charges)
+            .any(|(i, &z)| i.charge != z)
+    {
+        return Err(TrainError::shape(
+            "slot ions",
+            format!(
+                "{} ions ({}) for slots {} with charges {:?}",
+                ions.len(),
+                ions.iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                samples.species.join(", "),
+                samples.charges
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl DspmdeFit {
+    /// The calibrated model's permeate for `samples` (same slots as the fit). A point the
+    /// physics cannot solve is predicted as the feed (zero rejection) and listed.
+    pub fn predict(&self, samples: &Samples) -> Result<Prediction> {
+        if samples.species != self.species {
+            return Err(TrainError::shape(
+                "prediction slots",
+                format!(
+                    "fit for {}, samples have {}",
+                    self.species.join(", "),
+                    samples.species.join(", ")
+                ),
+            ));
+        }
+        let mut permeate = Array2::zeros(samples.feed_mol_m3.dim());
+        let mut failed_rows = Vec::new();
+        for g in groups(samples, &self.ions) {
+            for (&(row, _), r) in
+                g.points
+                    .iter()
+                    .zip(solve_group(&g, self.membrane, self.temperature_k))
+            {
+                if r.is_none() {
+                    failed_rows.push(row);
+                }
+                for (k, &s) in g.slots.iter().enumerate() {
+                    let rej = r.as_ref().map_or(0.0, |r| r[k]);
+                    permeate[[row, s]] = (1.0 - rej) * samples.feed_mol_m3[[row, s]];
+                }
+            }
+        }
+        failed_rows.sort_unstable();
+        Ok(Prediction {
+            permeate,
+            failed_rows,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use ionode_physics::IonDb;
+    use ndarray::Array1;
+
+    const SLOTS: [&str; 4] = ["Na_+", "Mg_2+", "Cl_-", "SO4_2-"];
+    const LMH: f64 = 1.0 / 3.6e6;
+
+    fn truth() -> Membrane {
+        Membrane {
+            pore_radius_m: 0.45e-9,
+            effective_thickness_m: 1.0e-6,
+            charge_density_mol_m3: -40.0,
+            pore_dielectric: 35.0,
+        }
+    }
+
+    /// Samples generated by the physics at `membrane`: each feed (slot concentrations) at
+    /// each flux.
+    fn synthetic(membrane: Membrane, feeds: &[[f64; 4]], fluxes_lmh: &[f64]) -> Samples {
+        let db = IonDb::builtin();
+        let ions: Vec<Ion> = SLOTS.iter().map(|s| db.get(s).unwrap().clone()).collect();
+        let n = feeds.len() * fluxes_lmh.len();
+        let mut feed = Array2::zeros((n, 4));
+        let mut permeate = Array2::zeros((n, 4));
+        let mut flux = Array1::zeros(n);
+        let mut origin = Vec::new();
+        let mut row = 0;
+        for (i, f) in feeds.iter().enumerate() {
+            let present: Vec<usize> = (0..4).filter(|&s| f[s] > 0.0).collect();
+            let spec = PointSpec::new(
+                present.iter().map(|&s| ions[s].clone()).collect(),
+                present.iter().map(|&s| f[s]).collect(),
+                membrane,
+            );
+            let mut solver = PointSolver::new(&spec).unwrap();
+            for &j in fluxes_lmh {
+                let sol = solver.solve(Drive::Flux { jv_m_s: j * LMH }).unwrap();
+                for (k, &s) in present.iter().enumerate() {
+                    feed[[row, s]] = f[s];
+                    permeate[[row, s]] = sol.c_permeate[k];
+                }
+                flux[row] = j * LMH;
+                origin.push(i);
+                row += 1;
+            }
+        }
+        Samples {
+            species: SLOTS.iter().map(|s| s.to_string()).collect(),
+            charges: ions.iter().map(|i| i.charge).collect(),
+            mask: feed.mapv(|c: f64| c > 0.0),
+            feed_mol_m3: feed,
+            flux_m_s: flux,
+            permeate_mol_m3: permeate,
+            permeate_sd_mol_m3: None,
+            family: vec![None; n],
+            synthetic: vec![true; n],
+            origin,
+        }
+    }
+
+    fn slot_ions() -> Vec<Ion> {
+        let db = IonDb::builtin();
+        SLOTS.iter().map(|s| db.get(s).unwrap().clone()).collect()
+    }
+
+    fn quick() -> CalibrationConfig {
+        CalibrationConfig {
+            starts: 4,
+            max_iters: 120,
+            ..CalibrationConfig::default()
+        }
+    }
+
+    #[test]
+    fn fit_recovers_rejections_of_a_known_membrane() {
+        let train_feeds = [
+            [10.0, 0.0, 10.0, 0.0], // NaCl
+            [50.0, 0.0, 50.0, 0.0], // NaCl
+            [20.0, 0.0, 0.0, 10.0], // Na2SO4
+            [0.0, 10.0, 20.0, 0.0], // MgCl2
+            [20.0, 5.0, 20.0, 5.0], // NaCl + MgSO4
+        ];
+        let fluxes = [3.0, 10.0, 25.0];
+        let train = synthetic(truth(), &train_feeds, &fluxes);
+        let fit = dspmde_fit(&train, &slot_ions(), &quick()).unwrap();
+        let pred = fit.predict(&train).unwrap();
+        let m = Metrics::of(&train, pred.permeate.view()).unwrap();
+        // Held-out feeds: the fitted membrane generalises within the same physics.
+        let test = synthetic(
+            truth(),
+            &[
+                [30.0, 0.0, 30.0, 0.0],
+                [0.0, 20.0, 0.0, 20.0],
+                [10.0, 10.0, 30.0, 0.0],
+            ],
+            &[5.0, 20.0],
+        );
+        let pt = fit.predict(&test).unwrap();
+        let mt = Metrics::of(&test, pt.permeate.view()).unwrap();
+        eprintln!(
+            "dspmde_fit: truth {:?}\n fitted {:?}\n train MAE {:.2e} RMSE {:.2e}, test MAE {:.2e}; cost {:.2e}, {} evaluations, {} failed solves; starts {:?}",
+            truth(),
+            fit.membrane,
+            m.mae.unwrap(),
+            m.rmse.unwrap(),
+            mt.mae.unwrap(),
+            fit.cost,
+            fit.evaluations,
+            fit.failed_solves_during_fit,
+            fit.starts.iter().map(|s| (s.cost, s.iterations)).collect::<Vec<_>>()
+        );
+        assert!(m.mae.unwrap() < 0.01, "train MAE {}", m.mae.unwrap());
+        assert!(mt.mae.unwrap() < 0.02, "test MAE {}", mt.mae.unwrap());
+        assert_eq!(fit.failed_points, 0);
+        assert!(pred.failed_rows.is_empty());
+        assert_eq!(fit.starts.len(), 4);
+        // The fit is deterministic.
+        let again = dspmde_fit(&train, &slot_ions(), &quick()).unwrap();
+        assert_eq!(again.membrane, fit.membrane);
+    }
+
+    #[test]
+    fn unsolvable_points_are_penalised_and_reported() {
+        let mut s = synthetic(truth(), &[[10.0, 0.0, 10.0, 0.0]], &[5.0, 10.0]);
+        // 5e-2 m/s is beyond what the point solver accepts: the point always fails.
+        s.flux_m_s[1] = 5e-2;
+        let cfg = CalibrationConfig {
+            starts: 1,
+            max_iters: 5,
+            ..CalibrationConfig::default()
+        };
+        let fit = dspmde_fit(&s, &slot_ions(), &cfg).unwrap();
+        assert_eq!(fit.failed_points, 1);
+        assert!(fit.failed_solves_during_fit >= fit.evaluations);
+        assert!(fit.cost.is_finite() && fit.cost >= 0.5, "{}", fit.cost);
+        let p = fit.predict(&s).unwrap();
+        assert_eq!(p.failed_rows, [1]);
+        assert_eq!(p.permeate.row(1), s.feed_mol_m3.row(1));
+    }
+
+    #[test]
+    fn transform_round_trips_and_starts_are_in_the_box() {
+        let b = LITERATURE_BOX;
+        let m = truth();
+        let back = b.membrane(&b.theta(&m));
+        assert!((back.pore_radius_m - m.pore_radius_m).abs() < 1e-20);
+        assert!((back.effective_thickness_m / m.effective_thickness_m - 1.0).abs() < 1e-12);
+        assert!((back.charge_density_mol_m3 - m.charge_density_mol_m3).abs() < 1e-9);
+        let starts = start_membranes(&CalibrationConfig::default());
+        assert_eq!(starts.len(), 4);
+        let nf270 = Membrane::preset("nf270").unwrap();
+        assert!((starts[0].charge_density_mol_m3 - nf270.charge_density_mol_m3).abs() < 1e-9);
+        assert!((starts[0].pore_radius_m / nf270.pore_radius_m - 1.0).abs() < 1e-12);
+        for s in &starts {
+            assert!((b.pore_radius_m.0..b.pore_radius_m.1).contains(&s.pore_radius_m));
+            assert!((b.charge_density_mol_m3.0..b.charge_density_mol_m3.1)
+                .contains(&s.charge_density_mol_m3));
+            assert!((b.pore_dielectric.0..b.pore_dielectric.1).contains(&s.pore_dielectric));
+        }
+        assert_eq!(starts, start_membranes(&CalibrationConfig::default()));
+    }
+
+    #[test]
+    fn wrong_ions_are_refused() {
+        let s = synthetic(truth(), &[[10.0, 0.0, 10.0, 0.0]], &[5.0]);
+        let mut ions = slot_ions();
+        ions.swap(0, 2);
+        assert!(dspmde_fit(&s, &ions, &quick()).is_err());
+    }
+}

@@ -1,0 +1,537 @@
+//! The training-ready sample set, independent of the model.
+//!
+//! A [`Samples`] is one row per (feed, flux) point over a fixed, ordered list of ion *slots*
+//! (MODEL.md section 2): feed and permeate concentrations per slot, a mask of the ions
+//! present, the water flux, and bookkeeping (family, synthetic flag, where the row came
+//! from). Simulated DSPM-DE datasets and measured CSV files both become this one form, so
+//! splits, metrics, augmentation, the calibrated DSPM-DE baseline and the neural ODE all see
+//! the same arrays in the same slot order.
+
+use crate::error::{Result, TrainError};
+use crate::measured::MeasuredData;
+use ionode_physics::rng::{stream_seed, Rng};
+use ionode_physics::simulate::Dataset;
+use ionode_physics::{Ion, IonDb};
+use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+/// Mixed into the seed of the batch-order streams, so that they differ from every other
+/// stream derived from the same run seed (augmentation, splits, calibration starts).
+const BATCH_STREAM_SALT: u64 = 0x6261_7463_6865_7321;
+
+/// Samples over ion slots. Rows are points; columns of the 2-D arrays are slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Samples {
+    /// Slot names: canonical physics names (`Na_+`, `SO4_2-`) where the ion database knows
+    /// the ion, otherwise as given.
+    pub species: Vec<String>,
+    /// Charge number of each slot.
+    pub charges: Vec<i32>,
+    /// `[N, S]` feed concentrations, mol/m3 (0 for absent ions).
+    pub feed_mol_m3: Array2<f64>,
+    /// `[N, S]` which slots are present (feed > 0).
+    pub mask: Array2<bool>,
+    /// `[N]` water flux, m/s.
+    pub flux_m_s: Array1<f64>,
+    /// `[N, S]` permeate concentrations, mol/m3 (0 for absent ions).
+    pub permeate_mol_m3: Array2<f64>,
+    /// `[N, S]` standard deviations of the permeate concentrations, mol/m3; 0 where none
+    /// was stated (and for absent ions). `None` when no row states any.
+    pub permeate_sd_mol_m3: Option<Array2<f64>>,
+    /// Mixture family per row (leave-one-family-out splits); `None` if unlabelled.
+    pub family: Vec<Option<String>>,
+    /// Simulated or surrogate data (`true`), or a real measurement.
+    pub synthetic: Vec<bool>,
+    /// Where each row came from: the sample index of a simulated dataset (shared by all
+    /// fluxes of one feed, so splits can keep a feed's points together), or the index into
+    /// `MeasuredData::rows` of a measured file.
+    pub origin: Vec<usize>,
+}
+
+/// Plain arrays of a model batch (rows in the order of the indices given).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// `[B, S]` feed, mol/m3.
+    pub feed: Array2<f64>,
+    /// `[B, S]` present slots.
+    pub mask: Array2<bool>,
+    /// `[B]` water flux, m/s.
+    pub flux: Array1<f64>,
+    /// `[B, S]` target permeate, mol/m3.
+    pub target: Array2<f64>,
+    /// `[B, S]` permeate standard deviation, mol/m3 (0 where unknown), if the samples have any.
+    pub sd: Option<Array2<f64>>,
+}
+
+/// One epoch's shuffled order, cut into batches. Iterate with [`Batches::iter`] (or
+/// `for batch in &batches`), which yields index slices into the [`Samples`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batches {
+    order: Vec<usize>,
+    size: usize,
+}
+
+impl Batches {
+    /// The index slices, in order; the last may be shorter.
+    pub fn iter(&self) -> std::slice::Chunks<'_, usize> {
+        self.order.chunks(self.size)
+    }
+
+    /// Number of batches.
+    pub fn len(&self) -> usize {
+        self.order.len().div_ceil(self.size)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The whole epoch's permutation.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+}
+
+impl<'a> IntoIterator for &'a Batches {
+    type Item = &'a [usize];
+    type IntoIter = std::slice::Chunks<'a, usize>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Loose ion-name key: `Na_+`, `Na+` and `Na ^+` compare equal, `SO4_2-`, `SO4^2-` and
+/// `SO42-` too (the same rule as the ion database's aliases).
+fn name_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '^' | ' '))
+        .collect()
+}
+
+/// The slot list resolved: canonical names and charges. A slot's charge comes from the
+/// data when the data has the ion (custom ions), otherwise from the built-in database.
+fn resolve_slots(slots: &[&str], data_ions: &[(String, i32)]) -> Result<(Vec<String>, Vec<i32>)> {
+    if slots.is_empty() {
+        return Err(TrainError::invalid(
+            "slots",
+            "an empty list",
+            "at least one ion slot",
+        ));
+    }
+    let db = IonDb::builtin();
+    let mut names = Vec::with_capacity(slots.len());
+    let mut charges = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let key = name_key(slot);
+        let (name, charge) =
+            if let Some((n, z)) = data_ions.iter().find(|(n, _)| name_key(n) == key) {
+                let canonical = db
+                    .get(n)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_else(|_| n.clone());
+                (canonical, *z)
+            } else if let Ok(ion) = db.get(slot) {
+                (ion.name.clone(), ion.charge)
+            } else {
+                return Err(TrainError::invalid(
+                    "slot",
+                    format!("'{slot}'"),
+                    "an ion of the data or of the built-in database",
+                ));
+            };
+        if names
+            .iter()
+            .any(|n: &String| name_key(n) == name_key(&name))
+        {
+            return Err(TrainError::invalid(
+                "slots",
+                format!("'{slot}' twice"),
+                "each ion at most once",
+            ));
+        }
+        names.push(name);
+        charges.push(charge);
+    }
+    Ok((names, charges))
+}
+
+/// The slot of each data ion (`None` if it has none).
+fn slot_map(names: &[String], data_ions: &[(String, i32)]) -> Vec<Option<usize>> {
+    data_ions
+        .iter()
+        .map(|(n, _)| names.iter().position(|s| name_key(s) == name_key(n)))
+        .collect()
+}
+
+impl Samples {
+    /// Flattens a simulated dataset (samples x fluxes) into rows, mapping its species onto
+    /// `slots`. Failed points (status != 0) are skipped; the second value is how many.
+    /// An ion present in some sample but without a slot is an error naming the ion; a slot
+    /// that the dataset does not have is simply always absent.
+    pub fn from_simulation(data: &Dataset, slots: &[&str]) -> Result<(Samples, usize)> {
+        let ions: Vec<(String, i32)> = data
+            .species
+            .iter()
+            .cloned()
+            .zip(data.charges.iter().copied())
+            .collect();
+        let (species, charges) = resolve_slots(slots, &ions)?;
+        let map = slot_map(&species, &ions);
+        let (n_samples, n_fluxes) = data.status.dim();
+        let s = species.len();
+        for (j, m) in map.iter().enumerate() {
+            if m.is_none() && data.mask.column(j).iter().any(|&v| v != 0) {
+                return Err(TrainError::NoSlot {
+                    ion: data.species[j].clone(),
+                    location: "the simulated dataset".into(),
+                    slots: species.join(", "),
+                });
+            }
+        }
+        let points: Vec<(usize, usize)> = (0..n_samples)
+            .flat_map(|i| (0..n_fluxes).map(move |k| (i, k)))
+            .filter(|&(i, k)| data.status[[i, k]] == 0)
+            .collect();
+        let skipped = n_samples * n_fluxes - points.len();
+        let n = points.len();
+        let mut feed = Array2::zeros((n, s));
+        let mut mask = Array2::from_elem((n, s), false);
+        let mut permeate = Array2::zeros((n, s));
+        let mut flux = Array1::zeros(n);
+        for (row, &(i, k)) in points.iter().enumerate() {
+            flux[row] = data.fluxes_m_s[k];
+            for (j, m) in map.iter().enumerate() {
+                if let Some(slot) = *m {
+                    if data.mask[[i, j]] != 0 {
+                        feed[[row, slot]] = data.feed[[i, j]];
+                        mask[[row, slot]] = true;
+                        permeate[[row, slot]] = data.permeate[[i, k, j]];
+                    }
+                }
+            }
+        }
+        let samples = Samples {
+            species,
+            charges,
+            feed_mol_m3: feed,
+            mask,
+            flux_m_s: flux,
+            permeate_mol_m3: permeate,
+            permeate_sd_mol_m3: None,
+            family: vec![None; n],
+            synthetic: vec![true; n],
+            origin: points.iter().map(|&(i, _)| i).collect(),
+        };
+        Ok((samples, skipped))
+    }
+
+    /// Converts loaded measured data, mapping its ions onto `slots`. An ion present in a
+    /// row (feed > 0) without a slot is an error naming the row's line and the ion.
+    pub fn from_measured(data: &MeasuredData, slots: &[&str]) -> Result<Samples> {
+        let ions: Vec<(String, i32)> = data
+            .ions
+            .iter()
+            .map(|i| (i.name.clone(), i.charge))
+            .collect();
+        let (species, charges) = resolve_slots(slots, &ions)?;
+        let map = slot_map(&species, &ions);
+        let (n, s) = (data.rows.len(), species.len());
+        let mut feed = Array2::zeros((n, s));
+        let mut mask = Array2::from_elem((n, s), false);
+        let mut permeate = Array2::zeros((n, s));
+        let mut sd = Array2::zeros((n, s));
+        let mut any_sd = false;
+        let mut flux = Array1::zeros(n);
+        for (row, r) in data.rows.iter().enumerate() {
+            flux[row] = r.jv_m_s;
+            for (k, m) in map.iter().enumerate() {
+                if !r.present[k] {
+                    continue;
+                }
+                let Some(slot) = *m else {
+                    return Err(TrainError::NoSlot {
+                        ion: data.ions[k].display_name(),
+                        location: format!("line {}", r.line),
+                        slots: species.join(", "),
+                    });
+                };
+                feed[[row, slot]] = r.feed_mol_m3[k];
+                mask[[row, slot]] = true;
+                permeate[[row, slot]] = r.permeate_mol_m3[k];
+                if let Some(v) = r.permeate_sd_mol_m3[k] {
+                    sd[[row, slot]] = v;
+                    any_sd = true;
+                }
+            }
+        }
+        Ok(Samples {
+            species,
+            charges,
+            feed_mol_m3: feed,
+            mask,
+            flux_m_s: flux,
+            permeate_mol_m3: permeate,
+            permeate_sd_mol_m3: any_sd.then_some(sd),
+            family: data.rows.iter().map(|r| r.family.clone()).collect(),
+            synthetic: data.rows.iter().map(|r| r.synthetic).collect(),
+            origin: (0..n).collect(),
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.flux_m_s.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.species.len()
+    }
+
+    /// The rows `indices`, in that order. Panics if an index is out of range.
+    pub fn subset(&self, indices: &[usize]) -> Samples {
+        let pick = |v: &[Option<String>]| indices.iter().map(|&i| v[i].clone()).collect();
+        Samples {
+            species: self.species.clone(),
+            charges: self.charges.clone(),
+            feed_mol_m3: self.feed_mol_m3.select(Axis(0), indices),
+            mask: self.mask.select(Axis(0), indices),
+            flux_m_s: self.flux_m_s.select(Axis(0), indices),
+            permeate_mol_m3: self.permeate_mol_m3.select(Axis(0), indices),
+            permeate_sd_mol_m3: self
+                .permeate_sd_mol_m3
+                .as_ref()
+                .map(|a| a.select(Axis(0), indices)),
+            family: pick(&self.family),
+            synthetic: indices.iter().map(|&i| self.synthetic[i]).collect(),
+            origin: indices.iter().map(|&i| self.origin[i]).collect(),
+        }
+    }
+
+    /// The plain arrays of the rows `indices`, for one model batch. Panics if an index is
+    /// out of range.
+    pub fn to_batch_arrays(&self, indices: &[usize]) -> Batch {
+        Batch {
+            feed: self.feed_mol_m3.select(Axis(0), indices),
+            mask: self.mask.select(Axis(0), indices),
+            flux: self.flux_m_s.select(Axis(0), indices),
+            target: self.permeate_mol_m3.select(Axis(0), indices),
+            sd: self
+                .permeate_sd_mol_m3
+                .as_ref()
+                .map(|a| a.select(Axis(0), indices)),
+        }
+    }
+
+    /// One epoch's batches: a permutation of all rows drawn from the version-stable stream
+    /// `(seed, epoch)`, cut into `batch_size` pieces (the last may be shorter). The same
+    /// (seed, epoch) gives the same batches on every machine. `batch_size` 0 means one
+    /// batch of everything.
+    pub fn batches(&self, batch_size: usize, seed: u64, epoch: u64) -> Batches {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        Rng::new(stream_seed(seed ^ BATCH_STREAM_SALT, epoch)).shuffle(&mut order);
+        let size = if batch_size == 0 {
+            order.len().max(1)
+        } else {
+            batch_size
+        };
+        Batches { order, size }
+    }
+
+    /// `[N, S]` rejections `1 - c_p / c_f` of present ions (0 for absent ones).
+    pub fn rejection(&self) -> Array2<f64> {
+        rejection_of(&self.feed_mol_m3, &self.mask, &self.permeate_mol_m3)
+    }
+
+    /// The slots' ions from a database (for the physics): each slot must be in `db` with
+    /// the slot's charge.
+    pub fn slot_ions(&self, db: &IonDb) -> Result<Vec<Ion>> {
+        self.species
+            .iter()
+            .zip(&self.charges)
+            .map(|(name, &z)| {
+                let ion = db.get(name)?;
+                if ion.charge != z {
+                    return Err(TrainError::invalid(
+                        format!("charge of slot {name}"),
+                        z,
+                        format!("the database's charge {}", ion.charge),
+                    ));
+                }
+                Ok(ion.clone())
+            })
+            .collect()
+    }
+
+    /// Distinct families in order of first appearance (unlabelled rows not included).
+    pub fn families(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self.family.iter().flatten() {
+            if !out.contains(f) {
+                out.push(f.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Rejections `1 - c_p / c_f` where `mask` is set, 0 elsewhere.
+pub fn rejection_of(
+    feed: &Array2<f64>,
+    mask: &Array2<bool>,
+    permeate: &Array2<f64>,
+) -> Array2<f64> {
+    let mut r = Array2::zeros(feed.dim());
+    ndarray::Zip::from(&mut r)
+        .and(feed)
+        .and(mask)
+        .and(permeate)
+        .for_each(|r, &f, &m, &p| {
+            if m {
+                *r = 1.0 - p / f;
+            }
+        });
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measured::{parse_csv, LoadOptions};
+    use ndarray::{array, Array3};
+
+    fn toy_dataset() -> Dataset {
+        // Two samples x two fluxes over Na, Cl, SO4; sample 1's second flux failed.
+        let feed = array![[10.0, 10.0, 0.0], [30.0, 10.0, 10.0]];
+        let mask = array![[1u8, 1, 0], [1, 1, 1]];
+        let mut permeate = Array3::zeros((2, 2, 3));
+        permeate[[0, 0, 0]] = 5.0;
+        permeate[[0, 0, 1]] = 5.0;
+        permeate[[0, 1, 0]] = 4.0;
+        permeate[[0, 1, 1]] = 4.0;
+        permeate[[1, 0, 0]] = 12.0;
+        permeate[[1, 0, 1]] = 11.0;
+        permeate[[1, 0, 2]] = 0.5;
+        let rejection = Array3::zeros((2, 2, 3));
+        Dataset {
+            species: vec!["Na_+".into(), "Cl_-".into(), "SO4_2-".into()],
+            charges: vec![1, -1, -2],
+            fluxes_m_s: vec![1e-6, 1e-5],
+            feed,
+            mask,
+            permeate,
+            rejection,
+            pressure_pa: Array2::zeros((2, 2)),
+            status: array![[0u8, 0], [0, 1]],
+            failures: vec![],
+        }
+    }
+
+    #[test]
+    fn simulation_is_flattened_onto_slots_skipping_failures() {
+        let ds = toy_dataset();
+        let (s, skipped) =
+            Samples::from_simulation(&ds, &["SO4^2-", "Mg_2+", "Cl-", "Na+"]).unwrap();
+        assert_eq!(skipped, 1);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.species, ["SO4_2-", "Mg_2+", "Cl_-", "Na_+"]);
+        assert_eq!(s.charges, [-2, 2, -1, 1]);
+        assert_eq!(s.origin, [0, 0, 1]);
+        assert_eq!(s.flux_m_s.to_vec(), [1e-6, 1e-5, 1e-6]);
+        assert_eq!(s.feed_mol_m3.row(2).to_vec(), [10.0, 0.0, 10.0, 30.0]);
+        assert_eq!(s.mask.row(0).to_vec(), [false, false, true, true]);
+        assert_eq!(s.permeate_mol_m3.row(1).to_vec(), [0.0, 0.0, 4.0, 4.0]);
+        assert_eq!(s.permeate_mol_m3.row(2).to_vec(), [0.5, 0.0, 11.0, 12.0]);
+        assert!(s.synthetic.iter().all(|&x| x));
+        assert!(s.permeate_sd_mol_m3.is_none());
+        let r = s.rejection();
+        assert!((r[[0, 3]] - 0.5).abs() < 1e-15 && r[[0, 0]] == 0.0);
+    }
+
+    #[test]
+    fn simulation_ion_without_slot_is_named() {
+        let err = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("SO4_2-") && msg.contains("simulated"), "{msg}");
+        // An unknown slot name and a duplicate are refused too.
+        assert!(Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4", "Xx+"]).is_err());
+        assert!(Samples::from_simulation(&toy_dataset(), &["Na+", "Na_+", "Cl-", "SO4"]).is_err());
+    }
+
+    const CSV: &str = "source,membrane,family,temperature_K,synthetic,Jv_LMH,feed_Na+_mol_m3,feed_Cl-_mol_m3,feed_Mg^2+_mol_m3,feed_SO4^2-_mol_m3,permeate_Na+_mol_m3,rejection_Cl-,permeate_Mg^2+_mol_m3,rejection_SO4^2-,permeate_Na+_mol_m3_sd
+a,NF270,NaCl,298.15,false,36,50,50,0,0,20,0.6,,,0.5
+b,NF270,MgSO4,298.15,true,72,0,0,10,10,,,1,0.95,
+";
+
+    #[test]
+    fn measured_rows_map_onto_slots_with_sd() {
+        let data = parse_csv(CSV, "t.csv", &LoadOptions::default(), &IonDb::builtin()).unwrap();
+        let s = Samples::from_measured(&data, &["Na_+", "Mg_2+", "Cl_-", "SO4_2-"]).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.feed_mol_m3.row(0).to_vec(), [50.0, 0.0, 50.0, 0.0]);
+        let p = &s.permeate_mol_m3;
+        assert!((p[[0, 2]] - 20.0).abs() < 1e-12 && (p[[1, 3]] - 0.5).abs() < 1e-12);
+        let sd = s.permeate_sd_mol_m3.as_ref().unwrap();
+        assert_eq!(sd.row(0).to_vec(), [0.5, 0.0, 0.0, 0.0]);
+        assert_eq!(sd.row(1).to_vec(), [0.0; 4]);
+        assert_eq!(s.family, [Some("NaCl".into()), Some("MgSO4".into())]);
+        assert_eq!(s.synthetic, [false, true]);
+        assert_eq!(s.origin, [0, 1]);
+        assert!((s.flux_m_s[0] - 1e-5).abs() < 1e-18);
+        assert_eq!(s.families(), ["NaCl", "MgSO4"]);
+    }
+
+    #[test]
+    fn measured_ion_without_slot_names_line_and_ion() {
+        let data = parse_csv(CSV, "t.csv", &LoadOptions::default(), &IonDb::builtin()).unwrap();
+        let msg = Samples::from_measured(&data, &["Na+", "Cl-", "Mg^2+"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 3") && msg.contains("SO4^2-"), "{msg}");
+    }
+
+    #[test]
+    fn subset_and_batch_arrays_pick_rows() {
+        let (s, _) = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4"]).unwrap();
+        let sub = s.subset(&[2, 0]);
+        assert_eq!(sub.len(), 2);
+        assert_eq!(sub.origin, [1, 0]);
+        assert_eq!(sub.feed_mol_m3.row(0).to_vec(), [30.0, 10.0, 10.0]);
+        let b = s.to_batch_arrays(&[2, 0]);
+        assert_eq!(b.feed, sub.feed_mol_m3);
+        assert_eq!(b.target, sub.permeate_mol_m3);
+        assert_eq!(b.mask, sub.mask);
+        assert_eq!(b.flux, sub.flux_m_s);
+        assert!(b.sd.is_none());
+    }
+
+    #[test]
+    fn batches_are_a_deterministic_permutation() {
+        let (base, _) = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4"]).unwrap();
+        let idx: Vec<usize> = (0..23).map(|i| i % 3).collect();
+        let s = base.subset(&idx);
+        let b = s.batches(5, 7, 0);
+        assert_eq!(b.len(), 5);
+        let sizes: Vec<usize> = b.iter().map(<[usize]>::len).collect();
+        assert_eq!(sizes, [5, 5, 5, 5, 3]);
+        let mut all: Vec<usize> = (&b).into_iter().flatten().copied().collect();
+        assert_eq!(b, s.batches(5, 7, 0));
+        assert_ne!(b.order(), s.batches(5, 7, 1).order());
+        assert_ne!(b.order(), s.batches(5, 8, 0).order());
+        all.sort_unstable();
+        assert_eq!(all, (0..23).collect::<Vec<_>>());
+        assert_eq!(s.batches(0, 7, 0).len(), 1);
+    }
+
+    #[test]
+    fn slot_ions_come_from_the_database() {
+        let (s, _) = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4"]).unwrap();
+        let ions = s.slot_ions(&IonDb::builtin()).unwrap();
+        assert_eq!(ions[2].name, "SO4_2-");
+        assert_eq!(ions[2].charge, -2);
+    }
+}
