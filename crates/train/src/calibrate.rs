@@ -737,6 +737,47 @@ mod tests {
         assert_eq!(starts, start_membranes(&CalibrationConfig::default()));
     }
 
+    /// End to end on the bundled surrogate-laboratory mixtures (synthetic): load, leave
+    /// one family out, calibrate on the rest, score the held-out family. The surrogate is
+    /// richer than DSPM-DE (charge growing with the feed, pore-size distribution,
+    /// polarisation, Davies activities), so the calibrated baseline is not exact.
+    #[test]
+    fn calibrated_baseline_on_the_surrogate_mixtures() {
+        use crate::measured::{parse_csv, LoadOptions};
+        use crate::split::SplitSpec;
+        let text = include_str!("../../../datasets/exp/nf270_mixtures.csv");
+        let db = IonDb::builtin();
+        let data = parse_csv(text, "nf270_mixtures.csv", &LoadOptions::default(), &db).unwrap();
+        let slots = ["Na_+", "K_+", "Li_+", "Mg_2+", "Ca_2+", "Cl_-", "SO4_2-"];
+        let samples = Samples::from_measured(&data, &slots).unwrap();
+        let split = SplitSpec::ByFamily {
+            test_family: "NaCl+MgSO4".into(),
+            validation_fraction: 0.0,
+        }
+        .split(&samples, 1)
+        .unwrap();
+        let (train, test) = (samples.subset(&split.train), samples.subset(&split.test));
+        let ions = samples.slot_ions(&db).unwrap();
+        let fit = dspmde_fit(&train, &ions, &quick()).unwrap();
+        let m_train = Metrics::of(&train, fit.predict(&train).unwrap().permeate.view()).unwrap();
+        let p = fit.predict(&test).unwrap();
+        let m_test = Metrics::of(&test, p.permeate.view()).unwrap();
+        eprintln!(
+            "surrogate mixtures, test family NaCl+MgSO4: fitted {:?}; train MAE {:.4} (n {}), test MAE {:.4} RMSE {:.4} R2 {:?} (n {}); {} evaluations",
+            fit.membrane,
+            m_train.mae.unwrap(),
+            m_train.n_values,
+            m_test.mae.unwrap(),
+            m_test.rmse.unwrap(),
+            m_test.r2,
+            m_test.n_values,
+            fit.evaluations
+        );
+        assert_eq!(split.test.len(), 12);
+        assert!(p.failed_rows.is_empty());
+        assert!(m_train.mae.unwrap() < 0.1 && m_test.mae.unwrap() < 0.15);
+    }
+
     #[test]
     fn wrong_ions_are_refused() {
         let s = synthetic(truth(), &[[10.0, 0.0, 10.0, 0.0]], &[5.0]);

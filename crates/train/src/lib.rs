@@ -1,11 +1,23 @@
 //! # ionode-train
 //!
-//! Datasets and training for the neural ODE. Today it holds [`measured`]: the CSV format in
-//! which users bring their own nanofiltration measurements (and in which the surrogate
-//! laboratory writes its synthetic ones), with a validating loader.
+//! Datasets and training for the neural ODE:
 //!
-//! The crate does no I/O: the loader takes the text of a file and returns the loaded data
-//! or a typed error listing every problem.
+//! - [`measured`]: the CSV format in which users bring their own nanofiltration
+//!   measurements (and in which the surrogate laboratory writes its synthetic ones), with a
+//!   validating loader;
+//! - [`data`]: [`data::Samples`], simulated or measured points over ordered ion slots, with
+//!   subsets and seeded batches;
+//! - [`split`]: seeded train / validation / test splits (random, leave one family out,
+//!   first n for data-limited studies);
+//! - [`metrics`]: MAE, RMSE and R^2 of rejection per ion and overall, electroneutrality
+//!   residual;
+//! - [`augment`]: Gaussian noise augmentation of targets from their stated uncertainty;
+//! - [`early_stop`]: patience-based early stopping;
+//! - [`calibrate`]: the classical baseline, DSPM-DE with its membrane calibrated on the
+//!   training data.
+//!
+//! The crate does no I/O: it takes values (the text of a file, a simulated dataset) and
+//! returns values or typed errors ([`measured::LoadError`], [`error::TrainError`]).
 
 pub mod augment;
 pub mod calibrate;
