@@ -1,0 +1,262 @@
+//! The model's configuration: every choice that `MODEL.md` marks **[ours]** is a field here,
+//! with the project's canonical value as its default, so a user who has the paper's numbers
+//! can set them (serde, `#[serde(default)]`: a config file names only what it changes).
+
+use crate::error::{ModelError, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which architecture (the ablation's "model" axis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// The paper's model: tokens -> embedding + slot encoding -> one attention head ->
+    /// ODENet, integrated along the flux.
+    #[default]
+    AttentionNode,
+    /// The same ODE without the attention head: the embedded tokens (embedding + slot
+    /// encoding, absent rows zeroed) are flattened straight into the ODENet, so the only
+    /// difference from `attention_node` is the head.
+    Node,
+    /// No ODE: (feed, flux) -> permeate through an MLP of the ODENet's width and depth.
+    Mlp,
+}
+
+/// How a slot's position is encoded (added to the token embedding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// Fixed transformer encoding `sin(p / base^(2k/d))`, `cos(...)` on alternate features.
+    #[default]
+    Sinusoidal,
+    /// A learned vector per species (a `[S, d]` parameter).
+    Learned,
+}
+
+/// How electroneutrality (`sum z c_p = 0`) is imposed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Electroneutrality {
+    /// Project every derivative onto the complement of `w = z * m` (exact to rounding).
+    #[default]
+    Hard,
+    /// Add `lambda * mean((sum_i z_i x_i)^2)` to the loss at the output, and with
+    /// `also_trajectory` averaged over every mesh point of the integration instead.
+    Soft {
+        /// Weight of the penalty.
+        lambda: f64,
+        /// Penalise the residual along the whole trajectory, not only at the end.
+        also_trajectory: bool,
+    },
+    /// No constraint (the ablation's control).
+    None,
+}
+
+/// The ODE solver (ignored by the `mlp` variant). Both backpropagate through their steps.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Solver {
+    /// Classical fixed-step RK4; each sample takes `steps` steps of `t / steps`.
+    Rk4 {
+        /// Steps per sample.
+        steps: usize,
+    },
+    /// Adaptive Dormand-Prince 5(4) with one step size for the whole batch (see `solver.rs`).
+    Dopri5 {
+        /// Relative tolerance of the local error.
+        rtol: f64,
+        /// Absolute tolerance of the local error (in units of the scaled state x).
+        atol: f64,
+        /// Attempted steps (accepted + rejected) before giving up with an error.
+        max_steps: usize,
+        /// First trial step in the normalised variable `s` in `[0, 1]`.
+        first_step: f64,
+    },
+}
+
+impl Default for Solver {
+    fn default() -> Self {
+        Solver::Rk4 { steps: 16 }
+    }
+}
+
+impl Solver {
+    /// Dormand-Prince with the crate's default tolerances (rtol 1e-6, atol 1e-8, 10 000
+    /// steps, first step 0.1).
+    pub fn dopri5_default() -> Solver {
+        Solver::Dopri5 {
+            rtol: 1e-6,
+            atol: 1e-8,
+            max_steps: 10_000,
+            first_step: 0.1,
+        }
+    }
+}
+
+/// The sample's concentration scale `c_scale` that makes the state dimensionless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CScale {
+    /// `sum_i |z_i| c_f,i / 2` over present ions: the feed's equivalent concentration
+    /// (for an electroneutral feed, the total cation charge = the total anion charge).
+    #[default]
+    HalfEquivalent,
+}
+
+/// One ion slot: a species name and its charge number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IonSlot {
+    /// Species name (as in the datasets, e.g. `Na+`, `SO4_2-`).
+    pub name: String,
+    /// Charge number z.
+    pub charge: f64,
+}
+
+impl IonSlot {
+    /// A slot.
+    pub fn new(name: &str, charge: f64) -> IonSlot {
+        IonSlot {
+            name: name.to_string(),
+            charge,
+        }
+    }
+}
+
+/// The default slots of `BENCH.md`: Na+, K+, Li+, Mg2+, Ca2+, Cl-, SO4 2-.
+pub fn default_slots() -> Vec<IonSlot> {
+    vec![
+        IonSlot::new("Na+", 1.0),
+        IonSlot::new("K+", 1.0),
+        IonSlot::new("Li+", 1.0),
+        IonSlot::new("Mg2+", 2.0),
+        IonSlot::new("Ca2+", 2.0),
+        IonSlot::new("Cl-", -1.0),
+        IonSlot::new("SO4_2-", -2.0),
+    ]
+}
+
+/// Everything that defines the model (not its weights).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub variant: Variant,
+    /// Ordered ion slots with charges (default the 7 of `BENCH.md`).
+    pub slots: Vec<IonSlot>,
+    /// Token embedding width d (default 16).
+    pub embed_dim: usize,
+    /// Hidden width of the ODENet (default 64).
+    pub hidden: usize,
+    /// Number of linear layers of the ODENet, tanh after all but the last (default 5).
+    pub layers: usize,
+    /// Slot encoding (default sinusoidal).
+    pub encoding: Encoding,
+    /// Base of the sinusoidal encoding (default 10 000, the transformer's).
+    pub encoding_base: f64,
+    /// Electroneutrality constraint (default hard).
+    pub electroneutrality: Electroneutrality,
+    /// ODE solver (default RK4, 16 steps).
+    pub solver: Solver,
+    /// Reference flux: `t = J_v / j_ref_m_s` (default 1e-5 m/s).
+    pub j_ref_m_s: f64,
+    /// Definition of `c_scale` (default `sum |z| c_f / 2`).
+    pub c_scale: CScale,
+    /// Floor inside the token's log feature `log(c_f / c_scale + floor)` (default 1e-12).
+    pub log_floor: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            variant: Variant::AttentionNode,
+            slots: default_slots(),
+            embed_dim: 16,
+            hidden: 64,
+            layers: 5,
+            encoding: Encoding::Sinusoidal,
+            encoding_base: 10_000.0,
+            electroneutrality: Electroneutrality::Hard,
+            solver: Solver::Rk4 { steps: 16 },
+            j_ref_m_s: 1e-5,
+            c_scale: CScale::HalfEquivalent,
+            log_floor: 1e-12,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Number of slots S.
+    pub fn num_slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Charges in slot order.
+    pub fn charges(&self) -> Vec<f64> {
+        self.slots.iter().map(|s| s.charge).collect()
+    }
+
+    /// Check every field; the model refuses to build from an invalid config.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, why: String| Err(ModelError::Config { field, why });
+        if self.slots.is_empty() {
+            return bad("slots", "at least one ion slot is needed".into());
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if !s.charge.is_finite() || s.charge == 0.0 {
+                return bad(
+                    "slots",
+                    format!("slot {i} ({}) has charge {}", s.name, s.charge),
+                );
+            }
+            if self.slots[..i].iter().any(|o| o.name == s.name) {
+                return bad("slots", format!("slot name {} appears twice", s.name));
+            }
+        }
+        if self.embed_dim == 0 {
+            return bad("embed_dim", "must be at least 1".into());
+        }
+        if self.hidden == 0 {
+            return bad("hidden", "must be at least 1".into());
+        }
+        if self.layers == 0 {
+            return bad("layers", "must be at least 1".into());
+        }
+        if !(self.encoding_base > 1.0 && self.encoding_base.is_finite()) {
+            return bad(
+                "encoding_base",
+                format!("{} is not > 1", self.encoding_base),
+            );
+        }
+        if !(self.j_ref_m_s > 0.0 && self.j_ref_m_s.is_finite()) {
+            return bad("j_ref_m_s", format!("{} is not > 0", self.j_ref_m_s));
+        }
+        if !(self.log_floor > 0.0 && self.log_floor.is_finite()) {
+            return bad("log_floor", format!("{} is not > 0", self.log_floor));
+        }
+        if let Electroneutrality::Soft { lambda, .. } = self.electroneutrality {
+            if !(lambda >= 0.0 && lambda.is_finite()) {
+                return bad("electroneutrality.lambda", format!("{lambda} is not >= 0"));
+            }
+        }
+        match self.solver {
+            Solver::Rk4 { steps: 0 } => bad("solver.steps", "must be >= 1".into()),
+            Solver::Dopri5 {
+                rtol,
+                atol,
+                max_steps,
+                first_step,
+            } => {
+                if !(rtol >= 0.0 && atol >= 0.0 && rtol + atol > 0.0) {
+                    return bad("solver.rtol/atol", format!("rtol {rtol}, atol {atol}"));
+                }
+                if max_steps == 0 {
+                    return bad("solver.max_steps", "must be >= 1".into());
+                }
+                if !(first_step > 0.0 && first_step <= 1.0) {
+                    return bad("solver.first_step", format!("{first_step} not in (0, 1]"));
+                }
+                Ok(())
+            }
+            Solver::Rk4 { .. } => Ok(()),
+        }
+    }
+}

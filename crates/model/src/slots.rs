@@ -1,0 +1,214 @@
+//! Ion slots and masking: a [`Batch`] of plain arrays in physical units becomes the
+//! dimensionless, masked host-side data the model records on the tape ([`Prepared`]).
+//!
+//! Everything an absent slot could influence is masked here, on the host, before any
+//! arithmetic: its initial state, its log feature and its target are exactly 0 whatever the
+//! caller put in the feed array (even NaN), and `c_scale` sums present ions only. That is
+//! what makes "absent ions never influence present ones" exact rather than approximate.
+#![allow(clippy::needless_range_loop)] // (sample, slot) index loops over several arrays read clearest
+
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use ndarray::{Array1, Array2};
+
+/// A batch of samples over the config's ion slots, in physical units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// Feed concentrations `c_f` in mol/m3, `[B, S]` (absent slots: any value, ignored).
+    pub feed_mol_m3: Array2<f64>,
+    /// Which ions are present, `[B, S]`.
+    pub mask: Array2<bool>,
+    /// Transmembrane water flux `J_v` in m/s, `[B]`.
+    pub flux_m_s: Array1<f64>,
+    /// Measured or simulated permeate `c_p` in mol/m3, `[B, S]` (needed for the loss only).
+    pub target_permeate_mol_m3: Option<Array2<f64>>,
+    /// Per-value weights of the loss, `[B, S]`, >= 0 (default 1 for present ions). A weight
+    /// of 0 marks a missing measurement; its target may then be NaN.
+    pub target_weight: Option<Array2<f64>>,
+}
+
+impl Batch {
+    /// A batch without targets (for prediction).
+    pub fn new(feed_mol_m3: Array2<f64>, mask: Array2<bool>, flux_m_s: Array1<f64>) -> Batch {
+        Batch {
+            feed_mol_m3,
+            mask,
+            flux_m_s,
+            target_permeate_mol_m3: None,
+            target_weight: None,
+        }
+    }
+
+    /// The same batch with permeate targets.
+    pub fn with_target(mut self, target_permeate_mol_m3: Array2<f64>) -> Batch {
+        self.target_permeate_mol_m3 = Some(target_permeate_mol_m3);
+        self
+    }
+
+    /// Number of samples B.
+    pub fn len(&self) -> usize {
+        self.flux_m_s.len()
+    }
+
+    /// True if the batch has no sample.
+    pub fn is_empty(&self) -> bool {
+        self.flux_m_s.is_empty()
+    }
+}
+
+/// Loss targets in the model's scaled units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Targets {
+    /// `c_p / c_scale` where the effective weight is positive, 0 elsewhere, `[B*S]`.
+    pub x: Vec<f64>,
+    /// Effective weight `mask * target_weight`, `[B*S]`.
+    pub weight: Vec<f64>,
+    /// Sum of the effective weights (the masked mean's denominator).
+    pub weight_sum: f64,
+}
+
+/// A batch in the model's dimensionless, masked form (row-major `[B, S]` vectors).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prepared {
+    /// Samples B.
+    pub b: usize,
+    /// Slots S.
+    pub s: usize,
+    /// 1.0 for present ions, 0.0 for absent.
+    pub mask: Vec<f64>,
+    /// Projection direction `w = z * m`.
+    pub w: Vec<f64>,
+    /// Initial state `x(0) = c_f / c_scale` (0 for absent slots).
+    pub x0: Vec<f64>,
+    /// Token feature `log(c_f / c_scale + log_floor) * m` (0 for absent slots).
+    pub log_feed: Vec<f64>,
+    /// End time `t = J_v / J_ref` per sample, `[B]`.
+    pub t_end: Vec<f64>,
+    /// `c_scale = sum |z| c_f / 2` over present ions, mol/m3, `[B]`.
+    pub c_scale: Vec<f64>,
+    /// Loss targets, if the batch has them.
+    pub targets: Option<Targets>,
+}
+
+fn bad<T>(why: String) -> Result<T> {
+    Err(ModelError::Batch(why))
+}
+
+impl Prepared {
+    /// Validate `batch` against `cfg` and convert it.
+    pub fn new(cfg: &ModelConfig, batch: &Batch) -> Result<Prepared> {
+        let s = cfg.num_slots();
+        let b = batch.len();
+        if b == 0 {
+            return bad("no samples".into());
+        }
+        if batch.feed_mol_m3.dim() != (b, s) {
+            return bad(format!(
+                "feed is {:?}, expected [{b}, {s}] (samples x slots)",
+                batch.feed_mol_m3.shape()
+            ));
+        }
+        if batch.mask.dim() != (b, s) {
+            return bad(format!(
+                "mask is {:?}, expected [{b}, {s}]",
+                batch.mask.shape()
+            ));
+        }
+        let z = cfg.charges();
+        let mut p = Prepared {
+            b,
+            s,
+            mask: vec![0.0; b * s],
+            w: vec![0.0; b * s],
+            x0: vec![0.0; b * s],
+            log_feed: vec![0.0; b * s],
+            t_end: vec![0.0; b],
+            c_scale: vec![0.0; b],
+            targets: None,
+        };
+        for i in 0..b {
+            let flux = batch.flux_m_s[i];
+            if !(flux >= 0.0 && flux.is_finite()) {
+                return bad(format!(
+                    "sample {i}: flux {flux} m/s is not finite and >= 0"
+                ));
+            }
+            p.t_end[i] = flux / cfg.j_ref_m_s;
+            let mut cs = 0.0;
+            for j in 0..s {
+                if batch.mask[[i, j]] {
+                    let c = batch.feed_mol_m3[[i, j]];
+                    if !(c >= 0.0 && c.is_finite()) {
+                        return bad(format!(
+                            "sample {i}: feed of present ion {} is {c}",
+                            cfg.slots[j].name
+                        ));
+                    }
+                    cs += z[j].abs() * c;
+                }
+            }
+            cs *= 0.5;
+            if !(cs > 0.0 && cs.is_finite()) {
+                return bad(format!("sample {i}: no present ion with a positive feed"));
+            }
+            p.c_scale[i] = cs;
+            for j in 0..s {
+                let k = i * s + j;
+                if batch.mask[[i, j]] {
+                    let x = batch.feed_mol_m3[[i, j]] / cs;
+                    p.mask[k] = 1.0;
+                    p.w[k] = z[j];
+                    p.x0[k] = x;
+                    p.log_feed[k] = (x + cfg.log_floor).ln();
+                }
+            }
+        }
+        if let Some(tp) = &batch.target_permeate_mol_m3 {
+            p.targets = Some(p.targets_from(batch, tp)?);
+        }
+        Ok(p)
+    }
+
+    fn targets_from(&self, batch: &Batch, tp: &Array2<f64>) -> Result<Targets> {
+        let (b, s) = (self.b, self.s);
+        if tp.dim() != (b, s) {
+            return bad(format!("target is {:?}, expected [{b}, {s}]", tp.shape()));
+        }
+        if let Some(w) = &batch.target_weight {
+            if w.dim() != (b, s) {
+                return bad(format!(
+                    "target weight is {:?}, expected [{b}, {s}]",
+                    w.shape()
+                ));
+            }
+        }
+        let mut t = Targets {
+            x: vec![0.0; b * s],
+            weight: vec![0.0; b * s],
+            weight_sum: 0.0,
+        };
+        for i in 0..b {
+            for j in 0..s {
+                let k = i * s + j;
+                let wt = batch.target_weight.as_ref().map_or(1.0, |w| w[[i, j]]);
+                if !(wt >= 0.0 && wt.is_finite()) {
+                    return bad(format!("sample {i}, slot {j}: target weight {wt}"));
+                }
+                let eff = wt * self.mask[k];
+                if eff > 0.0 {
+                    let c = tp[[i, j]];
+                    if !c.is_finite() {
+                        return bad(format!("sample {i}, slot {j}: target {c} with weight {wt}"));
+                    }
+                    t.x[k] = c / self.c_scale[i];
+                    t.weight[k] = eff;
+                    t.weight_sum += eff;
+                }
+            }
+        }
+        if t.weight_sum <= 0.0 {
+            return bad("every target weight is zero".into());
+        }
+        Ok(t)
+    }
+}
