@@ -12,6 +12,7 @@ mod json;
 mod logging;
 mod output;
 mod provenance;
+mod tabular;
 mod units;
 
 use clap::Parser;

@@ -141,3 +141,50 @@ fn bad_designs_name_the_file_and_the_field() {
         assert!(!out.exists(), "case {k}: nothing is written");
     }
 }
+
+/// The same campaign as Parquet: `data check` reads it and reports exactly what it reports
+/// for the CSV (same rows, ranges and uncertainties).
+#[test]
+fn campaigns_write_and_check_as_parquet_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let design = datasets().join("nf270_li_mg_brines.toml");
+    let csv = datasets().join("nf270_li_mg_brines.csv");
+    let parquet = dir.path().join("brines.parquet");
+    let run = ablate(&[
+        "lab",
+        "--design",
+        design.to_str().unwrap(),
+        "--seed",
+        "3",
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let from_csv = ablate(&["data", "check", csv.to_str().unwrap()]);
+    let from_parquet = ablate(&["data", "check", parquet.to_str().unwrap()]);
+    assert!(
+        from_parquet.status.success(),
+        "{}",
+        text(&from_parquet.stderr)
+    );
+    let body = |o: &Output| {
+        text(&o.stdout)
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&from_csv), body(&from_parquet));
+    assert!(text(&from_parquet.stdout)
+        .contains("brines.parquet: valid, 54 rows (54 synthetic, 0 measured)"));
+    // A file that is not Parquet is one clear error.
+    let fake = dir.path().join("fake.parquet");
+    std::fs::write(&fake, "source,membrane\n").unwrap();
+    let bad = ablate(&["data", "check", fake.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("is not a readable Parquet file"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -8,10 +8,9 @@
 use super::print_stdout;
 use crate::cli::DataCheckArgs;
 use crate::{ions, units};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use ionode_train::measured::{self, LoadOptions, MeasuredData};
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// A number with 4 significant digits, no trailing zeros (1e-5, 36, 298.15, 0.01235).
 fn g4(x: f64) -> String {
@@ -280,23 +279,9 @@ fn summary(data: &MeasuredData) -> String {
     s
 }
 
-/// Reads a file as UTF-8; the error names the line of the first invalid byte.
-fn read_utf8(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read data file '{}'", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        anyhow!(
-            "data file '{}', line {line}: not UTF-8 text; expected a UTF-8 CSV file (in a spreadsheet: save as \"CSV UTF-8\")",
-            path.display()
-        )
-    })
-}
-
 pub fn run(args: &DataCheckArgs) -> Result<()> {
     let db = ions::load(args.ions.as_deref())?;
-    let text = read_utf8(&args.file)?;
+    let text = crate::tabular::read_text(&args.file)?;
     let options = LoadOptions {
         balance_with: args.balance_with.clone(),
         electroneutrality_tolerance: args.en_tolerance,

@@ -9,7 +9,6 @@
 //! its file is byte-identical on every run.
 
 use crate::cli::LabArgs;
-use crate::output;
 use anyhow::{bail, Context, Result};
 use ionode_physics::feed::parse_feed;
 use ionode_physics::lab::{ChargeModel, LabFilm, LabModel, PoreDistribution};
@@ -344,6 +343,7 @@ fn campaign(
     })
 }
 
+/// CSV or Parquet by the output's extension.
 fn write(path: &Path, data: &MeasuredData) -> Result<()> {
-    output::write_text(path, &data.to_csv())
+    crate::tabular::write_text(path, &data.to_csv())
 }
