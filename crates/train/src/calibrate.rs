@@ -431,6 +431,7 @@ pub fn dspmde_fit(
     ions: &[Ion],
     config: &CalibrationConfig,
 ) -> Result<DspmdeFit> {
+    samples.validate()?;
     check_ions(samples, ions)?;
     config.bounds.check()?;
     if config.starts == 0 {
@@ -537,6 +538,7 @@ impl DspmdeFit {
     /// The calibrated model's permeate for `samples` (same slots as the fit). A point the
     /// physics cannot solve is predicted as the feed (zero rejection) and listed.
     pub fn predict(&self, samples: &Samples) -> Result<Prediction> {
+        samples.validate()?;
         if samples.species != self.species {
             return Err(TrainError::shape(
                 "prediction slots",

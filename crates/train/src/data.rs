@@ -278,6 +278,81 @@ impl Samples {
         })
     }
 
+    /// Checks that the arrays agree in shape and hold usable values: finite feeds above 0
+    /// and permeates at or above 0 where an ion is present, fluxes above 0, standard
+    /// deviations at or above 0. The fields are public, so consumers that divide by feeds
+    /// (metrics, the calibration) call this first; the constructors always produce valid
+    /// samples.
+    pub fn validate(&self) -> Result<()> {
+        let (n, s) = (self.len(), self.slots());
+        let dim = (n, s);
+        let shapes = [
+            ("feed_mol_m3", self.feed_mol_m3.dim()),
+            ("mask", self.mask.dim()),
+            ("permeate_mol_m3", self.permeate_mol_m3.dim()),
+        ];
+        for (name, d) in shapes {
+            if d != dim {
+                return Err(TrainError::shape(
+                    "samples",
+                    format!("{name} is {d:?}, expected {dim:?} (rows, slots)"),
+                ));
+            }
+        }
+        if let Some(sd) = &self.permeate_sd_mol_m3 {
+            if sd.dim() != dim {
+                return Err(TrainError::shape(
+                    "samples",
+                    format!("permeate_sd_mol_m3 is {:?}, expected {dim:?}", sd.dim()),
+                ));
+            }
+        }
+        let lens = [
+            ("charges", self.charges.len(), s),
+            ("family", self.family.len(), n),
+            ("synthetic", self.synthetic.len(), n),
+            ("origin", self.origin.len(), n),
+        ];
+        for (name, got, want) in lens {
+            if got != want {
+                return Err(TrainError::shape(
+                    "samples",
+                    format!("{name} has {got} entries, expected {want}"),
+                ));
+            }
+        }
+        for (r, &jv) in self.flux_m_s.iter().enumerate() {
+            if !(jv > 0.0 && jv.is_finite()) {
+                return Err(TrainError::invalid(
+                    format!("flux of row {r}"),
+                    jv,
+                    "a finite flux > 0 m/s",
+                ));
+            }
+        }
+        for ((r, k), &m) in self.mask.indexed_iter() {
+            let sd = self.permeate_sd_mol_m3.as_ref().map_or(0.0, |a| a[[r, k]]);
+            let (f, p) = (self.feed_mol_m3[[r, k]], self.permeate_mol_m3[[r, k]]);
+            let bad = if !(sd >= 0.0 && sd.is_finite()) {
+                Some(("permeate sd", sd, "a finite value >= 0"))
+            } else if m && !(f > 0.0 && f.is_finite()) {
+                Some(("feed", f, "a finite value > 0 for a present ion"))
+            } else if m && !(p >= 0.0 && p.is_finite()) {
+                Some(("permeate", p, "a finite value >= 0"))
+            } else {
+                None
+            };
+            if let Some((what, v, expected)) = bad {
+                return Err(TrainError::invalid(
+                    format!("{what} of {} in row {r}", self.species[k]),
+                    v,
+                    expected,
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.flux_m_s.len()
@@ -525,6 +600,22 @@ b,NF270,MgSO4,298.15,true,72,0,0,10,10,,,1,0.95,
         all.sort_unstable();
         assert_eq!(all, (0..23).collect::<Vec<_>>());
         assert_eq!(s.batches(0, 7, 0).len(), 1);
+    }
+
+    #[test]
+    fn validate_catches_inconsistent_samples() {
+        let (s, _) = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4"]).unwrap();
+        s.validate().unwrap();
+        let mut bad = s.clone();
+        bad.feed_mol_m3[[0, 0]] = 0.0;
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("feed of Na_+ in row 0"), "{msg}");
+        let mut bad = s.clone();
+        bad.origin.pop();
+        assert!(bad.validate().is_err());
+        let mut bad = s;
+        bad.flux_m_s[1] = f64::NAN;
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
-    /// Epochs without improvement tolerated before stopping.
+    /// Stop after this many consecutive epochs without improvement (the Keras and
+    /// PyTorch Lightning convention, so a paper's setting carries over; 0 and 1 both stop
+    /// at the first epoch that does not improve).
     pub patience: usize,
     /// An epoch improves only if its loss is below `best - min_delta`, so that noise-level
     /// decreases do not keep a run alive.
@@ -58,7 +60,7 @@ impl EarlyStopper {
             return Decision::Improved;
         }
         self.since_best += 1;
-        if self.since_best > self.config.patience {
+        if self.since_best >= self.config.patience {
             Decision::Stop
         } else {
             Decision::Continue
@@ -91,16 +93,15 @@ mod tests {
         assert_eq!(s.observe(2, 0.6), Decision::Continue);
         assert_eq!(s.observe(3, 0.4), Decision::Improved);
         assert_eq!(s.observe(4, 0.4), Decision::Continue);
-        assert_eq!(s.observe(5, 0.45), Decision::Continue);
-        assert_eq!(s.observe(6, 0.41), Decision::Stop);
+        assert_eq!(s.observe(5, 0.45), Decision::Stop);
         assert_eq!(s.best(), Some((3, 0.4)));
-        assert_eq!(s.epochs_since_best(), 3);
+        assert_eq!(s.epochs_since_best(), 2);
     }
 
     #[test]
     fn min_delta_and_non_finite_losses_do_not_improve() {
         let mut s = EarlyStopper::new(EarlyStopping {
-            patience: 1,
+            patience: 2,
             min_delta: 0.1,
         });
         assert_eq!(s.observe(0, f64::NAN), Decision::Continue);

@@ -129,6 +129,26 @@ impl Metrics {
                 ),
             ));
         }
+        if let Some(((r, s), v)) = feed
+            .indexed_iter()
+            .find(|(ix, v)| mask[*ix] && !(**v > 0.0 && v.is_finite()))
+        {
+            return Err(TrainError::invalid(
+                format!("feed of {} in row {r}", species[s]),
+                v,
+                "a finite concentration > 0 for a present ion",
+            ));
+        }
+        if let Some(((r, s), v)) = target
+            .indexed_iter()
+            .find(|(ix, v)| mask[*ix] && !v.is_finite())
+        {
+            return Err(TrainError::invalid(
+                format!("target permeate of {} in row {r}", species[s]),
+                v,
+                "a finite concentration",
+            ));
+        }
         if let Some(((r, s), v)) = predicted
             .indexed_iter()
             .find(|(ix, v)| mask[*ix] && !v.is_finite())
