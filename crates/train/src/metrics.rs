@@ -8,7 +8,8 @@
 
 use crate::data::{rejection_of, Samples};
 use crate::error::{Result, TrainError};
-use ndarray::{Array2, ArrayView2};
+use crate::split::Split;
+use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// Errors of one ion's rejection.
@@ -48,6 +49,36 @@ pub struct SplitMetrics {
     pub train: Option<Metrics>,
     pub validation: Option<Metrics>,
     pub test: Option<Metrics>,
+}
+
+impl SplitMetrics {
+    /// Metrics of each part of `split`; `predicted` has one row per row of `samples`.
+    /// An empty part has `None`.
+    pub fn compute(samples: &Samples, split: &Split, predicted: ArrayView2<f64>) -> Result<Self> {
+        if predicted.dim() != samples.feed_mol_m3.dim() {
+            return Err(TrainError::shape(
+                "split metrics",
+                format!(
+                    "predicted {:?} for samples {:?}",
+                    predicted.dim(),
+                    samples.feed_mol_m3.dim()
+                ),
+            ));
+        }
+        let part = |rows: &[usize]| -> Result<Option<Metrics>> {
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let sub = samples.subset(rows);
+            let pred = predicted.select(Axis(0), rows);
+            Metrics::of(&sub, pred.view()).map(Some)
+        };
+        Ok(SplitMetrics {
+            train: part(&split.train)?,
+            validation: part(&split.validation)?,
+            test: part(&split.test)?,
+        })
+    }
 }
 
 /// Running sums for MAE, RMSE and R^2.
@@ -270,6 +301,39 @@ mod tests {
         assert!(close(m.electroneutrality_max, 0.2));
         let json = serde_json::to_string(&m).unwrap();
         assert!(json.contains("\"r2\":null"));
+    }
+
+    #[test]
+    fn split_metrics_score_each_part() {
+        let (species, charges, feed, mask) = setup();
+        let target = array![[5.0, 0.0, 5.0], [0.0, 1.0, 2.0], [16.0, 0.0, 16.0]];
+        let pred = array![[4.0, 0.0, 5.0], [0.0, 2.0, 2.0], [16.0, 0.0, 12.0]];
+        let n = feed.nrows();
+        let samples = Samples {
+            species,
+            charges,
+            feed_mol_m3: feed,
+            mask,
+            flux_m_s: ndarray::Array1::from_elem(n, 1e-5),
+            permeate_mol_m3: target,
+            permeate_sd_mol_m3: None,
+            family: vec![None; n],
+            synthetic: vec![true; n],
+            origin: (0..n).collect(),
+        };
+        let split = Split {
+            train: vec![0, 2],
+            validation: vec![],
+            test: vec![1],
+        };
+        let m = SplitMetrics::compute(&samples, &split, pred.view()).unwrap();
+        assert!(m.validation.is_none());
+        let train = m.train.unwrap();
+        assert_eq!(train.n_values, 4);
+        assert!((train.mae.unwrap() - 0.3 / 4.0).abs() < 1e-12);
+        let test = m.test.unwrap();
+        assert!((test.mae.unwrap() - 0.05).abs() < 1e-12);
+        assert!((test.electroneutrality_max.unwrap() - 0.1).abs() < 1e-12);
     }
 
     #[test]
