@@ -14,7 +14,8 @@
 //! - [`augment`]: Gaussian noise augmentation of targets from their stated uncertainty;
 //! - [`early_stop`]: patience-based early stopping;
 //! - [`calibrate`]: the classical baseline, DSPM-DE with its membrane calibrated on the
-//!   training data.
+//!   training data;
+//! - [`optim`]: Adam and gradient clipping.
 //!
 //! The crate does no I/O: it takes values (the text of a file, a simulated dataset) and
 //! returns values or typed errors ([`measured::LoadError`], [`error::TrainError`]).
@@ -26,4 +27,5 @@ pub mod early_stop;
 pub mod error;
 pub mod measured;
 pub mod metrics;
+pub mod optim;
 pub mod split;
