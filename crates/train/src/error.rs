@@ -36,6 +36,21 @@ pub enum TrainError {
     /// A physics error outside the per-point solves (those are counted, not raised).
     #[error(transparent)]
     Physics(#[from] PhysicsError),
+    /// The model failed (a non-finite state, an adaptive solver past its step limit, a bad
+    /// batch).
+    #[error(transparent)]
+    Model(#[from] ionode_model::ModelError),
+    /// The tape refused an operation.
+    #[error(transparent)]
+    Autodiff(#[from] ionode_autodiff::AdError),
+    /// Training diverged; the run stops, nothing else of a sweep is affected.
+    #[error("{stage} diverged at epoch {epoch} (loss {loss}): {detail}")]
+    Diverged {
+        stage: String,
+        epoch: usize,
+        loss: f64,
+        detail: String,
+    },
 }
 
 impl TrainError {

@@ -15,7 +15,8 @@
 //! - [`early_stop`]: patience-based early stopping;
 //! - [`calibrate`]: the classical baseline, DSPM-DE with its membrane calibrated on the
 //!   training data;
-//! - [`optim`]: Adam and gradient clipping.
+//! - [`optim`]: Adam and gradient clipping;
+//! - [`trainer`]: one training stage (pre-training or fine-tuning) with early stopping.
 //!
 //! The crate does no I/O: it takes values (the text of a file, a simulated dataset) and
 //! returns values or typed errors ([`measured::LoadError`], [`error::TrainError`]).
@@ -29,3 +30,4 @@ pub mod measured;
 pub mod metrics;
 pub mod optim;
 pub mod split;
+pub mod trainer;

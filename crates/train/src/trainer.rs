@@ -1,0 +1,475 @@
+//! Training the neural ODE: one stage (pre-training on DSPM-DE simulations, or fine-tuning
+//! on measurements) is mini-batch Adam with gradient clipping, optional Gaussian noise
+//! augmentation of the targets from their stated uncertainty, and early stopping on the
+//! validation loss with the best parameters restored. A run chains the stages, each
+//! starting from the previous stage's parameters (MODEL.md section 3).
+//!
+//! Everything is seeded explicitly (the batch order of epoch `e` is a function of
+//! `(seed, e)`; augmentation noise too), and the tape is single-threaded, so a stage gives
+//! the same bits for the same inputs. A non-finite loss stops the stage with an error
+//! naming the stage, epoch and loss; nothing else of a sweep is affected.
+
+use crate::augment::augment_epoch;
+use crate::data::Samples;
+use crate::early_stop::{Decision, EarlyStopper, EarlyStopping};
+use crate::error::TrainError;
+use crate::optim::Adam;
+use ionode_autodiff::{ParamStore, Tape};
+use ionode_model::{Batch, ForwardOptions, Model};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Settings of one training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Largest number of passes over the training set.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_learning_rate")]
+    pub learning_rate: f64,
+    /// Global gradient-norm clipping (none if absent).
+    #[serde(default = "default_clip")]
+    pub clip_norm: Option<f64>,
+    #[serde(default = "default_early_stopping")]
+    pub early_stopping: EarlyStopping,
+    /// Add Gaussian noise of the stated uncertainty to the targets each epoch.
+    #[serde(default)]
+    pub augment_noise: bool,
+}
+
+fn default_epochs() -> usize {
+    200
+}
+fn default_batch_size() -> usize {
+    64
+}
+fn default_learning_rate() -> f64 {
+    1e-3
+}
+fn default_clip() -> Option<f64> {
+    Some(1.0)
+}
+fn default_early_stopping() -> EarlyStopping {
+    EarlyStopping {
+        patience: 20,
+        min_delta: 0.0,
+    }
+}
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        StageConfig {
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+            learning_rate: default_learning_rate(),
+            clip_norm: default_clip(),
+            early_stopping: default_early_stopping(),
+            augment_noise: false,
+        }
+    }
+}
+
+/// One epoch's numbers, for progress reporting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    pub stage: String,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub train_loss: f64,
+    pub validation_loss: f64,
+    pub best_epoch: usize,
+    pub seconds: f64,
+}
+
+/// What a stage did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    pub stage: String,
+    pub epochs_run: usize,
+    /// The epoch whose parameters were kept (0-based).
+    pub best_epoch: usize,
+    pub best_validation_loss: f64,
+    pub stopped_early: bool,
+    /// Mean training loss per epoch.
+    pub train_loss: Vec<f64>,
+    /// Validation loss per epoch.
+    pub validation_loss: Vec<f64>,
+    pub seconds: f64,
+}
+
+/// The model's batch of some rows of a sample set, with (possibly augmented) targets.
+fn model_batch(samples: &Samples, rows: &[usize], targets: Option<&ndarray::Array2<f64>>) -> Batch {
+    let b = samples.to_batch_arrays(rows);
+    let target = match targets {
+        Some(t) => t.select(ndarray::Axis(0), rows),
+        None => b.target,
+    };
+    Batch::new(b.feed, b.mask, b.flux).with_target(target)
+}
+
+/// The model's slots and the samples' species must be the same ions in the same order
+/// (names compared through the ion database's aliases, charges exactly).
+pub fn check_slots(model: &Model, samples: &Samples) -> Result<(), TrainError> {
+    let db = ionode_physics::IonDb::builtin();
+    let canonical = |name: &str| {
+        db.get(name)
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|_| name.to_string())
+    };
+    let slots = &model.config().slots;
+    let same = slots.len() == samples.species.len()
+        && slots
+            .iter()
+            .zip(&samples.species)
+            .zip(&samples.charges)
+            .all(|((slot, species), z)| {
+                canonical(&slot.name) == canonical(species) && slot.charge == f64::from(*z)
+            });
+    if same {
+        Ok(())
+    } else {
+        Err(TrainError::invalid(
+            "model slots",
+            slots
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            format!(
+                "the data's ion slots in the same order ({})",
+                samples.species.join(",")
+            ),
+        ))
+    }
+}
+
+/// Mean loss over a sample set (no gradients), in chunks of `batch_size`.
+pub fn evaluate_loss(
+    model: &Model,
+    store: &ParamStore,
+    tape: &mut Tape,
+    samples: &Samples,
+    batch_size: usize,
+) -> Result<f64, TrainError> {
+    let rows: Vec<usize> = (0..samples.len()).collect();
+    let (mut total, mut count) = (0.0, 0usize);
+    for chunk in rows.chunks(batch_size.max(1)) {
+        tape.clear();
+        let previous = tape.set_grad_enabled(false);
+        let result = (|| {
+            let fwd = model.forward(
+                tape,
+                store,
+                &model_batch(samples, chunk, None),
+                ForwardOptions::default(),
+            )?;
+            let loss = model.loss(tape, &fwd)?;
+            Ok::<f64, ionode_model::ModelError>(tape.item(loss.total))
+        })();
+        tape.set_grad_enabled(previous);
+        total += result? * chunk.len() as f64;
+        count += chunk.len();
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+/// Trains `store` in place on `train`, early-stopping on `validation`; restores the best
+/// epoch's parameters before returning.
+#[allow(clippy::too_many_arguments)]
+pub fn train_stage(
+    stage: &str,
+    model: &Model,
+    store: &mut ParamStore,
+    train: &Samples,
+    validation: &Samples,
+    config: &StageConfig,
+    seed: u64,
+    progress: &mut dyn FnMut(&EpochReport),
+) -> Result<StageReport, TrainError> {
+    if train.is_empty() || validation.is_empty() {
+        return Err(TrainError::invalid(
+            format!("{stage} data"),
+            format!(
+                "{} training and {} validation rows",
+                train.len(),
+                validation.len()
+            ),
+            "at least one row of each",
+        ));
+    }
+    if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
+        return Err(TrainError::invalid(
+            format!("{stage}.learning_rate"),
+            config.learning_rate,
+            "a finite number > 0",
+        ));
+    }
+    if config.batch_size == 0 || config.epochs == 0 {
+        return Err(TrainError::invalid(
+            format!("{stage}.batch_size / epochs"),
+            format!("{} / {}", config.batch_size, config.epochs),
+            "both at least 1",
+        ));
+    }
+    check_slots(model, train)?;
+    check_slots(model, validation)?;
+    let started = Instant::now();
+    let mut tape = Tape::new();
+    let mut adam = Adam::new(config.learning_rate);
+    let mut stopper = EarlyStopper::new(config.early_stopping.clone());
+    let mut best = store.values().to_vec();
+    let mut report = StageReport {
+        stage: stage.to_string(),
+        epochs_run: 0,
+        best_epoch: 0,
+        best_validation_loss: f64::INFINITY,
+        stopped_early: false,
+        train_loss: Vec::new(),
+        validation_loss: Vec::new(),
+        seconds: 0.0,
+    };
+    let sd = train
+        .permeate_sd_mol_m3
+        .as_ref()
+        .filter(|_| config.augment_noise);
+    for epoch in 0..config.epochs {
+        let epoch_started = Instant::now();
+        let targets =
+            sd.map(|sd| augment_epoch(train.permeate_mol_m3.view(), sd.view(), seed, epoch as u64));
+        let (mut sum, mut rows) = (0.0, 0usize);
+        for batch_rows in train.batches(config.batch_size, seed, epoch as u64).iter() {
+            tape.clear();
+            store.zero_grad();
+            let batch = model_batch(train, batch_rows, targets.as_ref());
+            // A model failure here is a non-finite state or a stalled adaptive solver, i.e.
+            // divergence (the batch itself was checked against the model's slots).
+            let diverged = |e: ionode_model::ModelError| TrainError::Diverged {
+                stage: stage.to_string(),
+                epoch,
+                loss: f64::NAN,
+                detail: e.to_string(),
+            };
+            let fwd = model
+                .forward(&mut tape, store, &batch, ForwardOptions::default())
+                .map_err(diverged)?;
+            let loss = model.loss(&mut tape, &fwd).map_err(diverged)?;
+            let value = tape.item(loss.total);
+            if !value.is_finite() {
+                return Err(TrainError::Diverged {
+                    stage: stage.to_string(),
+                    epoch,
+                    loss: value,
+                    detail: "non-finite training loss".into(),
+                });
+            }
+            tape.backward_into(loss.total, store)?;
+            if let Some(max_norm) = config.clip_norm {
+                crate::optim::clip_grad_norm(store, max_norm);
+            }
+            adam.step(store).map_err(|e| TrainError::Diverged {
+                stage: stage.to_string(),
+                epoch,
+                loss: value,
+                detail: e.to_string(),
+            })?;
+            sum += value * batch_rows.len() as f64;
+            rows += batch_rows.len();
+        }
+        let train_loss = sum / rows as f64;
+        let validation_loss = evaluate_loss(
+            model,
+            store,
+            &mut tape,
+            validation,
+            config.batch_size.max(256),
+        )?;
+        if !validation_loss.is_finite() {
+            return Err(TrainError::Diverged {
+                stage: stage.to_string(),
+                epoch,
+                loss: validation_loss,
+                detail: "non-finite validation loss".into(),
+            });
+        }
+        report.train_loss.push(train_loss);
+        report.validation_loss.push(validation_loss);
+        report.epochs_run = epoch + 1;
+        let decision = stopper.observe(epoch, validation_loss);
+        if let Some((best_epoch, best_loss)) = stopper.best() {
+            if best_epoch == epoch {
+                best.copy_from_slice(store.values());
+            }
+            report.best_epoch = best_epoch;
+            report.best_validation_loss = best_loss;
+        }
+        progress(&EpochReport {
+            stage: stage.to_string(),
+            epoch,
+            epochs: config.epochs,
+            train_loss,
+            validation_loss,
+            best_epoch: report.best_epoch,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        });
+        if decision == Decision::Stop {
+            report.stopped_early = true;
+            break;
+        }
+    }
+    store.values_mut().copy_from_slice(&best);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::SplitSpec;
+    use ionode_model::{ModelConfig, Solver};
+    use ionode_physics::simulate::{simulate, FluxGrid, SimulationConfig, Spacing};
+    use ionode_physics::{IonDb, Membrane};
+
+    const SLOTS: [&str; 4] = ["Na+", "Mg2+", "Cl-", "SO4^2-"];
+
+    /// A small simulated set on four slots.
+    fn samples() -> Samples {
+        let db = IonDb::builtin();
+        let species = SLOTS.iter().map(|n| db.get(n).unwrap().clone()).collect();
+        let mut config = SimulationConfig::new(species, Membrane::preset("nf270").unwrap(), 48, 7);
+        config.max_ions = 4;
+        config.fluxes = FluxGrid {
+            min_m_s: 3e-6,
+            max_m_s: 2e-5,
+            count: 3,
+            spacing: Spacing::Linear,
+        };
+        let data = simulate(&config, &|| {}).unwrap();
+        Samples::from_simulation(&data, &SLOTS).unwrap().0
+    }
+
+    fn small_model(store: &mut ParamStore) -> Model {
+        let slots = [("Na+", 1.0), ("Mg2+", 2.0), ("Cl-", -1.0), ("SO4^2-", -2.0)]
+            .iter()
+            .map(|(n, z)| ionode_model::IonSlot::new(n, *z))
+            .collect();
+        let cfg = ModelConfig {
+            slots,
+            embed_dim: 8,
+            hidden: 16,
+            solver: Solver::Rk4 { steps: 4 },
+            ..ModelConfig::default()
+        };
+        Model::new(cfg, store, 3).unwrap()
+    }
+
+    fn stage(epochs: usize) -> StageConfig {
+        StageConfig {
+            epochs,
+            batch_size: 16,
+            learning_rate: 3e-3,
+            ..StageConfig::default()
+        }
+    }
+
+    fn run(epochs: usize) -> (StageReport, Vec<f64>, usize) {
+        let data = samples();
+        let split = SplitSpec::Random {
+            test_fraction: 0.2,
+            validation_fraction: 0.2,
+        }
+        .split(&data, 1)
+        .unwrap();
+        let (train, validation) = (data.subset(&split.train), data.subset(&split.validation));
+        let mut store = ParamStore::new();
+        let model = small_model(&mut store);
+        let mut reports = 0;
+        let report = train_stage(
+            "pretrain",
+            &model,
+            &mut store,
+            &train,
+            &validation,
+            &stage(epochs),
+            5,
+            &mut |_| reports += 1,
+        )
+        .unwrap();
+        (report, store.values().to_vec(), reports)
+    }
+
+    #[test]
+    fn training_lowers_the_validation_loss_and_keeps_the_best_epoch() {
+        let (report, _, reports) = run(12);
+        assert_eq!(report.epochs_run, 12);
+        assert_eq!(reports, 12);
+        let first = report.validation_loss[0];
+        assert!(
+            report.best_validation_loss < 0.7 * first,
+            "{:?}",
+            report.validation_loss
+        );
+        let min = report
+            .validation_loss
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(report.best_validation_loss, min);
+        assert_eq!(report.validation_loss[report.best_epoch], min);
+    }
+
+    #[test]
+    fn a_stage_is_deterministic() {
+        let (a, pa, _) = run(3);
+        let (b, pb, _) = run(3);
+        assert_eq!(a.train_loss, b.train_loss);
+        assert_eq!(pa, pb);
+    }
+
+    #[test]
+    fn slots_must_match_the_data() {
+        let data = samples();
+        let mut store = ParamStore::new();
+        let model = Model::new(ModelConfig::default(), &mut store, 1).unwrap();
+        let err = train_stage(
+            "pretrain",
+            &model,
+            &mut store,
+            &data,
+            &data,
+            &stage(1),
+            1,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("model slots") && err.contains("Na_+,Mg_2+,Cl_-,SO4_2-"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn divergence_names_the_stage_and_epoch() {
+        let data = samples();
+        let mut store = ParamStore::new();
+        let model = small_model(&mut store);
+        // A NaN weight, as a blown-up optimiser would leave it.
+        store.values_mut()[0] = f64::NAN;
+        let err = train_stage(
+            "finetune",
+            &model,
+            &mut store,
+            &data,
+            &data,
+            &stage(5),
+            1,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("finetune diverged at epoch 0"), "{err}");
+    }
+}
