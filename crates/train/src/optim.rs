@@ -200,6 +200,43 @@ mod tests {
         assert!((s2.value(id2)[0] + 0.1).abs() < 1e-6);
     }
 
+    /// Adam on the real model: a few steps on one synthetic batch lower the loss.
+    #[test]
+    fn adam_trains_the_attention_node() {
+        use ionode_autodiff::Tape;
+        use ionode_model::{synthetic, ForwardOptions, Model, ModelConfig, Solver};
+        let cfg = ModelConfig {
+            embed_dim: 4,
+            hidden: 8,
+            solver: Solver::Rk4 { steps: 4 },
+            ..ModelConfig::default()
+        };
+        let mut store = ParamStore::new();
+        let model = Model::new(cfg.clone(), &mut store, 1).unwrap();
+        let batch = synthetic::batch(&cfg, 8, 2);
+        let mut adam = Adam::new(1e-2);
+        let mut tape = Tape::new();
+        let mut losses = Vec::new();
+        for _ in 0..40 {
+            tape.clear();
+            store.zero_grad();
+            let fwd = model
+                .forward(&mut tape, &store, &batch, ForwardOptions::default())
+                .unwrap();
+            let loss = model.loss(&mut tape, &fwd).unwrap();
+            tape.backward_into(loss.total, &mut store).unwrap();
+            clip_grad_norm(&mut store, 10.0);
+            adam.step(&mut store).unwrap();
+            losses.push(tape.item(loss.total));
+        }
+        assert!(
+            losses[39] < 0.5 * losses[0],
+            "loss {} -> {}",
+            losses[0],
+            losses[39]
+        );
+    }
+
     #[test]
     fn clipping_and_refusals() {
         let mut s = ParamStore::new();
