@@ -40,6 +40,27 @@ pub enum Command {
     /// measured-data CSV format.
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+    /// Train one model (or calibrate the DSPM-DE baseline) from one run config.
+    #[command(after_help = TRAIN_EXAMPLES)]
+    Train(TrainArgs),
+}
+
+const TRAIN_EXAMPLES: &str = "\
+Examples:
+  ablate train --config experiments/train_example.toml --out results/train_example
+
+Writes DIR/metrics.json, DIR/predictions.csv, DIR/params.json (or calibration.json),
+DIR/curves.json and DIR/run.json. The config's keys are documented in
+experiments/train_example.toml.";
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run config (TOML).
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: PathBuf,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 const LAB_EXAMPLES: &str = "\

@@ -84,3 +84,12 @@ pub fn string_dataset(group: &Group, name: &str, values: &[String]) -> Result<Da
         .collect::<Result<Vec<_>>>()?;
     dataset(group, name, data.as_slice(), None)
 }
+
+/// Reads a 1-D dataset of UTF-8 strings.
+pub fn read_strings(group: &Group, name: &str) -> Result<Vec<String>> {
+    let values: Vec<VarLenUnicode> = group
+        .dataset(name)
+        .and_then(|d| d.read_raw::<VarLenUnicode>())
+        .with_context(|| format!("cannot read string dataset '{name}'"))?;
+    Ok(values.into_iter().map(|v| v.as_str().to_string()).collect())
+}

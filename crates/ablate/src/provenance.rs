@@ -42,3 +42,26 @@ pub fn git_state() -> GitState {
     };
     GitState { commit, dirty }
 }
+
+/// FNV-1a 64-bit hash of bytes, as 16 hex digits: a stable fingerprint of an input (not a
+/// cryptographic one) recorded with every result so a changed input is visible.
+pub fn bytes_hash(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// [`bytes_hash`] of a text.
+pub fn text_hash(text: &str) -> String {
+    bytes_hash(text.as_bytes())
+}
+
+/// [`bytes_hash`] of a file's content.
+pub fn file_hash(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    Ok(bytes_hash(&bytes))
+}

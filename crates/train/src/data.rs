@@ -12,7 +12,7 @@ use crate::measured::MeasuredData;
 use ionode_physics::rng::{stream_seed, Rng};
 use ionode_physics::simulate::Dataset;
 use ionode_physics::{Ion, IonDb};
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// Mixed into the seed of the batch-order streams, so that they differ from every other
@@ -385,6 +385,66 @@ impl Samples {
             synthetic: indices.iter().map(|&i| self.synthetic[i]).collect(),
             origin: indices.iter().map(|&i| self.origin[i]).collect(),
         }
+    }
+
+    /// The rows of several sample sets over the same slots, one after the other (several
+    /// measured files of one study). `origin` is made unique by offsetting each part past
+    /// the previous parts' origins, so group-preserving splits stay correct.
+    pub fn concat(parts: &[Samples]) -> Result<Samples> {
+        let first = parts
+            .first()
+            .ok_or_else(|| TrainError::invalid("data", "no sample sets", "at least one"))?;
+        for p in parts {
+            if p.species != first.species || p.charges != first.charges {
+                return Err(TrainError::shape(
+                    "concatenated samples",
+                    format!("slots {:?} and {:?} differ", first.species, p.species),
+                ));
+            }
+        }
+        let views =
+            |f: &dyn Fn(&Samples) -> ArrayView2<f64>| -> Vec<_> { parts.iter().map(f).collect() };
+        let stack2 =
+            |v: Vec<ArrayView2<f64>>| ndarray::concatenate(Axis(0), &v).expect("same widths");
+        let sd = if parts.iter().any(|p| p.permeate_sd_mol_m3.is_some()) {
+            let filled: Vec<Array2<f64>> = parts
+                .iter()
+                .map(|p| {
+                    p.permeate_sd_mol_m3
+                        .clone()
+                        .unwrap_or_else(|| Array2::zeros(p.feed_mol_m3.dim()))
+                })
+                .collect();
+            Some(stack2(filled.iter().map(|a| a.view()).collect()))
+        } else {
+            None
+        };
+        let masks: Vec<_> = parts.iter().map(|p| p.mask.view()).collect();
+        let fluxes: Vec<_> = parts.iter().map(|p| p.flux_m_s.view()).collect();
+        let mut origin = Vec::new();
+        let mut offset = 0;
+        for p in parts {
+            origin.extend(p.origin.iter().map(|o| o + offset));
+            offset += p.origin.iter().max().map_or(0, |m| m + 1);
+        }
+        Ok(Samples {
+            species: first.species.clone(),
+            charges: first.charges.clone(),
+            feed_mol_m3: stack2(views(&|p| p.feed_mol_m3.view())),
+            mask: ndarray::concatenate(Axis(0), &masks).expect("same widths"),
+            flux_m_s: ndarray::concatenate(Axis(0), &fluxes).expect("same lengths"),
+            permeate_mol_m3: stack2(views(&|p| p.permeate_mol_m3.view())),
+            permeate_sd_mol_m3: sd,
+            family: parts
+                .iter()
+                .flat_map(|p| p.family.iter().cloned())
+                .collect(),
+            synthetic: parts
+                .iter()
+                .flat_map(|p| p.synthetic.iter().copied())
+                .collect(),
+            origin,
+        })
     }
 
     /// The plain arrays of the rows `indices`, for one model batch. Panics if an index is

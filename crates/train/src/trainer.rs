@@ -219,7 +219,7 @@ pub fn train_stage(
     let started = Instant::now();
     let mut tape = Tape::new();
     let mut adam = Adam::new(config.learning_rate);
-    let mut stopper = EarlyStopper::new(config.early_stopping.clone());
+    let mut stopper = EarlyStopper::new(config.early_stopping);
     let mut best = store.values().to_vec();
     let mut report = StageReport {
         stage: stage.to_string(),

@@ -11,6 +11,7 @@ pub mod dspmde_point;
 pub mod dspmde_solve;
 pub mod lab;
 pub mod simulate;
+pub mod train;
 
 use crate::cli::{Command, DataCommand, DspmdeCommand};
 use anyhow::Result;
@@ -25,6 +26,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Data(DataCommand::Check(args)) => data_check::run(&args),
         Command::Lab(args) => lab::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }
 

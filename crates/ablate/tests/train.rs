@@ -1,0 +1,189 @@
+//! End-to-end tests of `ablate train`: a tiny pre-train + fine-tune run writes every output
+//! and is reproducible; the DSPM-DE baseline runs from the same kind of config; bad configs
+//! get one clear error line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ablate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ablate"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the ablate binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn exp(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/exp")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A small simulated set on the default seven slots.
+fn simulated(dir: &Path) -> PathBuf {
+    let out = dir.join("sim.h5");
+    let r = ablate(&[
+        "simulate",
+        "--membrane",
+        "nf270",
+        "--samples",
+        "40",
+        "--seed",
+        "3",
+        "--flux-count",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    out
+}
+
+fn config(dir: &Path, sim: &Path, method: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{method}.toml"));
+    let toml = format!(
+        "seed = 4\nmethod = \"{method}\"\n\
+         [model]\nembed_dim = 8\nhidden = 16\nsolver = {{ kind = \"rk4\", steps = 4 }}\n\
+         [data]\npretrain = \"{sim}\"\nmeasured = [\"{measured}\"]\n\
+         [pretrain]\nepochs = 3\nbatch_size = 32\n\
+         [finetune]\nepochs = 3\nbatch_size = 16\naugment_noise = true\n\
+         [calibration]\nstarts = 1\nmax_iters = 20\n\
+         [split]\nkind = \"by_family\"\ntest_family = \"NaCl+MgSO4\"\nvalidation_fraction = 0.2\n{extra}",
+        sim = sim.display(),
+        measured = exp("nf270_mixtures.csv"),
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+#[test]
+fn a_small_run_writes_every_output_and_repeats_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulated(dir.path());
+    let cfg = config(dir.path(), &sim, "neural", "");
+    let run = |out: &str| {
+        let out = dir.path().join(out);
+        let r = ablate(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        assert!(
+            text(&r.stderr).contains("measured: rejection MAE train"),
+            "{}",
+            text(&r.stderr)
+        );
+        out
+    };
+    let (a, b) = (run("a"), run("b"));
+    for name in [
+        "metrics.json",
+        "predictions.csv",
+        "params.json",
+        "curves.json",
+        "run.json",
+    ] {
+        assert!(a.join(name).exists(), "{name}");
+    }
+    for name in [
+        "metrics.json",
+        "predictions.csv",
+        "params.json",
+        "curves.json",
+    ] {
+        let same = std::fs::read(a.join(name)).unwrap() == std::fs::read(b.join(name)).unwrap();
+        assert!(
+            same || name == "curves.json",
+            "{name} differs between identical runs"
+        );
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("metrics.json")).unwrap()).unwrap();
+    let test = &metrics["measured"]["test"];
+    assert!(test["mae"].as_f64().unwrap() >= 0.0);
+    // The hard constraint: predictions electroneutral to rounding.
+    assert!(
+        test["electroneutrality_max"].as_f64().unwrap() < 1e-9,
+        "{test}"
+    );
+    assert!(metrics["pretrain"]["test"]["mae"].is_number());
+    let predictions = std::fs::read_to_string(a.join("predictions.csv")).unwrap();
+    assert!(predictions.starts_with("part,row,family,ion,jv_m_s,feed_mol_m3"));
+    assert!(predictions
+        .lines()
+        .skip(1)
+        .all(|l| l.starts_with("test,") && l.contains("NaCl+MgSO4")));
+    let run_json = std::fs::read_to_string(a.join("run.json")).unwrap();
+    assert!(run_json.contains("\"git_commit\"") && run_json.contains("nf270_mixtures.csv"));
+}
+
+#[test]
+fn the_dspmde_baseline_trains_from_the_same_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulated(dir.path());
+    let cfg = config(dir.path(), &sim, "dspmde_fit", "");
+    let out = dir.path().join("fit");
+    let r = ablate(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(out.join("calibration.json").exists() && out.join("metrics.json").exists());
+}
+
+#[test]
+fn bad_configs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulated(dir.path());
+    let base = std::fs::read_to_string(config(dir.path(), &sim, "neural", "")).unwrap();
+    let cases = [
+        (
+            "embed_dim = 8",
+            "variant = \"transformer\"\nembed_dim = 8",
+            "transformer",
+        ),
+        (
+            "epochs = 3\nbatch_size = 32",
+            "epochz = 3\nbatch_size = 32",
+            "epochz",
+        ),
+        (
+            "test_family = \"NaCl+MgSO4\"",
+            "test_family = \"seawater\"",
+            "seawater",
+        ),
+        (
+            &format!("measured = [\"{}\"]", exp("nf270_mixtures.csv")),
+            "measured = [\"nope.csv\"]",
+            "nope.csv",
+        ),
+    ];
+    for (k, (from, to, expected)) in cases.iter().enumerate() {
+        assert!(base.contains(from), "case {k}");
+        let path = dir.path().join(format!("bad{k}.toml"));
+        std::fs::write(&path, base.replacen(from, to, 1)).unwrap();
+        let r = ablate(&[
+            "train",
+            "--config",
+            path.to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ]);
+        assert_eq!(r.status.code(), Some(2), "case {k}: {}", text(&r.stderr));
+        let err = text(&r.stderr);
+        assert_eq!(err.lines().count(), 1, "case {k}: {err}");
+        assert!(err.contains(expected), "case {k}: {err}");
+    }
+}
