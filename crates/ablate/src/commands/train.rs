@@ -292,49 +292,38 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Method::Neural => {
             let mut store = ParamStore::new();
             let model = Model::new(config.model.clone(), &mut store, seed)?;
-            if let (Some(samples), Some(stage)) = (&pretrain, &config.pretrain) {
-                let split = SplitSpec::Random {
-                    test_fraction: config.data.pretrain_test_fraction,
-                    validation_fraction: config.data.pretrain_validation_fraction,
-                }
-                .split(samples, seed)?;
-                let (train, validation) = (
-                    samples.subset(&split.train),
-                    samples.subset(&split.validation),
-                );
-                let report = train_stage(
-                    "pretrain",
-                    &model,
-                    &mut store,
-                    &train,
-                    &validation,
-                    stage,
-                    seed,
-                    &mut report_epoch(&bar),
-                )?;
-                curves.push(report);
-                let predicted = predict(&model, &store, samples)?;
-                metrics.insert(
-                    "pretrain".into(),
-                    serde_json::to_value(SplitMetrics::compute(
-                        samples,
-                        &split,
-                        predicted.view(),
-                    )?)?,
-                );
-                if measured.is_none() {
-                    predictions =
-                        predictions_csv(samples, &split.test, &predicted, "pretrain_test");
-                }
-            }
-            if let (Some(samples), Some(split)) = (&measured, &measured_split) {
-                if let Some(stage) = &config.finetune {
+            // Pre-training on held-out simulated feeds, then fine-tuning on the measured
+            // split; each stage is optional and scored on its own data.
+            let pretrain_split = match &pretrain {
+                Some(samples) => Some(
+                    SplitSpec::Random {
+                        test_fraction: config.data.pretrain_test_fraction,
+                        validation_fraction: config.data.pretrain_validation_fraction,
+                    }
+                    .split(samples, seed)?,
+                ),
+                None => None,
+            };
+            let stages = [
+                ("pretrain", &pretrain, &pretrain_split, &config.pretrain),
+                ("measured", &measured, &measured_split, &config.finetune),
+            ];
+            for (name, samples, split, stage) in stages {
+                let (Some(samples), Some(split)) = (samples, split) else {
+                    continue;
+                };
+                if let Some(stage) = stage {
                     let (train, validation) = (
                         samples.subset(&split.train),
                         samples.subset(&split.validation),
                     );
-                    let report = train_stage(
-                        "finetune",
+                    let stage_name = if name == "pretrain" {
+                        "pretrain"
+                    } else {
+                        "finetune"
+                    };
+                    curves.push(train_stage(
+                        stage_name,
                         &model,
                         &mut store,
                         &train,
@@ -342,15 +331,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                         stage,
                         seed,
                         &mut report_epoch(&bar),
-                    )?;
-                    curves.push(report);
+                    )?);
                 }
                 let predicted = predict(&model, &store, samples)?;
-                metrics.insert(
-                    "measured".into(),
-                    serde_json::to_value(SplitMetrics::compute(samples, split, predicted.view())?)?,
-                );
-                predictions = predictions_csv(samples, &split.test, &predicted, "test");
+                let scored = SplitMetrics::compute(samples, split, predicted.view())?;
+                metrics.insert(name.into(), serde_json::to_value(scored)?);
+                // The test predictions of the last scored data (measured, if any).
+                let part = if name == "pretrain" {
+                    "pretrain_test"
+                } else {
+                    "test"
+                };
+                predictions = predictions_csv(samples, &split.test, &predicted, part);
             }
             (
                 "params.json",
