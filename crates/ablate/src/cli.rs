@@ -43,6 +43,17 @@ pub enum Command {
     /// Train one model (or calibrate the DSPM-DE baseline) from one run config.
     #[command(after_help = TRAIN_EXAMPLES)]
     Train(TrainArgs),
+    /// Check a study manifest (every problem with file, line and column); runs nothing.
+    Check(crate::commands::sweep::CheckArgs),
+    /// Expand a study manifest into its resolved runs and write results/<study>/plan.json.
+    Plan(crate::commands::sweep::PlanArgs),
+    /// Run a study: plan, skip finished runs, run the rest (resumable, shardable).
+    #[command(after_help = crate::commands::sweep::RUN_EXAMPLES)]
+    Run(crate::commands::sweep::RunArgs),
+    /// Count a study's done, failed and missing runs.
+    Status(crate::commands::sweep::StatusArgs),
+    /// Write a Slurm array script that runs a study in shards.
+    Slurm(crate::commands::sweep::SlurmArgs),
 }
 
 const TRAIN_EXAMPLES: &str = "\

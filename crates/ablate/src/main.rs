@@ -10,8 +10,10 @@ mod h5;
 mod ions;
 mod json;
 mod logging;
+mod manifest;
 mod output;
 mod provenance;
+mod runner;
 mod tabular;
 mod units;
 

@@ -11,6 +11,7 @@ pub mod dspmde_point;
 pub mod dspmde_solve;
 pub mod lab;
 pub mod simulate;
+pub mod sweep;
 pub mod train;
 
 use crate::cli::{Command, DataCommand, DspmdeCommand};
@@ -27,6 +28,11 @@ pub fn run(command: Command) -> Result<()> {
         Command::Data(DataCommand::Check(args)) => data_check::run(&args),
         Command::Lab(args) => lab::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Check(args) => sweep::check(&args),
+        Command::Plan(args) => sweep::plan(&args),
+        Command::Run(args) => sweep::run(&args),
+        Command::Status(args) => sweep::status(&args),
+        Command::Slurm(args) => sweep::slurm(&args),
     }
 }
 

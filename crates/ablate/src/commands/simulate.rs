@@ -22,7 +22,7 @@ use serde_json::json;
 use std::time::Instant;
 
 /// Builds the generator configuration from the flags.
-fn config(args: &SimulateArgs, db: &IonDb) -> Result<SimulationConfig> {
+pub(crate) fn config(args: &SimulateArgs, db: &IonDb) -> Result<SimulationConfig> {
     let membrane = Membrane::preset(&args.membrane)?;
     let species = args
         .species

@@ -13,20 +13,16 @@
 //! commit, input file hashes).
 
 use crate::cli::TrainArgs;
-use crate::{h5, output, provenance, tabular};
-use anyhow::{bail, Context, Result};
+use crate::runner::{execute, Artefact, DataCache};
+use crate::{h5, output, provenance};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ionode_autodiff::ParamStore;
-use ionode_model::{Batch, Model, ModelConfig, SavedParams};
+use ionode_model::ModelConfig;
 use ionode_physics::simulate::Dataset;
-use ionode_physics::IonDb;
-use ionode_train::calibrate::{dspmde_fit, CalibrationConfig};
-use ionode_train::data::Samples;
-use ionode_train::measured::{parse_csv, LoadOptions};
+use ionode_train::calibrate::CalibrationConfig;
 use ionode_train::metrics::{Metrics, SplitMetrics};
-use ionode_train::split::{Split, SplitSpec};
-use ionode_train::trainer::{train_stage, EpochReport, StageConfig, StageReport};
-use ndarray::Array2;
+use ionode_train::split::SplitSpec;
+use ionode_train::trainer::{EpochReport, StageConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -94,7 +90,7 @@ fn tenth() -> f64 {
 }
 
 /// Loads a simulated dataset back from `ablate simulate`'s HDF5 file.
-fn read_simulation(path: &Path) -> Result<Dataset> {
+pub(crate) fn read_simulation(path: &Path) -> Result<Dataset> {
     use hdf5_metno as hdf5;
     let file = hdf5::File::open(path)
         .with_context(|| format!("cannot open pre-training set '{}'", path.display()))?;
@@ -138,79 +134,6 @@ fn read_simulation(path: &Path) -> Result<Dataset> {
     })
 }
 
-/// Measured files as one sample set over the model's slots.
-fn read_measured(config: &TrainConfig, slots: &[&str], db: &IonDb) -> Result<Option<Samples>> {
-    let options = LoadOptions {
-        balance_with: config.data.balance_with.clone(),
-        ..LoadOptions::default()
-    };
-    let mut parts = Vec::new();
-    for path in &config.data.measured {
-        let text = tabular::read_text(path)?;
-        let name = path.display().to_string();
-        let data = parse_csv(&text, &name, &options, db)
-            .map_err(|e| anyhow::anyhow!("{}", e.lines().join("; ")))?;
-        parts.push(
-            Samples::from_measured(&data, slots)
-                .with_context(|| format!("measured data '{name}'"))?,
-        );
-    }
-    if parts.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Samples::concat(&parts)?))
-}
-
-/// Predictions of the neural model for every row, in chunks.
-fn predict(model: &Model, store: &ParamStore, samples: &Samples) -> Result<Array2<f64>> {
-    let mut out = Array2::zeros(samples.feed_mol_m3.dim());
-    let mut tape = ionode_autodiff::Tape::new();
-    let rows: Vec<usize> = (0..samples.len()).collect();
-    for chunk in rows.chunks(512) {
-        let b = samples.to_batch_arrays(chunk);
-        let pred = model.predict_with(&mut tape, store, &Batch::new(b.feed, b.mask, b.flux))?;
-        for (k, &row) in chunk.iter().enumerate() {
-            out.row_mut(row).assign(&pred.permeate_mol_m3.row(k));
-        }
-    }
-    Ok(out)
-}
-
-/// One row per test sample and present ion.
-fn predictions_csv(
-    samples: &Samples,
-    rows: &[usize],
-    predicted: &Array2<f64>,
-    part: &str,
-) -> String {
-    let mut out = String::from(
-        "part,row,family,ion,jv_m_s,feed_mol_m3,target_permeate_mol_m3,predicted_permeate_mol_m3,target_rejection,predicted_rejection\n",
-    );
-    for &r in rows {
-        for (s, ion) in samples.species.iter().enumerate() {
-            if !samples.mask[[r, s]] {
-                continue;
-            }
-            let (feed, target, pred) = (
-                samples.feed_mol_m3[[r, s]],
-                samples.permeate_mol_m3[[r, s]],
-                predicted[[r, s]],
-            );
-            let family = samples.family[r]
-                .clone()
-                .unwrap_or_default()
-                .replace(',', ";");
-            out.push_str(&format!(
-                "{part},{r},{family},{ion},{:?},{feed:?},{target:?},{pred:?},{:?},{:?}\n",
-                samples.flux_m_s[r],
-                1.0 - target / feed,
-                1.0 - pred / feed
-            ));
-        }
-    }
-    out
-}
-
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]") {
@@ -245,142 +168,28 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .model
         .validate()
         .with_context(|| format!("config '{}': [model]", args.config.display()))?;
-    let db = IonDb::builtin();
-    let slot_names: Vec<String> = config.model.slots.iter().map(|s| s.name.clone()).collect();
-    let slots: Vec<&str> = slot_names.iter().map(String::as_str).collect();
-    let seed = config.seed;
-
-    // Data.
-    let pretrain = match &config.data.pretrain {
-        Some(path) => {
-            let data = read_simulation(path)?;
-            let (mut samples, skipped) = Samples::from_simulation(&data, &slots)
-                .with_context(|| format!("pre-training set '{}'", path.display()))?;
-            if let Some(max) = config.data.pretrain_max_feeds {
-                let keep: Vec<usize> = (0..samples.len())
-                    .filter(|&i| samples.origin[i] < max)
-                    .collect();
-                samples = samples.subset(&keep);
-            }
-            tracing::info!(rows = samples.len(), skipped, "pre-training set loaded");
-            Some(samples)
-        }
-        None => None,
-    };
-    let measured = read_measured(&config, &slots, &db)?;
-    if pretrain.is_none() && measured.is_none() {
-        bail!(
-            "config '{}': [data] names no pretrain set and no measured files",
-            args.config.display()
-        );
-    }
-    let measured_split: Option<Split> = match (&measured, &config.split) {
-        (Some(m), Some(spec)) => Some(spec.split(m, seed)?),
-        (Some(_), None) => bail!(
-            "config '{}': measured data needs a [split]",
-            args.config.display()
-        ),
-        _ => None,
-    };
-
     let bar = progress_bar();
-    let mut curves: Vec<StageReport> = Vec::new();
-    let mut metrics = serde_json::Map::new();
-    let mut predictions = String::new();
-
-    let artefact: (&str, serde_json::Value) = match config.method {
-        Method::Neural => {
-            let mut store = ParamStore::new();
-            let model = Model::new(config.model.clone(), &mut store, seed)?;
-            // Pre-training on held-out simulated feeds, then fine-tuning on the measured
-            // split; each stage is optional and scored on its own data.
-            let pretrain_split = match &pretrain {
-                Some(samples) => Some(
-                    SplitSpec::Random {
-                        test_fraction: config.data.pretrain_test_fraction,
-                        validation_fraction: config.data.pretrain_validation_fraction,
-                    }
-                    .split(samples, seed)?,
-                ),
-                None => None,
-            };
-            let stages = [
-                ("pretrain", &pretrain, &pretrain_split, &config.pretrain),
-                ("measured", &measured, &measured_split, &config.finetune),
-            ];
-            for (name, samples, split, stage) in stages {
-                let (Some(samples), Some(split)) = (samples, split) else {
-                    continue;
-                };
-                if let Some(stage) = stage {
-                    let (train, validation) = (
-                        samples.subset(&split.train),
-                        samples.subset(&split.validation),
-                    );
-                    let stage_name = if name == "pretrain" {
-                        "pretrain"
-                    } else {
-                        "finetune"
-                    };
-                    curves.push(train_stage(
-                        stage_name,
-                        &model,
-                        &mut store,
-                        &train,
-                        &validation,
-                        stage,
-                        seed,
-                        &mut report_epoch(&bar),
-                    )?);
-                }
-                let predicted = predict(&model, &store, samples)?;
-                let scored = SplitMetrics::compute(samples, split, predicted.view())?;
-                metrics.insert(name.into(), serde_json::to_value(scored)?);
-                // The test predictions of the last scored data (measured, if any).
-                let part = if name == "pretrain" {
-                    "pretrain_test"
-                } else {
-                    "test"
-                };
-                predictions = predictions_csv(samples, &split.test, &predicted, part);
-            }
-            (
-                "params.json",
-                serde_json::to_value(SavedParams::from_store(&store))?,
-            )
-        }
-        Method::DspmdeFit => {
-            let (Some(samples), Some(split)) = (&measured, &measured_split) else {
-                bail!(
-                    "config '{}': method = \"dspmde_fit\" needs measured data and a [split]",
-                    args.config.display()
-                );
-            };
-            let ions = samples.slot_ions(&db)?;
-            let train = samples.subset(&split.train);
-            bar.set_message("calibrating DSPM-DE on the training rows");
-            let fit = dspmde_fit(&train, &ions, &config.calibration)?;
-            let predicted = fit.predict(samples)?.permeate;
-            metrics.insert(
-                "measured".into(),
-                serde_json::to_value(SplitMetrics::compute(samples, split, predicted.view())?)?,
-            );
-            predictions = predictions_csv(samples, &split.test, &predicted, "test");
-            ("calibration.json", serde_json::to_value(&fit)?)
-        }
-    };
+    let outcome = execute(
+        &config,
+        config.seed,
+        &DataCache::default(),
+        &mut report_epoch(&bar),
+    )
+    .with_context(|| format!("config '{}'", args.config.display()))?;
     bar.finish_and_clear();
+    let metrics = match &outcome.metrics {
+        serde_json::Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let artefact = match &outcome.artefact {
+        Artefact::Params(v) => ("params.json", v.clone()),
+        Artefact::Calibration(v) => ("calibration.json", v.clone()),
+    };
 
     // Outputs.
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
-    let mut inputs = serde_json::Map::new();
-    for path in config.data.pretrain.iter().chain(&config.data.measured) {
-        inputs.insert(
-            path.display().to_string(),
-            json!(provenance::file_hash(path)?),
-        );
-    }
+    let inputs = &outcome.inputs;
     let git = provenance::git_state();
     let run = json!({
         "config": config,
@@ -397,10 +206,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &out.join("metrics.json"),
         &pretty(&serde_json::Value::Object(metrics.clone())),
     )?;
-    output::write_text(&out.join("predictions.csv"), &predictions)?;
+    output::write_text(&out.join("predictions.csv"), &outcome.predictions.to_csv())?;
     output::write_text(
         &out.join("curves.json"),
-        &pretty(&serde_json::to_value(&curves)?),
+        &pretty(&serde_json::to_value(&outcome.curves)?),
     )?;
     output::write_text(&out.join(artefact.0), &pretty(&artefact.1))?;
     output::write_text(&out.join("run.json"), &pretty(&run))?;

@@ -1,0 +1,469 @@
+//! One run, as a function: a resolved run config and its seed in, every result out
+//! ([`RunOutcome`]). `ablate train` writes the outcome as JSON and CSV files; `ablate run`
+//! writes it as one `run.h5` per run of a sweep. Keeping the run itself free of output
+//! formats is what lets the two commands give the same numbers for the same config.
+//!
+//! Inputs are read through a [`DataCache`] so that a sweep's hundreds of runs parse each
+//! data file once; cached data is shared read-only between worker threads.
+
+use crate::commands::train::{read_simulation, Method, TrainConfig};
+use crate::{provenance, tabular};
+use anyhow::{anyhow, bail, Context, Result};
+use ionode_autodiff::ParamStore;
+use ionode_model::{Batch, Model, SavedParams, Variant};
+use ionode_physics::IonDb;
+use ionode_train::calibrate::dspmde_fit;
+use ionode_train::data::Samples;
+use ionode_train::measured::{parse_csv, LoadOptions};
+use ionode_train::metrics::SplitMetrics;
+use ionode_train::split::{Split, SplitSpec};
+use ionode_train::trainer::{train_stage, EpochReport, StageReport};
+use ndarray::{Array2, Array3};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A simulated file over some slots.
+type SimulatedKey = (PathBuf, Vec<String>);
+/// Measured files, the balancing ion and the slots.
+type MeasuredKey = (Vec<PathBuf>, Option<String>, Vec<String>);
+
+/// Parsed input data, shared by the runs of one process. Keys include the slots (and the
+/// balancing ion), since the same file gives different samples over different slots.
+#[derive(Default)]
+pub struct DataCache {
+    simulated: Mutex<HashMap<SimulatedKey, Arc<(Samples, usize)>>>,
+    measured: Mutex<HashMap<MeasuredKey, Arc<Option<Samples>>>>,
+    hashes: Mutex<HashMap<PathBuf, String>>,
+}
+
+impl DataCache {
+    fn simulated(&self, path: &Path, slots: &[&str]) -> Result<Arc<(Samples, usize)>> {
+        let key = (
+            path.to_path_buf(),
+            slots.iter().map(|s| s.to_string()).collect(),
+        );
+        // The lock is held while loading: two workers never parse the same file twice.
+        let mut map = self
+            .simulated
+            .lock()
+            .map_err(|_| anyhow!("data cache poisoned"))?;
+        if let Some(hit) = map.get(&key) {
+            return Ok(hit.clone());
+        }
+        let data = read_simulation(path)?;
+        let loaded = Samples::from_simulation(&data, slots)
+            .with_context(|| format!("pre-training set '{}'", path.display()))?;
+        let loaded = Arc::new(loaded);
+        map.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn measured(
+        &self,
+        paths: &[PathBuf],
+        balance_with: &Option<String>,
+        slots: &[&str],
+        db: &IonDb,
+    ) -> Result<Arc<Option<Samples>>> {
+        let key = (
+            paths.to_vec(),
+            balance_with.clone(),
+            slots.iter().map(|s| s.to_string()).collect(),
+        );
+        let mut map = self
+            .measured
+            .lock()
+            .map_err(|_| anyhow!("data cache poisoned"))?;
+        if let Some(hit) = map.get(&key) {
+            return Ok(hit.clone());
+        }
+        let loaded = Arc::new(read_measured(paths, balance_with, slots, db)?);
+        map.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The content hash of an input file (provenance), computed once per process.
+    pub fn file_hash(&self, path: &Path) -> Result<String> {
+        let mut map = self
+            .hashes
+            .lock()
+            .map_err(|_| anyhow!("data cache poisoned"))?;
+        if let Some(hit) = map.get(path) {
+            return Ok(hit.clone());
+        }
+        let hash = provenance::file_hash(path)?;
+        map.insert(path.to_path_buf(), hash.clone());
+        Ok(hash)
+    }
+}
+
+/// Measured files as one sample set over the model's slots.
+fn read_measured(
+    paths: &[PathBuf],
+    balance_with: &Option<String>,
+    slots: &[&str],
+    db: &IonDb,
+) -> Result<Option<Samples>> {
+    let options = LoadOptions {
+        balance_with: balance_with.clone(),
+        ..LoadOptions::default()
+    };
+    let mut parts = Vec::new();
+    for path in paths {
+        let text = tabular::read_text(path)?;
+        let name = path.display().to_string();
+        let data = parse_csv(&text, &name, &options, db)
+            .map_err(|e| anyhow!("{}", e.lines().join("; ")))?;
+        parts.push(
+            Samples::from_measured(&data, slots)
+                .with_context(|| format!("measured data '{name}'"))?,
+        );
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Samples::concat(&parts)?))
+}
+
+/// One row per test sample and present ion, as columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Predictions {
+    pub part: Vec<String>,
+    pub row: Vec<u64>,
+    /// The row's family as stored (empty if unlabelled).
+    pub family: Vec<String>,
+    pub ion: Vec<String>,
+    pub jv_m_s: Vec<f64>,
+    pub feed_mol_m3: Vec<f64>,
+    pub target_permeate_mol_m3: Vec<f64>,
+    pub predicted_permeate_mol_m3: Vec<f64>,
+    pub target_rejection: Vec<f64>,
+    pub predicted_rejection: Vec<f64>,
+}
+
+impl Predictions {
+    fn of(samples: &Samples, rows: &[usize], predicted: &Array2<f64>, part: &str) -> Self {
+        let mut p = Predictions::default();
+        for &r in rows {
+            for (s, ion) in samples.species.iter().enumerate() {
+                if !samples.mask[[r, s]] {
+                    continue;
+                }
+                let (feed, target, pred) = (
+                    samples.feed_mol_m3[[r, s]],
+                    samples.permeate_mol_m3[[r, s]],
+                    predicted[[r, s]],
+                );
+                p.part.push(part.to_string());
+                p.row.push(r as u64);
+                p.family.push(samples.family[r].clone().unwrap_or_default());
+                p.ion.push(ion.clone());
+                p.jv_m_s.push(samples.flux_m_s[r]);
+                p.feed_mol_m3.push(feed);
+                p.target_permeate_mol_m3.push(target);
+                p.predicted_permeate_mol_m3.push(pred);
+                p.target_rejection.push(1.0 - target / feed);
+                p.predicted_rejection.push(1.0 - pred / feed);
+            }
+        }
+        p
+    }
+
+    /// The `predictions.csv` of `ablate train` (commas in family names become `;`).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(
+            "part,row,family,ion,jv_m_s,feed_mol_m3,target_permeate_mol_m3,predicted_permeate_mol_m3,target_rejection,predicted_rejection\n",
+        );
+        for k in 0..self.row.len() {
+            out.push_str(&format!(
+                "{},{},{},{},{:?},{:?},{:?},{:?},{:?},{:?}\n",
+                self.part[k],
+                self.row[k],
+                self.family[k].replace(',', ";"),
+                self.ion[k],
+                self.jv_m_s[k],
+                self.feed_mol_m3[k],
+                self.target_permeate_mol_m3[k],
+                self.predicted_permeate_mol_m3[k],
+                self.target_rejection[k],
+                self.predicted_rejection[k],
+            ));
+        }
+        out
+    }
+}
+
+/// Attention maps of the test rows (attention_node only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attention {
+    /// `[N_test, S, S]` at the end of the integration.
+    pub end: Array3<f64>,
+    /// `[N_test, S, S]` averaged over the trajectory.
+    pub mean: Array3<f64>,
+    /// The test rows (indices into the scored sample set).
+    pub rows: Vec<u64>,
+    /// Slot names, in slot order.
+    pub species: Vec<String>,
+    /// Family per test row (empty if unlabelled).
+    pub family: Vec<String>,
+}
+
+/// The model's learned state, or the calibrated baseline.
+#[derive(Debug, Clone)]
+pub enum Artefact {
+    /// `SavedParams` as JSON (neural methods).
+    Params(serde_json::Value),
+    /// The calibrated DSPM-DE membrane as JSON (`dspmde_fit`).
+    Calibration(serde_json::Value),
+}
+
+/// Wall-clock seconds of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub total: f64,
+    pub pretrain: f64,
+    pub finetune: f64,
+}
+
+/// Everything one run produces.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The `metrics.json` object: "pretrain"/"measured" -> train/validation/test metrics.
+    pub metrics: serde_json::Value,
+    /// Test predictions of the last scored data (measured, if any).
+    pub predictions: Predictions,
+    /// Loss curves per trained stage.
+    pub curves: Vec<StageReport>,
+    pub attention: Option<Attention>,
+    pub artefact: Artefact,
+    /// Input file path (as given in the config) -> content hash.
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// True when any input row is synthetic (simulated or surrogate-laboratory data).
+    pub synthetic: bool,
+    pub timings: Timings,
+}
+
+/// Predictions of the neural model for every row, in chunks.
+fn predict(model: &Model, store: &ParamStore, samples: &Samples) -> Result<Array2<f64>> {
+    let mut out = Array2::zeros(samples.feed_mol_m3.dim());
+    let mut tape = ionode_autodiff::Tape::new();
+    let rows: Vec<usize> = (0..samples.len()).collect();
+    for chunk in rows.chunks(512) {
+        let b = samples.to_batch_arrays(chunk);
+        let pred = model.predict_with(&mut tape, store, &Batch::new(b.feed, b.mask, b.flux))?;
+        for (k, &row) in chunk.iter().enumerate() {
+            out.row_mut(row).assign(&pred.permeate_mol_m3.row(k));
+        }
+    }
+    Ok(out)
+}
+
+/// The attention maps of some rows.
+fn attention(
+    model: &Model,
+    store: &ParamStore,
+    samples: &Samples,
+    rows: &[usize],
+) -> Result<Option<Attention>> {
+    let s = samples.slots();
+    let mut end = Array3::zeros((rows.len(), s, s));
+    let mut mean = Array3::zeros((rows.len(), s, s));
+    let mut tape = ionode_autodiff::Tape::new();
+    let mut start = 0;
+    for chunk in rows.chunks(512) {
+        let b = samples.to_batch_arrays(chunk);
+        let pred = model.predict_with(&mut tape, store, &Batch::new(b.feed, b.mask, b.flux))?;
+        let (Some(e), Some(m)) = (pred.attention_end, pred.attention_mean) else {
+            return Ok(None);
+        };
+        let range = ndarray::s![start..start + chunk.len(), .., ..];
+        end.slice_mut(range).assign(&e);
+        mean.slice_mut(range).assign(&m);
+        start += chunk.len();
+    }
+    Ok(Some(Attention {
+        end,
+        mean,
+        rows: rows.iter().map(|&r| r as u64).collect(),
+        species: samples.species.clone(),
+        family: rows
+            .iter()
+            .map(|&r| samples.family[r].clone().unwrap_or_default())
+            .collect(),
+    }))
+}
+
+/// Runs one config. `seed` overrides `config.seed` (a sweep derives it); `on_epoch` sees
+/// every epoch of every trained stage. Paths in the config are used as given.
+pub fn execute(
+    config: &TrainConfig,
+    seed: u64,
+    cache: &DataCache,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<RunOutcome> {
+    let start = Instant::now();
+    config.model.validate().context("[model]")?;
+    let db = IonDb::builtin();
+    let slot_names: Vec<String> = config.model.slots.iter().map(|s| s.name.clone()).collect();
+    let slots: Vec<&str> = slot_names.iter().map(String::as_str).collect();
+
+    // Data.
+    let pretrain = match &config.data.pretrain {
+        Some(path) => {
+            let loaded = cache.simulated(path, &slots)?;
+            let (all, skipped) = (&loaded.0, loaded.1);
+            let samples = match config.data.pretrain_max_feeds {
+                Some(max) => {
+                    let keep: Vec<usize> =
+                        (0..all.len()).filter(|&i| all.origin[i] < max).collect();
+                    all.subset(&keep)
+                }
+                None => all.clone(),
+            };
+            tracing::info!(rows = samples.len(), skipped, "pre-training set loaded");
+            Some(samples)
+        }
+        None => None,
+    };
+    let measured = cache.measured(
+        &config.data.measured,
+        &config.data.balance_with,
+        &slots,
+        &db,
+    )?;
+    let measured: Option<&Samples> = measured.as_ref().as_ref();
+    if pretrain.is_none() && measured.is_none() {
+        bail!("[data] names no pretrain set and no measured files");
+    }
+    let measured_split: Option<Split> = match (measured, &config.split) {
+        (Some(m), Some(spec)) => Some(spec.split(m, seed)?),
+        (Some(_), None) => bail!("measured data needs a [split]"),
+        _ => None,
+    };
+    let mut synthetic = false;
+    let mut inputs = serde_json::Map::new();
+    for path in config.data.pretrain.iter().chain(&config.data.measured) {
+        inputs.insert(
+            path.display().to_string(),
+            serde_json::json!(cache.file_hash(path)?),
+        );
+    }
+    if let Some(p) = &pretrain {
+        synthetic |= p.synthetic.iter().any(|&s| s);
+    }
+    if let Some(m) = measured {
+        synthetic |= m.synthetic.iter().any(|&s| s);
+    }
+
+    let mut curves: Vec<StageReport> = Vec::new();
+    let mut metrics = serde_json::Map::new();
+    let mut predictions = Predictions::default();
+    let mut attention_maps = None;
+
+    let artefact = match config.method {
+        Method::Neural => {
+            let mut store = ParamStore::new();
+            let model = Model::new(config.model.clone(), &mut store, seed)?;
+            // Pre-training on held-out simulated feeds, then fine-tuning on the measured
+            // split; each stage is optional and scored on its own data.
+            let pretrain_split = match &pretrain {
+                Some(samples) => Some(
+                    SplitSpec::Random {
+                        test_fraction: config.data.pretrain_test_fraction,
+                        validation_fraction: config.data.pretrain_validation_fraction,
+                    }
+                    .split(samples, seed)?,
+                ),
+                None => None,
+            };
+            let stages = [
+                (
+                    "pretrain",
+                    pretrain.as_ref(),
+                    &pretrain_split,
+                    &config.pretrain,
+                ),
+                ("measured", measured, &measured_split, &config.finetune),
+            ];
+            for (name, samples, split, stage) in stages {
+                let (Some(samples), Some(split)) = (samples, split) else {
+                    continue;
+                };
+                if let Some(stage) = stage {
+                    let (train, validation) = (
+                        samples.subset(&split.train),
+                        samples.subset(&split.validation),
+                    );
+                    let stage_name = if name == "pretrain" {
+                        "pretrain"
+                    } else {
+                        "finetune"
+                    };
+                    curves.push(train_stage(
+                        stage_name,
+                        &model,
+                        &mut store,
+                        &train,
+                        &validation,
+                        stage,
+                        seed,
+                        on_epoch,
+                    )?);
+                }
+                let predicted = predict(&model, &store, samples)?;
+                let scored = SplitMetrics::compute(samples, split, predicted.view())?;
+                metrics.insert(name.into(), serde_json::to_value(scored)?);
+                // The test predictions of the last scored data (measured, if any).
+                let part = if name == "pretrain" {
+                    "pretrain_test"
+                } else {
+                    "test"
+                };
+                predictions = Predictions::of(samples, &split.test, &predicted, part);
+                if config.model.variant == Variant::AttentionNode {
+                    attention_maps = attention(&model, &store, samples, &split.test)?;
+                }
+            }
+            Artefact::Params(serde_json::to_value(SavedParams::from_store(&store))?)
+        }
+        Method::DspmdeFit => {
+            let (Some(samples), Some(split)) = (measured, &measured_split) else {
+                bail!("method = \"dspmde_fit\" needs measured data and a [split]");
+            };
+            let ions = samples.slot_ions(&db)?;
+            let train = samples.subset(&split.train);
+            let fit = dspmde_fit(&train, &ions, &config.calibration)?;
+            let predicted = fit.predict(samples)?.permeate;
+            metrics.insert(
+                "measured".into(),
+                serde_json::to_value(SplitMetrics::compute(samples, split, predicted.view())?)?,
+            );
+            predictions = Predictions::of(samples, &split.test, &predicted, "test");
+            Artefact::Calibration(serde_json::to_value(&fit)?)
+        }
+    };
+    let stage_seconds = |name: &str| {
+        curves
+            .iter()
+            .filter(|c| c.stage == name)
+            .map(|c| c.seconds)
+            .sum::<f64>()
+    };
+    let timings = Timings {
+        total: start.elapsed().as_secs_f64(),
+        pretrain: stage_seconds("pretrain"),
+        finetune: stage_seconds("finetune"),
+    };
+    Ok(RunOutcome {
+        metrics: serde_json::Value::Object(metrics),
+        predictions,
+        curves,
+        attention: attention_maps,
+        artefact,
+        inputs,
+        synthetic,
+        timings,
+    })
+}
