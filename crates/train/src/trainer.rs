@@ -38,6 +38,24 @@ pub struct StageConfig {
     /// Add Gaussian noise of the stated uncertainty to the targets each epoch.
     #[serde(default)]
     pub augment_noise: bool,
+    /// What the squared error measures (see [`LossTarget`]).
+    #[serde(default)]
+    pub loss: LossTarget,
+}
+
+/// What the training loss compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossTarget {
+    /// MODEL.md's loss: squared error of the scaled state `x = c_p / c_scale`. An ion that
+    /// is 1 % of the feed contributes 1e-4 of the weight of a major one, so its rejection
+    /// is learned poorly.
+    #[default]
+    State,
+    /// Squared error of the transmission `c_p / c_f = 1 - R` of every present ion: the
+    /// state error weighted by `(c_scale / c_f)^2`, so minor ions count as much as major
+    /// ones in the rejections the metrics report.
+    Rejection,
 }
 
 fn default_epochs() -> usize {
@@ -68,6 +86,7 @@ impl Default for StageConfig {
             clip_norm: default_clip(),
             early_stopping: default_early_stopping(),
             augment_noise: false,
+            loss: LossTarget::State,
         }
     }
 }
@@ -101,13 +120,43 @@ pub struct StageReport {
 }
 
 /// The model's batch of some rows of a sample set, with (possibly augmented) targets.
-fn model_batch(samples: &Samples, rows: &[usize], targets: Option<&ndarray::Array2<f64>>) -> Batch {
+fn model_batch(
+    samples: &Samples,
+    rows: &[usize],
+    targets: Option<&ndarray::Array2<f64>>,
+    loss: LossTarget,
+) -> Batch {
     let b = samples.to_batch_arrays(rows);
     let target = match targets {
         Some(t) => t.select(ndarray::Axis(0), rows),
         None => b.target,
     };
-    Batch::new(b.feed, b.mask, b.flux).with_target(target)
+    let weight = match loss {
+        LossTarget::State => None,
+        LossTarget::Rejection => {
+            let charges: Vec<f64> = samples.charges.iter().map(|z| f64::from(*z)).collect();
+            let mut w = ndarray::Array2::zeros(b.feed.dim());
+            for (i, (feed, mask)) in b.feed.outer_iter().zip(b.mask.outer_iter()).enumerate() {
+                let c_scale: f64 = 0.5
+                    * feed
+                        .iter()
+                        .zip(&charges)
+                        .zip(mask)
+                        .filter(|(_, m)| **m)
+                        .map(|((c, z), _)| z.abs() * c)
+                        .sum::<f64>();
+                for j in 0..feed.len() {
+                    if mask[j] && feed[j] > 0.0 {
+                        w[[i, j]] = (c_scale / feed[j]).powi(2);
+                    }
+                }
+            }
+            Some(w)
+        }
+    };
+    let mut batch = Batch::new(b.feed, b.mask, b.flux).with_target(target);
+    batch.target_weight = weight;
+    batch
 }
 
 /// The model's slots and the samples' species must be the same ions in the same order
@@ -153,6 +202,7 @@ pub fn evaluate_loss(
     tape: &mut Tape,
     samples: &Samples,
     batch_size: usize,
+    loss: LossTarget,
 ) -> Result<f64, TrainError> {
     let rows: Vec<usize> = (0..samples.len()).collect();
     let (mut total, mut count) = (0.0, 0usize);
@@ -163,7 +213,7 @@ pub fn evaluate_loss(
             let fwd = model.forward(
                 tape,
                 store,
-                &model_batch(samples, chunk, None),
+                &model_batch(samples, chunk, None, loss),
                 ForwardOptions::default(),
             )?;
             let loss = model.loss(tape, &fwd)?;
@@ -243,7 +293,7 @@ pub fn train_stage(
         for batch_rows in train.batches(config.batch_size, seed, epoch as u64).iter() {
             tape.clear();
             store.zero_grad();
-            let batch = model_batch(train, batch_rows, targets.as_ref());
+            let batch = model_batch(train, batch_rows, targets.as_ref(), config.loss);
             // A model failure here is a non-finite state or a stalled adaptive solver, i.e.
             // divergence (the batch itself was checked against the model's slots).
             let diverged = |e: ionode_model::ModelError| TrainError::Diverged {
@@ -285,6 +335,7 @@ pub fn train_stage(
             &mut tape,
             validation,
             config.batch_size.max(256),
+            config.loss,
         )?;
         if !validation_loss.is_finite() {
             return Err(TrainError::Diverged {
@@ -426,6 +477,32 @@ mod tests {
         let (b, pb, _) = run(3);
         assert_eq!(a.train_loss, b.train_loss);
         assert_eq!(pa, pb);
+    }
+
+    #[test]
+    fn rejection_loss_weights_each_ion_by_its_feed_share() {
+        let data = samples();
+        let rows = [0, 1, 2];
+        let batch = model_batch(&data, &rows, None, LossTarget::Rejection);
+        let w = batch.target_weight.unwrap();
+        for (k, &r) in rows.iter().enumerate() {
+            let c_scale: f64 = 0.5
+                * (0..data.slots())
+                    .filter(|&j| data.mask[[r, j]])
+                    .map(|j| f64::from(data.charges[j]).abs() * data.feed_mol_m3[[r, j]])
+                    .sum::<f64>();
+            for j in 0..data.slots() {
+                let expected = if data.mask[[r, j]] {
+                    (c_scale / data.feed_mol_m3[[r, j]]).powi(2)
+                } else {
+                    0.0
+                };
+                assert!((w[[k, j]] - expected).abs() <= 1e-12 * expected.max(1.0));
+            }
+        }
+        assert!(model_batch(&data, &rows, None, LossTarget::State)
+            .target_weight
+            .is_none());
     }
 
     #[test]
