@@ -43,6 +43,9 @@ pub enum Command {
     /// Train one model (or calibrate the DSPM-DE baseline) from one run config.
     #[command(after_help = TRAIN_EXAMPLES)]
     Train(TrainArgs),
+    /// Summarise a study's finished runs: summary table, paper tables and figures.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Check a study manifest (every problem with file, line and column); runs nothing.
     Check(crate::commands::sweep::CheckArgs),
     /// Expand a study manifest into its resolved runs and write results/<study>/plan.json.
@@ -54,6 +57,26 @@ pub enum Command {
     Status(crate::commands::sweep::StatusArgs),
     /// Write a Slurm array script that runs a study in shards.
     Slurm(crate::commands::sweep::SlurmArgs),
+}
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  ablate report results/ablation_small
+  ablate report results/ablation_small --out /tmp/report
+
+Reads DIR/runs/<run-id>/run.h5 of every run with a DONE marker (others are skipped and
+counted). Writes DIR/summary.parquet and DIR/summary.csv (one row per run), OUT/tables/
+(Markdown and LaTeX: mean +- std over seeds with n, best in bold) and OUT/figures/ (PNG and
+SVG). Figures need a TTF font: DejaVu Sans by default, or IONODE_FONT=FILE.ttf.";
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The study folder (results/<study>, holding runs/).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where the tables and figures go [default: DIR/report].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 const TRAIN_EXAMPLES: &str = "\

@@ -13,6 +13,7 @@ mod logging;
 mod manifest;
 mod output;
 mod provenance;
+mod report;
 mod runner;
 mod tabular;
 mod units;

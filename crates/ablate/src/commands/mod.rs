@@ -10,6 +10,7 @@ pub mod data_check;
 pub mod dspmde_point;
 pub mod dspmde_solve;
 pub mod lab;
+pub mod report;
 pub mod simulate;
 pub mod sweep;
 pub mod train;
@@ -28,6 +29,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Data(DataCommand::Check(args)) => data_check::run(&args),
         Command::Lab(args) => lab::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Check(args) => sweep::check(&args),
         Command::Plan(args) => sweep::plan(&args),
         Command::Run(args) => sweep::run(&args),
