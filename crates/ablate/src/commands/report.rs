@@ -106,7 +106,11 @@ pub fn summary(study: &Study) -> Result<DataFrame> {
         ),
     ];
     for axis in study.axes() {
-        cols.push(text(&axis, &|r| r.axes.get(&axis).map(raw)));
+        // A run without the axis, or with it set to null (the DSPM-DE baseline has no
+        // model variant), gets an empty cell rather than the text "null".
+        cols.push(text(&axis, &|r| {
+            r.axes.get(&axis).filter(|v| !v.is_null()).map(raw)
+        }));
     }
     // `run_method` is the run's own `method` attribute; a manifest may also have an axis
     // called `method`, hence the prefix.

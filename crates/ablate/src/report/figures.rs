@@ -88,6 +88,16 @@ fn render(dir: &Path, name: &str, fig: &impl Figure) -> Result<()> {
     output::write_text(&dir.join(format!("{name}.svg")), &svg)
 }
 
+/// A species as people write it (`Na_+` -> `Na+`, `SO4_2-` -> `SO4^2-`); names the
+/// built-in database does not know are shown as stored.
+fn ion_label(name: &str) -> String {
+    static DB: OnceLock<IonDb> = OnceLock::new();
+    DB.get_or_init(IonDb::builtin)
+        .get(name)
+        .map(|ion| ion.display_name())
+        .unwrap_or_else(|_| name.to_string())
+}
+
 fn color(i: usize) -> RGBColor {
     let c = Palette99::pick(i).to_rgba();
     RGBColor(c.0, c.1, c.2)
@@ -450,9 +460,9 @@ impl Parity {
             if !t.is_finite() || !y.is_finite() {
                 continue;
             }
-            match ions.iter_mut().find(|(i, _)| i == &p.ion[k]) {
+            match ions.iter_mut().find(|(i, _)| *i == ion_label(&p.ion[k])) {
                 Some((_, v)) => v.push((t, y)),
-                None => ions.push((p.ion[k].clone(), vec![(t, y)])),
+                None => ions.push((ion_label(&p.ion[k]), vec![(t, y)])),
             }
         }
         Parity {
@@ -544,9 +554,10 @@ impl Flux {
                 p.predicted_rejection[k],
                 p.feed_mol_m3[k],
             );
-            match ions.iter_mut().find(|(i, _)| i == &p.ion[k]) {
+            let name = ion_label(&p.ion[k]);
+            match ions.iter_mut().find(|(i, _)| *i == name) {
                 Some((_, v)) => v.push(point),
-                None => ions.push((p.ion[k].clone(), vec![point])),
+                None => ions.push((name, vec![point])),
             }
         }
         Some(Flux {
@@ -787,14 +798,14 @@ impl Figure for Heat {
                 let label = centred(13);
                 panel
                     .draw(&Text::new(
-                        species[i].clone(),
+                        ion_label(&species[i]),
                         (left / 2, top + i as i32 * cell + cell / 2),
                         label.clone(),
                     ))
                     .map_err(pe)?;
                 panel
                     .draw(&Text::new(
-                        species[i].clone(),
+                        ion_label(&species[i]),
                         (left + i as i32 * cell + cell / 2, top + s * cell + 14),
                         label,
                     ))

@@ -153,13 +153,14 @@ pub fn display(v: &Value) -> String {
     }
 }
 
-/// An axis value for people, knowing the axis: a pre-training axis reads `on` / `off`
-/// (with its settings when they are a table: `on(epochs=2)`).
+/// An axis value for people, knowing the axis: a pre-training axis reads `on` / `off`.
 pub fn display_axis(axis: &str, v: &Value) -> String {
     if axis.rsplit('.').next() == Some("pretrain") {
+        // The run store resolves the stage's settings into the axis value (the full table
+        // is in summary.csv) and writes a stage that does not run as null.
         match v {
-            Value::Object(map) if !map.is_empty() => return format!("on({})", display(v)),
             Value::Object(_) => return "on".to_string(),
+            Value::Null => return "off".to_string(),
             _ => {}
         }
     }

@@ -240,6 +240,7 @@ impl Table {
                 g.key
                     .iter()
                     .filter(|(a, _)| !axes.contains(a))
+                    .filter(|(a, _)| !spec.prefer.iter().any(|(p, _, _)| p == a))
                     .map(|(a, v)| format!("{a} = {}", display_axis(a, v)))
                     .collect()
             })
