@@ -434,6 +434,10 @@ fn report_of_a_full_study_writes_summary_tables_and_figures() {
         "{md2}"
     );
     assert_eq!(md2.matches("**0.0500 ± 0.0100**").count(), 1, "{md2}");
+    assert!(
+        md2.contains("| 30 | on | hard | attention_node | 3 | **0.0500 ± 0.0100** |"),
+        "resolved pre-training settings read as on: {md2}"
+    );
 
     // Table 3: the constraint with the EN residual (hard ~1e-15 in exponent form).
     let t3 = files_starting(&tables, "table3_model-electroneutrality", ".md");

@@ -297,3 +297,34 @@ pub fn synthetic_note(study: &Study) -> &'static str {
         ""
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stat_is_mean_and_sample_std() {
+        let s = Stat::of(&[0.04, 0.05, 0.06]).unwrap();
+        assert!((s.mean - 0.05).abs() < 1e-15);
+        assert!((s.std - 0.01).abs() < 1e-15);
+        assert_eq!(s.n, 3);
+        assert!(Stat::of(&[1.0]).unwrap().std.is_nan());
+        assert!(Stat::of(&[]).is_none());
+    }
+
+    #[test]
+    fn axis_values_read_like_a_paper() {
+        assert_eq!(display(&json!({"kind": "hard"})), "hard");
+        assert_eq!(
+            display(&json!({"kind": "soft", "lambda": 0.1})),
+            "soft(lambda=0.1)"
+        );
+        assert_eq!(display_axis("pretrain", &json!({"epochs": 2})), "on");
+        assert_eq!(display_axis("pretrain", &Value::Null), "off");
+        assert_eq!(display_axis("model.variant", &Value::Null), "-");
+        assert_eq!(raw(&json!({"kind": "hard"})), r#"{"kind":"hard"}"#);
+        assert_eq!(raw(&json!("mlp")), "mlp");
+        assert_eq!(compare(&json!(10), &json!(9)), Ordering::Greater);
+    }
+}
