@@ -133,12 +133,41 @@ fn merge(into: &mut Table, from: Table) {
     }
 }
 
+/// Dataset paths are written relative to the file that names them; the merged manifest
+/// holds them relative to the top manifest's folder (`rel_dir` = this file's folder seen
+/// from there).
+fn rebase_data_paths(table: &mut Table, rel_dir: &Path) {
+    if rel_dir.as_os_str().is_empty() {
+        return;
+    }
+    let rebase = |v: &mut Value| {
+        if let Value::String(s) = v {
+            if !s.starts_with(STUDY_PREFIX) && Path::new(s.as_str()).is_relative() {
+                *s = rel_dir.join(s.as_str()).display().to_string();
+            }
+        }
+    };
+    let fix = |t: Option<&mut Value>| {
+        let Some(Value::Table(t)) = t else { return };
+        if let Some(v) = t.get_mut("pretrain") {
+            rebase(v);
+        }
+        if let Some(Value::Array(items)) = t.get_mut("measured") {
+            items.iter_mut().for_each(rebase);
+        }
+    };
+    fix(table.get_mut("datasets"));
+    if let Some(Value::Table(base)) = table.get_mut("base") {
+        fix(base.get_mut("data"));
+    }
+}
+
 /// Reads a manifest and its includes (depth first, in order; the file itself last).
 fn load_merged(
     path: &Path,
+    rel_dir: &Path,
     locs: &mut Locations,
     depth: usize,
-    sources: &mut Vec<(String, String)>,
 ) -> Result<Table, Problems> {
     let name = path.display().to_string();
     if depth > 8 {
@@ -183,7 +212,12 @@ fn load_merged(
                     inc.display()
                 )]));
             }
-            let t = load_merged(&inc, locs, depth + 1, sources)?;
+            let t = load_merged(
+                &inc,
+                rel_dir.join(&file).parent().unwrap_or(Path::new("")),
+                locs,
+                depth + 1,
+            )?;
             merge(&mut merged, t);
         }
     }
@@ -204,7 +238,7 @@ fn load_merged(
             },
         );
     }
-    sources.push((name, text));
+    rebase_data_paths(&mut table, rel_dir);
     merge(&mut merged, table);
     Ok(merged)
 }
@@ -434,7 +468,13 @@ fn suggest<'a>(key: &str, valid: impl IntoIterator<Item = &'a str>) -> Option<&'
 
 fn unknown_key(at: &str, shown: &str, key: &str, valid: &[&str]) -> String {
     match suggest(key, valid.iter().copied()) {
-        Some(s) => format!("{at}: unknown key '{shown}' (did you mean '{s}'?)"),
+        Some(s) => {
+            // The suggestion in the same form as the key: the full path when it ends so.
+            let full = shown
+                .strip_suffix(key)
+                .map_or(s.to_string(), |parent| format!("{parent}{s}"));
+            format!("{at}: unknown key '{shown}' (did you mean '{full}'?)")
+        }
         None => format!(
             "{at}: unknown key '{shown}' (expected one of: {})",
             valid.join(", ")
@@ -471,8 +511,29 @@ struct ConfigOrigin<'a> {
     overrides: Vec<(Path_, Path_)>,
 }
 
+/// A manifest path as the user wrote it: `grid."model.variant"[1].kind`.
+fn show(path: &[String]) -> String {
+    let mut out = String::new();
+    for k in path {
+        if k.starts_with('[') {
+            out.push_str(k);
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        if k.contains('.') {
+            out.push_str(&format!("\"{k}\""));
+        } else {
+            out.push_str(k);
+        }
+    }
+    out
+}
+
 impl ConfigOrigin<'_> {
-    fn locate(&self, path: &[String]) -> Option<Loc> {
+    /// The location and the manifest name of a run-config path.
+    fn locate(&self, path: &[String]) -> Option<(Loc, String)> {
         // The longest override that is a prefix of the path decides.
         let mut best: Option<&(Path_, Path_)> = None;
         for o in &self.overrides {
@@ -480,29 +541,43 @@ impl ConfigOrigin<'_> {
                 best = Some(o);
             }
         }
-        match best {
+        let mut manifest_path = match best {
             Some((prefix, at)) => {
                 let mut p = at.clone();
-                if !at.first().is_some_and(|f| f == "grid" || f == "random") {
-                    p.extend_from_slice(&path[prefix.len()..]);
+                p.extend_from_slice(&path[prefix.len()..]);
+                p
+            }
+            None => match self
+                .overrides
+                .iter()
+                .find(|o| o.0.starts_with(path) && o.0.len() > path.len())
+            {
+                // A key an axis created (a misspelt axis path): the axis itself.
+                Some((_, at)) => at.iter().take(2).cloned().collect(),
+                None => {
+                    let mut p = vec!["base".to_string()];
+                    p.extend_from_slice(path);
+                    p
                 }
-                self.locs.find(&p)
-            }
-            None => {
-                let mut p = vec!["base".to_string()];
-                p.extend_from_slice(path);
-                self.locs.find(&p)
-            }
+            },
+        };
+        let loc = self.locs.find(&manifest_path)?;
+        // Axis values are shown down to the element; deeper keys are inside it.
+        if manifest_path.first().is_some_and(|f| f == "random") {
+            manifest_path.truncate(2);
         }
+        Some((loc, show(&manifest_path)))
     }
 }
 
+/// A run-config (or sub-table) key path -> its location and name in the manifest.
+type Locate<'a> = dyn Fn(&[String]) -> Option<(Loc, String)> + 'a;
+
 /// Deserialises a table through its TOML text, so a serde error has a span that leads back
-/// to the key (then located in the manifest by `origin`).
+/// to the key, which `locate` turns into a location and the name the manifest uses.
 fn typed<T: serde::de::DeserializeOwned>(
     table: &Table,
-    prefix: &str,
-    locate: &dyn Fn(&[String]) -> Option<Loc>,
+    locate: &Locate,
     fallback: &str,
 ) -> Result<T, String> {
     let text = toml::to_string(table).map_err(|e| format!("{fallback}: {e}"))?;
@@ -519,41 +594,39 @@ fn typed<T: serde::de::DeserializeOwned>(
                     .map(|(p, _, _)| p)
             })
             .unwrap_or_default();
-        let clean: Path_ = path
+        let mut target: Path_ = path
             .iter()
             .filter(|p| !p.starts_with('['))
             .cloned()
             .collect();
-        let loc = locate(&path).map_or(fallback.to_string(), |l| l.to_string());
-        let shown = |p: &[String]| {
-            let mut s = prefix.to_string();
-            for (i, k) in p.iter().enumerate() {
-                if i > 0 || !prefix.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            s
-        };
-        if let Some(rest) = message.strip_prefix("unknown field `") {
-            let key = rest.split('`').next().unwrap_or("");
-            let valid: Vec<&str> = rest
+        let unknown = message.strip_prefix("unknown field `").map(|rest| {
+            let key = rest.split('`').next().unwrap_or("").to_string();
+            let valid: Vec<String> = rest
                 .split('`')
                 .skip(1)
                 .enumerate()
                 .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s)
+                .map(|(_, s)| s.to_string())
                 .collect();
-            let mut full = clean.clone();
-            if full.last().map(String::as_str) != Some(key) {
-                full.push(key.to_string());
+            (key, valid)
+        });
+        if let Some((key, _)) = &unknown {
+            if target.last() != Some(key) {
+                target.push(key.clone());
             }
-            return unknown_key(&loc, &shown(&full), key, &valid);
         }
-        if clean.is_empty() {
+        let (loc, name) = match locate(&target) {
+            Some((l, n)) => (l.to_string(), n),
+            None => (fallback.to_string(), show(&target)),
+        };
+        if let Some((key, valid)) = &unknown {
+            let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
+            return unknown_key(&loc, &name, key, &valid);
+        }
+        if name.is_empty() {
             format!("{loc}: {message}")
         } else {
-            format!("{loc}: {}: {message}", shown(&clean))
+            format!("{loc}: {name}: {message}")
         }
     })
 }
@@ -678,8 +751,7 @@ fn get_path<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::
 pub fn load(path: &Path) -> Result<Manifest, Problems> {
     let name = path.display().to_string();
     let mut locs = Locations::default();
-    let mut sources = Vec::new();
-    let merged = load_merged(path, &mut locs, 0, &mut sources)?;
+    let merged = load_merged(path, Path::new(""), &mut locs, 0)?;
     let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
     let at = |p: &[&str]| {
         let p: Path_ = p.iter().map(|s| s.to_string()).collect();
@@ -819,9 +891,9 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
                     let locate = |p: &[String]| {
                         let mut q: Path_ = vec!["datasets".into(), "pretrain".into()];
                         q.extend_from_slice(p);
-                        locs.find(&q)
+                        locs.find(&q).map(|l| (l, show(&q)))
                     };
-                    match typed::<GeneratorSpec>(g, "datasets.pretrain", &locate, &name) {
+                    match typed::<GeneratorSpec>(g, &locate, &name) {
                         Ok(spec) => {
                             let db = ionode_physics::IonDb::builtin();
                             let args = spec.args(PathBuf::new(), None);
@@ -970,9 +1042,9 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
                 let locate = |p: &[String]| {
                     let mut q: Path_ = vec!["random".into(), axis.clone()];
                     q.extend_from_slice(p);
-                    locs.find(&q)
+                    locs.find(&q).map(|l| (l, show(&q)))
                 };
-                match typed::<Dist>(spec_t, &format!("random.\"{axis}\""), &locate, &name) {
+                match typed::<Dist>(spec_t, &locate, &name) {
                     Ok(d) => {
                         let bad = match &d {
                             Dist::Uniform { min, max } => {
@@ -1070,7 +1142,7 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
             overrides: ov,
         };
         let locate = |p: &[String]| origin.locate(p);
-        let mut config: TrainConfig = match typed(&table, "", &locate, &name) {
+        let mut config: TrainConfig = match typed(&table, &locate, &name) {
             Ok(c) => c,
             Err(e) => {
                 if seen_errors.insert(e.clone()) {
@@ -1080,8 +1152,10 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
             }
         };
         for (path, message) in range_problems(&config) {
-            let loc = origin.locate(&path).map_or(name.clone(), |l| l.to_string());
-            let e = format!("{loc}: {}: {message}", path.join("."));
+            let (loc, shown) = origin
+                .locate(&path)
+                .map_or((name.clone(), show(&path)), |(l, n)| (l.to_string(), n));
+            let e = format!("{loc}: {shown}: {message}");
             if seen_errors.insert(e.clone()) {
                 problems.push(e);
             }

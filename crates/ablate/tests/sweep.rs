@@ -1,0 +1,521 @@
+//! End-to-end tests of the study commands (`check`, `plan`, `run`, `status`, `slurm`) on
+//! `experiments/smoke.toml` and small manifests that include it: located manifest errors,
+//! resume after SIGKILL, shards, thread-count independence, status counts, the Slurm script.
+
+use hdf5_metno as hdf5;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ablate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ablate"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the ablate binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn smoke() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../experiments/smoke.toml")
+        .canonicalize()
+        .expect("experiments/smoke.toml exists")
+}
+
+/// A manifest in `dir` that includes smoke.toml and adds `extra`.
+fn manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let body = format!("include = [\"{}\"]\n{extra}", smoke().display());
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let r = ablate(args);
+    assert!(r.status.success(), "{args:?}: {}", text(&r.stderr));
+    text(&r.stderr)
+}
+
+/// Plan order of run ids.
+fn plan_ids(study_dir: &Path) -> Vec<String> {
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study_dir.join("plan.json")).unwrap())
+            .unwrap();
+    plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What is compared between two sweeps: the metrics JSON and every prediction column,
+/// bit for bit.
+#[derive(Debug, PartialEq)]
+struct RunResult {
+    metrics_json: String,
+    columns: BTreeMap<String, Vec<u64>>,
+    strings: BTreeMap<String, Vec<String>>,
+}
+
+fn read_run(path: &Path) -> RunResult {
+    let f = hdf5::File::open(path).unwrap();
+    let attr = |name: &str| -> String {
+        let v: hdf5::types::VarLenUnicode = f.attr(name).unwrap().read_scalar().unwrap();
+        v.as_str().to_string()
+    };
+    let p = f.group("predictions").unwrap();
+    let mut columns = BTreeMap::new();
+    for name in [
+        "jv_m_s",
+        "feed_mol_m3",
+        "target_permeate_mol_m3",
+        "predicted_permeate_mol_m3",
+        "target_rejection",
+        "predicted_rejection",
+    ] {
+        let v: Vec<f64> = p.dataset(name).unwrap().read_raw().unwrap();
+        columns.insert(name.to_string(), v.iter().map(|x| x.to_bits()).collect());
+    }
+    let rows: Vec<u64> = p.dataset("row").unwrap().read_raw().unwrap();
+    columns.insert("row".into(), rows);
+    let mut strings = BTreeMap::new();
+    for name in ["part", "family", "ion"] {
+        let v: Vec<hdf5::types::VarLenUnicode> = p.dataset(name).unwrap().read_raw().unwrap();
+        strings.insert(
+            name.to_string(),
+            v.iter().map(|s| s.as_str().to_string()).collect(),
+        );
+    }
+    RunResult {
+        metrics_json: attr("metrics_json"),
+        columns,
+        strings,
+    }
+}
+
+/// Every run of a finished study, by id.
+fn results(study_dir: &Path) -> BTreeMap<String, RunResult> {
+    plan_ids(study_dir)
+        .into_iter()
+        .map(|id| {
+            let dir = study_dir.join("runs").join(&id);
+            assert!(dir.join("DONE").exists(), "run {id} is not DONE");
+            let r = read_run(&dir.join("run.h5"));
+            (id, r)
+        })
+        .collect()
+}
+
+/// `N runs done, F failed now; A were done before` of a sweep's last line.
+fn counts(stderr: &str) -> (usize, usize, usize) {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("runs done"))
+        .unwrap();
+    let num = |after: &str| -> usize {
+        let i = line.find(after).unwrap();
+        line[..i]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap()
+    };
+    (
+        num(" runs done"),
+        num(" failed now"),
+        num(" were done before"),
+    )
+}
+
+#[test]
+fn bad_manifests_are_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "unknown",
+            "[base.model]\nhiden = 8\n",
+            "3:1: unknown key 'base.model.hiden' (did you mean 'base.model.hidden'?)",
+        ),
+        (
+            "unknown_top",
+            "seedz = 3\n",
+            "2:1: unknown key 'seedz' (did you mean 'seed'?)",
+        ),
+        (
+            "wrong_type",
+            "[base.finetune]\nepochs = \"many\"\n",
+            "3:1: base.finetune.epochs: invalid type: string \"many\", expected usize",
+        ),
+        (
+            "bad_variant",
+            "[grid]\n\"model.variant\" = [\"node\", \"transformer\"]\n",
+            "3:28: grid.\"model.variant\"[1]: unknown variant `transformer`, expected one of `attention_node`, `node`, `mlp`",
+        ),
+        (
+            "out_of_range",
+            "[grid]\n\"split.n_train\" = [0, 10]\n",
+            "3:20: grid.\"split.n_train\"[0]: must be at least 1",
+        ),
+        (
+            "fraction",
+            "[base.split]\ntest_fraction = 1.5\n",
+            "3:1: base.split.test_fraction: 1.5 is not a fraction in [0, 1)",
+        ),
+    ];
+    for (name, extra, expected) in cases {
+        let path = manifest(dir.path(), name, extra);
+        let r = ablate(&["check", path.to_str().unwrap()]);
+        assert_eq!(r.status.code(), Some(2), "{name}: {}", text(&r.stderr));
+        let want = format!(
+            "{}:{expected}\nerror: manifest '{}': 1 problem\n",
+            path.display(),
+            path.display()
+        );
+        assert_eq!(text(&r.stderr), want, "{name}");
+    }
+    // A missing dataset file is named, relative paths resolved from the manifest's folder.
+    let path = manifest(
+        dir.path(),
+        "missing",
+        "[datasets]\nmeasured = [\"nope.csv\"]\n",
+    );
+    let r = ablate(&["check", path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(
+        text(&r.stderr).lines().next().unwrap(),
+        format!(
+            "{}:3:13: dataset file '{}' not found",
+            path.display(),
+            dir.path().join("nope.csv").display()
+        )
+    );
+    // And a good one says how many runs it makes (dspmde_fit ignores the model axes).
+    let r = ablate(&["check", smoke().to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stdout).contains("study 'smoke' is valid: 285 runs (dspmde_fit, neural)"),
+        "{}",
+        text(&r.stdout)
+    );
+}
+
+#[test]
+fn the_plan_is_written_once_with_content_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let m = manifest(dir.path(), "p", "study = \"planned\"\nseeds = [3, 4]\n");
+    let args = |force: bool| {
+        let mut a = vec![
+            "plan".to_string(),
+            m.display().to_string(),
+            "--results".into(),
+            results.display().to_string(),
+        ];
+        if force {
+            a.push("--force".into());
+        }
+        a
+    };
+    let r = ablate(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let ids = plan_ids(&results.join("planned"));
+    assert_eq!(ids.len(), 3 * 2 * 3 * 3 * 2 + 3 * 2);
+    assert!(ids
+        .iter()
+        .all(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit())));
+    let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+    // The same plan again is fine; a different one needs --force.
+    let again = ablate(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(again.status.success());
+    std::fs::write(
+        &m,
+        std::fs::read_to_string(&m)
+            .unwrap()
+            .replace("[3, 4]", "[3, 5]"),
+    )
+    .unwrap();
+    let r = ablate(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.status.code(), Some(2));
+    assert!(text(&r.stderr).contains("--force"), "{}", text(&r.stderr));
+    let r = ablate(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let new_ids = plan_ids(&results.join("planned"));
+    // Seed 3's runs keep their ids: a run id is its config and seed, not its position.
+    assert_eq!(
+        ids.iter().filter(|id| new_ids.contains(id)).count(),
+        ids.len() / 2
+    );
+}
+
+#[test]
+fn a_killed_sweep_resumes_to_the_results_of_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let file = smoke();
+    let file = file.to_str().unwrap();
+    let whole = run_ok(&["run", file, "--jobs", "2", "--results", a.to_str().unwrap()]);
+    let total = plan_ids(&a.join("smoke")).len();
+    assert_eq!(counts(&whole), (total, 0, 0));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ablate"))
+        .args(["run", file, "--jobs", "2", "--results", b.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = b.join("smoke").join("runs");
+    let start = Instant::now();
+    loop {
+        let any_done = std::fs::read_dir(&runs)
+            .map(|d| d.flatten().any(|e| e.path().join("DONE").exists()))
+            .unwrap_or(false);
+        if any_done {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no run finished");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done_before = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("DONE").exists())
+        .count();
+    assert!(done_before >= 1 && done_before < total, "{done_before}");
+
+    let rest = run_ok(&["run", file, "--jobs", "2", "--results", b.to_str().unwrap()]);
+    let (now, failed, before) = counts(&rest);
+    assert_eq!(failed, 0);
+    assert_eq!(before, done_before, "DONE runs are skipped");
+    assert_eq!(now + before, total, "every run ran exactly once");
+    assert_eq!(results(&a.join("smoke")), results(&b.join("smoke")));
+
+    // A third run has nothing to do.
+    let again = run_ok(&["run", file, "--jobs", "2", "--results", b.to_str().unwrap()]);
+    assert_eq!(counts(&again), (0, 0, total));
+}
+
+#[test]
+fn shards_cover_every_run_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let m = manifest(dir.path(), "s", "study = \"sharded\"\nseeds = 1\n");
+    let mut ran = 0;
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let err = run_ok(&[
+            "run",
+            m.to_str().unwrap(),
+            "--shard",
+            &shard,
+            "--jobs",
+            "2",
+            "--results",
+            results.to_str().unwrap(),
+        ]);
+        let (now, failed, before) = counts(&err);
+        assert_eq!((failed, before), (0, 0), "shard {shard}");
+        ran += now;
+    }
+    let ids = plan_ids(&results.join("sharded"));
+    assert_eq!(ran, ids.len());
+    for id in &ids {
+        assert!(results.join("sharded/runs").join(id).join("DONE").exists());
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), "j", "study = \"jobs\"\nseeds = 2\n");
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    for (jobs, out) in [("1", &one), ("2", &two)] {
+        run_ok(&[
+            "run",
+            m.to_str().unwrap(),
+            "--jobs",
+            jobs,
+            "--results",
+            out.to_str().unwrap(),
+        ]);
+    }
+    let (a, b) = (results(&one.join("jobs")), results(&two.join("jobs")));
+    assert_eq!(a.len(), 3 * 2 * 3 * 3 * 2 + 3 * 2);
+    assert_eq!(a, b);
+
+    // The run.h5 layout the report reads, on one attention_node run.
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(one.join("jobs/plan.json")).unwrap())
+            .unwrap();
+    let run = plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["axes"]["model.variant"] == "attention_node")
+        .unwrap();
+    let id = run["id"].as_str().unwrap();
+    let f = hdf5::File::open(one.join("jobs/runs").join(id).join("run.h5")).unwrap();
+    for name in [
+        "run_id",
+        "study",
+        "manifest_hash",
+        "git_commit",
+        "git_dirty",
+        "host",
+        "ionode_version",
+        "config_json",
+        "axes_json",
+        "inputs_json",
+        "metrics_json",
+        "method",
+        "synthetic",
+        "params_json",
+    ] {
+        let v: hdf5::types::VarLenUnicode = f.attr(name).unwrap().read_scalar().unwrap();
+        assert!(!v.as_str().is_empty(), "{name}");
+    }
+    let idx: u64 = f.attr("plan_index").unwrap().read_scalar().unwrap();
+    assert_eq!(idx, run["index"].as_u64().unwrap());
+    let total: f64 = f.attr("seconds_total").unwrap().read_scalar().unwrap();
+    assert!(total > 0.0);
+    let metrics: serde_json::Value = serde_json::from_str(
+        f.attr("metrics_json")
+            .unwrap()
+            .read_scalar::<hdf5::types::VarLenUnicode>()
+            .unwrap()
+            .as_str(),
+    )
+    .unwrap();
+    assert!(metrics["measured"]["test"]["mae"].is_number(), "{metrics}");
+    let rows: Vec<u64> = f.dataset("attention/rows").unwrap().read_raw().unwrap();
+    let end = f.dataset("attention/end").unwrap().shape();
+    assert_eq!(end, vec![rows.len(), 7, 7]);
+    assert_eq!(f.dataset("attention/mean").unwrap().shape(), end);
+    let n = f.dataset("predictions/ion").unwrap().shape();
+    assert_eq!(
+        f.dataset("predictions/predicted_rejection")
+            .unwrap()
+            .shape(),
+        n
+    );
+    let train: Vec<f64> = f
+        .dataset("curves/finetune/train_loss")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    assert!(!train.is_empty());
+}
+
+#[test]
+fn status_counts_done_failed_and_missing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let m = manifest(
+        dir.path(),
+        "st",
+        "study = \"status\"\nseeds = 1\n[grid]\n\"method\" = [\"neural\"]\n\"model.variant\" = [\"mlp\"]\n\"model.electroneutrality\" = [{ kind = \"hard\" }]\n\"pretrain\" = [false]\n",
+    );
+    run_ok(&[
+        "run",
+        m.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    let study = results.join("status");
+    let ids = plan_ids(&study);
+    assert_eq!(ids.len(), 3);
+    // One run failed, one was never run.
+    let failed = study.join("runs").join(&ids[0]);
+    std::fs::remove_file(failed.join("DONE")).unwrap();
+    std::fs::write(failed.join("FAILED"), "fine-tuning diverged\nmore\n").unwrap();
+    std::fs::remove_dir_all(study.join("runs").join(&ids[1])).unwrap();
+    for target in [study.clone(), m.clone()] {
+        let r = ablate(&[
+            "status",
+            target.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        assert_eq!(
+            text(&r.stdout),
+            format!(
+                "study 'status': 3 runs: 1 done, 1 failed, 1 missing\nfailed {}: fine-tuning diverged\n",
+                ids[0]
+            )
+        );
+    }
+    // A rerun does the missing run only; --retry-failed does the failed one too.
+    let r = ablate(&[
+        "run",
+        m.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(r.status.success());
+    assert_eq!(counts(&text(&r.stderr)), (1, 0, 1));
+    let r = run_ok(&[
+        "run",
+        m.to_str().unwrap(),
+        "--retry-failed",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(counts(&r), (1, 0, 2));
+    assert!(!failed.join("FAILED").exists());
+}
+
+#[test]
+fn the_slurm_script_runs_one_shard_per_array_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let file = smoke();
+    let r = ablate(&[
+        "slurm",
+        file.to_str().unwrap(),
+        "--shards",
+        "4",
+        "--partition",
+        "short",
+        "--time",
+        "01:00:00",
+        "--cpus",
+        "2",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let script = std::fs::read_to_string(results.join("smoke/slurm.sbatch")).unwrap();
+    assert!(script.starts_with("#!/bin/bash\n"));
+    for line in [
+        "#SBATCH --job-name=ablate-smoke",
+        "#SBATCH --array=0-3",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --partition=short",
+        "#SBATCH --time=01:00:00",
+    ] {
+        assert!(script.lines().any(|l| l == line), "{line} in\n{script}");
+    }
+    let command = format!(
+        "\"${{ABLATE:-ablate}}\" run '{}' --shard \"${{SLURM_ARRAY_TASK_ID}}/4\" --jobs 2 --results '{}'",
+        file.display(),
+        results.display()
+    );
+    assert!(
+        script.lines().any(|l| l == command),
+        "{command} in\n{script}"
+    );
+    // The plan is written before any task starts (tasks only read it).
+    assert!(results.join("smoke/plan.json").exists());
+}
