@@ -519,3 +519,68 @@ fn the_slurm_script_runs_one_shard_per_array_task() {
     // The plan is written before any task starts (tasks only read it).
     assert!(results.join("smoke/plan.json").exists());
 }
+
+#[test]
+fn random_axes_are_drawn_from_the_manifest_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let random = "seeds = 1\n[grid]\n\"method\" = [\"neural\"]\n\"model.variant\" = [\"mlp\"]\n\
+                  \"model.electroneutrality\" = [{ kind = \"hard\" }]\n\"pretrain\" = [false]\n\
+                  \"split.n_train\" = [40]\n[random]\nsamples = 4\n\
+                  \"finetune.learning_rate\" = { dist = \"log_uniform\", min = 1e-4, max = 1e-2 }\n\
+                  \"model.hidden\" = { dist = \"int_uniform\", min = 4, max = 16 }\n";
+    let plan = |name: &str, seed: u64| -> Vec<(f64, u64)> {
+        let m = manifest(
+            dir.path(),
+            name,
+            &format!("study = \"{name}\"\nseed = {seed}\n{random}"),
+        );
+        let results = dir.path().join("results");
+        run_ok(&[
+            "plan",
+            m.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ]);
+        let plan: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(results.join(name).join("plan.json")).unwrap(),
+        )
+        .unwrap();
+        plan["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let a = &r["axes"];
+                (
+                    a["finetune.learning_rate"].as_f64().unwrap(),
+                    a["model.hidden"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (a, b, c) = (plan("ra", 1), plan("rb", 1), plan("rc", 2));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "the same manifest seed draws the same points");
+    assert_ne!(a, c);
+    for (lr, hidden) in a.iter().chain(&c) {
+        assert!(
+            (1e-4..=1e-2).contains(lr) && (4..=16).contains(hidden),
+            "{lr} {hidden}"
+        );
+    }
+    // A bad distribution is located like any other key.
+    let m = manifest(
+        dir.path(),
+        "rbad",
+        "[random]\nsamples = 2\n\"model.hidden\" = { dist = \"gauss\", min = 1, max = 2 }\n",
+    );
+    let r = ablate(&["check", m.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(
+        text(&r.stderr).lines().next().unwrap(),
+        format!(
+            "{}:4:20: random.\"model.hidden\".dist: unknown variant `gauss`, expected one of `uniform`, `log_uniform`, `int_uniform`, `choice`",
+            m.display()
+        )
+    );
+}

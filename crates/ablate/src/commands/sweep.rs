@@ -148,11 +148,12 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     let m = load(&args.file)?;
     let methods: std::collections::BTreeSet<&str> =
         m.plan.runs.iter().map(|r| r.method.as_str()).collect();
+    let n = m.plan.runs.len();
     super::print_stdout(&format!(
-        "{}: study '{}' is valid: {} runs ({})\n",
+        "{}: study '{}' is valid: {n} run{} ({})\n",
         args.file.display(),
         m.study,
-        m.plan.runs.len(),
+        if n == 1 { "" } else { "s" },
         methods.into_iter().collect::<Vec<_>>().join(", ")
     ))
 }
