@@ -1247,3 +1247,51 @@ pub fn axes_summary(run: &PlannedRun) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_are_close_keys_only() {
+        assert_eq!(distance("hiden", "hidden"), 1);
+        assert_eq!(suggest("hiden", ["hidden", "layers"]), Some("hidden"));
+        assert_eq!(suggest("zzzzzzzz", ["seed", "study"]), None);
+    }
+
+    #[test]
+    fn paths_are_shown_as_written() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            show(&p(&["grid", "model.variant", "[1]", "kind"])),
+            "grid.\"model.variant\"[1].kind"
+        );
+        assert_eq!(show(&p(&["base", "model", "hidden"])), "base.model.hidden");
+    }
+
+    #[test]
+    fn false_switches_a_table_off_but_sets_a_boolean() {
+        let mut t: Table =
+            toml::from_str("[pretrain]\nepochs = 2\n[finetune]\naugment_noise = true\n").unwrap();
+        set_path(&mut t, &["pretrain"], Value::Boolean(false));
+        set_path(
+            &mut t,
+            &["finetune", "augment_noise"],
+            Value::Boolean(false),
+        );
+        set_path(&mut t, &["model", "hidden"], Value::Integer(8));
+        assert!(!t.contains_key("pretrain"));
+        assert_eq!(t["finetune"]["augment_noise"], Value::Boolean(false));
+        assert_eq!(t["model"]["hidden"], Value::Integer(8));
+    }
+
+    #[test]
+    fn includes_merge_tables_key_by_key() {
+        let mut a: Table = toml::from_str("[base.model]\nhidden = 8\nlayers = 2\n").unwrap();
+        let b: Table = toml::from_str("[base.model]\nhidden = 16\n").unwrap();
+        merge(&mut a, b);
+        assert_eq!(a["base"]["model"]["hidden"], Value::Integer(16));
+        assert_eq!(a["base"]["model"]["layers"], Value::Integer(2));
+        assert_eq!(line_col("a\nbc\n", 4), (2, 3));
+    }
+}
