@@ -138,24 +138,24 @@ pub(crate) fn solve_pressure(solver: &mut PointSolver, dp: f64) -> Result<PointS
         .configure(|state| state.max_iters(200))
         .timer(false)
         .run();
-    let jv = match result {
-        Ok(res) if res.state().get_best_param().is_some() => *res.state().get_best_param().unwrap(),
-        Ok(_) => {
-            return Err(PhysicsError::NoConvergence {
-                stage: Stage::WaterFlux,
-                reason: "Brent returned no flux".into(),
-            })
-        }
-        Err(e) => {
-            return Err(balance
-                .failure
-                .take()
-                .unwrap_or(PhysicsError::NoConvergence {
+    let jv =
+        match result {
+            Ok(res) => res.state().get_best_param().copied().ok_or_else(|| {
+                PhysicsError::NoConvergence {
                     stage: Stage::WaterFlux,
-                    reason: e.to_string(),
-                }))
-        }
-    };
+                    reason: "Brent returned no flux".into(),
+                }
+            })?,
+            Err(e) => {
+                return Err(balance
+                    .failure
+                    .take()
+                    .unwrap_or(PhysicsError::NoConvergence {
+                        stage: Stage::WaterFlux,
+                        reason: e.to_string(),
+                    }))
+            }
+        };
     let solver = balance.solver.into_inner();
     let (u, iterations) = solver.solve_flux_unknowns(jv)?;
     solver.solution(&u, jv, Some(dp), iterations)
