@@ -1,19 +1,8 @@
 //! End-to-end tests of `ablate data check`: the real binary on files in a temporary folder.
 
+mod common;
+use common::{ablate, text};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn ablate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ablate"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the ablate binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn write(dir: &Path, name: &str, content: &str) -> String {
     let path = dir.join(name);

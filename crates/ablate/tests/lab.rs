@@ -1,20 +1,10 @@
 //! End-to-end tests of `ablate lab`: the bundled campaigns regenerate byte for byte, the
 //! output passes `ablate data check`, and bad designs get one clear error line.
 
+mod common;
+use common::{ablate, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ablate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ablate"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the ablate binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Output;
 
 fn datasets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/exp")

@@ -2,23 +2,13 @@
 //! `experiments/smoke.toml` and small manifests that include it: located manifest errors,
 //! resume after SIGKILL, shards, thread-count independence, status counts, the Slurm script.
 
+mod common;
+use common::{ablate, text};
 use hdf5_metno as hdf5;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn ablate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ablate"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the ablate binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn smoke() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,20 +2,9 @@
 //! and is reproducible; the DSPM-DE baseline runs from the same kind of config; bad configs
 //! get one clear error line.
 
+mod common;
+use common::{ablate, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ablate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ablate"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the ablate binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn exp(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
