@@ -144,6 +144,11 @@ pub struct Predictions {
 }
 
 impl Predictions {
+    /// Entries (sample, ion pairs).
+    pub fn len(&self) -> usize {
+        self.ion.len()
+    }
+
     fn of(samples: &Samples, rows: &[usize], predicted: &Array2<f64>, part: &str) -> Self {
         let mut p = Predictions::default();
         for &r in rows {

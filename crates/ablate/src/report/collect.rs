@@ -302,26 +302,9 @@ pub fn read_run(path: &Path) -> Result<Run> {
     })
 }
 
-/// The `predictions/` group of a run: one entry per (sample, ion).
-#[derive(Debug, Clone, Default)]
-pub struct Predictions {
-    pub part: Vec<String>,
-    pub row: Vec<u64>,
-    pub family: Vec<String>,
-    pub ion: Vec<String>,
-    pub jv_m_s: Vec<f64>,
-    pub feed_mol_m3: Vec<f64>,
-    pub target_rejection: Vec<f64>,
-    pub predicted_rejection: Vec<f64>,
-}
+/// The `predictions/` group of a run: the same columns `runner` writes.
+pub use crate::runner::Predictions;
 
-impl Predictions {
-    pub fn len(&self) -> usize {
-        self.ion.len()
-    }
-}
-
-/// Reads `predictions/` of a run file.
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
     let file = open(path)?;
     let g = file
@@ -343,6 +326,8 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
         ion: h5::read_strings(&g, "ion").with_context(|| ctx("ion"))?,
         jv_m_s: f64s("jv_m_s")?,
         feed_mol_m3: f64s("feed_mol_m3")?,
+        target_permeate_mol_m3: f64s("target_permeate_mol_m3")?,
+        predicted_permeate_mol_m3: f64s("predicted_permeate_mol_m3")?,
         target_rejection: f64s("target_rejection")?,
         predicted_rejection: f64s("predicted_rejection")?,
     };
@@ -353,6 +338,8 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
         p.family.len(),
         p.jv_m_s.len(),
         p.feed_mol_m3.len(),
+        p.target_permeate_mol_m3.len(),
+        p.predicted_permeate_mol_m3.len(),
         p.target_rejection.len(),
         p.predicted_rejection.len(),
     ];
