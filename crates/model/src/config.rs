@@ -102,6 +102,48 @@ pub enum CScale {
     HalfEquivalent,
 }
 
+/// What the ODE's state measures **[ours]**. Both start from the feed at `t = 0`, keep the
+/// charge residual `sum_i z_i c_p,i / c_scale` as the electroneutrality measure, and
+/// differ in how each ion's concentration is scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// MODEL.md: `x = c_p / c_scale`, `x(0) = c_f / c_scale`, projector direction
+    /// `w = z * m`. An ion that is 1 % of its feed moves by 1 % of the state's scale, so
+    /// the state loss hardly sees its rejection.
+    #[default]
+    Scaled,
+    /// The transmission `x = c_p / c_f = 1 - R`, `x(0) = 1`, projector direction
+    /// `w = z * m * c_f / c_scale` (so `sum w x` is the same charge residual). Every ion's
+    /// rejection is on the same O(1) scale, whatever its share of the feed; present ions
+    /// need a positive feed.
+    Transmission,
+}
+
+/// How the water flux maps to the ODE's independent variable `t` **[ours]**.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeMap {
+    /// MODEL.md: `t = J_v / j_ref`.
+    #[default]
+    Linear,
+    /// `t = ln(1 + J_v / j_ref)`: linear below `j_ref`, logarithmic above. DSPM-DE
+    /// rejections rise from 0 to most of their plateau within a few 1e-6 m/s; with
+    /// `j_ref` near that scale, the rise and the plateau get comparable shares of `t`
+    /// instead of the rise being squeezed into the first solver steps.
+    Log,
+}
+
+impl TimeMap {
+    /// `t` of a flux `J_v` (m/s) for the reference flux `j_ref` (m/s).
+    pub fn t(self, flux_m_s: f64, j_ref_m_s: f64) -> f64 {
+        match self {
+            TimeMap::Linear => flux_m_s / j_ref_m_s,
+            TimeMap::Log => (flux_m_s / j_ref_m_s).ln_1p(),
+        }
+    }
+}
+
 /// One ion slot: a species name and its charge number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IonSlot {
@@ -156,10 +198,14 @@ pub struct ModelConfig {
     pub electroneutrality: Electroneutrality,
     /// ODE solver (default RK4, 16 steps).
     pub solver: Solver,
-    /// Reference flux: `t = J_v / j_ref_m_s` (default 1e-5 m/s).
+    /// Reference flux: `t = J_v / j_ref_m_s` (default 1e-5 m/s; see `time`).
     pub j_ref_m_s: f64,
+    /// Flux -> `t` map (default MODEL.md's linear one).
+    pub time: TimeMap,
     /// Definition of `c_scale` (default `sum |z| c_f / 2`).
     pub c_scale: CScale,
+    /// What the state measures (default MODEL.md's `c_p / c_scale`).
+    pub state: State,
     /// Floor inside the token's log feature `log(c_f / c_scale + floor)` (default 1e-12).
     pub log_floor: f64,
 }
@@ -177,7 +223,9 @@ impl Default for ModelConfig {
             electroneutrality: Electroneutrality::Hard,
             solver: Solver::Rk4 { steps: 16 },
             j_ref_m_s: 1e-5,
+            time: TimeMap::Linear,
             c_scale: CScale::HalfEquivalent,
+            state: State::Scaled,
             log_floor: 1e-12,
         }
     }

@@ -3,7 +3,8 @@
 //! The model of `MODEL.md` section 2. A sample is a feed over a fixed list of ion slots
 //! with a presence mask, and a water flux. The state is the permeate as flux grows,
 //! `x(t) = c_p(t) / c_scale` (`c_scale = sum |z| c_f / 2`, `t = J_v / J_ref`,
-//! `x(0) = c_f / c_scale`), and the vector field is
+//! `x(0) = c_f / c_scale`; the config's [`State::Transmission`] uses `c_p / c_f` instead,
+//! so every ion's rejection has the same scale), and the vector field is
 //!
 //! ```text
 //! tokens [x_i, log(c_f,i/c_scale + 1e-12) m_i, t] -> Linear(3, d) + slot encoding
@@ -46,7 +47,9 @@ pub mod slots;
 pub mod solver;
 pub mod synthetic;
 
-pub use config::{CScale, Electroneutrality, Encoding, IonSlot, ModelConfig, Solver, Variant};
+pub use config::{
+    CScale, Electroneutrality, Encoding, IonSlot, ModelConfig, Solver, State, TimeMap, Variant,
+};
 pub use error::{ModelError, Result};
 pub use io::SavedParams;
 pub use model::{AttentionMaps, Forward, ForwardOptions, Loss, Model, Prediction, SolverStats};

@@ -56,7 +56,7 @@ pub struct SolverStats {
 /// The recorded forward pass.
 #[derive(Clone, Debug)]
 pub struct Forward {
-    /// Predicted scaled permeate `x(t) = c_p / c_scale`, `[B, S]`.
+    /// Predicted state `x(t) = c_p / unit` (see [`crate::State`]), `[B, S]`.
     pub x: Var,
     /// Charge residual `sum_i z_i x_i(t)` per sample, `[B]` (the soft penalty's input).
     pub charge: Var,
@@ -71,7 +71,7 @@ pub struct Forward {
     pub stats: SolverStats,
     /// The batch in the model's units (targets, `c_scale`, masks).
     pub prepared: Prepared,
-    /// `w = z * m` on the tape.
+    /// The projection direction `w` on the tape (see [`Prepared::w`]).
     w: Var,
 }
 
@@ -80,7 +80,7 @@ pub struct Forward {
 pub struct Loss {
     /// What to backpropagate: `mse + lambda * penalty`.
     pub total: Var,
-    /// Weighted masked mean squared error of `x(t)` against `c_p / c_scale`.
+    /// Weighted masked mean squared error of `x(t)` against the target state.
     pub mse: Var,
     /// Soft electroneutrality penalty (before `lambda`), if the constraint is soft.
     pub penalty: Option<Var>,
@@ -376,8 +376,8 @@ impl Model {
         }
     }
 
-    /// Record the loss of a forward pass: the weighted masked MSE of `x(t)` against
-    /// `c_p / c_scale` (mean over present, weighted values), plus for the soft constraint
+    /// Record the loss of a forward pass: the weighted masked MSE of `x(t)` against the
+    /// target state (`c_p / c_scale`, or `c_p / c_f` for the transmission state; mean over present, weighted values), plus for the soft constraint
     /// `lambda * mean_b (sum_i z_i x_i)^2` at the output, or with `also_trajectory` its
     /// average over the trajectory (trapezoidal in `s` on the solver's mesh; the mlp has no
     /// trajectory and uses the output).
@@ -466,7 +466,7 @@ impl Model {
             for j in 0..s {
                 let k = i * s + j;
                 if prep.mask[k] != 0.0 {
-                    let cp = prep.c_scale[i] * xv[k];
+                    let cp = prep.unit[k] * xv[k];
                     permeate[[i, j]] = cp;
                     let cf = batch.feed_mol_m3[[i, j]];
                     if cf > 0.0 {

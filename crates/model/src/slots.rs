@@ -7,7 +7,7 @@
 //! what makes "absent ions never influence present ones" exact rather than approximate.
 #![allow(clippy::needless_range_loop)] // (sample, slot) index loops over several arrays read clearest
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, State};
 use crate::error::{ModelError, Result};
 use ndarray::{Array1, Array2};
 
@@ -59,7 +59,8 @@ impl Batch {
 /// Loss targets in the model's scaled units.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Targets {
-    /// `c_p / c_scale` where the effective weight is positive, 0 elsewhere, `[B*S]`.
+    /// `c_p / unit` (the state's units) where the effective weight is positive, 0
+    /// elsewhere, `[B*S]`.
     pub x: Vec<f64>,
     /// Effective weight `mask * target_weight`, `[B*S]`.
     pub weight: Vec<f64>,
@@ -76,13 +77,16 @@ pub struct Prepared {
     pub s: usize,
     /// 1.0 for present ions, 0.0 for absent.
     pub mask: Vec<f64>,
-    /// Projection direction `w = z * m`.
+    /// The concentration (mol/m3) that a state of 1 stands for: `c_scale` (scaled state) or
+    /// `c_f` (transmission state); 0 for absent slots. `c_p = unit * x`.
+    pub unit: Vec<f64>,
+    /// Projection direction `w = z * m * unit / c_scale`: `sum w x = sum z c_p / c_scale`.
     pub w: Vec<f64>,
-    /// Initial state `x(0) = c_f / c_scale` (0 for absent slots).
+    /// Initial state `x(0) = c_f / unit` (0 for absent slots).
     pub x0: Vec<f64>,
     /// Token feature `log(c_f / c_scale + log_floor) * m` (0 for absent slots).
     pub log_feed: Vec<f64>,
-    /// End time `t = J_v / J_ref` per sample, `[B]`.
+    /// End time `t` of each sample's flux (`J_v / J_ref` or its log map), `[B]`.
     pub t_end: Vec<f64>,
     /// `c_scale = sum |z| c_f / 2` over present ions, mol/m3, `[B]`.
     pub c_scale: Vec<f64>,
@@ -119,6 +123,7 @@ impl Prepared {
             b,
             s,
             mask: vec![0.0; b * s],
+            unit: vec![0.0; b * s],
             w: vec![0.0; b * s],
             x0: vec![0.0; b * s],
             log_feed: vec![0.0; b * s],
@@ -133,7 +138,7 @@ impl Prepared {
                     "sample {i}: flux {flux} m/s is not finite and >= 0"
                 ));
             }
-            p.t_end[i] = flux / cfg.j_ref_m_s;
+            p.t_end[i] = cfg.time.t(flux, cfg.j_ref_m_s);
             let mut cs = 0.0;
             for j in 0..s {
                 if batch.mask[[i, j]] {
@@ -155,11 +160,26 @@ impl Prepared {
             for j in 0..s {
                 let k = i * s + j;
                 if batch.mask[[i, j]] {
-                    let x = batch.feed_mol_m3[[i, j]] / cs;
+                    let cf = batch.feed_mol_m3[[i, j]];
+                    let unit = match cfg.state {
+                        State::Scaled => cs,
+                        State::Transmission if cf > 0.0 => cf,
+                        State::Transmission => {
+                            return bad(format!(
+                                "sample {i}: present ion {} has a zero feed, which has no \
+                                 transmission (mark it absent, or use state = \"scaled\")",
+                                cfg.slots[j].name
+                            ))
+                        }
+                    };
                     p.mask[k] = 1.0;
-                    p.w[k] = z[j];
-                    p.x0[k] = x;
-                    p.log_feed[k] = (x + cfg.log_floor).ln();
+                    p.unit[k] = unit;
+                    p.w[k] = match cfg.state {
+                        State::Scaled => z[j],
+                        State::Transmission => z[j] * (cf / cs),
+                    };
+                    p.x0[k] = cf / unit;
+                    p.log_feed[k] = (cf / cs + cfg.log_floor).ln();
                 }
             }
         }
@@ -200,7 +220,7 @@ impl Prepared {
                     if !c.is_finite() {
                         return bad(format!("sample {i}, slot {j}: target {c} with weight {wt}"));
                     }
-                    t.x[k] = c / self.c_scale[i];
+                    t.x[k] = c / self.unit[k];
                     t.weight[k] = eff;
                     t.weight_sum += eff;
                 }

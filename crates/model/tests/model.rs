@@ -6,7 +6,7 @@ use ionode_autodiff::gradcheck::{check_direction, GradCheck};
 use ionode_autodiff::{ParamStore, Tape};
 use ionode_model::{
     synthetic, Batch, Electroneutrality, Encoding, ForwardOptions, Model, ModelConfig, ModelError,
-    SavedParams, Solver, Variant,
+    SavedParams, Solver, State, Variant,
 };
 use ndarray::{s, Array1};
 
@@ -97,6 +97,13 @@ fn all_configs() -> Vec<ModelConfig> {
             }
         }
         v.push(small(Variant::Mlp, en, rk4(4)));
+        // The transmission state changes the units, the projector and the loss targets.
+        for variant in [Variant::AttentionNode, Variant::Mlp] {
+            v.push(ModelConfig {
+                state: State::Transmission,
+                ..small(variant, en, rk4(4))
+            });
+        }
     }
     v
 }
@@ -191,18 +198,23 @@ fn learned_encoding_gradients_match_finite_differences() {
 
 #[test]
 fn hard_constraint_is_electroneutral_and_soft_or_none_are_not() {
-    for solver in [Solver::default(), Solver::dopri5_default()] {
+    let states = [State::Scaled, State::Transmission];
+    for (solver, state) in [Solver::default(), Solver::dopri5_default()]
+        .into_iter()
+        .flat_map(|solver| states.map(|state| (solver, state)))
+    {
         for variant in [Variant::AttentionNode, Variant::Node, Variant::Mlp] {
             let hard = ModelConfig {
                 variant,
                 solver,
+                state,
                 ..ModelConfig::default()
             };
             let batch = synthetic::batch(&hard, 32, 11);
             let (m, st) = build(hard.clone(), 1);
             let p = m.predict(&st, &batch).unwrap();
             let r = max_charge_residual(&hard, &batch, &p.permeate_mol_m3);
-            assert!(r < 1e-9, "{variant:?} hard: residual {r:e}");
+            assert!(r < 1e-9, "{variant:?} {state:?} hard: residual {r:e}");
             // The prediction moved away from the feed: the check is not vacuous.
             let moved = (&p.permeate_mol_m3 - &batch.feed_mol_m3.mapv(|c| c))
                 .iter()
@@ -221,7 +233,7 @@ fn hard_constraint_is_electroneutral_and_soft_or_none_are_not() {
                 let r = max_charge_residual(&cfg, &batch, &p.permeate_mol_m3);
                 assert!(
                     r > 1e-6,
-                    "{variant:?} {en:?}: residual {r:e} (unexpectedly neutral)"
+                    "{variant:?} {state:?} {en:?}: residual {r:e} (unexpectedly neutral)"
                 );
             }
         }
@@ -371,6 +383,9 @@ fn config_defaults_are_model_md_and_bench_md() {
     assert_eq!(c.solver, Solver::Rk4 { steps: 16 });
     assert_eq!(c.j_ref_m_s, 1e-5);
     assert_eq!(c.log_floor, 1e-12);
+    assert_eq!(c.state, State::Scaled);
+    let t: ModelConfig = serde_json::from_str(r#"{"state": "transmission"}"#).unwrap();
+    assert_eq!(t.state, State::Transmission);
     // Parameter count of BENCH.md's network: Linear(3,16), 3 x 16x16, 113-64-64-64-64-7.
     let (_, st) = build(c.clone(), 0);
     let expect = (3 * 16 + 16) + 3 * 256 + (113 * 64 + 64) + 3 * (64 * 64 + 64) + (64 * 7 + 7);
@@ -505,14 +520,25 @@ fn attention_maps_are_distributions_over_present_ions() {
 
 #[test]
 fn loss_is_the_weighted_masked_mse_plus_the_soft_penalty() {
-    let cfg = small(
-        Variant::AttentionNode,
-        Electroneutrality::Soft {
-            lambda: 2.5,
-            also_trajectory: false,
-        },
-        rk4(3),
-    );
+    for state in [State::Scaled, State::Transmission] {
+        loss_matches_hand_computation(state);
+    }
+}
+
+/// The scaled state's loss compares `c_p / c_scale`, the transmission state's `c_p / c_f`
+/// (the rejection error); both penalise the same charge residual `sum z c_p / c_scale`.
+fn loss_matches_hand_computation(state: State) {
+    let cfg = ModelConfig {
+        state,
+        ..small(
+            Variant::AttentionNode,
+            Electroneutrality::Soft {
+                lambda: 2.5,
+                also_trajectory: false,
+            },
+            rk4(3),
+        )
+    };
     let (m, st) = build(cfg.clone(), 10);
     let mut batch = synthetic::batch(&cfg, 4, 81);
     // A missing measurement: weight 0, target NaN.
@@ -539,13 +565,17 @@ fn loss_is_the_weighted_masked_mse_plus_the_soft_penalty() {
             let k = i * 7 + j;
             if batch.mask[[i, j]] {
                 let wt = w[[i, j]];
+                let cf = batch.feed_mol_m3[[i, j]];
+                let unit = match state {
+                    State::Scaled => prep.c_scale[i],
+                    State::Transmission => cf,
+                };
                 if wt > 0.0 {
-                    let y =
-                        batch.target_permeate_mol_m3.as_ref().unwrap()[[i, j]] / prep.c_scale[i];
+                    let y = batch.target_permeate_mol_m3.as_ref().unwrap()[[i, j]] / unit;
                     sse += wt * (x[k] - y).powi(2);
                     wsum += wt;
                 }
-                q += z[j] * x[k];
+                q += z[j] * x[k] * unit / prep.c_scale[i];
             }
         }
         pen += q * q / 4.0;
@@ -568,4 +598,32 @@ fn loss_is_the_weighted_masked_mse_plus_the_soft_penalty() {
         )
         .unwrap();
     assert!(matches!(m.loss(&mut t, &fwd), Err(ModelError::Batch(_))));
+}
+
+#[test]
+fn transmission_state_refuses_a_present_ion_without_feed() {
+    let cfg = ModelConfig {
+        state: State::Transmission,
+        ..small(Variant::AttentionNode, Electroneutrality::Hard, rk4(2))
+    };
+    let (m, st) = build(cfg.clone(), 1);
+    let mut batch = synthetic::batch(&cfg, 3, 2);
+    let j = (0..7).find(|&j| batch.mask[[1, j]]).unwrap();
+    batch.feed_mol_m3[[1, j]] = 0.0;
+    match m.predict(&st, &batch) {
+        Err(ModelError::Batch(why)) => {
+            assert!(
+                why.contains("sample 1") && why.contains("zero feed"),
+                "{why}"
+            )
+        }
+        other => panic!("expected a batch error, got {other:?}"),
+    }
+    // The scaled state accepts it (the ion simply starts at zero).
+    let scaled = ModelConfig {
+        state: State::Scaled,
+        ..cfg
+    };
+    let (m, st) = build(scaled, 1);
+    assert!(m.predict(&st, &batch).is_ok());
 }

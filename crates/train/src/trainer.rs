@@ -15,7 +15,7 @@ use crate::early_stop::{Decision, EarlyStopper, EarlyStopping};
 use crate::error::TrainError;
 use crate::optim::Adam;
 use ionode_autodiff::{ParamStore, Tape};
-use ionode_model::{Batch, ForwardOptions, Model};
+use ionode_model::{Batch, ForwardOptions, Model, State};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -41,6 +41,43 @@ pub struct StageConfig {
     /// What the squared error measures (see [`LossTarget`]).
     #[serde(default)]
     pub loss: LossTarget,
+    /// How the learning rate changes over the stage (see [`LrSchedule`]).
+    #[serde(default)]
+    pub schedule: LrSchedule,
+}
+
+/// The learning rate over a stage's Adam steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// `learning_rate` throughout.
+    #[default]
+    Constant,
+    /// Half a cosine from `learning_rate` at the first step down to
+    /// `final_fraction * learning_rate` at the last step of the last epoch: large steps
+    /// while the loss is far from its minimum, small ones to settle into it.
+    Cosine {
+        /// The last step's rate as a fraction of `learning_rate`, in `[0, 1]`.
+        final_fraction: f64,
+    },
+}
+
+impl LrSchedule {
+    /// The rate of step `step` (0-based) of `total` for the base rate `base`.
+    pub fn rate(self, base: f64, step: usize, total: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine { final_fraction } => {
+                let progress = if total > 1 {
+                    step.min(total - 1) as f64 / (total - 1) as f64
+                } else {
+                    0.0
+                };
+                let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+                base * (final_fraction + (1.0 - final_fraction) * cosine)
+            }
+        }
+    }
 }
 
 /// What the training loss compares.
@@ -53,8 +90,9 @@ pub enum LossTarget {
     #[default]
     State,
     /// Squared error of the transmission `c_p / c_f = 1 - R` of every present ion: the
-    /// state error weighted by `(c_scale / c_f)^2`, so minor ions count as much as major
-    /// ones in the rejections the metrics report.
+    /// scaled state's error weighted by `(c_scale / c_f)^2`, so minor ions count as much as
+    /// major ones in the rejections the metrics report. With the model's transmission state
+    /// this is the same as `State`.
     Rejection,
 }
 
@@ -87,6 +125,7 @@ impl Default for StageConfig {
             early_stopping: default_early_stopping(),
             augment_noise: false,
             loss: LossTarget::State,
+            schedule: LrSchedule::Constant,
         }
     }
 }
@@ -125,15 +164,17 @@ fn model_batch(
     rows: &[usize],
     targets: Option<&ndarray::Array2<f64>>,
     loss: LossTarget,
+    state: State,
 ) -> Batch {
     let b = samples.to_batch_arrays(rows);
     let target = match targets {
         Some(t) => t.select(ndarray::Axis(0), rows),
         None => b.target,
     };
-    let weight = match loss {
-        LossTarget::State => None,
-        LossTarget::Rejection => {
+    let weight = match (loss, state) {
+        // The transmission state already is `1 - R`: its state loss is the rejection loss.
+        (LossTarget::State, _) | (LossTarget::Rejection, State::Transmission) => None,
+        (LossTarget::Rejection, State::Scaled) => {
             let charges: Vec<f64> = samples.charges.iter().map(|z| f64::from(*z)).collect();
             let mut w = ndarray::Array2::zeros(b.feed.dim());
             for (i, (feed, mask)) in b.feed.outer_iter().zip(b.mask.outer_iter()).enumerate() {
@@ -213,7 +254,7 @@ pub fn evaluate_loss(
             let fwd = model.forward(
                 tape,
                 store,
-                &model_batch(samples, chunk, None, loss),
+                &model_batch(samples, chunk, None, loss, model.config().state),
                 ForwardOptions::default(),
             )?;
             let loss = model.loss(tape, &fwd)?;
@@ -257,6 +298,15 @@ pub fn train_stage(
             "a finite number > 0",
         ));
     }
+    if let LrSchedule::Cosine { final_fraction } = config.schedule {
+        if !(0.0..=1.0).contains(&final_fraction) {
+            return Err(TrainError::invalid(
+                format!("{stage}.schedule.final_fraction"),
+                final_fraction,
+                "a number in [0, 1]",
+            ));
+        }
+    }
     if config.batch_size == 0 || config.epochs == 0 {
         return Err(TrainError::invalid(
             format!("{stage}.batch_size / epochs"),
@@ -285,15 +335,27 @@ pub fn train_stage(
         .permeate_sd_mol_m3
         .as_ref()
         .filter(|_| config.augment_noise);
+    let total_steps = config.epochs * train.len().div_ceil(config.batch_size);
+    let mut step = 0;
     for epoch in 0..config.epochs {
         let epoch_started = Instant::now();
         let targets =
             sd.map(|sd| augment_epoch(train.permeate_mol_m3.view(), sd.view(), seed, epoch as u64));
         let (mut sum, mut rows) = (0.0, 0usize);
         for batch_rows in train.batches(config.batch_size, seed, epoch as u64).iter() {
+            adam.lr = config
+                .schedule
+                .rate(config.learning_rate, step, total_steps);
+            step += 1;
             tape.clear();
             store.zero_grad();
-            let batch = model_batch(train, batch_rows, targets.as_ref(), config.loss);
+            let batch = model_batch(
+                train,
+                batch_rows,
+                targets.as_ref(),
+                config.loss,
+                model.config().state,
+            );
             // A model failure here is a non-finite state or a stalled adaptive solver, i.e.
             // divergence (the batch itself was checked against the model's slots).
             let diverged = |e: ionode_model::ModelError| TrainError::Diverged {
@@ -426,6 +488,10 @@ mod tests {
     }
 
     fn run(epochs: usize) -> (StageReport, Vec<f64>, usize) {
+        run_with(stage(epochs))
+    }
+
+    fn run_with(config: StageConfig) -> (StageReport, Vec<f64>, usize) {
         let data = samples();
         let split = SplitSpec::Random {
             test_fraction: 0.2,
@@ -443,7 +509,7 @@ mod tests {
             &mut store,
             &train,
             &validation,
-            &stage(epochs),
+            &config,
             5,
             &mut |_| reports += 1,
         )
@@ -472,6 +538,80 @@ mod tests {
     }
 
     #[test]
+    fn cosine_schedule_runs_from_the_base_rate_to_its_final_fraction() {
+        let cosine = LrSchedule::Cosine {
+            final_fraction: 0.1,
+        };
+        let rates: Vec<f64> = (0..11).map(|k| cosine.rate(2.0, k, 11)).collect();
+        assert_eq!(rates[0], 2.0);
+        assert!((rates[10] - 0.2).abs() < 1e-15);
+        assert!((rates[5] - 1.1).abs() < 1e-15, "midpoint {}", rates[5]);
+        assert!(rates.windows(2).all(|w| w[1] < w[0]));
+        assert_eq!(LrSchedule::Constant.rate(2.0, 7, 11), 2.0);
+        assert_eq!(cosine.rate(2.0, 0, 1), 2.0);
+        let parsed: StageConfig =
+            serde_json::from_str(r#"{"schedule": {"kind": "cosine", "final_fraction": 0.05}}"#)
+                .unwrap();
+        assert_eq!(
+            parsed.schedule,
+            LrSchedule::Cosine {
+                final_fraction: 0.05
+            }
+        );
+    }
+
+    #[test]
+    fn the_schedule_drives_the_optimiser() {
+        let with = |schedule| {
+            run_with(StageConfig {
+                schedule,
+                ..stage(3)
+            })
+            .1
+        };
+        let constant = with(LrSchedule::Constant);
+        // A cosine that ends where it starts is the constant rate, bit for bit ...
+        assert_eq!(
+            with(LrSchedule::Cosine {
+                final_fraction: 1.0
+            }),
+            constant
+        );
+        // ... and a decaying one moves the parameters differently.
+        assert_ne!(
+            with(LrSchedule::Cosine {
+                final_fraction: 0.0
+            }),
+            constant
+        );
+        let bad = StageConfig {
+            schedule: LrSchedule::Cosine {
+                final_fraction: 1.5,
+            },
+            ..stage(1)
+        };
+        let data = samples();
+        let mut store = ParamStore::new();
+        let model = small_model(&mut store);
+        let err = train_stage(
+            "pretrain",
+            &model,
+            &mut store,
+            &data,
+            &data,
+            &bad,
+            5,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("pretrain.schedule.final_fraction") && err.contains("1.5"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_stage_is_deterministic() {
         let (a, pa, _) = run(3);
         let (b, pb, _) = run(3);
@@ -483,7 +623,7 @@ mod tests {
     fn rejection_loss_weights_each_ion_by_its_feed_share() {
         let data = samples();
         let rows = [0, 1, 2];
-        let batch = model_batch(&data, &rows, None, LossTarget::Rejection);
+        let batch = model_batch(&data, &rows, None, LossTarget::Rejection, State::Scaled);
         let w = batch.target_weight.unwrap();
         for (k, &r) in rows.iter().enumerate() {
             let c_scale: f64 = 0.5
@@ -500,9 +640,14 @@ mod tests {
                 assert!((w[[k, j]] - expected).abs() <= 1e-12 * expected.max(1.0));
             }
         }
-        assert!(model_batch(&data, &rows, None, LossTarget::State)
-            .target_weight
-            .is_none());
+        for (loss, state) in [
+            (LossTarget::State, State::Scaled),
+            (LossTarget::State, State::Transmission),
+            (LossTarget::Rejection, State::Transmission),
+        ] {
+            let batch = model_batch(&data, &rows, None, loss, state);
+            assert!(batch.target_weight.is_none(), "{loss:?} {state:?}");
+        }
     }
 
     #[test]
