@@ -668,6 +668,14 @@ fn range_problems(c: &TrainConfig) -> Vec<(Path_, String)> {
                 ));
             }
         }
+        if let ionode_train::trainer::LrSchedule::Cosine { final_fraction } = s.schedule {
+            if !(0.0..=1.0).contains(&final_fraction) {
+                out.push((
+                    p(&format!("{name}.schedule.final_fraction")),
+                    format!("{final_fraction} is not in [0, 1]"),
+                ));
+            }
+        }
     }
     for (name, v) in [
         (

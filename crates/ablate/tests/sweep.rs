@@ -160,6 +160,11 @@ fn bad_manifests_are_located_errors() {
             "[base.split]\ntest_fraction = 1.5\n",
             "3:1: base.split.test_fraction: 1.5 is not a fraction in [0, 1)",
         ),
+        (
+            "schedule",
+            "[base.finetune]\nschedule = { kind = \"cosine\", final_fraction = 2.0 }\n",
+            "3:31: base.finetune.schedule.final_fraction: 2 is not in [0, 1]",
+        ),
     ];
     for (name, extra, expected) in cases {
         let path = manifest(dir.path(), name, extra);
