@@ -6,7 +6,7 @@ use ionode_autodiff::gradcheck::{check_direction, GradCheck};
 use ionode_autodiff::{ParamStore, Tape};
 use ionode_model::{
     synthetic, Batch, Electroneutrality, Encoding, ForwardOptions, Model, ModelConfig, ModelError,
-    SavedParams, Solver, State, Variant,
+    SavedParams, Solver, State, TimeMap, Variant,
 };
 use ndarray::{s, Array1};
 
@@ -104,6 +104,12 @@ fn all_configs() -> Vec<ModelConfig> {
                 ..small(variant, en, rk4(4))
             });
         }
+        v.push(ModelConfig {
+            state: State::Transmission,
+            time: TimeMap::Log,
+            j_ref_m_s: 1e-6,
+            ..small(Variant::AttentionNode, en, rk4(4))
+        });
     }
     v
 }
@@ -386,6 +392,20 @@ fn config_defaults_are_model_md_and_bench_md() {
     assert_eq!(c.state, State::Scaled);
     let t: ModelConfig = serde_json::from_str(r#"{"state": "transmission"}"#).unwrap();
     assert_eq!(t.state, State::Transmission);
+    assert_eq!(c.time, TimeMap::Linear);
+    assert_eq!(TimeMap::Linear.t(3e-6, 1e-5), 3e-6 / 1e-5);
+    assert!((TimeMap::Log.t(3e-6, 1e-6) - 4f64.ln()).abs() < 1e-15);
+    assert_eq!(TimeMap::Log.t(0.0, 1e-6), 0.0);
+    let log = ModelConfig {
+        time: TimeMap::Log,
+        j_ref_m_s: 2e-6,
+        ..ModelConfig::default()
+    };
+    let batch = synthetic::batch(&log, 5, 3);
+    let prep = ionode_model::Prepared::new(&log, &batch).unwrap();
+    for (t, j) in prep.t_end.iter().zip(batch.flux_m_s.iter()) {
+        assert!((t - (1.0 + j / 2e-6).ln()).abs() < 1e-14, "{t} for {j}");
+    }
     // Parameter count of BENCH.md's network: Linear(3,16), 3 x 16x16, 113-64-64-64-64-7.
     let (_, st) = build(c.clone(), 0);
     let expect = (3 * 16 + 16) + 3 * 256 + (113 * 64 + 64) + 3 * (64 * 64 + 64) + (64 * 7 + 7);
