@@ -558,3 +558,75 @@ fn reused_tape_gradients_equal_fresh_tape() {
     assert_eq!(store.grad(unused), &[0.0, 0.0]);
     assert_eq!(store.grad(p), fresh.grad(x0).unwrap());
 }
+
+/// Backward writes the first contribution to a gradient region instead of zeroing and then
+/// adding. Every rule, on a tape whose gradient arena is full of stale values, must give a
+/// fresh tape's gradients bit for bit (the per-op gradient checks above say those are
+/// right): rules that overwrite (same-shape binary with both
+/// operands the same node, unary, linear, batched matmul, transpose, concat with a repeated
+/// operand, sums, projector) and rules that must zero first (broadcast binary, shared
+/// rank-2 matmul operand, bias, slice, masked softmax).
+#[test]
+fn reused_tape_first_writes_cover_every_rule() {
+    let mut store = ParamStore::new();
+    let vals = |n: usize, k: f64| -> Vec<f64> {
+        (0..n).map(|i| ((i as f64 + 1.0) * k).sin() * 0.9).collect()
+    };
+    let px = store.add("x", &[2, 3, 4], &vals(24, 0.37)).unwrap();
+    let pw = store.add("w", &[4, 4], &vals(16, 0.71)).unwrap();
+    let pb = store.add("b", &[4], &vals(4, 1.3)).unwrap();
+    let pr = store.add("row", &[4], &vals(4, 2.1)).unwrap();
+    let record = |t: &mut Tape, s: &ParamStore| {
+        let x = t.param(s, px);
+        let w = t.param(s, pw);
+        let b = t.param(s, pb);
+        let row = t.param(s, pr);
+        let xx = t.mul(x, x).unwrap(); // same node on both sides
+        let bc = t.add(xx, row).unwrap(); // broadcast row
+        let th = t.tanh(bc).unwrap();
+        let lin = t.linear(th, w, Some(b)).unwrap(); // [2,3,4]
+        let shared = t.matmul(lin, w).unwrap(); // rank-2 right operand shared by the batch
+        let tr = t.transpose(shared).unwrap(); // [2,4,3]
+        let bm = t.matmul(tr, x).unwrap(); // batched [2,4,4]
+        let mask = t
+            .constant(&[2, 1, 4], &[1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+            .unwrap();
+        let sm = t.masked_softmax(bm, mask, 2).unwrap();
+        let sl = t.slice(sm, 1, 1, 2).unwrap(); // [2,2,4]
+        let cat = t.concat(&[sl, sl, lin], 1).unwrap(); // [2,7,4], `sl` twice
+        let flat = t.reshape(cat, &[14, 4]).unwrap();
+        let zw = t.constant(&[4], &[1.0, -1.0, 2.0, -2.0]).unwrap();
+        let pj = t.project_orthogonal(flat, zw).unwrap();
+        let sa = t.sum_axis(pj, 0).unwrap();
+        let sq = t.square(sa).unwrap();
+        let l1 = t.sum(sq).unwrap();
+        let l2 = t.mean(bm).unwrap();
+        let left = t.matmul(w, tr).unwrap(); // rank-2 left operand shared by the batch
+        let l3 = t.mean(left).unwrap();
+        let l12 = t.add(l1, l2).unwrap();
+        t.add(l12, l3).unwrap()
+    };
+    let grads = |t: &mut Tape, s: &ParamStore| {
+        let l = record(t, s);
+        t.backward(l).unwrap();
+        let mut st = s.clone();
+        st.zero_grad();
+        t.accumulate_param_grads(&mut st).unwrap();
+        [px, pw, pb, pr].map(|p| st.grad(p).to_vec())
+    };
+    let fresh = grads(&mut Tape::new(), &store);
+    let mut reused = Tape::new();
+    for _ in 0..2 {
+        // A larger graph leaves large, unrelated gradients everywhere in the arena.
+        let big = reused.input(&[512], &[3.0; 512]).unwrap();
+        let y = reused.exp(big).unwrap();
+        let s = reused.sum(y).unwrap();
+        reused.backward(s).unwrap();
+        reused.clear();
+    }
+    assert_eq!(grads(&mut reused, &store), fresh);
+    assert!(
+        fresh.iter().all(|g| g.iter().any(|v| *v != 0.0)),
+        "{fresh:?}"
+    );
+}
