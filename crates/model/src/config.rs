@@ -144,6 +144,36 @@ impl TimeMap {
     }
 }
 
+/// Whether the model sees the feed's overall concentration **[ours]**.
+///
+/// MODEL.md's token `[x_i, log(c_f,i / c_scale), t]` is scale-free: a feed and the same feed
+/// ten times more concentrated give the model identical inputs, although Donnan exclusion
+/// (fixed membrane charge against the feed's ionic strength) makes their rejections differ
+/// a lot. `Log` appends `ln(c_scale / c_ref)` to every present ion's token (and to the mlp's
+/// input).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FeedLevel {
+    /// MODEL.md: no level feature.
+    #[default]
+    None,
+    /// Append `ln(c_scale / c_ref_mol_m3)`.
+    Log {
+        /// Reference concentration, mol/m3 (a typical feed level keeps the feature O(1)).
+        c_ref_mol_m3: f64,
+    },
+}
+
+impl FeedLevel {
+    /// Token features per slot: 3, or 4 with the level.
+    pub fn token_features(self) -> usize {
+        match self {
+            FeedLevel::None => 3,
+            FeedLevel::Log { .. } => 4,
+        }
+    }
+}
+
 /// One ion slot: a species name and its charge number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IonSlot {
@@ -206,6 +236,8 @@ pub struct ModelConfig {
     pub c_scale: CScale,
     /// What the state measures (default MODEL.md's `c_p / c_scale`).
     pub state: State,
+    /// Whether tokens carry the feed's concentration level (default no, as MODEL.md).
+    pub feed_level: FeedLevel,
     /// Floor inside the token's log feature `log(c_f / c_scale + floor)` (default 1e-12).
     pub log_floor: f64,
 }
@@ -226,6 +258,7 @@ impl Default for ModelConfig {
             time: TimeMap::Linear,
             c_scale: CScale::HalfEquivalent,
             state: State::Scaled,
+            feed_level: FeedLevel::None,
             log_floor: 1e-12,
         }
     }
@@ -279,6 +312,14 @@ impl ModelConfig {
         }
         if !(self.log_floor > 0.0 && self.log_floor.is_finite()) {
             return bad("log_floor", format!("{} is not > 0", self.log_floor));
+        }
+        if let FeedLevel::Log { c_ref_mol_m3 } = self.feed_level {
+            if !(c_ref_mol_m3 > 0.0 && c_ref_mol_m3.is_finite()) {
+                return bad(
+                    "feed_level.c_ref_mol_m3",
+                    format!("{c_ref_mol_m3} is not > 0"),
+                );
+            }
         }
         if let Electroneutrality::Soft { lambda, .. } = self.electroneutrality {
             if !(lambda >= 0.0 && lambda.is_finite()) {

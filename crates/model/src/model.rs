@@ -13,7 +13,7 @@
 //! and `model.predict(&store, &batch)` for permeates, rejections and attention maps.
 
 use crate::attention::{attend, HeadVars};
-use crate::config::{Electroneutrality, Encoding, ModelConfig, Solver, Variant};
+use crate::config::{Electroneutrality, Encoding, FeedLevel, ModelConfig, Solver, Variant};
 use crate::constraint::{charge_penalty, charge_residual, project};
 use crate::encoding::sinusoidal;
 use crate::error::{ModelError, Result};
@@ -126,6 +126,8 @@ struct Consts {
     row_mask: Var,
     w: Var,
     log_feed3: Var,
+    /// The level feature `[B, S, 1]`, with [`FeedLevel::Log`].
+    level3: Option<Var>,
     zeros3: Var,
     t_col: Var,
 }
@@ -140,7 +142,13 @@ impl Model {
         let mut rng = SplitMix64::new(seed);
         let ode = cfg.variant != Variant::Mlp;
         let embed = if ode {
-            Some(add_linear(store, &mut rng, "embed", 3, d)?)
+            Some(add_linear(
+                store,
+                &mut rng,
+                "embed",
+                cfg.feed_level.token_features(),
+                d,
+            )?)
         } else {
             None
         };
@@ -160,7 +168,8 @@ impl Model {
         } else {
             None
         };
-        let input = if ode { s * d + 1 } else { 2 * s + 1 };
+        let level = cfg.feed_level.token_features() - 3;
+        let input = if ode { s * d + 1 } else { 2 * s + 1 + level };
         let net = OdeNet::new(store, &mut rng, "net", (input, hdim, s, cfg.layers))?;
         let pos_table = if ode && cfg.encoding == Encoding::Sinusoidal {
             sinusoidal(s, d, cfg.encoding_base)
@@ -232,6 +241,10 @@ impl Model {
             row_mask: t.constant(&[b, s, 1], &prep.mask)?,
             w: t.constant(&[b, s], &prep.w)?,
             log_feed3: t.constant(&[b, s, 1], &prep.log_feed)?,
+            level3: match self.cfg.feed_level {
+                FeedLevel::None => None,
+                FeedLevel::Log { .. } => Some(t.constant(&[b, s, 1], &prep.level)?),
+            },
             zeros3: t.full(&[b, s, 1], 0.0)?,
             t_col: t.constant(&[b, 1], &prep.t_end)?,
         };
@@ -276,7 +289,18 @@ impl Model {
     fn mlp(&self, t: &mut Tape, v: &Vars, c: &Consts, prep: &Prepared, x0: Var) -> Result<Var> {
         let (b, s) = (prep.b, prep.s);
         let lf = t.reshape(c.log_feed3, &[b, s])?;
-        let inp = t.concat(&[x0, lf, c.t_col], 1)?;
+        let inp = match self.cfg.feed_level {
+            FeedLevel::None => t.concat(&[x0, lf, c.t_col], 1)?,
+            FeedLevel::Log { c_ref_mol_m3 } => {
+                let level: Vec<f64> = prep
+                    .c_scale
+                    .iter()
+                    .map(|cs| (cs / c_ref_mol_m3).ln())
+                    .collect();
+                let level = t.constant(&[b, 1], &level)?;
+                t.concat(&[x0, lf, c.t_col, level], 1)?
+            }
+        };
         let out = OdeNet::apply(t, &v.net, inp)?;
         let out = self.constrain(t, c, out)?;
         let inc = t.mul(out, c.t_col)?;
@@ -316,7 +340,10 @@ impl Model {
         let x3 = t.reshape(x, &[b, s, 1])?;
         let tau3 = t.reshape(tau, &[b, 1, 1])?;
         let tau_tok = t.add(c.zeros3, tau3)?;
-        let tokens = t.concat(&[x3, c.log_feed3, tau_tok], 2)?;
+        let tokens = match c.level3 {
+            None => t.concat(&[x3, c.log_feed3, tau_tok], 2)?,
+            Some(l) => t.concat(&[x3, c.log_feed3, tau_tok, l], 2)?,
+        };
         let (ew, eb) = v.embed.expect("ODE variants have an embedding");
         let mut emb = t.linear(tokens, ew, Some(eb))?;
         if let Some(p) = v.pos {

@@ -5,8 +5,8 @@
 use ionode_autodiff::gradcheck::{check_direction, GradCheck};
 use ionode_autodiff::{ParamStore, Tape};
 use ionode_model::{
-    synthetic, Batch, Electroneutrality, Encoding, ForwardOptions, Model, ModelConfig, ModelError,
-    SavedParams, Solver, State, TimeMap, Variant,
+    synthetic, Batch, Electroneutrality, Encoding, FeedLevel, ForwardOptions, Model, ModelConfig,
+    ModelError, SavedParams, Solver, State, TimeMap, Variant,
 };
 use ndarray::{s, Array1};
 
@@ -104,12 +104,15 @@ fn all_configs() -> Vec<ModelConfig> {
                 ..small(variant, en, rk4(4))
             });
         }
-        v.push(ModelConfig {
-            state: State::Transmission,
-            time: TimeMap::Log,
-            j_ref_m_s: 1e-6,
-            ..small(Variant::AttentionNode, en, rk4(4))
-        });
+        for variant in [Variant::AttentionNode, Variant::Mlp] {
+            v.push(ModelConfig {
+                state: State::Transmission,
+                time: TimeMap::Log,
+                j_ref_m_s: 1e-6,
+                feed_level: FeedLevel::Log { c_ref_mol_m3: 30.0 },
+                ..small(variant, en, rk4(4))
+            });
+        }
     }
     v
 }
@@ -646,4 +649,41 @@ fn transmission_state_refuses_a_present_ion_without_feed() {
     };
     let (m, st) = build(scaled, 1);
     assert!(m.predict(&st, &batch).is_ok());
+}
+
+/// MODEL.md's tokens are scale-free: a feed and the same feed ten times more concentrated
+/// get the same rejections. The level feature is what lets the model tell them apart.
+#[test]
+fn only_the_level_feature_sees_the_feed_concentration() {
+    for variant in [Variant::AttentionNode, Variant::Node, Variant::Mlp] {
+        for (level, scale_free) in [
+            (FeedLevel::None, true),
+            (FeedLevel::Log { c_ref_mol_m3: 30.0 }, false),
+        ] {
+            let cfg = ModelConfig {
+                variant,
+                feed_level: level,
+                ..small(Variant::AttentionNode, Electroneutrality::Hard, rk4(4))
+            };
+            let (m, st) = build(cfg.clone(), 5);
+            let batch = synthetic::batch(&cfg, 6, 8);
+            let mut dense = batch.clone();
+            dense.feed_mol_m3.mapv_inplace(|c| 10.0 * c);
+            let (a, b) = (
+                m.predict(&st, &batch).unwrap().rejection,
+                m.predict(&st, &dense).unwrap().rejection,
+            );
+            let diff = a
+                .iter()
+                .zip(b.iter())
+                .filter(|(x, _)| x.is_finite())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            if scale_free {
+                assert!(diff < 1e-12, "{variant:?} {level:?}: {diff:e}");
+            } else {
+                assert!(diff > 1e-4, "{variant:?} {level:?}: {diff:e}");
+            }
+        }
+    }
 }
