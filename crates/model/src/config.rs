@@ -64,7 +64,7 @@ pub enum Solver {
     Dopri5 {
         /// Relative tolerance of the local error.
         rtol: f64,
-        /// Absolute tolerance of the local error (in units of the scaled state x).
+        /// Absolute tolerance of the local error (in units of the state x).
         atol: f64,
         /// Attempted steps (accepted + rejected) before giving up with an error.
         max_steps: usize,
