@@ -1,4 +1,4 @@
-//! The model's configuration: every choice that `MODEL.md` marks **[ours]** is a field here,
+//! The model's configuration: every choice that `MODEL.md` marks **\[ours\]** is a field here,
 //! with the project's canonical value as its default, so a user who has the paper's numbers
 //! can set them (serde, `#[serde(default)]`: a config file names only what it changes).
 
@@ -102,7 +102,7 @@ pub enum CScale {
     HalfEquivalent,
 }
 
-/// What the ODE's state measures **[ours]**. Both start from the feed at `t = 0`, keep the
+/// What the ODE's state measures **\[ours\]**. Both start from the feed at `t = 0`, keep the
 /// charge residual `sum_i z_i c_p,i / c_scale` as the electroneutrality measure, and
 /// differ in how each ion's concentration is scaled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -120,7 +120,7 @@ pub enum State {
     Transmission,
 }
 
-/// How the water flux maps to the ODE's independent variable `t` **[ours]**.
+/// How the water flux maps to the ODE's independent variable `t` **\[ours\]**.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeMap {
@@ -144,7 +144,7 @@ impl TimeMap {
     }
 }
 
-/// Whether the model sees the feed's overall concentration **[ours]**.
+/// Whether the model sees the feed's overall concentration **\[ours\]**.
 ///
 /// MODEL.md's token `[x_i, log(c_f,i / c_scale), t]` is scale-free: a feed and the same feed
 /// ten times more concentrated give the model identical inputs, although Donnan exclusion

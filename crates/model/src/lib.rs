@@ -14,7 +14,8 @@
 //!
 //! integrated with RK4 (16 steps) or Dormand-Prince 5(4), backpropagating through the
 //! steps. Optionally ([`FeedLevel`]) each token also carries the feed's level
-//! `ln(c_scale / c_ref)`, without which the model cannot tell a feed from a diluted copy. Baselines: `node` (no attention head) and `mlp` (no ODE). Every [ours] choice of
+//! `ln(c_scale / c_ref)`, without which the model cannot tell a feed from a diluted copy.
+//! Baselines: `node` (no attention head) and `mlp` (no ODE). Every \[ours\] choice of
 //! `MODEL.md` is a field of [`ModelConfig`] with the canonical default.
 //!
 //! | module | what |

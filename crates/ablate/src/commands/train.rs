@@ -1,7 +1,7 @@
 //! `ablate train --config FILE.toml --out DIR`: one model from one config.
 //!
 //! The config has the keys a manifest uses for one run (see `experiments/train_example.toml`):
-//! the model (every [ours] choice of MODEL.md), the data (a simulated pre-training set in
+//! the model (every \[ours\] choice of MODEL.md), the data (a simulated pre-training set in
 //! HDF5 and measured files in CSV or Parquet), the two stages (pre-training, fine-tuning),
 //! the split of the measured data and the seed. The method is the neural ODE (any variant)
 //! or the `dspmde_fit` baseline (DSPM-DE calibrated on the same training rows).
