@@ -8,12 +8,12 @@
 //!   of its feed value),
 //! - `phi_N = F psi_N / RT`, the pore potential at the exit node,
 //! - for a pore of `N > 1` elements, `ln c_k` and `phi_k` at each interior node,
-//! - with concentration polarisation, the scaled film field `eta` (see [`Film`]).
+//! - with concentration polarisation, the scaled film field `eta` (see `Film`).
 //!
 //! Residuals: extended Nernst-Planck per ion and element, electroneutrality at each interior
 //! node, in the permeate and (with polarisation) at the feed interface. The pore-mouth
 //! concentrations are not unknowns: each residual evaluation solves the two Donnan equilibria
-//! as monotone 1-D problems ([`crate::donnan`]), which removes the stiffest coupling from the
+//! as monotone 1-D problems (module `donnan`), which removes the stiffest coupling from the
 //! Newton system.
 //!
 //! The system (at most `N (n + 1) + 1` unknowns) is solved by a damped Newton method with a
