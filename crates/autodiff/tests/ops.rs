@@ -559,15 +559,14 @@ fn reused_tape_gradients_equal_fresh_tape() {
     assert_eq!(store.grad(p), fresh.grad(x0).unwrap());
 }
 
-/// Backward writes the first contribution to a gradient region instead of zeroing and then
-/// adding. Every rule, on a tape whose gradient arena is full of stale values, must give a
-/// fresh tape's gradients bit for bit (the per-op gradient checks above say those are
-/// right): rules that overwrite (same-shape binary with both
-/// operands the same node, unary, linear, batched matmul, transpose, concat with a repeated
-/// operand, sums, projector) and rules that must zero first (broadcast binary, shared
-/// rank-2 matmul operand, bias, slice, masked softmax).
+/// Gradient regions are zeroed lazily, on first touch. Every rule, on a tape whose gradient
+/// arena is full of stale values, must give a fresh tape's gradients bit for bit (the
+/// per-op gradient checks above say those are right): same-shape binary ops with both
+/// operands the same node, unary, linear with bias, batched matmul and rank-2 operands
+/// shared by the batch, transpose, concat with a repeated operand, sums, projector,
+/// broadcast binary, slice and masked softmax.
 #[test]
-fn reused_tape_first_writes_cover_every_rule() {
+fn reused_tape_gradients_equal_fresh_tape_for_every_rule() {
     let mut store = ParamStore::new();
     let vals = |n: usize, k: f64| -> Vec<f64> {
         (0..n).map(|i| ((i as f64 + 1.0) * k).sin() * 0.9).collect()
