@@ -71,6 +71,14 @@ fn a_small_run_writes_every_output_and_repeats_bit_for_bit() {
             "{}",
             text(&r.stderr)
         );
+        // Not a terminal: one progress line per epoch instead of the (hidden) bar.
+        for stage in ["pretrain", "finetune"] {
+            let lines = text(&r.stderr)
+                .lines()
+                .filter(|l| l.starts_with(&format!("{stage} epoch ")) && l.contains("stage ETA"))
+                .count();
+            assert!((1..=3).contains(&lines), "{stage}: {}", text(&r.stderr));
+        }
         out
     };
     let (a, b) = (run("a"), run("b"));

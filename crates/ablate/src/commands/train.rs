@@ -25,6 +25,7 @@ use ionode_train::split::SplitSpec;
 use ionode_train::trainer::{EpochReport, StageConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// The run config.
@@ -142,20 +143,42 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
+/// Per epoch: the progress bar's message (stage, epoch, losses, best epoch and the stage's
+/// ETA from the mean epoch time so far; early stopping can end it sooner). When stderr is
+/// not a terminal (Slurm output files, CI logs) the bar is hidden, so the same text is
+/// printed as one line per epoch instead, unless `-v` already logs every epoch.
 fn report_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
+    let plain_lines = !std::io::stderr().is_terminal() && !tracing::enabled!(tracing::Level::INFO);
+    let mut stage_seconds = (String::new(), 0.0);
     move |r: &EpochReport| {
-        bar.set_message(format!(
-            "{} epoch {}/{}: train {:.3e}, validation {:.3e} (best epoch {})",
+        if stage_seconds.0 != r.stage {
+            stage_seconds = (r.stage.clone(), 0.0);
+        }
+        stage_seconds.1 += r.seconds;
+        let eta = stage_seconds.1 / (r.epoch + 1) as f64 * (r.epochs - r.epoch - 1) as f64;
+        let text = format!(
+            "{} epoch {}/{}: train {:.3e}, validation {:.3e} (best epoch {}), stage ETA {}",
             r.stage,
             r.epoch + 1,
             r.epochs,
             r.train_loss,
             r.validation_loss,
-            r.best_epoch + 1
-        ));
+            r.best_epoch + 1,
+            clock(eta)
+        );
+        if plain_lines {
+            eprintln!("{text}");
+        }
+        bar.set_message(text);
         bar.tick();
         tracing::info!(stage = %r.stage, epoch = r.epoch, train = r.train_loss, validation = r.validation_loss, "epoch");
     }
+}
+
+/// Seconds as `h:mm:ss`.
+fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Runs the command.
@@ -238,6 +261,14 @@ mod tests {
 
     /// The documented single-run configs in `experiments/` parse and their models validate
     /// (a key renamed in the code would otherwise only show when a user runs them).
+    #[test]
+    fn clock_reads_hours_minutes_seconds() {
+        assert_eq!(clock(0.4), "0:00:00");
+        assert_eq!(clock(59.6), "0:01:00");
+        assert_eq!(clock(3725.0), "1:02:05");
+        assert_eq!(clock(-3.0), "0:00:00");
+    }
+
     #[test]
     fn example_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
