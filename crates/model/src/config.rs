@@ -172,6 +172,14 @@ impl FeedLevel {
             FeedLevel::Log { .. } => 4,
         }
     }
+
+    /// The feature of a sample whose `c_scale` is `c_scale_mol_m3` (0 without the level).
+    pub fn feature(self, c_scale_mol_m3: f64) -> f64 {
+        match self {
+            FeedLevel::None => 0.0,
+            FeedLevel::Log { c_ref_mol_m3 } => (c_scale_mol_m3 / c_ref_mol_m3).ln(),
+        }
+    }
 }
 
 /// One ion slot: a species name and its charge number.

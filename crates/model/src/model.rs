@@ -291,11 +291,11 @@ impl Model {
         let lf = t.reshape(c.log_feed3, &[b, s])?;
         let inp = match self.cfg.feed_level {
             FeedLevel::None => t.concat(&[x0, lf, c.t_col], 1)?,
-            FeedLevel::Log { c_ref_mol_m3 } => {
+            FeedLevel::Log { .. } => {
                 let level: Vec<f64> = prep
                     .c_scale
                     .iter()
-                    .map(|cs| (cs / c_ref_mol_m3).ln())
+                    .map(|&cs| self.cfg.feed_level.feature(cs))
                     .collect();
                 let level = t.constant(&[b, 1], &level)?;
                 t.concat(&[x0, lf, c.t_col, level], 1)?
@@ -404,7 +404,8 @@ impl Model {
     }
 
     /// Record the loss of a forward pass: the weighted masked MSE of `x(t)` against the
-    /// target state (`c_p / c_scale`, or `c_p / c_f` for the transmission state; mean over present, weighted values), plus for the soft constraint
+    /// target state (`c_p / c_scale`, or `c_p / c_f` for the transmission state; mean over
+    /// present, weighted values), plus for the soft constraint
     /// `lambda * mean_b (sum_i z_i x_i)^2` at the output, or with `also_trajectory` its
     /// average over the trajectory (trapezoidal in `s` on the solver's mesh; the mlp has no
     /// trajectory and uses the output).

@@ -7,7 +7,7 @@
 //! what makes "absent ions never influence present ones" exact rather than approximate.
 #![allow(clippy::needless_range_loop)] // (sample, slot) index loops over several arrays read clearest
 
-use crate::config::{FeedLevel, ModelConfig, State};
+use crate::config::{ModelConfig, State};
 use crate::error::{ModelError, Result};
 use ndarray::{Array1, Array2};
 
@@ -86,7 +86,7 @@ pub struct Prepared {
     pub x0: Vec<f64>,
     /// Token feature `log(c_f / c_scale + log_floor) * m` (0 for absent slots).
     pub log_feed: Vec<f64>,
-    /// Token feature `ln(c_scale / c_ref) * m` with [`FeedLevel::Log`] (0 for absent slots;
+    /// Token feature `ln(c_scale / c_ref) * m` with [`crate::FeedLevel::Log`] (0 for absent slots;
     /// all 0 and unused without it).
     pub level: Vec<f64>,
     /// End time `t` of each sample's flux (`J_v / J_ref` or its log map), `[B]`.
@@ -184,9 +184,7 @@ impl Prepared {
                     };
                     p.x0[k] = cf / unit;
                     p.log_feed[k] = (cf / cs + cfg.log_floor).ln();
-                    if let FeedLevel::Log { c_ref_mol_m3 } = cfg.feed_level {
-                        p.level[k] = (cs / c_ref_mol_m3).ln();
-                    }
+                    p.level[k] = cfg.feed_level.feature(cs);
                 }
             }
         }
