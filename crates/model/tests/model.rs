@@ -117,6 +117,23 @@ fn all_configs() -> Vec<ModelConfig> {
     v
 }
 
+/// Finite differences against backward of the whole loss along `dir`.
+fn loss_gradient_check(
+    tape: &mut Tape,
+    model: &Model,
+    store: &mut ParamStore,
+    batch: &Batch,
+    dir: &[f64],
+) -> ionode_autodiff::gradcheck::DirectionalReport {
+    check_direction(tape, store, &GradCheck::default(), dir, |t, s| {
+        let fwd = model
+            .forward(t, s, batch, ForwardOptions::default())
+            .expect("forward");
+        Ok(model.loss(t, &fwd).expect("loss").total)
+    })
+    .unwrap()
+}
+
 #[test]
 fn gradients_match_finite_differences_for_every_variant_constraint_and_solver() {
     let mut tape = Tape::new();
@@ -125,19 +142,7 @@ fn gradients_match_finite_differences_for_every_variant_constraint_and_solver() 
         let batch = synthetic::batch(&cfg, 3, 40 + ci as u64);
         for trial in 0..2 {
             let dir = direction(store.num_scalars(), 100 * ci as u64 + trial);
-            let rep = check_direction(
-                &mut tape,
-                &mut store,
-                &GradCheck::default(),
-                &dir,
-                |t, s| {
-                    let fwd = model
-                        .forward(t, s, &batch, ForwardOptions::default())
-                        .expect("forward");
-                    Ok(model.loss(t, &fwd).expect("loss").total)
-                },
-            )
-            .unwrap();
+            let rep = loss_gradient_check(&mut tape, &model, &mut store, &batch, &dir);
             assert!(
                 rep.passed && rep.rel_err < 1e-5,
                 "{:?} {:?} {:?}: {rep:#?}",
@@ -161,19 +166,7 @@ fn dormand_prince_trajectory_penalty_gradient_is_exact_up_to_the_moving_mesh() {
     let batch = synthetic::batch(&cfg, 3, 52);
     let mut tape = Tape::new();
     let dir = direction(store.num_scalars(), 77);
-    let rep = check_direction(
-        &mut tape,
-        &mut store,
-        &GradCheck::default(),
-        &dir,
-        |t, s| {
-            let fwd = model
-                .forward(t, s, &batch, ForwardOptions::default())
-                .unwrap();
-            Ok(model.loss(t, &fwd).unwrap().total)
-        },
-    )
-    .unwrap();
+    let rep = loss_gradient_check(&mut tape, &model, &mut store, &batch, &dir);
     assert!(rep.rel_err < 0.2, "{rep:#?}");
 }
 
@@ -187,19 +180,7 @@ fn learned_encoding_gradients_match_finite_differences() {
     let batch = synthetic::batch(&cfg, 4, 5);
     let mut tape = Tape::new();
     let dir = direction(store.num_scalars(), 9);
-    let rep = check_direction(
-        &mut tape,
-        &mut store,
-        &GradCheck::default(),
-        &dir,
-        |t, s| {
-            let fwd = model
-                .forward(t, s, &batch, ForwardOptions::default())
-                .unwrap();
-            Ok(model.loss(t, &fwd).unwrap().total)
-        },
-    )
-    .unwrap();
+    let rep = loss_gradient_check(&mut tape, &model, &mut store, &batch, &dir);
     assert!(rep.passed && rep.rel_err < 1e-5, "{rep:#?}");
     let pos = store.id("pos").unwrap();
     assert!(store.grad(pos).iter().any(|g| g.abs() > 0.0));
