@@ -537,6 +537,20 @@ mod tests {
         assert_eq!(report.validation_loss[report.best_epoch], min);
     }
 
+    /// The error text of a stage that must fail (training and validation on `data`).
+    fn stage_error(
+        stage: &str,
+        model: &Model,
+        store: &mut ParamStore,
+        data: &Samples,
+        config: &StageConfig,
+        seed: u64,
+    ) -> String {
+        train_stage(stage, model, store, data, data, config, seed, &mut |_| {})
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn cosine_schedule_runs_from_the_base_rate_to_its_final_fraction() {
         let cosine = LrSchedule::Cosine {
@@ -593,18 +607,7 @@ mod tests {
         let data = samples();
         let mut store = ParamStore::new();
         let model = small_model(&mut store);
-        let err = train_stage(
-            "pretrain",
-            &model,
-            &mut store,
-            &data,
-            &data,
-            &bad,
-            5,
-            &mut |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+        let err = stage_error("pretrain", &model, &mut store, &data, &bad, 5);
         assert!(
             err.contains("pretrain.schedule.final_fraction") && err.contains("1.5"),
             "{err}"
@@ -655,18 +658,7 @@ mod tests {
         let data = samples();
         let mut store = ParamStore::new();
         let model = Model::new(ModelConfig::default(), &mut store, 1).unwrap();
-        let err = train_stage(
-            "pretrain",
-            &model,
-            &mut store,
-            &data,
-            &data,
-            &stage(1),
-            1,
-            &mut |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+        let err = stage_error("pretrain", &model, &mut store, &data, &stage(1), 1);
         assert!(
             err.contains("model slots") && err.contains("Na_+,Mg_2+,Cl_-,SO4_2-"),
             "{err}"
@@ -680,18 +672,7 @@ mod tests {
         let model = small_model(&mut store);
         // A NaN weight, as a blown-up optimiser would leave it.
         store.values_mut()[0] = f64::NAN;
-        let err = train_stage(
-            "finetune",
-            &model,
-            &mut store,
-            &data,
-            &data,
-            &stage(5),
-            1,
-            &mut |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+        let err = stage_error("finetune", &model, &mut store, &data, &stage(5), 1);
         assert!(err.starts_with("finetune diverged at epoch 0"), "{err}");
     }
 }
