@@ -668,13 +668,8 @@ fn range_problems(c: &TrainConfig) -> Vec<(Path_, String)> {
                 ));
             }
         }
-        if let ionode_train::trainer::LrSchedule::Cosine { final_fraction } = s.schedule {
-            if !(0.0..=1.0).contains(&final_fraction) {
-                out.push((
-                    p(&format!("{name}.schedule.final_fraction")),
-                    format!("{final_fraction} is not in [0, 1]"),
-                ));
-            }
+        if let Some(why) = s.schedule.problem() {
+            out.push((p(&format!("{name}.schedule.final_fraction")), why));
         }
     }
     for (name, v) in [

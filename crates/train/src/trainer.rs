@@ -63,6 +63,16 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
+    /// Why the schedule is invalid, if it is (the final fraction must lie in `[0, 1]`).
+    pub fn problem(self) -> Option<String> {
+        match self {
+            LrSchedule::Cosine { final_fraction } if !(0.0..=1.0).contains(&final_fraction) => {
+                Some(format!("{final_fraction} is not in [0, 1]"))
+            }
+            _ => None,
+        }
+    }
+
     /// The rate of step `step` (0-based) of `total` for the base rate `base`.
     pub fn rate(self, base: f64, step: usize, total: usize) -> f64 {
         match self {
@@ -299,7 +309,7 @@ pub fn train_stage(
         ));
     }
     if let LrSchedule::Cosine { final_fraction } = config.schedule {
-        if !(0.0..=1.0).contains(&final_fraction) {
+        if config.schedule.problem().is_some() {
             return Err(TrainError::invalid(
                 format!("{stage}.schedule.final_fraction"),
                 final_fraction,

@@ -259,8 +259,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// The documented single-run configs in `experiments/` parse and their models validate
-    /// (a key renamed in the code would otherwise only show when a user runs them).
     #[test]
     fn clock_reads_hours_minutes_seconds() {
         assert_eq!(clock(0.4), "0:00:00");
@@ -269,6 +267,8 @@ mod tests {
         assert_eq!(clock(-3.0), "0:00:00");
     }
 
+    /// The documented single-run configs in `experiments/` parse and their models validate
+    /// (a key renamed in the code would otherwise only show when a user runs them).
     #[test]
     fn example_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
