@@ -1,4 +1,4 @@
-"""PyTorch peer of the `train_step` benchmark (../shared/bench/BENCH.md).
+"""PyTorch peer of the `train_step` benchmark (docs/BENCH.md).
 
 The same step as crates/train/benches/train_step.rs, in PyTorch eager, float64, one thread:
 tokens [x_i, log(c_f,i/c_scale + 1e-12) m_i, t] -> Linear(3, 16) + sinusoidal slot encoding

@@ -1,4 +1,4 @@
-//! `dspmde_point` of shared/bench/BENCH.md: cold point solves (no polarisation, ideal
+//! `dspmde_point` of docs/BENCH.md: cold point solves (no polarisation, ideal
 //! activity, J_v given) for a fixed list of random electroneutral feeds of 2..7 ions on the
 //! NF270-like membrane at fluxes 2e-6..3e-5 m/s, on one thread and on all threads.
 //! Each iteration solves the whole list; criterion's throughput is solves per second.

@@ -4,7 +4,11 @@ use ionode_physics::cases::PointCaseInputs;
 use ionode_physics::module0d::{MassTransfer, ModuleSpec, ModuleSpecified};
 use ionode_physics::{FilmModel, IonDb, PointSolver};
 fn main() {
-    let text = std::fs::read_to_string("../shared/reference/dspmde_watertap_cases.json").unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dspmde_watertap_cases.json"
+    ))
+    .unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let db = IonDb::builtin();
     for case in v["groups"]["no_solution_cases"].as_array().unwrap() {

@@ -1,4 +1,4 @@
-//! The case format of `shared/reference/dspmde_watertap_cases.json`: typed inputs, their
+//! The case format of `crates/physics/tests/data/dspmde_watertap_cases.json`: typed inputs, their
 //! conversion into solver specs, and outputs with the same keys as the reference's
 //! `expected` blocks. Only the data model lives here (serde derives); reading and writing
 //! files is the `ablate` program's job.

@@ -42,7 +42,7 @@ mod tests {
 
     #[test]
     fn water_density_matches_reference_at_25c() {
-        // shared/reference: rho_water_Sharqawy_kg_m3_at_298.15K
+        // the WaterTAP reference file (tests/data): rho_water_Sharqawy_kg_m3_at_298.15K
         let rho = water_density(298.15);
         assert!((rho - 996.8923398437499).abs() < 1e-9, "{rho}");
     }

@@ -1,7 +1,7 @@
 //! The ion property database: valence, bulk diffusivity, Stokes radius and molar mass.
 //!
 //! The built-in values are the ones WaterTAP 1.8.0 uses in its DSPM-DE tests (and that the
-//! reference file `shared/reference/dspmde_watertap_cases.json` was computed with), so the
+//! reference file `crates/physics/tests/data/dspmde_watertap_cases.json` was computed with), so the
 //! defaults reproduce WaterTAP. Users add or override ions with [`IonDb::insert`] (the
 //! `ablate` program reads them from a TOML file).
 
@@ -108,7 +108,7 @@ impl Default for IonDb {
 }
 
 impl IonDb {
-    /// The built-in ions (values of `shared/reference/dspmde_watertap_cases.json`).
+    /// The built-in ions (values of `crates/physics/tests/data/dspmde_watertap_cases.json`).
     pub fn builtin() -> Self {
         let ions = vec![
             builtin("Na_+", 1, 1.33e-9, 1.84e-10, 0.02299, WATERTAP),

@@ -2,7 +2,7 @@
 //!
 //! The Donnan-steric pore model with dielectric exclusion (DSPM-DE) for multi-ion
 //! nanofiltration, written to reproduce WaterTAP 1.8.0's `NanofiltrationDSPMDE0D` (see
-//! `shared/physics/DSPMDE.md`) and to run fast enough to generate pre-training data for the
+//! `docs/DSPMDE.md`) and to run fast enough to generate pre-training data for the
 //! neural ODE.
 //!
 //! - [`ions`]: the ion database; [`membrane`]: membrane parameters and presets.

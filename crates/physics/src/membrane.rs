@@ -40,7 +40,7 @@ pub const PRESETS: &[MembranePreset] = &[
     MembranePreset {
         name: "nf270",
         membrane: m(0.5e-9, 1.33e-6, -27.0, 41.3),
-        source: "NF270-like set of shared/bench/BENCH.md: dx_e = 1.33 um as attributed to Labban et al. \
+        source: "NF270-like set of docs/BENCH.md: dx_e = 1.33 um as attributed to Labban et al. \
                  (JMS 521, 2017) by WaterTAP; r_p, X and eps_p inside the NF270 ranges of DSPMDE.md section 5 \
                  (r_p 0.40-0.55 nm, X -10..-100 mol/m3, eps_p 30-50). Gives L_p = 8.5 LMH/bar.",
     },

@@ -1,4 +1,4 @@
-//! WaterTAP's 0D nanofiltration module (`shared/physics/DSPMDE.md` section 2.9): the point
+//! WaterTAP's 0D nanofiltration module (`docs/DSPMDE.md` section 2.9): the point
 //! model evaluated at the inlet (x = 0) and the outlet (x = 1), fluxes averaged, and the
 //! mass balance closed between them. It exists to reproduce WaterTAP's unit-test numbers; a
 //! real module is better integrated along the channel.

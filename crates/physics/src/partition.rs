@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn sodium_constants_match_watertap() {
-        // shared/reference point_cases[0].expected.per_ion_constants["Na_+"]
+        // the WaterTAP reference file (tests/data), point_cases[0].expected.per_ion_constants["Na_+"]
         let db = IonDb::builtin();
         let c = IonConstants::new(
             db.get("Na+").unwrap(),

@@ -1,5 +1,5 @@
 //! The DSPM-DE point model: one location of a membrane, given the bulk feed and either the
-//! water flux or the applied pressure (`shared/physics/DSPMDE.md` sections 2.1 to 2.8).
+//! water flux or the applied pressure (`docs/DSPMDE.md` sections 2.1 to 2.8).
 //!
 //! # How it is solved
 //!

@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn spiral_wound_matches_watertap_k() {
-        // shared/reference point case NaCl_50mM|wt_test|ideal|cp=spiral_wound|dP=3bar
+        // the WaterTAP reference file (tests/data), point case NaCl_50mM|wt_test|ideal|cp=spiral_wound|dP=3bar
         let db = IonDb::builtin();
         let ions = [
             db.get("Na+").unwrap().clone(),

@@ -1,4 +1,4 @@
-//! Reproduces every case of `shared/reference/dspmde_watertap_cases.json` (WaterTAP 1.8.0
+//! Reproduces every case of `tests/data/dspmde_watertap_cases.json` (WaterTAP 1.8.0
 //! solved by Ipopt) to the tolerance the file states: rel 1e-5 with an absolute floor of
 //! 1e-9 mol/m3 for point cases, the upstream rel 5e-3 for the module unit tests; `xi_V_m`
 //! is never compared (ill-conditioned). The `no_solution_cases` must fail.
@@ -10,8 +10,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn reference() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/dspmde_watertap_cases.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dspmde_watertap_cases.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("reference JSON parses")

@@ -1,4 +1,4 @@
-//! `train_step` of ../shared/bench/BENCH.md: one training step of the attention neural ODE
+//! `train_step` of docs/BENCH.md: one training step of the attention neural ODE
 //! with MODEL.md's defaults in f64 on one thread (the tape is single-threaded; nothing here
 //! uses rayon): forward through RK4 (16 fixed steps, per-sample step t/16), masked MSE,
 //! backward through the whole trajectory, one Adam step (lr 1e-3). Batches 64, 256, 1024
