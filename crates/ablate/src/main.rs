@@ -9,12 +9,14 @@ mod commands;
 mod h5;
 mod ions;
 mod json;
+mod limits;
 mod logging;
 mod manifest;
 mod output;
 mod provenance;
 mod report;
 mod runner;
+mod store;
 mod tabular;
 mod units;
 

@@ -70,6 +70,17 @@ fn floats(g: &hdf5::Group, name: &str, values: &[f64]) {
         .unwrap();
 }
 
+/// Writes the `DONE` marker of a run folder as `ablate run` does: the run file's checksum.
+fn mark_done(run_dir: &Path) {
+    let bytes = std::fs::read(run_dir.join("run.h5")).unwrap();
+    let sum = blake3::hash(&bytes).to_hex();
+    std::fs::write(
+        run_dir.join("DONE"),
+        format!("blake3 {sum} run.h5\nseconds 1.000\n"),
+    )
+    .unwrap();
+}
+
 /// What a fake run looks like.
 struct Fake<'a> {
     study: &'a str,
@@ -239,7 +250,7 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
     }
     file.close().unwrap();
     if done {
-        std::fs::write(run_dir.join("DONE"), "").unwrap();
+        mark_done(&run_dir);
     }
 }
 
@@ -508,7 +519,9 @@ fn report_skips_tables_and_figures_whose_axes_or_data_are_absent() {
         "{out}"
     );
 
-    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    // With --out, everything goes there and nothing into the study folder.
+    assert!(!dir.join("summary.csv").exists());
+    let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 10);
     assert!(csv.lines().next().unwrap().contains("model.hidden"));
 
@@ -570,7 +583,7 @@ fn bad_study_folders_get_one_clear_error() {
     let corrupt = tmp.path().join("corrupt");
     std::fs::create_dir_all(corrupt.join("runs/r1")).unwrap();
     std::fs::write(corrupt.join("runs/r1/run.h5"), "not hdf5 at all").unwrap();
-    std::fs::write(corrupt.join("runs/r1/DONE"), "").unwrap();
+    mark_done(&corrupt.join("runs/r1"));
     let err = fail(&corrupt);
     assert!(err.contains("runs/r1/run.h5"), "names the file: {err}");
     assert!(err.contains("corrupt or not HDF5"), "{err}");
@@ -583,7 +596,7 @@ fn bad_study_folders_get_one_clear_error() {
     attr(&file, "axes_json", "{\"seed\": 1}");
     file.close().unwrap();
     drop(guard);
-    std::fs::write(bare.join("runs/r1/DONE"), "").unwrap();
+    mark_done(&bare.join("runs/r1"));
     let err = fail(&bare);
     assert!(
         err.contains("runs/r1/run.h5': missing attribute 'metrics_json'"),

@@ -153,17 +153,17 @@ fn bad_manifests_are_located_errors() {
         (
             "out_of_range",
             "[grid]\n\"split.n_train\" = [0, 10]\n",
-            "3:20: grid.\"split.n_train\"[0]: must be at least 1",
+            "3:20: grid.\"split.n_train\"[0] = 0: expected at least 1",
         ),
         (
             "fraction",
             "[base.split]\ntest_fraction = 1.5\n",
-            "3:1: base.split.test_fraction: 1.5 is not a fraction in [0, 1)",
+            "3:1: base.split.test_fraction = 1.5: expected a fraction in [0, 1)",
         ),
         (
             "schedule",
             "[base.finetune]\nschedule = { kind = \"cosine\", final_fraction = 2.0 }\n",
-            "3:31: base.finetune.schedule.final_fraction: 2 is not in [0, 1]",
+            "3:31: base.finetune.schedule.final_fraction = 2: expected a number in [0, 1]",
         ),
     ];
     for (name, extra, expected) in cases {
@@ -188,7 +188,7 @@ fn bad_manifests_are_located_errors() {
     assert_eq!(
         text(&r.stderr).lines().next().unwrap(),
         format!(
-            "{}:3:13: dataset file '{}' not found",
+            "{}:3:13: datasets.measured[0]: data file '{}' not found",
             path.display(),
             dir.path().join("nope.csv").display()
         )
@@ -446,7 +446,7 @@ fn status_counts_done_failed_and_missing_runs() {
         assert_eq!(
             text(&r.stdout),
             format!(
-                "study 'status': 3 runs: 1 done, 1 failed, 1 missing\nfailed {}: fine-tuning diverged\n",
+                "study 'status': 3 runs: 1 done, 1 failed, 0 damaged, 1 missing\nfailed {}: fine-tuning diverged\n",
                 ids[0]
             )
         );

@@ -19,7 +19,10 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let study = collect(&args.dir)?;
     let out = args.out.clone().unwrap_or_else(|| args.dir.join("report"));
     let mut df = summary(&study)?;
-    write_summary(&mut df, &args.dir)?;
+    // With --out everything goes there (the study folder may be read-only); without it
+    // the summary sits beside the runs and the rest under DIR/report.
+    let summary_dir = args.out.clone().unwrap_or_else(|| args.dir.clone());
+    write_summary(&mut df, &summary_dir)?;
     let (tables, table_notes) = tables::write(&study, &out)?;
     let (figs, fig_notes) = figures::write(&study, &out)?;
 
@@ -36,11 +39,17 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             ""
         }
     )?;
+    for (id, why) in &study.damaged {
+        writeln!(
+            text,
+            "skipped damaged run {id}: {why} (`ablate run` reruns it)"
+        )?;
+    }
     writeln!(
         text,
         "summary: {} and {} ({} rows, {} columns)",
-        args.dir.join("summary.parquet").display(),
-        args.dir.join("summary.csv").display(),
+        summary_dir.join("summary.parquet").display(),
+        summary_dir.join("summary.csv").display(),
         df.height(),
         df.width()
     )?;

@@ -9,14 +9,16 @@
 //! and `--shard` change where and when a run executes, never its result.
 
 use super::Internal;
+use crate::limits::{MAX_JOBS, MAX_SHARDS};
 use crate::manifest::{self, Manifest, Plan, PlannedRun, STUDY_PREFIX};
 use crate::runner::{execute, Artefact, DataCache, RunOutcome};
-use crate::{h5, output, provenance};
+use crate::{h5, output, provenance, store};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::Array1;
 use rayon::prelude::*;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -103,20 +105,7 @@ pub struct SlurmArgs {
 
 /// Loads a manifest; problems are printed one per line, then one summary error.
 fn load(file: &Path) -> Result<Manifest> {
-    match manifest::load(file) {
-        Ok(m) => Ok(m),
-        Err(problems) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
-            let n = problems.0.len();
-            bail!(
-                "manifest '{}': {n} problem{}",
-                file.display(),
-                if n == 1 { "" } else { "s" }
-            )
-        }
-    }
+    manifest::load(file).map_err(|p| super::problems("manifest", file, p))
 }
 
 fn plan_text(plan: &Plan) -> String {
@@ -188,9 +177,11 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
             i.trim().parse::<usize>().ok()?,
             n.trim().parse::<usize>().ok()?,
         );
-        (n >= 1 && i < n).then_some((i, n))
+        ((1..=MAX_SHARDS).contains(&n) && i < n).then_some((i, n))
     });
-    parsed.with_context(|| format!("--shard '{s}': expected I/N with 0 <= I < N, e.g. 0/4"))
+    parsed.with_context(|| {
+        format!("--shard '{s}': expected I/N with 0 <= I < N <= {MAX_SHARDS}, e.g. 0/4")
+    })
 }
 
 /// Generates the manifest's pre-training set (as `ablate simulate` would) unless the file
@@ -212,15 +203,6 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
         .context("generating the pre-training set of [datasets.pretrain]")?;
     std::fs::rename(&tmp, &path)
         .with_context(|| format!("cannot rename '{}' to '{}'", tmp.display(), path.display()))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Everything a run.h5 needs besides the outcome.
@@ -312,15 +294,16 @@ fn write_run_h5(path: &Path, ctx: &RunContext, run: &PlannedRun, o: &RunOutcome)
     })
 }
 
-/// Executes one planned run; the config's paths are made real here (the plan keeps them
-/// as the manifest wrote them, so run ids do not depend on where a sweep is started).
+/// Executes one planned run and writes its `run.h5`; the config's paths are made real
+/// here (the plan keeps them as the manifest wrote them, so run ids do not depend on where
+/// a sweep is started). Returns the run's seconds.
 fn run_one(
     m: &Manifest,
     study_dir: &Path,
     ctx: &RunContext,
     run: &PlannedRun,
     cache: &DataCache,
-) -> Result<()> {
+) -> Result<f64> {
     let mut config: crate::commands::train::TrainConfig =
         serde_json::from_value(run.config.clone()).context("the plan's run config")?;
     let manifest_dir = m.dir();
@@ -342,38 +325,179 @@ fn run_one(
             .map_or(k.clone(), |(_, n)| n.clone());
         outcome.inputs.insert(name, v);
     }
-    let dir = study_dir.join("runs").join(&run.id);
-    write_run_h5(&dir.join("run.h5"), ctx, run, &outcome)?;
-    output::write_text(
-        &dir.join("DONE"),
-        &format!("{:.3} s\n", outcome.timings.total),
-    )?;
-    let _ = std::fs::remove_file(dir.join("FAILED"));
-    Ok(())
+    let dir = store::run_dir(study_dir, &run.id);
+    write_run_h5(&dir.join(store::RUN_FILE), ctx, run, &outcome)?;
+    Ok(outcome.timings.total)
 }
 
-/// What the run store says about a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    Done,
-    Failed(String),
-    Missing,
+/// What became of one attempt at a run.
+enum Attempt {
+    /// This process ran it: its seconds, or its error.
+    Ran(std::result::Result<f64, String>),
+    /// Another live process holds its claim.
+    Busy(store::Owner),
+    /// Another process finished it (DONE or FAILED) since the study was scanned.
+    Settled,
 }
 
-fn state(study_dir: &Path, id: &str) -> State {
-    let dir = study_dir.join("runs").join(id);
-    if dir.join("DONE").exists() {
-        State::Done
-    } else if let Ok(text) = std::fs::read_to_string(dir.join("FAILED")) {
-        State::Failed(text.lines().next().unwrap_or("").to_string())
-    } else {
-        State::Missing
+/// Counts and prints the runs as they finish. On a terminal that is the progress bar;
+/// elsewhere (a Slurm log, CI, a file) one line per finished run, since a hidden bar would
+/// leave the log silent for hours.
+struct Progress {
+    bar: ProgressBar,
+    plain: bool,
+    total: usize,
+    started: std::time::Instant,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    elsewhere: AtomicUsize,
+}
+
+impl Progress {
+    fn new(study: &str, total: usize) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {prefix} [{elapsed_precise}] [{bar:30}] {pos}/{len} runs ({msg}, eta {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(study.to_string());
+        let p = Progress {
+            bar,
+            plain: !std::io::stderr().is_terminal() && !tracing::enabled!(tracing::Level::INFO),
+            total,
+            started: std::time::Instant::now(),
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            elsewhere: AtomicUsize::new(0),
+        };
+        p.update();
+        p
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.elsewhere.load(Ordering::Relaxed),
+        )
+    }
+
+    fn update(&self) -> String {
+        let (d, f, e) = self.counts();
+        let remaining = self.total.saturating_sub(d + f + e);
+        let text = format!(
+            "{d} done, {f} failed{}, {remaining} remaining",
+            if e > 0 {
+                format!(", {e} by other processes")
+            } else {
+                String::new()
+            }
+        );
+        self.bar.set_message(text.clone());
+        text
+    }
+
+    fn finished(&self, id: &str, attempt: &Attempt) {
+        let what = match attempt {
+            Attempt::Ran(Ok(seconds)) => {
+                self.done.fetch_add(1, Ordering::Relaxed);
+                format!("done in {seconds:.1} s")
+            }
+            Attempt::Ran(Err(_)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                "FAILED".to_string()
+            }
+            Attempt::Settled => {
+                self.elsewhere.fetch_add(1, Ordering::Relaxed);
+                "finished by another process".to_string()
+            }
+            Attempt::Busy(_) => return,
+        };
+        self.bar.inc(1);
+        let counts = self.update();
+        if self.plain {
+            let (d, f, e) = self.counts();
+            let finished = d + f + e;
+            let elapsed = self.started.elapsed().as_secs_f64();
+            let eta = elapsed / finished as f64 * self.total.saturating_sub(finished) as f64;
+            eprintln!(
+                "[{finished}/{}] run {id} {what}: {counts}, ETA {}",
+                self.total,
+                super::train::clock(eta)
+            );
+        }
     }
 }
+
+/// Claims a run and runs it, unless another process holds it or finished it meanwhile.
+/// `scanned` is the run's state when the study was scanned: a run whose state changed
+/// since (another process finished it) is not run again.
+#[allow(clippy::too_many_arguments)]
+fn attempt(
+    m: &Manifest,
+    study_dir: &Path,
+    ctx: &RunContext,
+    run: &PlannedRun,
+    scanned: &store::State,
+    cache: &DataCache,
+    claims: &store::Claims,
+) -> Attempt {
+    let dir = store::run_dir(study_dir, &run.id);
+    let claim = match claims.claim(&dir) {
+        Ok(store::Claimed::Mine(c)) => c,
+        Ok(store::Claimed::Busy(owner)) => return Attempt::Busy(owner),
+        Err(e) => return Attempt::Ran(Err(super::one_line(&e))),
+    };
+    match (store::state(study_dir, &run.id), scanned) {
+        (store::State::Done, _) => return Attempt::Settled,
+        (store::State::Failed(now), store::State::Failed(then)) if now != *then => {
+            return Attempt::Settled
+        }
+        (store::State::Failed(_), store::State::Missing | store::State::Damaged(_)) => {
+            return Attempt::Settled
+        }
+        _ => {}
+    }
+    store::clear(&dir);
+    tracing::info!(run = %run.id, index = run.index, axes = %manifest::axes_summary(run), "run starts");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_one(m, study_dir, ctx, run, cache)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(anyhow::anyhow!("panicked: {what}"))
+    });
+    let outcome = match result.and_then(|seconds| store::mark_done(&dir, seconds).map(|()| seconds))
+    {
+        Ok(seconds) => {
+            tracing::info!(run = %run.id, seconds, "run done");
+            Ok(seconds)
+        }
+        Err(e) => {
+            let text = super::one_line(&e);
+            tracing::warn!(run = %run.id, error = %text, "run failed");
+            if let Err(e) = store::mark_failed(&dir, &text) {
+                tracing::error!(run = %run.id, error = %e, "cannot write FAILED marker");
+            }
+            Err(text)
+        }
+    };
+    drop(claim);
+    Attempt::Ran(outcome)
+}
+
+/// How often the runs other processes hold are looked at again.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let jobs = match args.jobs {
         Some(0) => bail!("--jobs 0: expected at least 1"),
+        Some(n) if n > MAX_JOBS => bail!("--jobs {n}: expected at most {MAX_JOBS}"),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
@@ -385,16 +509,21 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let study_dir = args.results.join(&m.study);
     write_plan(&m.plan, &study_dir, false)?;
 
-    let mut todo: Vec<&PlannedRun> = Vec::new();
-    let (mut already, mut failed_before) = (0, 0);
+    let mut todo: Vec<(&PlannedRun, store::State)> = Vec::new();
+    let (mut already, mut failed_before, mut damaged) = (0, 0, 0);
     for r in m.plan.runs.iter().filter(|r| r.index % shards == shard) {
-        match state(&study_dir, &r.id) {
-            State::Done => already += 1,
-            State::Failed(_) if !args.retry_failed => failed_before += 1,
-            _ => todo.push(r),
+        match store::state(&study_dir, &r.id) {
+            store::State::Done => already += 1,
+            store::State::Failed(_) if !args.retry_failed => failed_before += 1,
+            store::State::Damaged(why) => {
+                damaged += 1;
+                eprintln!("run {} is damaged ({why}); running it again", r.id);
+                todo.push((r, store::State::Damaged(why)));
+            }
+            state => todo.push((r, state)),
         }
     }
-    if todo.iter().any(|r| {
+    if todo.iter().any(|(r, _)| {
         r.config["data"]["pretrain"]
             .as_str()
             .is_some_and(|p| p.starts_with(STUDY_PREFIX))
@@ -402,78 +531,79 @@ pub fn run(args: &RunArgs) -> Result<()> {
         ensure_pretrain(&m, &study_dir, jobs)?;
     }
     tracing::info!(
-        study = %m.study, runs = todo.len(), already_done = already, failed_before, jobs, shard, shards,
+        study = %m.study, runs = todo.len(), already_done = already, failed_before, damaged, jobs, shard, shards,
         "sweep starts"
     );
 
     let git = provenance::git_state();
-    let host = hostname();
+    let host = store::hostname();
     let ctx = RunContext {
         plan: &m.plan,
         git: &git,
         host: &host,
     };
     let cache = DataCache::default();
-    let bar = ProgressBar::with_draw_target(Some(todo.len() as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {prefix} [{elapsed_precise}] [{bar:30}] {pos}/{len} runs ({msg}, eta {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(m.study.clone());
-    let (done, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let update = |bar: &ProgressBar| {
-        let (d, f) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-        bar.set_message(format!(
-            "{d} done, {f} failed, {} remaining",
-            todo.len() - d - f
-        ));
-    };
-    update(&bar);
+    let claims = store::Claims::start();
+    let progress = Progress::new(&m.study, todo.len());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
         .map_err(|e| Internal(format!("cannot start {jobs} worker threads: {e}")))?;
-    pool.install(|| {
-        todo.par_iter().with_max_len(1).for_each(|r| {
-            tracing::info!(run = %r.id, index = r.index, axes = %manifest::axes_summary(r), "run starts");
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_one(&m, &study_dir, &ctx, r, &cache)
-            }))
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(anyhow::anyhow!("panicked: {what}"))
-            });
-            match result {
-                Ok(()) => {
-                    done.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(run = %r.id, "run done");
-                }
-                Err(e) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    let text = super::one_line(&e);
-                    tracing::warn!(run = %r.id, error = %text, "run failed");
-                    let path = study_dir.join("runs").join(&r.id).join("FAILED");
-                    if let Err(e) = output::write_text(&path, &format!("{text}\n")) {
-                        tracing::error!(run = %r.id, error = %e, "cannot write FAILED marker");
+    // Every run this process can claim, then the ones other processes held: those are
+    // waited for, and taken over if their process dies.
+    let mut pending: Vec<&(&PlannedRun, store::State)> = todo.iter().collect();
+    let mut waited_since: Option<std::time::Instant> = None;
+    loop {
+        let busy = std::sync::Mutex::new(Vec::new());
+        pool.install(|| {
+            pending.par_iter().with_max_len(1).for_each(|item| {
+                let (r, scanned) = *item;
+                let a = attempt(&m, &study_dir, &ctx, r, scanned, &cache, &claims);
+                match &a {
+                    Attempt::Busy(owner) => {
+                        if let Ok(mut b) = busy.lock() {
+                            b.push((*item, owner.clone()));
+                        }
                     }
+                    _ => progress.finished(&r.id, &a),
                 }
-            }
-            bar.inc(1);
-            update(&bar);
-        })
-    });
-    bar.finish_and_clear();
-    let (d, f) = (done.into_inner(), failed.into_inner());
+            })
+        });
+        let busy = busy.into_inner().unwrap_or_default();
+        if busy.is_empty() {
+            break;
+        }
+        let now = std::time::Instant::now();
+        if waited_since.is_none_or(|t| now.duration_since(t).as_secs() >= 60) {
+            waited_since = Some(now);
+            let owners: std::collections::BTreeSet<String> =
+                busy.iter().map(|(_, o)| o.to_string()).collect();
+            eprintln!(
+                "waiting for {} run(s) that other processes are running ({})",
+                busy.len(),
+                owners.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+        std::thread::sleep(WAIT_POLL);
+        pending = busy.into_iter().map(|(item, _)| item).collect();
+    }
+    progress.bar.finish_and_clear();
+    let (d, f, e) = progress.counts();
     eprintln!(
-        "study '{}'{}: {d} runs done, {f} failed now; {already} were done before{}; results in {}",
+        "study '{}'{}: {d} runs done, {f} failed now; {already} were done before{}{}{}; results in {}",
         m.study,
         if shards > 1 {
             format!(" shard {shard}/{shards}")
+        } else {
+            String::new()
+        },
+        if e > 0 {
+            format!(", {e} finished by other processes")
+        } else {
+            String::new()
+        },
+        if damaged > 0 {
+            format!(", {damaged} damaged were rerun")
         } else {
             String::new()
         },
@@ -508,32 +638,38 @@ pub fn status(args: &StatusArgs) -> Result<()> {
         (m.plan, dir)
     };
     let mut failed = Vec::new();
+    let mut damaged = Vec::new();
     let (mut done, mut missing) = (0, 0);
     for r in &plan.runs {
-        match state(&study_dir, &r.id) {
-            State::Done => done += 1,
-            State::Failed(first) => failed.push((r.id.clone(), first)),
-            State::Missing => missing += 1,
+        match store::state(&study_dir, &r.id) {
+            store::State::Done => done += 1,
+            store::State::Failed(first) => failed.push((r.id.clone(), first)),
+            store::State::Damaged(why) => damaged.push((r.id.clone(), why)),
+            store::State::Missing => missing += 1,
         }
     }
     let mut out = format!(
-        "study '{}': {} runs: {done} done, {} failed, {missing} missing\n",
+        "study '{}': {} runs: {done} done, {} failed, {} damaged, {missing} missing\n",
         plan.study,
         plan.runs.len(),
-        failed.len()
+        failed.len(),
+        damaged.len()
     );
     for (id, first) in &failed {
         out.push_str(&format!("failed {id}: {first}\n"));
+    }
+    for (id, why) in &damaged {
+        out.push_str(&format!("damaged {id}: {why} (`ablate run` reruns it)\n"));
     }
     super::print_stdout(&out)
 }
 
 pub fn slurm(args: &SlurmArgs) -> Result<()> {
-    if args.shards == 0 {
-        bail!("--shards 0: expected at least 1");
+    if !(1..=MAX_SHARDS).contains(&args.shards) {
+        bail!("--shards {}: expected 1..={MAX_SHARDS}", args.shards);
     }
-    if args.cpus == 0 {
-        bail!("--cpus 0: expected at least 1");
+    if !(1..=MAX_JOBS).contains(&args.cpus) {
+        bail!("--cpus {}: expected 1..={MAX_JOBS}", args.cpus);
     }
     let m = load(&args.file)?;
     let study_dir = args.results.join(&m.study);

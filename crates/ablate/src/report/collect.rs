@@ -6,7 +6,7 @@
 //! without `DONE` is a run that is still going or was interrupted: it is skipped and
 //! counted, never read, because its `run.h5` may be incomplete.
 
-use crate::h5;
+use crate::{h5, store};
 use anyhow::{anyhow, bail, Context, Result};
 use hdf5::types::{VarLenAscii, VarLenUnicode};
 use hdf5_metno as hdf5;
@@ -91,6 +91,9 @@ pub struct Study {
     pub runs: Vec<Run>,
     /// Run folders without a `DONE` marker.
     pub skipped: Vec<PathBuf>,
+    /// Runs marked DONE whose file is damaged or unreadable: (run id, why). They are left
+    /// out of every table and figure, and named.
+    pub damaged: Vec<(String, String)>,
 }
 
 impl Study {
@@ -159,31 +162,49 @@ pub fn collect(dir: &Path) -> Result<Study> {
     folders.sort();
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
+    let mut damaged = Vec::new();
     for folder in folders {
-        if !folder.join("DONE").exists() {
-            skipped.push(folder);
-            continue;
+        let id = folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match store::state(dir, &id) {
+            store::State::Done => {}
+            store::State::Damaged(why) => {
+                damaged.push((id, why));
+                continue;
+            }
+            _ => {
+                skipped.push(folder);
+                continue;
+            }
         }
-        let file = folder.join("run.h5");
-        if !file.exists() {
-            bail!(
-                "run folder '{}' is marked DONE but has no run.h5",
-                folder.display()
-            );
+        match read_run(&folder.join(store::RUN_FILE)) {
+            Ok(run) => runs.push(run),
+            // A file with the right checksum that still cannot be read (written by another
+            // version, say) is named and skipped like a damaged one.
+            Err(e) => damaged.push((id, format!("{e:#}"))),
         }
-        runs.push(read_run(&file)?);
     }
     if runs.is_empty() {
+        let damaged_text: Vec<String> = damaged
+            .iter()
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect();
         bail!(
-            "no finished runs in '{}' ({} run folder(s) without a DONE marker skipped)",
+            "no finished runs in '{}' ({} run folder(s) without a DONE marker skipped, {} damaged{}{})",
             runs_dir.display(),
-            skipped.len()
+            skipped.len(),
+            damaged.len(),
+            if damaged.is_empty() { "" } else { ": " },
+            damaged_text.join("; ")
         );
     }
     Ok(Study {
         dir: dir.to_path_buf(),
         runs,
         skipped,
+        damaged,
     })
 }
 
