@@ -8,7 +8,7 @@ use std::path::PathBuf;
 const EXAMPLES: &str = "\
 Examples:
   ablate dspmde point --membrane nf270 --feed \"NaCl=50,MgSO4=10\" --flux 30lmh
-  ablate dspmde solve --cases ../shared/reference/dspmde_watertap_cases.json --out computed.json
+  ablate dspmde solve --cases crates/physics/tests/data/dspmde_watertap_cases.json --out computed.json
   ablate simulate --membrane nf270 --samples 1000 --seed 1 --out datasets/sim/nf270_1k.h5
   ablate data check datasets/measured/my_rejections.csv
   ablate lab --design datasets/exp/nf270_single_salts.toml --seed 1 --out /tmp/single_salts.csv";
@@ -64,17 +64,20 @@ Examples:
   ablate report results/ablation_small
   ablate report results/ablation_small --out /tmp/report
 
-Reads DIR/runs/<run-id>/run.h5 of every run with a DONE marker (others are skipped and
-counted). Writes DIR/summary.parquet and DIR/summary.csv (one row per run), OUT/tables/
-(Markdown and LaTeX: mean +- std over seeds with n, best in bold) and OUT/figures/ (PNG and
-SVG). Figures need a TTF font: DejaVu Sans by default, or IONODE_FONT=FILE.ttf.";
+Reads DIR/runs/<run-id>/run.h5 of every run with a DONE marker whose checksum matches
+(unfinished runs are counted, damaged ones named; both are left out). Writes
+summary.parquet and summary.csv (one row per run) into DIR, or into OUT when --out is
+given (so a read-only study can be reported elsewhere), OUT/tables/ (Markdown and LaTeX:
+mean +- std over seeds with n, best in bold) and OUT/figures/ (PNG and SVG). Figures need
+a TTF font: DejaVu Sans by default, or IONODE_FONT=FILE.ttf.";
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The study folder (results/<study>, holding runs/).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
-    /// Where the tables and figures go [default: DIR/report].
+    /// Where everything the report writes goes: the summary, tables/ and figures/
+    /// [default: the summary in DIR, the rest in DIR/report].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -175,7 +178,7 @@ pub struct DataCheckArgs {
 pub enum DspmdeCommand {
     /// Solve every case of a JSON case file and write it back with computed values.
     ///
-    /// Accepts the layout of shared/reference/dspmde_watertap_cases.json (an object with
+    /// Accepts the layout of crates/physics/tests/data/dspmde_watertap_cases.json (an object with
     /// `groups`), one group (an array of cases) or a single case object. Point cases
     /// (`kind` "point", "point_given_Jv" or no kind) get their `expected` block replaced by
     /// the computed one; module cases ("watertap_unit_test_module_0D") get
@@ -190,7 +193,7 @@ pub enum DspmdeCommand {
 
 const SOLVE_EXAMPLES: &str = "\
 Examples:
-  ablate dspmde solve --cases ../shared/reference/dspmde_watertap_cases.json --out computed.json
+  ablate dspmde solve --cases crates/physics/tests/data/dspmde_watertap_cases.json --out computed.json
   ablate dspmde solve --cases one_case.json --out one_case.solved.json";
 
 #[derive(Debug, Args)]
@@ -272,8 +275,10 @@ HDF5 layout: feed [N,S], mask [N,S] u8, flux_m_s [F], permeate [N,F,S], rejectio
 group failures/ (sample, flux_index, jv_m_s, message); root attributes hold the generator
 config (config_json), membrane parameters, git commit and synthetic = \"true\".";
 
-/// Flux grid spacing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Flux grid spacing (`--flux-spacing`, and `flux_spacing` of a manifest's
+/// `[datasets.pretrain]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FluxSpacing {
     Linear,
     Log,

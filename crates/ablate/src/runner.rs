@@ -14,8 +14,9 @@ use ionode_model::{Batch, Model, SavedParams, Variant};
 use ionode_physics::IonDb;
 use ionode_train::calibrate::dspmde_fit;
 use ionode_train::data::Samples;
+use ionode_train::error::TrainError;
 use ionode_train::measured::{parse_csv, LoadOptions};
-use ionode_train::metrics::SplitMetrics;
+use ionode_train::metrics::{implausible, SplitMetrics};
 use ionode_train::split::{Split, SplitSpec};
 use ionode_train::trainer::{train_stage, EpochReport, StageReport};
 use ndarray::{Array2, Array3};
@@ -60,7 +61,7 @@ impl DataCache {
         Ok(loaded)
     }
 
-    fn measured(
+    pub fn measured(
         &self,
         paths: &[PathBuf],
         balance_with: &Option<String>,
@@ -418,6 +419,18 @@ pub fn execute(
                     )?);
                 }
                 let predicted = predict(&model, &store, samples)?;
+                if let Some(detail) = implausible(samples, predicted.view()) {
+                    // A run whose loss went astronomically wrong without becoming NaN ends
+                    // here, failed like a NaN, not DONE with meaningless metrics.
+                    let last = curves.last();
+                    return Err(TrainError::Diverged {
+                        stage: last.map_or(name.to_string(), |c| c.stage.clone()),
+                        epoch: last.map_or(0, |c| c.epochs_run.saturating_sub(1)),
+                        loss: last.map_or(f64::NAN, |c| c.best_validation_loss),
+                        detail,
+                    }
+                    .into());
+                }
                 let scored = SplitMetrics::compute(samples, split, predicted.view())?;
                 metrics.insert(name.into(), serde_json::to_value(scored)?);
                 // The test predictions of the last scored data (measured, if any).

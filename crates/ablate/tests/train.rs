@@ -140,47 +140,97 @@ fn the_dspmde_baseline_trains_from_the_same_config() {
     assert!(out.join("calibration.json").exists() && out.join("metrics.json").exists());
 }
 
+/// Every mistake of a run config is reported at its line and column, all of them in one
+/// pass, with exit code 2 and nothing written.
 #[test]
-fn bad_configs_are_one_line_errors() {
+fn bad_configs_are_located_errors() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulated(dir.path());
     let base = std::fs::read_to_string(config(dir.path(), &sim, "neural", "")).unwrap();
-    let cases = [
+    let measured = format!("measured = [\"{}\"]", exp("nf270_mixtures.csv"));
+    // (replace, by, expected lines with FILE for the config's path)
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
         (
             "embed_dim = 8",
-            "variant = \"transformer\"\nembed_dim = 8",
-            "transformer",
+            "variant = \"transformer\"\nembed_dim = 8".into(),
+            vec!["FILE:4:1: model.variant: unknown variant `transformer`, expected one of `attention_node`, `node`, `mlp`".into()],
         ),
         (
             "epochs = 3\nbatch_size = 32",
-            "epochz = 3\nbatch_size = 32",
-            "epochz",
+            "epochz = 3\nbatch_size = 32".into(),
+            vec!["FILE:11:1: unknown key 'pretrain.epochz' (did you mean 'pretrain.epochs'?)".into()],
+        ),
+        (
+            "epochs = 3\nbatch_size = 32",
+            "epochs = 0\nbatch_size = 32\nlearning_rate = -0.1".into(),
+            vec![
+                "FILE:11:1: pretrain.epochs = 0: expected a count in 1..=1000000".into(),
+                "FILE:13:1: pretrain.learning_rate = -0.1: expected a finite number > 0".into(),
+            ],
+        ),
+        (
+            "epochs = 3\nbatch_size = 32",
+            "epochs = 3\nbatch_size = 0".into(),
+            vec!["FILE:12:1: pretrain.batch_size = 0: expected a count in 1..=8192".into()],
+        ),
+        (
+            "epochs = 3\nbatch_size = 32",
+            "epochs = 3\nbatch_size = 32\nlearning_rate = -0.1".into(),
+            vec!["FILE:13:1: pretrain.learning_rate = -0.1: expected a finite number > 0".into()],
+        ),
+        (
+            "epochs = 3\nbatch_size = 32",
+            "epochs = 3\nbatch_size = 32\nlearning_rate = nan".into(),
+            vec!["FILE:13:1: pretrain.learning_rate = NaN: expected a finite number > 0".into()],
+        ),
+        (
+            "epochs = 3\nbatch_size = 16",
+            "epochs = 3\nbatch_size = 16\nclip_norm = -inf".into(),
+            vec!["FILE:16:1: finetune.clip_norm = -inf: expected a finite number > 0".into()],
         ),
         (
             "test_family = \"NaCl+MgSO4\"",
-            "test_family = \"seawater\"",
-            "seawater",
+            "test_family = \"seawater\"".into(),
+            vec!["FILE:22:1: split.test_family = \"seawater\": not a family of the data; the families are NaCl+Na2SO4, NaCl+MgCl2, NaCl+MgSO4, NaCl+MgSO4+CaCl2, KCl+Na2SO4+MgCl2".into()],
         ),
         (
-            &format!("measured = [\"{}\"]", exp("nf270_mixtures.csv")),
-            "measured = [\"nope.csv\"]",
-            "nope.csv",
+            &measured,
+            "measured = [\"nope.csv\"]".into(),
+            vec!["FILE:9:13: data.measured[0]: data file 'nope.csv' not found".into()],
+        ),
+        // Several problems of one file come in one pass: an unknown key does not hide the
+        // range problems elsewhere.
+        (
+            "epochs = 3\nbatch_size = 32",
+            "epochz = 3\nbatch_size = 0".into(),
+            vec![
+                "FILE:11:1: unknown key 'pretrain.epochz' (did you mean 'pretrain.epochs'?)".into(),
+                "FILE:12:1: pretrain.batch_size = 0: expected a count in 1..=8192".into(),
+            ],
         ),
     ];
     for (k, (from, to, expected)) in cases.iter().enumerate() {
         assert!(base.contains(from), "case {k}");
         let path = dir.path().join(format!("bad{k}.toml"));
         std::fs::write(&path, base.replacen(from, to, 1)).unwrap();
+        let out = dir.path().join(format!("o{k}"));
         let r = ablate(&[
             "train",
             "--config",
             path.to_str().unwrap(),
             "--out",
-            dir.path().join("o").to_str().unwrap(),
+            out.to_str().unwrap(),
         ]);
         assert_eq!(r.status.code(), Some(2), "case {k}: {}", text(&r.stderr));
+        let file = path.display().to_string();
+        let mut want: Vec<String> = expected.iter().map(|l| l.replace("FILE", &file)).collect();
+        let n = want.len();
+        want.push(format!(
+            "error: config '{file}': {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        ));
         let err = text(&r.stderr);
-        assert_eq!(err.lines().count(), 1, "case {k}: {err}");
-        assert!(err.contains(expected), "case {k}: {err}");
+        assert_eq!(err.lines().collect::<Vec<_>>(), want, "case {k}");
+        assert!(!out.exists(), "case {k}: nothing is written");
     }
 }

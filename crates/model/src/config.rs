@@ -214,6 +214,22 @@ pub fn default_slots() -> Vec<IonSlot> {
     ]
 }
 
+/// Upper bounds of the sizes a config may ask for. The parameters and the tape grow with
+/// them, so a typo (`hidden = 6400000`) must be refused before anything is allocated, not
+/// end the process in an allocation failure. Each bound is far above any model of the
+/// paper's kind (d 16, width 64, 5 layers, 16 steps).
+pub const MAX_SLOTS: usize = 64;
+/// See [`MAX_SLOTS`].
+pub const MAX_EMBED_DIM: usize = 1024;
+/// See [`MAX_SLOTS`].
+pub const MAX_HIDDEN: usize = 4096;
+/// See [`MAX_SLOTS`].
+pub const MAX_LAYERS: usize = 64;
+/// Fixed RK4 steps per sample (see [`MAX_SLOTS`]).
+pub const MAX_STEPS: usize = 10_000;
+/// Attempted Dormand-Prince steps (see [`MAX_SLOTS`]).
+pub const MAX_ADAPTIVE_STEPS: usize = 1_000_000;
+
 /// Everything that defines the model (not its weights).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -289,6 +305,15 @@ impl ModelConfig {
         if self.slots.is_empty() {
             return bad("slots", "at least one ion slot is needed".into());
         }
+        if self.slots.len() > MAX_SLOTS {
+            return bad(
+                "slots",
+                format!(
+                    "{} slots is more than the most, {MAX_SLOTS}",
+                    self.slots.len()
+                ),
+            );
+        }
         for (i, s) in self.slots.iter().enumerate() {
             if !s.charge.is_finite() || s.charge == 0.0 {
                 return bad(
@@ -300,14 +325,23 @@ impl ModelConfig {
                 return bad("slots", format!("slot name {} appears twice", s.name));
             }
         }
-        if self.embed_dim == 0 {
-            return bad("embed_dim", "must be at least 1".into());
+        if self.embed_dim == 0 || self.embed_dim > MAX_EMBED_DIM {
+            return bad(
+                "embed_dim",
+                format!("{} is not in 1..={}", self.embed_dim, MAX_EMBED_DIM),
+            );
         }
-        if self.hidden == 0 {
-            return bad("hidden", "must be at least 1".into());
+        if self.hidden == 0 || self.hidden > MAX_HIDDEN {
+            return bad(
+                "hidden",
+                format!("{} is not in 1..={}", self.hidden, MAX_HIDDEN),
+            );
         }
-        if self.layers == 0 {
-            return bad("layers", "must be at least 1".into());
+        if self.layers == 0 || self.layers > MAX_LAYERS {
+            return bad(
+                "layers",
+                format!("{} is not in 1..={}", self.layers, MAX_LAYERS),
+            );
         }
         if !(self.encoding_base > 1.0 && self.encoding_base.is_finite()) {
             return bad(
@@ -335,18 +369,27 @@ impl ModelConfig {
             }
         }
         match self.solver {
-            Solver::Rk4 { steps: 0 } => bad("solver.steps", "must be >= 1".into()),
+            Solver::Rk4 { steps } if steps == 0 || steps > MAX_STEPS => {
+                bad("solver.steps", format!("{steps} is not in 1..={MAX_STEPS}"))
+            }
             Solver::Dopri5 {
                 rtol,
                 atol,
                 max_steps,
                 first_step,
             } => {
-                if !(rtol >= 0.0 && atol >= 0.0 && rtol + atol > 0.0) {
-                    return bad("solver.rtol/atol", format!("rtol {rtol}, atol {atol}"));
+                let finite = rtol.is_finite() && atol.is_finite();
+                if !(finite && rtol >= 0.0 && atol >= 0.0 && rtol + atol > 0.0) {
+                    return bad(
+                        "solver.rtol/atol",
+                        format!("rtol {rtol}, atol {atol}: both finite, >= 0, not both 0"),
+                    );
                 }
-                if max_steps == 0 {
-                    return bad("solver.max_steps", "must be >= 1".into());
+                if max_steps == 0 || max_steps > MAX_ADAPTIVE_STEPS {
+                    return bad(
+                        "solver.max_steps",
+                        format!("{max_steps} is not in 1..={MAX_ADAPTIVE_STEPS}"),
+                    );
                 }
                 if !(first_step > 0.0 && first_step <= 1.0) {
                     return bad("solver.first_step", format!("{first_step} not in (0, 1]"));

@@ -74,6 +74,14 @@ pub enum SimPolarisation {
     },
 }
 
+/// Most random feeds of one dataset.
+pub const MAX_SAMPLES: usize = 10_000_000;
+/// Most fluxes of the grid.
+pub const MAX_FLUXES: usize = 10_000;
+/// Most points (feeds x fluxes): the dataset is built in memory, about 120 bytes per point
+/// with 7 species, so this is ~2.4 GB.
+pub const MAX_POINTS: usize = 20_000_000;
+
 /// A dataset's generator settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimulationConfig {
@@ -129,8 +137,26 @@ impl SimulationConfig {
                 "at least one cation and one anion",
             ));
         }
-        if self.samples == 0 {
-            return Err(PhysicsError::invalid("samples", 0, "at least 1"));
+        if !(1..=MAX_SAMPLES).contains(&self.samples) {
+            return Err(PhysicsError::invalid(
+                "samples",
+                self.samples,
+                format!("a count in 1..={MAX_SAMPLES}"),
+            ));
+        }
+        if !(1..=MAX_FLUXES).contains(&self.fluxes.count) {
+            return Err(PhysicsError::invalid(
+                "flux count",
+                self.fluxes.count,
+                format!("a count in 1..={MAX_FLUXES}"),
+            ));
+        }
+        if self.samples.saturating_mul(self.fluxes.count) > MAX_POINTS {
+            return Err(PhysicsError::invalid(
+                "samples x fluxes",
+                format!("{} x {}", self.samples, self.fluxes.count),
+                format!("at most {MAX_POINTS} points (the arrays are held in memory)"),
+            ));
         }
         if !(self.min_ions >= 2 && self.min_ions <= self.max_ions && self.max_ions <= s) {
             return Err(PhysicsError::invalid(

@@ -96,6 +96,54 @@ impl Default for CalibrationConfig {
     }
 }
 
+/// Most Nelder-Mead starts of a calibration.
+pub const MAX_STARTS: usize = 1000;
+/// Most Nelder-Mead iterations of one start.
+pub const MAX_ITERS: u64 = 1_000_000;
+
+impl CalibrationConfig {
+    /// Checks every field (the one range check of a calibration config).
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_STARTS).contains(&self.starts) {
+            return Err(TrainError::invalid(
+                "starts",
+                self.starts,
+                format!("a count in 1..={MAX_STARTS}"),
+            ));
+        }
+        if !(1..=MAX_ITERS).contains(&self.max_iters) {
+            return Err(TrainError::invalid(
+                "max_iters",
+                self.max_iters,
+                format!("a count in 1..={MAX_ITERS}"),
+            ));
+        }
+        if !(self.temperature_k.is_finite() && (273.15..=373.15).contains(&self.temperature_k)) {
+            return Err(TrainError::invalid(
+                "temperature_k",
+                self.temperature_k,
+                "a temperature in 273.15..=373.15 K",
+            ));
+        }
+        for (field, v) in [
+            ("failure_penalty", self.failure_penalty),
+            ("sd_tolerance", self.sd_tolerance),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(TrainError::invalid(field, v, "a finite number >= 0"));
+            }
+        }
+        if !(self.initial_step.is_finite() && self.initial_step > 0.0) {
+            return Err(TrainError::invalid(
+                "initial_step",
+                self.initial_step,
+                "a finite number > 0",
+            ));
+        }
+        self.bounds.check()
+    }
+}
+
 /// One Nelder-Mead run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartReport {
@@ -433,17 +481,7 @@ pub fn dspmde_fit(
 ) -> Result<DspmdeFit> {
     samples.validate()?;
     check_ions(samples, ions)?;
-    config.bounds.check()?;
-    if config.starts == 0 {
-        return Err(TrainError::invalid("starts", 0, "at least 1"));
-    }
-    if !(config.failure_penalty >= 0.0 && config.failure_penalty.is_finite()) {
-        return Err(TrainError::invalid(
-            "failure_penalty",
-            config.failure_penalty,
-            "a finite number >= 0",
-        ));
-    }
+    config.validate()?;
     let n_values = samples.mask.iter().filter(|&&m| m).count();
     if n_values == 0 {
         return Err(TrainError::invalid(

@@ -54,7 +54,7 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    pub(crate) fn invalid(
+    pub fn invalid(
         field: impl Into<String>,
         value: impl ToString,
         expected: impl Into<String>,
@@ -63,6 +63,22 @@ impl TrainError {
             field: field.into(),
             value: value.to_string(),
             expected: expected.into(),
+        }
+    }
+
+    /// The same error with its field inside `parent` (`learning_rate` -> `finetune.learning_rate`).
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            TrainError::Invalid {
+                field,
+                value,
+                expected,
+            } => TrainError::Invalid {
+                field: format!("{parent}.{field}"),
+                value,
+                expected,
+            },
+            other => other,
         }
     }
 

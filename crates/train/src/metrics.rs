@@ -12,6 +12,45 @@ use crate::split::Split;
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
+/// How far a predicted permeate concentration may lie from anything physical before the
+/// prediction counts as impossible: its magnitude may not exceed this many times the
+/// feed's equivalent concentration `c_scale = sum |z| c_f / 2`. A barely trained model can
+/// be far off (a trace ion's rejection of -9 is a bad prediction, not a divergence), but
+/// a permeate a thousand times more concentrated than the whole feed only comes from
+/// parameters that have blown up, and its metrics would be meaningless.
+pub const PLAUSIBLE_PERMEATE_FACTOR: f64 = 1e3;
+
+/// Why `predicted` (one row per row of `samples`) is physically impossible, if it is: the
+/// first non-finite value or present ion's permeate beyond [`PLAUSIBLE_PERMEATE_FACTOR`]
+/// times its feed's `c_scale`, and how many such entries there are.
+pub fn implausible(samples: &Samples, predicted: ArrayView2<f64>) -> Option<String> {
+    let mut first = None;
+    let mut count = 0usize;
+    for (r, row) in predicted.outer_iter().enumerate() {
+        let c_scale: f64 = 0.5
+            * (0..samples.slots())
+                .filter(|&s| samples.mask[[r, s]])
+                .map(|s| f64::from(samples.charges[s].abs()) * samples.feed_mol_m3[[r, s]])
+                .sum::<f64>();
+        for (s, &p) in row.iter().enumerate() {
+            if samples.mask[[r, s]]
+                && !(p.is_finite() && p.abs() <= PLAUSIBLE_PERMEATE_FACTOR * c_scale)
+            {
+                count += 1;
+                first.get_or_insert((r, s, p, c_scale));
+            }
+        }
+    }
+    first.map(|(r, s, p, c_scale)| {
+        format!(
+            "{count} predicted permeate concentration(s) are physically impossible, e.g. {p:.4e} mol/m3 \
+             of {} in row {r}, whose feed's equivalent concentration is {c_scale:.4e} mol/m3 \
+             (at most {PLAUSIBLE_PERMEATE_FACTOR} times that is accepted)",
+            samples.species[s]
+        )
+    })
+}
+
 /// Errors of one ion's rejection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IonMetrics {

@@ -69,6 +69,46 @@ fn part(f: f64, n: usize) -> usize {
 }
 
 impl SplitSpec {
+    /// Checks the fields that do not depend on the data (fractions in `[0, 1)`, `n_train`
+    /// at least 1); the field names are those of the spec (`test_fraction`). Whether the
+    /// data has the test family or enough rows is known only with the data, at
+    /// [`SplitSpec::split`].
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            SplitSpec::Random {
+                test_fraction,
+                validation_fraction,
+            } => {
+                check_fraction("test_fraction", *test_fraction)?;
+                check_fraction("validation_fraction", *validation_fraction)
+            }
+            SplitSpec::FirstN {
+                n_train,
+                test_fraction,
+                validation_fraction,
+            } => {
+                if *n_train == 0 {
+                    return Err(TrainError::invalid("n_train", n_train, "at least 1"));
+                }
+                check_fraction("test_fraction", *test_fraction)?;
+                check_fraction("validation_fraction", *validation_fraction)
+            }
+            SplitSpec::ByFamily {
+                test_family,
+                validation_fraction,
+            } => {
+                if test_family.trim().is_empty() {
+                    return Err(TrainError::invalid(
+                        "test_family",
+                        format!("{test_family:?}"),
+                        "the name of a family of the data",
+                    ));
+                }
+                check_fraction("validation_fraction", *validation_fraction)
+            }
+        }
+    }
+
     /// Splits `samples` with `seed` (see the module docs for what is permuted).
     pub fn split(&self, samples: &Samples, seed: u64) -> Result<Split> {
         split_groups(self, &samples.origin, &samples.family, seed)
@@ -83,6 +123,7 @@ pub fn split_groups(
     family: &[Option<String>],
     seed: u64,
 ) -> Result<Split> {
+    spec.validate()?;
     if group.len() != family.len() {
         return Err(TrainError::shape(
             "split",
@@ -111,8 +152,6 @@ pub fn split_groups(
             test_fraction,
             validation_fraction,
         } => {
-            check_fraction("test_fraction", *test_fraction)?;
-            check_fraction("validation_fraction", *validation_fraction)?;
             let n_test = part(*test_fraction, n_groups);
             let pool = &perm[n_test..];
             let n_val = part(*validation_fraction, pool.len());
@@ -128,8 +167,6 @@ pub fn split_groups(
             test_fraction,
             validation_fraction,
         } => {
-            check_fraction("test_fraction", *test_fraction)?;
-            check_fraction("validation_fraction", *validation_fraction)?;
             let n_test = part(*test_fraction, n_groups);
             let pool = &perm[n_test..];
             let n_val = part(*validation_fraction, pool.len());
@@ -151,7 +188,6 @@ pub fn split_groups(
             test_family,
             validation_fraction,
         } => {
-            check_fraction("validation_fraction", *validation_fraction)?;
             // A group's family is that of its first row (a group is one feed).
             let fam = |k: usize| family[rows[k][0]].as_deref();
             if !(0..n_groups).any(|k| fam(k) == Some(test_family.as_str())) {

@@ -44,6 +44,12 @@ pub struct StageConfig {
     /// How the learning rate changes over the stage (see [`LrSchedule`]).
     #[serde(default)]
     pub schedule: LrSchedule,
+    /// The stage has diverged when an epoch's mean training loss exceeds this many times
+    /// the loss of the stage's starting parameters (the first batch's loss before any
+    /// step): a learning rate far too large sends the loss to 1e15 without ever making it
+    /// NaN, and such a run must fail, not finish with meaningless predictions.
+    #[serde(default = "default_divergence_factor")]
+    pub divergence_factor: f64,
 }
 
 /// The learning rate over a stage's Adam steps.
@@ -118,6 +124,9 @@ fn default_learning_rate() -> f64 {
 fn default_clip() -> Option<f64> {
     Some(1.0)
 }
+fn default_divergence_factor() -> f64 {
+    1e3
+}
 fn default_early_stopping() -> EarlyStopping {
     EarlyStopping {
         patience: 20,
@@ -136,9 +145,82 @@ impl Default for StageConfig {
             augment_noise: false,
             loss: LossTarget::State,
             schedule: LrSchedule::Constant,
+            divergence_factor: default_divergence_factor(),
         }
     }
 }
+
+/// Most epochs of a stage: each keeps two loss values, and a typo (`epochs = 1e12`) must be
+/// refused, not run for years.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// Largest mini-batch. The tape keeps every intermediate of a batch's integration, about
+/// 0.3 MB per sample with MODEL.md's sizes, so 8192 samples are already ~2.5 GB.
+pub const MAX_BATCH_SIZE: usize = 8192;
+
+impl StageConfig {
+    /// Checks every field (linfa's `ParamGuard`): the one range check of a stage, called by
+    /// the trainer and by every config reader, so a bad value is refused before anything
+    /// runs. The error's field is relative to the stage (`learning_rate`).
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.problems().into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Every problem of [`StageConfig::validate`], so a reader can report them all at once.
+    pub fn problems(&self) -> Vec<TrainError> {
+        let mut out = Vec::new();
+        let positive = |field: &str, v: f64, out: &mut Vec<TrainError>| {
+            if !(v.is_finite() && v > 0.0) {
+                out.push(TrainError::invalid(field, v, "a finite number > 0"));
+            }
+        };
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            out.push(TrainError::invalid(
+                "epochs",
+                self.epochs,
+                format!("a count in 1..={MAX_EPOCHS}"),
+            ));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            out.push(TrainError::invalid(
+                "batch_size",
+                self.batch_size,
+                format!("a count in 1..={MAX_BATCH_SIZE}"),
+            ));
+        }
+        positive("learning_rate", self.learning_rate, &mut out);
+        if let Some(clip) = self.clip_norm {
+            positive("clip_norm", clip, &mut out);
+        }
+        let delta = self.early_stopping.min_delta;
+        if !(delta.is_finite() && delta >= 0.0) {
+            out.push(TrainError::invalid(
+                "early_stopping.min_delta",
+                delta,
+                "a finite number >= 0",
+            ));
+        }
+        if let LrSchedule::Cosine { final_fraction } = self.schedule {
+            if self.schedule.problem().is_some() {
+                out.push(TrainError::invalid(
+                    "schedule.final_fraction",
+                    final_fraction,
+                    "a number in [0, 1]",
+                ));
+            }
+        }
+        if !(self.divergence_factor.is_finite() && self.divergence_factor > 1.0) {
+            out.push(TrainError::invalid(
+                "divergence_factor",
+                self.divergence_factor,
+                "a finite number > 1",
+            ));
+        }
+        out
+    }
+}
+
+/// Training rows whose mean loss at the start is the divergence test's reference.
+const REFERENCE_ROWS: usize = 2048;
 
 /// One epoch's numbers, for progress reporting.
 #[derive(Debug, Clone, PartialEq)]
@@ -301,29 +383,7 @@ pub fn train_stage(
             "at least one row of each",
         ));
     }
-    if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
-        return Err(TrainError::invalid(
-            format!("{stage}.learning_rate"),
-            config.learning_rate,
-            "a finite number > 0",
-        ));
-    }
-    if let LrSchedule::Cosine { final_fraction } = config.schedule {
-        if config.schedule.problem().is_some() {
-            return Err(TrainError::invalid(
-                format!("{stage}.schedule.final_fraction"),
-                final_fraction,
-                "a number in [0, 1]",
-            ));
-        }
-    }
-    if config.batch_size == 0 || config.epochs == 0 {
-        return Err(TrainError::invalid(
-            format!("{stage}.batch_size / epochs"),
-            format!("{} / {}", config.batch_size, config.epochs),
-            "both at least 1",
-        ));
-    }
+    config.validate().map_err(|e| e.within(stage))?;
     check_slots(model, train)?;
     check_slots(model, validation)?;
     let started = Instant::now();
@@ -345,6 +405,20 @@ pub fn train_stage(
         .permeate_sd_mol_m3
         .as_ref()
         .filter(|_| config.augment_noise);
+    // The loss of the starting parameters, the reference of the divergence test: a mean
+    // over (up to) the first REFERENCE_ROWS training rows, so one odd batch cannot set it.
+    // Parameters that cannot even be evaluated fail in the first step below, with the
+    // stage and epoch.
+    let reference_rows: Vec<usize> = (0..train.len().min(REFERENCE_ROWS)).collect();
+    let start_loss = evaluate_loss(
+        model,
+        store,
+        &mut tape,
+        &train.subset(&reference_rows),
+        config.batch_size.max(256),
+        config.loss,
+    )
+    .unwrap_or(f64::NAN);
     let total_steps = config.epochs * train.len().div_ceil(config.batch_size);
     let mut step = 0;
     for epoch in 0..config.epochs {
@@ -401,6 +475,18 @@ pub fn train_stage(
             rows += batch_rows.len();
         }
         let train_loss = sum / rows as f64;
+        if start_loss > 0.0 && train_loss > config.divergence_factor * start_loss {
+            return Err(TrainError::Diverged {
+                stage: stage.to_string(),
+                epoch,
+                loss: train_loss,
+                detail: format!(
+                    "the mean training loss grew to more than {} times its starting value {start_loss:.3e} \
+                     (divergence_factor); a smaller learning_rate ({}) or clip_norm may help",
+                    config.divergence_factor, config.learning_rate
+                ),
+            });
+        }
         let validation_loss = evaluate_loss(
             model,
             store,

@@ -1,5 +1,5 @@
 //! `ablate dspmde solve`: solves every case of a JSON case file (the format of
-//! `shared/reference/dspmde_watertap_cases.json`) and writes the same document back with
+//! `crates/physics/tests/data/dspmde_watertap_cases.json`) and writes the same document back with
 //! computed values where the file has expected ones.
 //!
 //! The output keeps every other key, in the input's order, so that `diff` of input and

@@ -181,8 +181,8 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
     if design.families.is_empty() {
         bail!("the design has no [[family]] tables");
     }
-    if design.repeats == 0 {
-        bail!("repeats = 0: expected at least 1");
+    if !(1..=MAX_REPEATS).contains(&design.repeats) {
+        bail!("repeats = {}: expected 1..={MAX_REPEATS}", design.repeats);
     }
     let mut jobs = Vec::new();
     for (f, family) in design.families.iter().enumerate() {
@@ -225,8 +225,21 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
             }
         }
     }
+    let rows = jobs.len() as u64 * u64::from(design.repeats);
+    if rows > MAX_ROWS {
+        bail!(
+            "the design makes {} points x {} repeats = {rows} rows, more than the most, {MAX_ROWS}",
+            jobs.len(),
+            design.repeats
+        );
+    }
     Ok(jobs)
 }
+
+/// Most repeats of each point of a campaign.
+const MAX_REPEATS: u32 = 1000;
+/// Most rows of a campaign (points x repeats), each a lab solve's measurement.
+const MAX_ROWS: u64 = 1_000_000;
 
 /// Runs the command.
 pub fn run(args: &LabArgs) -> Result<()> {

@@ -67,6 +67,24 @@ pub fn one_line(err: &anyhow::Error) -> String {
         .join(" ")
 }
 
+/// Prints a file's problems one per line on stderr and returns the one summary error
+/// (`manifest 'FILE': 3 problems`) that ends the command with exit code 2.
+pub fn problems(
+    kind: &str,
+    file: &std::path::Path,
+    problems: crate::manifest::Problems,
+) -> anyhow::Error {
+    for p in &problems.0 {
+        eprintln!("{p}");
+    }
+    let n = problems.0.len();
+    anyhow::anyhow!(
+        "{kind} '{}': {n} problem{}",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 /// Writes to stdout; a closed pipe (`ablate ... | head`) is not an error.
 pub fn print_stdout(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();

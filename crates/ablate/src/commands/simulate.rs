@@ -10,6 +10,7 @@
 use super::dspmde_point::parse_activity;
 use super::Internal;
 use crate::cli::{FluxSpacing, SimulateArgs};
+use crate::limits::MAX_JOBS;
 use crate::{h5, ions, provenance, units};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -210,7 +211,9 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     let bar = progress_bar(config.samples);
     let tick = || bar.inc(1);
     let data = match args.threads {
-        Some(0) => bail!("--threads 0: expected at least 1 thread"),
+        Some(n) if !(1..=MAX_JOBS).contains(&n) => {
+            bail!("--threads {n}: expected 1..={MAX_JOBS} threads")
+        }
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()

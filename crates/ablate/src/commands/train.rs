@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ionode_model::ModelConfig;
 use ionode_physics::simulate::Dataset;
 use ionode_train::calibrate::CalibrationConfig;
+use ionode_train::error::TrainError;
 use ionode_train::metrics::{Metrics, SplitMetrics};
 use ionode_train::split::SplitSpec;
 use ionode_train::trainer::{EpochReport, StageConfig};
@@ -88,6 +89,38 @@ pub struct DataConfig {
 
 fn tenth() -> f64 {
     0.1
+}
+
+impl DataConfig {
+    /// Checks the fields that do not need the data: the pre-training fractions leave
+    /// something to train on, `pretrain_max_feeds` is at least 1.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        for (field, v) in [
+            (
+                "pretrain_validation_fraction",
+                self.pretrain_validation_fraction,
+            ),
+            ("pretrain_test_fraction", self.pretrain_test_fraction),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(TrainError::invalid(field, v, "a fraction in [0, 1)"));
+            }
+        }
+        if self.pretrain_validation_fraction + self.pretrain_test_fraction >= 1.0 {
+            return Err(TrainError::invalid(
+                "pretrain_validation_fraction",
+                self.pretrain_validation_fraction,
+                format!(
+                    "a fraction that leaves training feeds beside pretrain_test_fraction = {}",
+                    self.pretrain_test_fraction
+                ),
+            ));
+        }
+        if self.pretrain_max_feeds == Some(0) {
+            return Err(TrainError::invalid("pretrain_max_feeds", 0, "at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// Loads a simulated dataset back from `ablate simulate`'s HDF5 file.
@@ -176,29 +209,21 @@ fn report_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
 }
 
 /// Seconds as `h:mm:ss`.
-fn clock(seconds: f64) -> String {
+pub(crate) fn clock(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Runs the command.
 pub fn run(args: &TrainArgs) -> Result<()> {
+    let cache = DataCache::default();
+    let config = crate::manifest::load_run_config(&args.config, &cache)
+        .map_err(|p| super::problems("config", &args.config, p))?;
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("cannot read config '{}'", args.config.display()))?;
-    let config: TrainConfig =
-        toml::from_str(&text).with_context(|| format!("config '{}'", args.config.display()))?;
-    config
-        .model
-        .validate()
-        .with_context(|| format!("config '{}': [model]", args.config.display()))?;
     let bar = progress_bar();
-    let outcome = execute(
-        &config,
-        config.seed,
-        &DataCache::default(),
-        &mut report_epoch(&bar),
-    )
-    .with_context(|| format!("config '{}'", args.config.display()))?;
+    let outcome = execute(&config, config.seed, &cache, &mut report_epoch(&bar))
+        .with_context(|| format!("config '{}'", args.config.display()))?;
     bar.finish_and_clear();
     let metrics = match &outcome.metrics {
         serde_json::Value::Object(m) => m.clone(),

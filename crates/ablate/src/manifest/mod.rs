@@ -1,0 +1,720 @@
+//! Study manifests (TOML): what a sweep runs, checked before anything runs, and expanded
+//! into the fully resolved run list (the plan); and single run configs (`ablate train`),
+//! checked the same way.
+//!
+//! A manifest names the study, its datasets, a base run config (the keys of `ablate
+//! train`), sweep axes (`[grid]`: every combination; `[random]`: sampled points) and the
+//! seeds. `include = ["base.toml"]` merges other files first (paths relative to the
+//! including file); the including file's keys override, tables merge key by key.
+//!
+//! Every problem is reported with the file, line and column of the key (or value) that
+//! causes it, and all problems of a file are reported in one pass. The parts:
+//! [`locate`] (spans, typed reading that locates serde's errors), [`include`] (merging,
+//! cycles), [`resolve`] (the base with one point's axis values, where each key came from),
+//! [`expand`] (grid and random axes), [`checks`] (range and data checks of a run config),
+//! [`generator`] (`[datasets.pretrain]`).
+
+mod checks;
+mod expand;
+mod generator;
+mod include;
+pub mod locate;
+mod resolve;
+
+pub use expand::Dist;
+pub use generator::GeneratorSpec;
+
+use crate::commands::train::TrainConfig;
+use crate::limits::{MAX_RANDOM_SAMPLES, MAX_RUNS, MAX_SEEDS};
+use crate::provenance;
+use crate::runner::DataCache;
+use expand::{AxisValue, GridAxis};
+use ionode_physics::rng::stream_seed;
+use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations};
+use resolve::{get_path, normalise, set_path, ConfigOrigin};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+/// Prefix of a path in a resolved config that lies in the study's results folder.
+pub const STUDY_PREFIX: &str = "$STUDY/";
+
+/// Problems of a manifest or run config, one line each (`FILE:LINE:COL: message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Collects problems once each (many runs of a study share a mistake).
+#[derive(Default)]
+struct Found {
+    list: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl Found {
+    fn push(&mut self, p: String) {
+        if self.seen.insert(p.clone()) {
+            self.list.push(p);
+        }
+    }
+
+    fn extend(&mut self, ps: impl IntoIterator<Item = String>) {
+        ps.into_iter().for_each(|p| self.push(p));
+    }
+
+    /// Non-finite numbers, except where another problem already names the same key.
+    fn non_finite(&mut self, ps: Vec<(String, String)>) {
+        for (key, line) in ps {
+            if !self.list.iter().any(|p| p.starts_with(&key)) {
+                self.push(line);
+            }
+        }
+    }
+}
+
+/// One resolved run of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedRun {
+    /// Position in the plan (shards take `index % n == i`).
+    pub index: usize,
+    /// 16 hex digits: hash of the resolved config JSON (with `seed` = the replicate seed)
+    /// and the seed.
+    pub id: String,
+    /// The replicate seed (from `seeds`).
+    pub seed: u64,
+    /// The seed the run trains with (`seed` in `config`), from (manifest seed, replicate
+    /// seed).
+    pub run_seed: u64,
+    pub method: String,
+    /// Axis path -> this run's value (null where the method ignores the axis), plus "seed".
+    pub axes: serde_json::Map<String, serde_json::Value>,
+    /// The resolved run config (the keys of `ablate train`).
+    pub config: serde_json::Value,
+}
+
+/// The fully resolved run list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub study: String,
+    pub manifest: String,
+    pub manifest_hash: String,
+    pub seed: u64,
+    pub metrics: Vec<String>,
+    /// The generator of the pre-training set, if the manifest gives one.
+    pub pretrain_generator: Option<GeneratorSpec>,
+    pub runs: Vec<PlannedRun>,
+}
+
+/// A loaded, checked manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub study: String,
+    pub plan: Plan,
+}
+
+impl Manifest {
+    /// Folder of the manifest: the base of relative dataset paths.
+    pub fn dir(&self) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new("")).to_path_buf()
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "study",
+    "description",
+    "include",
+    "seed",
+    "seeds",
+    "metrics",
+    "datasets",
+    "base",
+    "grid",
+    "random",
+];
+const DATASET_KEYS: &[&str] = &["pretrain", "measured"];
+const METRICS: &[&str] = &[
+    "mae",
+    "rmse",
+    "r2",
+    "electroneutrality_mean",
+    "electroneutrality_max",
+];
+/// Salt of the per-run seeds.
+const RUN_SEED_SALT: u64 = 0x7275_6e73_6565_6421;
+
+/// The checks of one resolved run config (after serde): range checks of every part, the
+/// data files named, and the checks that need the measured data; each located by
+/// `locate`.
+fn check_config(
+    config: &TrainConfig,
+    locate: &locate::Locate,
+    fallback: &str,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    cache: &DataCache,
+    found: &mut Found,
+) {
+    let located = |path: &KeyPath, rest: &str| {
+        let (loc, shown) = locate(path).map_or((fallback.to_string(), show(path)), |(l, n)| {
+            (l.to_string(), n)
+        });
+        format!("{loc}: {shown}{rest}")
+    };
+    for (path, rest) in checks::range_problems(config) {
+        found.push(located(&path, &rest));
+    }
+    let files = config
+        .data
+        .pretrain
+        .iter()
+        .map(|p| (key_path(&["data", "pretrain"]), p))
+        .chain(
+            config
+                .data
+                .measured
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (key_path(&["data", "measured", &format!("[{i}]")]), p)),
+        );
+    for (path, file) in files {
+        let real = resolve(file);
+        if !file.to_string_lossy().starts_with(STUDY_PREFIX) && !real.exists() {
+            found.push(located(
+                &path,
+                &format!(": data file '{}' not found", real.display()),
+            ));
+        }
+    }
+    if config.data.pretrain.is_none() && config.data.measured.is_empty() {
+        found.push(format!(
+            "{fallback}: data: names no pretrain set and no measured files"
+        ));
+    }
+    for (path, rest) in checks::data_problems(config, resolve, cache) {
+        found.push(located(&path, &rest));
+    }
+}
+
+/// Reads a run config (`ablate train --config FILE`) with every check a manifest's runs
+/// get, located in the file: all of serde's problems, non-finite numbers, the range
+/// checks, missing data files and the checks that need the data. Data paths are relative
+/// to the working directory.
+pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<TrainConfig, Problems> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Problems(vec![format!("cannot read config '{name}': {e}")]))?;
+    let table: Table =
+        toml::from_str(&text).map_err(|e| Problems(vec![locate::toml_error(&name, &text, &e)]))?;
+    let mut locs = Locations::default();
+    locs.record(&name, &text);
+    let mut found = Found::default();
+    let locate = |p: &[String]| locs.find(p).map(|l| (l, show(p)));
+    let (config, problems) = typed::<TrainConfig>(&table, &locate, &name);
+    found.extend(problems);
+    if let Some(config) = &config {
+        check_config(
+            config,
+            &locate,
+            &name,
+            &|p: &Path| p.to_path_buf(),
+            cache,
+            &mut found,
+        );
+    }
+    found.non_finite(non_finite(&table, &locs, &name));
+    match config {
+        Some(c) if found.list.is_empty() => Ok(c),
+        _ => Err(Problems(found.list)),
+    }
+}
+
+/// The study's name.
+fn study_name(merged: &Table, locs: &Locations, name: &str, found: &mut Found) -> String {
+    match merged.get("study") {
+        Some(Value::String(s))
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            s.clone()
+        }
+        Some(v) => {
+            found.push(format!(
+                "{}: study: expected a name of letters, digits, '_' and '-', found {v}",
+                locs.at(&["study"], name)
+            ));
+            String::new()
+        }
+        None => {
+            found.push(format!("{name}: missing key 'study' (the study's name)"));
+            String::new()
+        }
+    }
+}
+
+/// `seeds`: a count or a list, bounded before anything is allocated.
+fn replicate_seeds(merged: &Table, locs: &Locations, name: &str, found: &mut Found) -> Vec<u64> {
+    let at = |p: &[&str]| locs.at(p, name);
+    match merged.get("seeds") {
+        None => vec![0],
+        Some(Value::Integer(n)) if (1..=MAX_SEEDS as i64).contains(n) => (0..*n as u64).collect(),
+        Some(Value::Integer(n)) => {
+            found.push(format!(
+                "{}: seeds: {n} is out of range (expected a count in 1..={MAX_SEEDS} or a list of seeds)",
+                at(&["seeds"])
+            ));
+            vec![]
+        }
+        Some(Value::Array(items)) if items.len() as u64 > MAX_SEEDS => {
+            found.push(format!(
+                "{}: seeds: {} seeds is more than the most, {MAX_SEEDS}",
+                at(&["seeds"]),
+                items.len()
+            ));
+            vec![]
+        }
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut out = Vec::new();
+            for (i, v) in items.iter().enumerate() {
+                match v {
+                    Value::Integer(s) if *s >= 0 && !out.contains(&(*s as u64)) => {
+                        out.push(*s as u64)
+                    }
+                    _ => found.push(format!(
+                        "{}: seeds[{i}]: expected a distinct non-negative integer, found {v}",
+                        at(&["seeds", &format!("[{i}]")])
+                    )),
+                }
+            }
+            out
+        }
+        Some(v) => {
+            found.push(format!(
+                "{}: seeds: expected a count >= 1 or a non-empty list of seeds, found {v}",
+                at(&["seeds"])
+            ));
+            vec![]
+        }
+    }
+}
+
+/// `metrics`: the names a table shows.
+fn metric_names(merged: &Table, locs: &Locations, name: &str, found: &mut Found) -> Vec<String> {
+    let at = |p: &[&str]| locs.at(p, name);
+    match merged.get("metrics") {
+        None => METRICS.iter().map(|s| s.to_string()).collect(),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (i, v) in items.iter().enumerate() {
+                match v.as_str() {
+                    Some(m) if METRICS.contains(&m) => out.push(m.to_string()),
+                    Some(m) => found.push(unknown_key(
+                        &at(&["metrics", &format!("[{i}]")]),
+                        &format!("metrics[{i}] = \"{m}\""),
+                        m,
+                        METRICS,
+                    )),
+                    None => found.push(format!(
+                        "{}: metrics[{i}]: expected a string, found {v}",
+                        at(&["metrics", &format!("[{i}]")])
+                    )),
+                }
+            }
+            out
+        }
+        Some(v) => {
+            found.push(format!(
+                "{}: metrics: expected an array of metric names, found {v}",
+                at(&["metrics"])
+            ));
+            vec![]
+        }
+    }
+}
+
+/// `[datasets]`: the run-config keys they set (`data.pretrain`, `data.measured`) and the
+/// generator of the pre-training set, if it is one.
+fn datasets(
+    merged: &Table,
+    locs: &Locations,
+    name: &str,
+    found: &mut Found,
+) -> (Vec<(&'static str, Value)>, Option<GeneratorSpec>) {
+    let at = |p: &[&str]| locs.at(p, name);
+    let mut overrides = Vec::new();
+    let mut generator = None;
+    let t = match merged.get("datasets") {
+        None => return (overrides, generator),
+        Some(Value::Table(t)) => t,
+        Some(v) => {
+            found.push(format!(
+                "{}: datasets: expected a table, found {v}",
+                at(&["datasets"])
+            ));
+            return (overrides, generator);
+        }
+    };
+    for key in t.keys() {
+        if !DATASET_KEYS.contains(&key.as_str()) {
+            found.push(unknown_key(
+                &at(&["datasets", key]),
+                &format!("datasets.{key}"),
+                key,
+                DATASET_KEYS,
+            ));
+        }
+    }
+    match t.get("pretrain") {
+        None => {}
+        Some(Value::String(file)) => overrides.push(("pretrain", Value::String(file.clone()))),
+        Some(Value::Table(g)) => {
+            let locate = |p: &[String]| {
+                let mut q = key_path(&["datasets", "pretrain"]);
+                q.extend_from_slice(p);
+                locs.find(&q).map(|l| (l, show(&q)))
+            };
+            let (spec, problems) = typed::<GeneratorSpec>(g, &locate, name);
+            found.extend(problems);
+            if let Some(spec) = spec {
+                let db = ionode_physics::IonDb::builtin();
+                let args = spec.args(PathBuf::new(), None);
+                if let Err(e) = crate::commands::simulate::config(&args, &db) {
+                    found.push(format!(
+                        "{}: datasets.pretrain: {}",
+                        at(&["datasets", "pretrain"]),
+                        crate::commands::one_line(&e)
+                    ));
+                }
+                overrides.push((
+                    "pretrain",
+                    Value::String(format!("{STUDY_PREFIX}data/{}", spec.file_name())),
+                ));
+                generator = Some(spec);
+            }
+        }
+        Some(v) => found.push(format!(
+            "{}: datasets.pretrain: expected a file name or a generator table, found {v}",
+            at(&["datasets", "pretrain"])
+        )),
+    }
+    match t.get("measured") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                if !v.is_str() {
+                    found.push(format!(
+                        "{}: datasets.measured[{i}]: expected a file name, found {v}",
+                        at(&["datasets", "measured", &format!("[{i}]")])
+                    ));
+                }
+            }
+            overrides.push(("measured", Value::Array(items.clone())));
+        }
+        Some(v) => found.push(format!(
+            "{}: datasets.measured: expected an array of file names, found {v}",
+            at(&["datasets", "measured"])
+        )),
+    }
+    (overrides, generator)
+}
+
+/// `[grid]`: each axis with its values and the manifest path of each value.
+fn grid_axes(merged: &Table, locs: &Locations, name: &str, found: &mut Found) -> Vec<GridAxis> {
+    let at = |p: &[&str]| locs.at(p, name);
+    let mut grid = Vec::new();
+    match merged.get("grid") {
+        None => {}
+        Some(Value::Table(t)) => {
+            for (axis, values) in t {
+                match values {
+                    Value::Array(items) if !items.is_empty() => {
+                        let paths = (0..items.len())
+                            .map(|i| key_path(&["grid", axis, &format!("[{i}]")]))
+                            .collect();
+                        grid.push((axis.clone(), items.clone(), paths));
+                    }
+                    _ => found.push(format!(
+                        "{}: grid.\"{axis}\": expected a non-empty array of values",
+                        at(&["grid", axis])
+                    )),
+                }
+            }
+        }
+        Some(v) => found.push(format!(
+            "{}: grid: expected a table of axes, found {v}",
+            at(&["grid"])
+        )),
+    }
+    grid
+}
+
+/// `[random]`: its points, drawn from the manifest seed (one empty point without it).
+fn random_axes(
+    merged: &Table,
+    locs: &Locations,
+    name: &str,
+    seed: u64,
+    found: &mut Found,
+) -> Vec<Vec<AxisValue>> {
+    let at = |p: &[&str]| locs.at(p, name);
+    let t = match merged.get("random") {
+        None => return vec![vec![]],
+        Some(Value::Table(t)) => t,
+        Some(v) => {
+            found.push(format!(
+                "{}: random: expected a table, found {v}",
+                at(&["random"])
+            ));
+            return vec![vec![]];
+        }
+    };
+    let samples = match t.get("samples") {
+        Some(Value::Integer(n)) if (1..=MAX_RANDOM_SAMPLES as i64).contains(n) => *n as u64,
+        other => {
+            found.push(format!(
+                "{}: random.samples: expected a count in 1..={MAX_RANDOM_SAMPLES}, found {}",
+                at(&["random", "samples"]),
+                other.map_or("nothing".to_string(), |v| v.to_string())
+            ));
+            0
+        }
+    };
+    let mut axes: Vec<(String, Dist)> = Vec::new();
+    for (axis, spec) in t.iter().filter(|(k, _)| *k != "samples") {
+        let Value::Table(spec_t) = spec else {
+            found.push(format!(
+                "{}: random.\"{axis}\": expected a table {{ dist = ..., ... }}",
+                at(&["random", axis])
+            ));
+            continue;
+        };
+        let locate = |p: &[String]| {
+            let mut q = key_path(&["random", axis]);
+            q.extend_from_slice(p);
+            locs.find(&q).map(|l| (l, show(&q)))
+        };
+        let (dist, problems) = typed::<Dist>(spec_t, &locate, name);
+        found.extend(problems);
+        if let Some(d) = dist {
+            match d.problem() {
+                Some(why) => found.push(format!(
+                    "{}: random.\"{axis}\": {why}",
+                    at(&["random", axis])
+                )),
+                None => axes.push((axis.clone(), d)),
+            }
+        }
+    }
+    expand::random_points(&axes, samples, seed)
+}
+
+/// Loads, checks and expands a manifest.
+pub fn load(path: &Path) -> Result<Manifest, Problems> {
+    let name = path.display().to_string();
+    let mut locs = Locations::default();
+    let merged = include::load_merged(path, &mut locs)?;
+    let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut found = Found::default();
+    for key in merged.keys() {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            found.push(unknown_key(&locs.at(&[key], &name), key, key, TOP_KEYS));
+        }
+    }
+    let study = study_name(&merged, &locs, &name, &mut found);
+    let seed = match merged.get("seed") {
+        None => 0,
+        Some(Value::Integer(i)) if *i >= 0 => *i as u64,
+        Some(v) => {
+            found.push(format!(
+                "{}: seed: expected a non-negative integer, found {v}",
+                locs.at(&["seed"], &name)
+            ));
+            0
+        }
+    };
+    let seeds = replicate_seeds(&merged, &locs, &name, &mut found);
+    let metrics = metric_names(&merged, &locs, &name, &mut found);
+    let (data_overrides, generator) = datasets(&merged, &locs, &name, &mut found);
+
+    // The base run config, with the datasets set in it.
+    let mut base = match merged.get("base") {
+        Some(Value::Table(t)) => t.clone(),
+        None => Table::new(),
+        Some(v) => {
+            found.push(format!(
+                "{}: base: expected a table (the run config), found {v}",
+                locs.at(&["base"], &name)
+            ));
+            Table::new()
+        }
+    };
+    let mut overrides: Vec<(KeyPath, KeyPath)> = Vec::new();
+    for (key, value) in data_overrides {
+        set_path(&mut base, &["data", key], value);
+        overrides.push((key_path(&["data", key]), key_path(&["datasets", key])));
+    }
+    // The seed is the plan's; a placeholder keeps the config complete.
+    base.insert("seed".into(), Value::Integer(0));
+
+    let grid = grid_axes(&merged, &locs, &name, &mut found);
+    let random_points = random_axes(&merged, &locs, &name, seed, &mut found);
+
+    // The plan's size before it is built: grid points x random points x seeds.
+    let size = grid
+        .iter()
+        .try_fold(random_points.len() as u64, |n, (_, values, _)| {
+            n.checked_mul(values.len() as u64)
+        })
+        .and_then(|n| n.checked_mul(seeds.len() as u64));
+    if size.is_none_or(|n| n > MAX_RUNS) {
+        let axes: Vec<String> = grid
+            .iter()
+            .map(|(axis, values, _)| format!("{} x \"{axis}\"", values.len()))
+            .collect();
+        found.push(format!(
+            "{name}: the study has {} runs ({} grid, {} random point(s), {} seed(s)), more than the most, {MAX_RUNS}",
+            size.map_or("too many".to_string(), |n| n.to_string()),
+            if axes.is_empty() { "no".to_string() } else { axes.join(", ") },
+            random_points.len(),
+            seeds.len()
+        ));
+        return Err(Problems(found.list));
+    }
+
+    // Every point: its config, checked (located), normalised, one run per seed.
+    let cache = DataCache::default();
+    let resolve = |p: &Path| resolve_path(p, &dir, Path::new(""));
+    let mut runs: Vec<PlannedRun> = Vec::new();
+    let mut ids: HashSet<String> = HashSet::new();
+    for point in expand::points(&grid, &random_points) {
+        let mut table = base.clone();
+        let mut ov = overrides.clone();
+        for (axis, value, at) in &point {
+            let keys: Vec<&str> = axis.split('.').collect();
+            set_path(&mut table, &keys, value.clone());
+            ov.push((keys.iter().map(|s| s.to_string()).collect(), at.clone()));
+        }
+        let origin = ConfigOrigin {
+            locs: &locs,
+            overrides: ov,
+        };
+        let locate = |p: &[String]| origin.locate(p);
+        let (config, problems) = typed::<TrainConfig>(&table, &locate, &name);
+        found.extend(problems);
+        let Some(mut config) = config else { continue };
+        check_config(&config, &locate, &name, &resolve, &cache, &mut found);
+        if !found.list.is_empty() {
+            // Keep checking the other points, but build no runs.
+            continue;
+        }
+        let ignored = normalise(&mut config);
+        for &replicate in &seeds {
+            config.seed = replicate;
+            let json = serde_json::to_value(&config).expect("configs serialise");
+            let text = serde_json::to_string(&json).expect("JSON serialises");
+            let id = provenance::text_hash(&format!("{text}\nseed={replicate}"));
+            if !ids.insert(id.clone()) {
+                continue;
+            }
+            let run_seed = stream_seed(seed ^ RUN_SEED_SALT, replicate);
+            let mut resolved = json.clone();
+            resolved["seed"] = serde_json::json!(run_seed);
+            let mut axes = serde_json::Map::new();
+            for (axis, _, _) in &point {
+                let skip = ignored
+                    .iter()
+                    .any(|i| axis == i || axis.starts_with(&format!("{i}.")));
+                let v = if skip {
+                    serde_json::Value::Null
+                } else {
+                    get_path(&json, axis)
+                        .cloned()
+                        .unwrap_or(serde_json::Value::Null)
+                };
+                axes.insert(axis.clone(), v);
+            }
+            axes.insert("seed".into(), serde_json::json!(replicate));
+            runs.push(PlannedRun {
+                index: runs.len(),
+                id,
+                seed: replicate,
+                run_seed,
+                method: json["method"].as_str().unwrap_or("neural").to_string(),
+                axes,
+                config: resolved,
+            });
+        }
+    }
+    found.non_finite(non_finite(&merged, &locs, &name));
+    if !found.list.is_empty() {
+        return Err(Problems(found.list));
+    }
+    let merged_json = serde_json::to_string(&merged).expect("TOML values serialise as JSON");
+    let plan = Plan {
+        study: study.clone(),
+        manifest: name,
+        manifest_hash: provenance::text_hash(&merged_json),
+        seed,
+        metrics,
+        pretrain_generator: generator,
+        runs,
+    };
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        study,
+        plan,
+    })
+}
+
+/// A config path as a file path: `$STUDY/...` in the study folder, relative paths from
+/// the manifest's folder.
+pub fn resolve_path(p: &Path, manifest_dir: &Path, study_dir: &Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    if let Some(rest) = s.strip_prefix(STUDY_PREFIX) {
+        study_dir.join(rest)
+    } else if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        manifest_dir.join(p)
+    }
+}
+
+/// The run's axes in a stable order (for display).
+pub fn axes_summary(run: &PlannedRun) -> String {
+    let sorted: BTreeMap<_, _> = run.axes.iter().collect();
+    sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn false_switches_a_table_off_but_sets_a_boolean() {
+        let mut t: Table =
+            toml::from_str("[pretrain]\nepochs = 2\n[finetune]\naugment_noise = true\n").unwrap();
+        set_path(&mut t, &["pretrain"], Value::Boolean(false));
+        set_path(
+            &mut t,
+            &["finetune", "augment_noise"],
+            Value::Boolean(false),
+        );
+        set_path(&mut t, &["model", "hidden"], Value::Integer(8));
+        assert!(!t.contains_key("pretrain"));
+        assert_eq!(t["finetune"]["augment_noise"], Value::Boolean(false));
+        assert_eq!(t["model"]["hidden"], Value::Integer(8));
+    }
+}
