@@ -48,7 +48,7 @@ pub enum Command {
     Report(ReportArgs),
     /// Check a study manifest (every problem with file, line and column); runs nothing.
     Check(crate::commands::sweep::CheckArgs),
-    /// Expand a study manifest into its resolved runs and write results/<study>/plan.json.
+    /// Expand a study manifest into its resolved runs and write RESULTS/STUDY/plan.json.
     Plan(crate::commands::sweep::PlanArgs),
     /// Run a study: plan, skip finished runs, run the rest (resumable, shardable).
     #[command(after_help = crate::commands::sweep::RUN_EXAMPLES)]
@@ -73,7 +73,7 @@ a TTF font: DejaVu Sans by default, or IONODE_FONT=FILE.ttf.";
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The study folder (results/<study>, holding runs/).
+    /// The study folder (RESULTS/STUDY, holding runs/).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Where everything the report writes goes: the summary, tables/ and figures/
@@ -131,7 +131,7 @@ pub struct LabArgs {
     /// Output CSV (measured-data format; every row is marked synthetic).
     #[arg(long, value_name = "FILE.csv")]
     pub out: PathBuf,
-    /// TOML file of extra ions ([[ion]] tables, see `ablate dspmde point --help`).
+    /// TOML file of extra ions (`[[ion]]` tables, see `ablate dspmde point --help`).
     #[arg(long, value_name = "FILE.toml")]
     pub ions: Option<PathBuf>,
 }
@@ -169,7 +169,7 @@ pub struct DataCheckArgs {
     /// Largest accepted relative charge imbalance of a feed, |sum z c| / sum |z| c.
     #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]
     pub en_tolerance: f64,
-    /// TOML file of extra ions ([[ion]] tables, see `ablate dspmde point --help`).
+    /// TOML file of extra ions (`[[ion]]` tables, see `ablate dspmde point --help`).
     #[arg(long, value_name = "FILE.toml")]
     pub ions: Option<PathBuf>,
 }
@@ -256,7 +256,7 @@ pub struct PointArgs {
     /// Make a non-electroneutral feed neutral by adjusting (or adding) this ion.
     #[arg(long, value_name = "ION")]
     pub balance_with: Option<String>,
-    /// TOML file of extra ions ([[ion]] tables); replaces built-in ions of the same name.
+    /// TOML file of extra ions (`[[ion]]` tables); replaces built-in ions of the same name.
     #[arg(long, value_name = "FILE.toml")]
     pub ions: Option<PathBuf>,
     /// Print the result as JSON (the keys of the reference file's `expected` blocks).
@@ -341,7 +341,7 @@ pub struct SimulateArgs {
     /// Worker threads [default: all cores]. The result does not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// TOML file of extra ions ([[ion]] tables, see `ablate dspmde point --help`).
+    /// TOML file of extra ions (`[[ion]]` tables, see `ablate dspmde point --help`).
     #[arg(long, value_name = "FILE.toml")]
     pub ions: Option<PathBuf>,
 }

@@ -2,25 +2,10 @@
 //!
 //! The binary is laid out like ripgrep's: this file only parses arguments, starts logging,
 //! dispatches and turns an error into one line on stderr and an exit code. Everything a
-//! command does lives in [`commands`]; the library crates never print or exit.
-
-mod cli;
-mod commands;
-mod h5;
-mod ions;
-mod json;
-mod limits;
-mod logging;
-mod manifest;
-mod output;
-mod provenance;
-mod report;
-mod runner;
-mod store;
-mod tabular;
-mod units;
+//! command does lives in the `ionode_ablate` library; the numerical crates never print or exit.
 
 use clap::Parser;
+use ionode_ablate::{cli, commands, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -150,6 +150,10 @@ impl Predictions {
         self.ion.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.ion.is_empty()
+    }
+
     fn of(samples: &Samples, rows: &[usize], predicted: &Array2<f64>, part: &str) -> Self {
         let mut p = Predictions::default();
         for &r in rows {

@@ -44,7 +44,7 @@ pub struct PlanArgs {
     /// The study manifest (TOML).
     #[arg(value_name = "FILE.toml")]
     pub file: PathBuf,
-    /// Results root; the plan goes to RESULTS/<study>/plan.json.
+    /// Results root; the plan goes to RESULTS/STUDY/plan.json.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results: PathBuf,
     /// Replace an existing plan of the same study that differs from this one.
@@ -73,7 +73,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// A study folder (RESULTS/<study>, with plan.json) or a manifest.
+    /// A study folder (RESULTS/STUDY, with plan.json) or a manifest.
     #[arg(value_name = "DIR|FILE.toml")]
     pub target: PathBuf,
     /// Results root (when a manifest is given).

@@ -9,10 +9,10 @@
 //!
 //! Every problem is reported with the file, line and column of the key (or value) that
 //! causes it, and all problems of a file are reported in one pass. The parts:
-//! [`locate`] (spans, typed reading that locates serde's errors), [`include`] (merging,
-//! cycles), [`resolve`] (the base with one point's axis values, where each key came from),
-//! [`expand`] (grid and random axes), [`checks`] (range and data checks of a run config),
-//! [`generator`] (`[datasets.pretrain]`).
+//! [`locate`] (spans, typed reading that locates serde's errors), `include` (merging,
+//! cycles), `resolve` (the base with one point's axis values, where each key came from),
+//! `expand` (grid and random axes), `checks` (range and data checks of a run config),
+//! `generator` (`[datasets.pretrain]`).
 
 mod checks;
 mod expand;

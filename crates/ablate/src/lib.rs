@@ -1,0 +1,25 @@
+//! The `ablate` program as a library: everything but argument parsing's entry point and
+//! the exit code lives here, so tests, fuzz targets and other programs can call a manifest
+//! loader or a run directly.
+//!
+//! Layers, from the edge inward: [`cli`] (raw arguments) -> [`commands`] (one function per
+//! subcommand, which turns raw values into validated ones and reports) -> the run store
+//! ([`manifest`], [`store`], [`runner`]) and the report ([`report`]) -> file formats
+//! ([`h5`], [`tabular`], [`output`]). The numerical work is in the library crates
+//! (`ionode-physics`, `-model`, `-train`), which never print or exit.
+
+pub mod cli;
+pub mod commands;
+pub mod h5;
+pub mod ions;
+pub mod json;
+pub mod limits;
+pub mod logging;
+pub mod manifest;
+pub mod output;
+pub mod provenance;
+pub mod report;
+pub mod runner;
+pub mod store;
+pub mod tabular;
+pub mod units;
