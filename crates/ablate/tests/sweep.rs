@@ -165,6 +165,38 @@ fn bad_manifests_are_located_errors() {
             "[base.finetune]\nschedule = { kind = \"cosine\", final_fraction = 2.0 }\n",
             "3:31: base.finetune.schedule.final_fraction = 2: expected a number in [0, 1]",
         ),
+        // Counts are bounded before anything is allocated for them.
+        (
+            "seeds_huge",
+            "seeds = 100000000000\n",
+            "2:1: seeds: 100000000000 is out of range (expected a count in 1..=10000 or a list of seeds)",
+        ),
+        (
+            "random_huge",
+            "[random]\nsamples = 100000000000\n\"finetune.learning_rate\" = { dist = \"log_uniform\", min = 1e-4, max = 1e-2 }\n",
+            "3:1: random.samples: expected a count in 1..=100000, found 100000000000",
+        ),
+        (
+            "hidden_huge",
+            "[base.model]\nhidden = 1000000000\n",
+            "3:1: base.model.hidden: 1000000000 is not in 1..=4096",
+        ),
+        (
+            "batch_huge",
+            "[grid]\n\"finetune.batch_size\" = [16, 1000000000]\n",
+            "3:30: grid.\"finetune.batch_size\"[1] = 1000000000: expected a count in 1..=8192",
+        ),
+        // Every float is checked for finiteness and range.
+        (
+            "clip",
+            "[base.finetune]\nclip_norm = -inf\n",
+            "3:1: base.finetune.clip_norm = -inf: expected a finite number > 0",
+        ),
+        (
+            "nan_axis",
+            "[grid]\n\"finetune.learning_rate\" = [1e-3, nan]\n",
+            "3:35: grid.\"finetune.learning_rate\"[1] = NaN: expected a finite number > 0",
+        ),
     ];
     for (name, extra, expected) in cases {
         let path = manifest(dir.path(), name, extra);
@@ -177,6 +209,70 @@ fn bad_manifests_are_located_errors() {
         );
         assert_eq!(text(&r.stderr), want, "{name}");
     }
+    // Every problem of a file in one pass, not one at a time.
+    let path = manifest(
+        dir.path(),
+        "several",
+        "seedz = 3\n[base.finetune]\nbatch_size = 0\nclip_norm = -1.0\n[base.pretrain]\nepochz = 2\n",
+    );
+    let r = ablate(&["check", path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    let p = path.display();
+    assert_eq!(
+        text(&r.stderr),
+        format!(
+            "{p}:2:1: unknown key 'seedz' (did you mean 'seed'?)\n\
+             {p}:7:1: unknown key 'base.pretrain.epochz' (did you mean 'base.pretrain.epochs'?)\n\
+             {p}:4:1: base.finetune.batch_size = 0: expected a count in 1..=8192\n\
+             {p}:5:1: base.finetune.clip_norm = -1: expected a finite number > 0\n\
+             error: manifest '{p}': 4 problems\n"
+        )
+    );
+    // A test family the data does not have is found before anything runs.
+    let path = dir.path().join("family.toml");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/exp/nf270_mixtures.csv");
+    std::fs::write(
+        &path,
+        format!(
+            "study = \"f\"\n[datasets]\nmeasured = [\"{}\"]\n[base]\nmethod = \"dspmde_fit\"\n\
+             [base.split]\nkind = \"by_family\"\ntest_family = \"seawater\"\nvalidation_fraction = 0.1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let r = ablate(&["check", path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(
+        text(&r.stderr).lines().next().unwrap(),
+        format!(
+            "{}:8:1: base.split.test_family = \"seawater\": not a family of the data; the families are \
+             NaCl+Na2SO4, NaCl+MgCl2, NaCl+MgSO4, NaCl+MgSO4+CaCl2, KCl+Na2SO4+MgCl2",
+            path.display()
+        )
+    );
+    // A study too large to plan is refused before it is expanded.
+    let path = manifest(dir.path(), "too_many", "seeds = 10000\n");
+    let r = ablate(&["check", path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        text(&r.stderr).starts_with(&format!(
+            "{}: the study has 1080000 runs (2 x \"method\", 3 x \"model.electroneutrality\", 3 x \"model.variant\", 2 x \"pretrain\", 3 x \"split.n_train\" grid, 1 random point(s), 10000 seed(s)), more than the most, 100000\n",
+            path.display()
+        )),
+        "{}",
+        text(&r.stderr)
+    );
+    // An include cycle is named as one, with the include lines that close it.
+    let (a, b) = (dir.path().join("cyc_a.toml"), dir.path().join("cyc_b.toml"));
+    std::fs::write(&a, "include = [\"cyc_b.toml\"]\nstudy = \"x\"\n").unwrap();
+    std::fs::write(&b, "# b\ninclude = [\"cyc_a.toml\"]\n").unwrap();
+    let r = ablate(&["check", a.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    let (a, b) = (a.display(), b.display());
+    assert_eq!(
+        text(&r.stderr).lines().next().unwrap(),
+        format!("{b}:2:12: include cycle: '{a}' includes '{b}' at {a}:1:12, '{b}' includes '{a}' at {b}:2:12")
+    );
     // A missing dataset file is named, relative paths resolved from the manifest's folder.
     let path = manifest(
         dir.path(),
@@ -577,5 +673,216 @@ fn random_axes_are_drawn_from_the_manifest_seed() {
             "{}:4:20: random.\"model.hidden\".dist: unknown variant `gauss`, expected one of `uniform`, `log_uniform`, `int_uniform`, `choice`",
             m.display()
         )
+    );
+}
+
+/// The ids of the runs whose folder holds `marker`.
+fn marked(study_dir: &Path, marker: &str) -> Vec<String> {
+    plan_ids(study_dir)
+        .into_iter()
+        .filter(|id| study_dir.join("runs").join(id).join(marker).exists())
+        .collect()
+}
+
+#[test]
+fn two_sweeps_of_one_study_at_once_run_every_run_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reference, shared) = (dir.path().join("ref"), dir.path().join("shared"));
+    let file = smoke();
+    let file = file.to_str().unwrap();
+    run_ok(&[
+        "run",
+        file,
+        "--jobs",
+        "2",
+        "--results",
+        reference.to_str().unwrap(),
+    ]);
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_ablate"))
+            .args([
+                "run",
+                file,
+                "--jobs",
+                "1",
+                "--results",
+                shared.to_str().unwrap(),
+            ])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for r in [&a, &b] {
+        assert!(r.status.success(), "{}", text(&r.stderr));
+    }
+    let total = plan_ids(&shared.join("smoke")).len();
+    let (da, fa, _) = counts(&text(&a.stderr));
+    let (db, fb, _) = counts(&text(&b.stderr));
+    assert_eq!((fa, fb), (0, 0));
+    assert_eq!(
+        da + db,
+        total,
+        "each run ran in exactly one of the two processes"
+    );
+    assert!(da > 0 && db > 0, "both did part of the work: {da} + {db}");
+    assert!(marked(&shared.join("smoke"), "FAILED").is_empty());
+    assert!(
+        marked(&shared.join("smoke"), "CLAIM").is_empty(),
+        "claims are released"
+    );
+    assert_eq!(
+        results(&reference.join("smoke")),
+        results(&shared.join("smoke"))
+    );
+}
+
+#[test]
+fn damaged_run_files_are_found_listed_skipped_and_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let results_dir = dir.path().join("results");
+    let rd = results_dir.to_str().unwrap();
+    let m = manifest(
+        dir.path(),
+        "dmg",
+        "study = \"damaged\"\nseeds = 1\n[grid]\n\"method\" = [\"neural\"]\n\"model.variant\" = [\"mlp\"]\n\"model.electroneutrality\" = [{ kind = \"hard\" }]\n\"pretrain\" = [false]\n",
+    );
+    let m = m.to_str().unwrap();
+    run_ok(&["run", m, "--results", rd]);
+    let study = results_dir.join("damaged");
+    let before = results(&study);
+    let ids = plan_ids(&study);
+    assert_eq!(ids.len(), 3);
+    // One file truncated, one stored metric digit changed by hand.
+    let truncated = study.join("runs").join(&ids[0]).join("run.h5");
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let edited = study.join("runs").join(&ids[1]).join("run.h5");
+    let mut bytes = std::fs::read(&edited).unwrap();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"\"mae\":")
+        .expect("the metrics are stored as text");
+    let digit = bytes[at + 6..]
+        .iter()
+        .position(|b| b.is_ascii_digit())
+        .unwrap()
+        + at
+        + 6;
+    bytes[digit] = if bytes[digit] == b'9' {
+        b'8'
+    } else {
+        bytes[digit] + 1
+    };
+    std::fs::write(&edited, &bytes).unwrap();
+
+    let r = ablate(&["status", study.to_str().unwrap()]);
+    let out = text(&r.stdout);
+    assert!(
+        out.starts_with("study 'damaged': 3 runs: 1 done, 0 failed, 2 damaged, 0 missing\n"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("damaged {}: ", ids[0])), "{out}");
+    assert!(
+        out.contains(&format!("damaged {}: run.h5 has checksum", ids[1])),
+        "{out}"
+    );
+
+    // The report leaves them out and names them.
+    let r = ablate(&["report", study.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let out = text(&r.stdout);
+    assert!(out.starts_with("1 finished run(s)"), "{out}");
+    for id in &ids[..2] {
+        assert!(
+            out.contains(&format!("skipped damaged run {id}: ")),
+            "{out}"
+        );
+    }
+    let csv = std::fs::read_to_string(study.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+
+    // `run` reruns exactly the two damaged runs, back to the same results.
+    let err = run_ok(&["run", m, "--results", rd]);
+    assert_eq!(counts(&err), (2, 0, 1), "{err}");
+    assert_eq!(err.matches("is damaged").count(), 2, "{err}");
+    assert_eq!(results(&study), before);
+}
+
+#[test]
+fn diverged_runs_fail_with_stage_epoch_and_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let results_dir = dir.path().join("results");
+    let m = manifest(
+        dir.path(),
+        "lr",
+        "study = \"lr\"\nseeds = 1\n[grid]\n\"method\" = [\"neural\"]\n\"model.variant\" = [\"attention_node\", \"mlp\"]\n\
+         \"model.electroneutrality\" = [{ kind = \"hard\" }]\n\"pretrain\" = [false]\n\"split.n_train\" = [40]\n\
+         \"finetune.learning_rate\" = [1e-3, 10.0, 1e3, 1e8]\n",
+    );
+    let r = ablate(&[
+        "run",
+        m.to_str().unwrap(),
+        "--results",
+        results_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "a failed run is not the user's input"
+    );
+    let study = results_dir.join("lr");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study.join("plan.json")).unwrap()).unwrap();
+    for run in plan["runs"].as_array().unwrap() {
+        let id = run["id"].as_str().unwrap();
+        let lr = run["axes"]["finetune.learning_rate"].as_f64().unwrap();
+        let dir = study.join("runs").join(id);
+        if lr <= 1e-3 {
+            assert!(dir.join("DONE").exists(), "lr {lr}");
+            continue;
+        }
+        let failed = std::fs::read_to_string(dir.join("FAILED"))
+            .unwrap_or_else(|_| panic!("lr {lr} must fail"));
+        assert!(!dir.join("run.h5").exists() && !dir.join("DONE").exists());
+        assert!(
+            failed.starts_with("finetune diverged at epoch "),
+            "lr {lr}: {failed}"
+        );
+        assert!(failed.contains("(loss "), "lr {lr}: {failed}");
+    }
+}
+
+#[test]
+fn a_sweep_logs_one_line_per_finished_run_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let results_dir = dir.path().join("results");
+    let m = manifest(
+        dir.path(),
+        "log",
+        "study = \"log\"\nseeds = 1\n[grid]\n\"method\" = [\"neural\", \"dspmde_fit\"]\n\"model.variant\" = [\"mlp\"]\n\"model.electroneutrality\" = [{ kind = \"hard\" }]\n\"pretrain\" = [false]\n\"split.n_train\" = [10]\n",
+    );
+    let err = run_ok(&[
+        "run",
+        m.to_str().unwrap(),
+        "--results",
+        results_dir.to_str().unwrap(),
+    ]);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    for (k, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("[{}/2] run ", k + 1)), "{line}");
+        assert!(
+            line.contains(" done in ") && line.contains(", ETA "),
+            "{line}"
+        );
+    }
+    assert!(
+        lines[1].contains("2 done, 0 failed, 0 remaining"),
+        "{}",
+        lines[1]
     );
 }

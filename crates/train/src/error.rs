@@ -44,7 +44,7 @@ pub enum TrainError {
     #[error(transparent)]
     Autodiff(#[from] ionode_autodiff::AdError),
     /// Training diverged; the run stops, nothing else of a sweep is affected.
-    #[error("{stage} diverged at epoch {epoch} (loss {loss}): {detail}")]
+    #[error("{stage} diverged at epoch {epoch} (loss {loss:.4e}): {detail}")]
     Diverged {
         stage: String,
         epoch: usize,

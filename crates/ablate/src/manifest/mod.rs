@@ -564,6 +564,22 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
     }
     // The seed is the plan's; a placeholder keeps the config complete.
     base.insert("seed".into(), Value::Integer(0));
+    // Unknown keys of the base on their own: an axis that sets a whole table (`"pretrain"
+    // = [{...}, false]`) replaces the base's table of that name in every run, which would
+    // otherwise hide a misspelt key there.
+    {
+        let origin = ConfigOrigin {
+            locs: &locs,
+            overrides: overrides.clone(),
+        };
+        let locate = |p: &[String]| origin.locate(p);
+        let (_, problems) = typed::<TrainConfig>(&base, &locate, &name);
+        found.extend(
+            problems
+                .into_iter()
+                .filter(|p| p.contains(": unknown key '")),
+        );
+    }
 
     let grid = grid_axes(&merged, &locs, &name, &mut found);
     let random_points = random_axes(&merged, &locs, &name, seed, &mut found);
