@@ -55,7 +55,7 @@ fn describe_toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String
 pub fn load(path: Option<&Path>) -> Result<IonDb> {
     let mut db = IonDb::builtin();
     let Some(path) = path else { return Ok(db) };
-    let text = std::fs::read_to_string(path)
+    let text = crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES)
         .with_context(|| format!("cannot read ions file '{}'", path.display()))?;
     let file: IonsFile =
         toml::from_str(&text).map_err(|e| anyhow!(describe_toml_error(path, &text, &e)))?;

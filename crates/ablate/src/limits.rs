@@ -15,3 +15,62 @@ pub const MAX_RANDOM_SAMPLES: u64 = 100_000;
 /// Runs of one plan (grid points x random points x seeds): a plan holds every run's
 /// resolved config, a few kB each.
 pub const MAX_RUNS: u64 = 100_000;
+
+/// Largest manifest, run config, design, ion or case file that is read. They are written
+/// by hand; the bound (and refusing what is not a regular file) keeps a mistaken path such
+/// as `/dev/zero` from filling memory or blocking forever.
+pub const MAX_TEXT_FILE_BYTES: u64 = 64 << 20;
+/// Largest data file (measured CSV or Parquet) that is read.
+pub const MAX_DATA_FILE_BYTES: u64 = 1 << 30;
+
+/// Reads a file the user named: a regular file of at most `max` bytes.
+pub fn read_file(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a folder or a device)",
+        ));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the most that is read, {max}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // `take` also bounds a file that grows while it is read.
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`read_file`] as UTF-8 text.
+pub fn read_text(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    String::from_utf8(read_file(path, max)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bounded_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.toml");
+        std::fs::write(&f, "x = 1\n").unwrap();
+        assert_eq!(read_text(&f, 100).unwrap(), "x = 1\n");
+        let e = read_text(&f, 3).unwrap_err().to_string();
+        assert!(
+            e.contains("6 bytes, more than the most that is read, 3"),
+            "{e}"
+        );
+        let e = read_text(dir.path(), 100).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = read_text(std::path::Path::new("/dev/zero"), 100)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+}

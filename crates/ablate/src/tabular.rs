@@ -28,7 +28,7 @@ pub fn is_parquet(path: &Path) -> bool {
 /// Reads a table as CSV text.
 pub fn read_text(path: &Path) -> Result<String> {
     if !is_parquet(path) {
-        let bytes = std::fs::read(path)
+        let bytes = crate::limits::read_file(path, crate::limits::MAX_DATA_FILE_BYTES)
             .with_context(|| format!("cannot read data file '{}'", path.display()))?;
         // The error names the line of the first invalid byte.
         return String::from_utf8(bytes).map_err(|e| {
@@ -40,9 +40,9 @@ pub fn read_text(path: &Path) -> Result<String> {
             )
         });
     }
-    let file = std::fs::File::open(path)
+    let bytes = crate::limits::read_file(path, crate::limits::MAX_DATA_FILE_BYTES)
         .with_context(|| format!("cannot read data file '{}'", path.display()))?;
-    let mut df = ParquetReader::new(file)
+    let mut df = ParquetReader::new(Cursor::new(bytes))
         .finish()
         .with_context(|| format!("'{}' is not a readable Parquet file", path.display()))?;
     let mut buf = Vec::new();

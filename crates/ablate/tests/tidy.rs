@@ -58,7 +58,11 @@ fn no_file_names_a_path_outside_the_repository() {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue; // binary
         };
-        let rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         for (n, line) in text.lines().enumerate() {
             for pattern in [&shared, &up3, &join3] {
                 if line.contains(pattern.as_str()) {

@@ -280,7 +280,7 @@ fn detect_indent(text: &str) -> usize {
 pub fn run(args: &SolveArgs) -> Result<()> {
     let start = Instant::now();
     let file = args.cases.display().to_string();
-    let text = std::fs::read_to_string(&args.cases)
+    let text = crate::limits::read_text(&args.cases, crate::limits::MAX_TEXT_FILE_BYTES)
         .with_context(|| format!("cannot read cases file '{file}'"))?;
     let mut doc: Json = serde_json::from_str(&text)
         .with_context(|| format!("cases file '{file}' is not valid JSON"))?;

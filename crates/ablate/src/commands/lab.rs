@@ -243,7 +243,7 @@ const MAX_ROWS: u64 = 1_000_000;
 
 /// Runs the command.
 pub fn run(args: &LabArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.design)
+    let text = crate::limits::read_text(&args.design, crate::limits::MAX_TEXT_FILE_BYTES)
         .with_context(|| format!("cannot read design '{}'", args.design.display()))?;
     let design: Design =
         toml::from_str(&text).with_context(|| format!("design '{}'", args.design.display()))?;

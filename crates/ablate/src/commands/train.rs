@@ -219,7 +219,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let cache = DataCache::default();
     let config = crate::manifest::load_run_config(&args.config, &cache)
         .map_err(|p| super::problems("config", &args.config, p))?;
-    let text = std::fs::read_to_string(&args.config)
+    let text = crate::limits::read_text(&args.config, crate::limits::MAX_TEXT_FILE_BYTES)
         .with_context(|| format!("cannot read config '{}'", args.config.display()))?;
     let bar = progress_bar();
     let outcome = execute(&config, config.seed, &cache, &mut report_epoch(&bar))

@@ -74,7 +74,7 @@ fn load(
     chain: &mut Vec<Link>,
 ) -> Result<Table, Problems> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES)
         .map_err(|e| Problems(vec![format!("cannot read manifest '{name}': {e}")]))?;
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if chain.len() >= MAX_DEPTH {

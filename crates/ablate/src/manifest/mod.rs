@@ -210,7 +210,7 @@ fn check_config(
 /// to the working directory.
 pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<TrainConfig, Problems> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES)
         .map_err(|e| Problems(vec![format!("cannot read config '{name}': {e}")]))?;
     let table: Table =
         toml::from_str(&text).map_err(|e| Problems(vec![locate::toml_error(&name, &text, &e)]))?;
