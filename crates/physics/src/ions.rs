@@ -84,6 +84,13 @@ impl Ion {
 
 const WATERTAP: &str = "WaterTAP 1.8.0 DSPM-DE tests (D: CRC limiting diffusivities; r_s: Stokes-Einstein, mu = 8.9e-4 Pa s)";
 
+/// NH4+ and NO3- (the trace ions of the bundled NF270 measurements): D from the limiting
+/// molar conductivities at 25 C (NH4+ 73.5, NO3- 71.42 S cm2/mol; CRC Handbook of
+/// Chemistry and Physics, "Ionic conductivity and diffusion at infinite dilution") by the
+/// Nernst-Einstein relation D = R T lambda / (z^2 F^2); r_s by Stokes-Einstein with
+/// mu = 8.9e-4 Pa s, as for K+ and Li+ in the reference cases.
+const NERNST_EINSTEIN: &str = "D: CRC Handbook limiting conductivity via Nernst-Einstein; r_s: Stokes-Einstein (mu = 8.9e-4 Pa s), as for K+ and Li+";
+
 fn builtin(name: &str, charge: i32, d: f64, r: f64, m: f64, source: &str) -> Ion {
     Ion {
         name: name.to_string(),
@@ -116,10 +123,12 @@ impl IonDb {
                 "D: CRC Handbook limiting diffusivity; r_s: Stokes-Einstein (mu = 8.9e-4 Pa s), as in the reference cases"),
             builtin("Li_+", 1, 1.03e-9, 2.38e-10, 0.006941,
                 "D: CRC Handbook / PrOMMiS nf_brine; r_s: Stokes-Einstein (mu = 8.9e-4 Pa s), as in the reference cases"),
+            builtin("NH4_+", 1, 1.957e-9, 1.254e-10, 0.018038, NERNST_EINSTEIN),
             builtin("Mg_2+", 2, 7.06e-10, 3.47e-10, 0.024305, WATERTAP),
             builtin("Ca_2+", 2, 9.2e-10, 3.09e-10, 0.040078,
                 "WaterTAP 1.8.0 DSPM-DE tests (r_s is WaterTAP's value, not Stokes-Einstein)"),
             builtin("Cl_-", -1, 2.03e-9, 1.21e-10, 0.035453, WATERTAP),
+            builtin("NO3_-", -1, 1.902e-9, 1.290e-10, 0.062004, NERNST_EINSTEIN),
             builtin("SO4_2-", -2, 1.06e-9, 2.30e-10, 0.096066, WATERTAP),
             builtin("HCO3_-", -1, 1.19e-9, 2.06e-10, 0.0610168, "WaterTAP nanofiltration flowsheet examples"),
         ];
@@ -197,6 +206,34 @@ mod tests {
         ion.stokes_radius_m = 2.0e-10;
         db.insert(ion).unwrap();
         assert_eq!(db.get("Na+").unwrap().stokes_radius_m, 2.0e-10);
-        assert_eq!(db.ions().len(), 8);
+        assert_eq!(db.ions().len(), 10);
+    }
+
+    /// The added ions follow their stated sources: Nernst-Einstein from the conductivity
+    /// and Stokes-Einstein from the diffusivity, both at 25 C.
+    #[test]
+    fn ammonium_and_nitrate_follow_their_sources() {
+        use crate::constants::{BOLTZMANN, FARADAY, GAS_CONSTANT};
+        let db = IonDb::builtin();
+        let t = 298.15;
+        for (name, lambda_s_cm2_mol) in [("NH4+", 73.5), ("NO3-", 71.42)] {
+            let ion = db.get(name).unwrap();
+            let d = GAS_CONSTANT * t * lambda_s_cm2_mol * 1e-4 / (FARADAY * FARADAY);
+            assert!(
+                (ion.diffusivity_m2_s / d - 1.0).abs() < 1e-3,
+                "{name}: {d:e}"
+            );
+            let r = BOLTZMANN * t / (6.0 * std::f64::consts::PI * 8.9e-4 * ion.diffusivity_m2_s);
+            assert!(
+                (ion.stokes_radius_m / r - 1.0).abs() < 1e-3,
+                "{name}: {r:e}"
+            );
+        }
+        assert_eq!(db.get("NH4").unwrap().name, "NH4_+");
+        assert_eq!(db.get("NO3^-").unwrap().name, "NO3_-");
+        let feed = crate::feed::parse_feed("NaNO3=0.2,NH4Cl=0.2", &db).unwrap();
+        let names: Vec<&str> = feed.ions.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["Na_+", "NO3_-", "NH4_+", "Cl_-"]);
+        feed.check_electroneutral().unwrap();
     }
 }

@@ -397,11 +397,13 @@ impl ArgminMul<f64, Theta> for Theta {
     }
 }
 
-/// The rejection MSE over the training groups.
+/// The rejection MSE over the training groups (measured outcomes only).
 struct Objective<'a> {
     groups: &'a [Group],
     /// Target rejections `[N, S]`.
     target: Array2<f64>,
+    /// Which targets were measured `[N, S]`.
+    observed: &'a ndarray::Array2<bool>,
     n_values: usize,
     config: &'a CalibrationConfig,
     failed_solves: AtomicUsize,
@@ -421,12 +423,15 @@ impl Objective<'_> {
                 match r {
                     Some(r) => {
                         for (&s, r) in g.slots.iter().zip(&r) {
-                            sum += (r - self.target[[row, s]]).powi(2);
+                            if self.observed[[row, s]] {
+                                sum += (r - self.target[[row, s]]).powi(2);
+                            }
                         }
                     }
                     None => {
                         failed += 1;
-                        sum += self.config.failure_penalty * g.slots.len() as f64;
+                        let measured = g.slots.iter().filter(|&&s| self.observed[[row, s]]);
+                        sum += self.config.failure_penalty * measured.count() as f64;
                     }
                 }
             }
@@ -482,18 +487,19 @@ pub fn dspmde_fit(
     samples.validate()?;
     check_ions(samples, ions)?;
     config.validate()?;
-    let n_values = samples.mask.iter().filter(|&&m| m).count();
+    let n_values = samples.observed.iter().filter(|&&m| m).count();
     if n_values == 0 {
         return Err(TrainError::invalid(
             "training samples",
             "none",
-            "at least one row with present ions",
+            "at least one row with a measured outcome",
         ));
     }
     let groups = groups(samples, ions);
     let objective = Objective {
         groups: &groups,
         target: samples.rejection(),
+        observed: &samples.observed,
         n_values,
         config,
         failed_solves: AtomicUsize::new(0),
@@ -665,6 +671,7 @@ mod tests {
             species: SLOTS.iter().map(|s| s.to_string()).collect(),
             charges: ions.iter().map(|i| i.charge).collect(),
             mask: feed.mapv(|c: f64| c > 0.0),
+            observed: feed.mapv(|c: f64| c > 0.0),
             feed_mol_m3: feed,
             flux_m_s: flux,
             permeate_mol_m3: permeate,

@@ -29,11 +29,16 @@ pub struct Samples {
     pub charges: Vec<i32>,
     /// `[N, S]` feed concentrations, mol/m3 (0 for absent ions).
     pub feed_mol_m3: Array2<f64>,
-    /// `[N, S]` which slots are present (feed > 0).
+    /// `[N, S]` which slots are present (feed > 0): what the model sees.
     pub mask: Array2<bool>,
+    /// `[N, S]` which present slots have a measured outcome: what losses and metrics
+    /// count. Equal to `mask` for simulations; measured data may be partial (an ion in the
+    /// feed whose permeate was not measured).
+    pub observed: Array2<bool>,
     /// `[N]` water flux, m/s.
     pub flux_m_s: Array1<f64>,
-    /// `[N, S]` permeate concentrations, mol/m3 (0 for absent ions).
+    /// `[N, S]` permeate concentrations, mol/m3 (0 for absent ions, NaN where present but
+    /// not observed, so that a value no one measured can never pass for a target).
     pub permeate_mol_m3: Array2<f64>,
     /// `[N, S]` standard deviations of the permeate concentrations, mol/m3; 0 where none
     /// was stated (and for absent ions). `None` when no row states any.
@@ -55,6 +60,8 @@ pub struct Batch {
     pub feed: Array2<f64>,
     /// `[B, S]` present slots.
     pub mask: Array2<bool>,
+    /// `[B, S]` slots with a measured outcome (the loss counts only these).
+    pub observed: Array2<bool>,
     /// `[B]` water flux, m/s.
     pub flux: Array1<f64>,
     /// `[B, S]` target permeate, mol/m3.
@@ -214,6 +221,7 @@ impl Samples {
             species,
             charges,
             feed_mol_m3: feed,
+            observed: mask.clone(),
             mask,
             flux_m_s: flux,
             permeate_mol_m3: permeate,
@@ -238,6 +246,7 @@ impl Samples {
         let (n, s) = (data.rows.len(), species.len());
         let mut feed = Array2::zeros((n, s));
         let mut mask = Array2::from_elem((n, s), false);
+        let mut observed = Array2::from_elem((n, s), false);
         let mut permeate = Array2::zeros((n, s));
         let mut sd = Array2::zeros((n, s));
         let mut any_sd = false;
@@ -257,7 +266,12 @@ impl Samples {
                 };
                 feed[[row, slot]] = r.feed_mol_m3[k];
                 mask[[row, slot]] = true;
-                permeate[[row, slot]] = r.permeate_mol_m3[k];
+                observed[[row, slot]] = r.measured[k];
+                permeate[[row, slot]] = if r.measured[k] {
+                    r.permeate_mol_m3[k]
+                } else {
+                    f64::NAN
+                };
                 if let Some(v) = r.permeate_sd_mol_m3[k] {
                     sd[[row, slot]] = v;
                     any_sd = true;
@@ -269,6 +283,7 @@ impl Samples {
             charges,
             feed_mol_m3: feed,
             mask,
+            observed,
             flux_m_s: flux,
             permeate_mol_m3: permeate,
             permeate_sd_mol_m3: any_sd.then_some(sd),
@@ -289,6 +304,7 @@ impl Samples {
         let shapes = [
             ("feed_mol_m3", self.feed_mol_m3.dim()),
             ("mask", self.mask.dim()),
+            ("observed", self.observed.dim()),
             ("permeate_mol_m3", self.permeate_mol_m3.dim()),
         ];
         for (name, d) in shapes {
@@ -333,11 +349,14 @@ impl Samples {
         for ((r, k), &m) in self.mask.indexed_iter() {
             let sd = self.permeate_sd_mol_m3.as_ref().map_or(0.0, |a| a[[r, k]]);
             let (f, p) = (self.feed_mol_m3[[r, k]], self.permeate_mol_m3[[r, k]]);
+            let observed = self.observed[[r, k]];
             let bad = if !(sd >= 0.0 && sd.is_finite()) {
                 Some(("permeate sd", sd, "a finite value >= 0"))
             } else if m && !(f > 0.0 && f.is_finite()) {
                 Some(("feed", f, "a finite value > 0 for a present ion"))
-            } else if m && !(p >= 0.0 && p.is_finite()) {
+            } else if observed && !m {
+                Some(("outcome", p, "no observed outcome for an absent ion"))
+            } else if observed && !(p >= 0.0 && p.is_finite()) {
                 Some(("permeate", p, "a finite value >= 0"))
             } else {
                 None
@@ -375,6 +394,7 @@ impl Samples {
             charges: self.charges.clone(),
             feed_mol_m3: self.feed_mol_m3.select(Axis(0), indices),
             mask: self.mask.select(Axis(0), indices),
+            observed: self.observed.select(Axis(0), indices),
             flux_m_s: self.flux_m_s.select(Axis(0), indices),
             permeate_mol_m3: self.permeate_mol_m3.select(Axis(0), indices),
             permeate_sd_mol_m3: self
@@ -420,6 +440,7 @@ impl Samples {
             None
         };
         let masks: Vec<_> = parts.iter().map(|p| p.mask.view()).collect();
+        let observed: Vec<_> = parts.iter().map(|p| p.observed.view()).collect();
         let fluxes: Vec<_> = parts.iter().map(|p| p.flux_m_s.view()).collect();
         let mut origin = Vec::new();
         let mut offset = 0;
@@ -432,6 +453,7 @@ impl Samples {
             charges: first.charges.clone(),
             feed_mol_m3: stack2(views(&|p| p.feed_mol_m3.view())),
             mask: ndarray::concatenate(Axis(0), &masks).expect("same widths"),
+            observed: ndarray::concatenate(Axis(0), &observed).expect("same widths"),
             flux_m_s: ndarray::concatenate(Axis(0), &fluxes).expect("same lengths"),
             permeate_mol_m3: stack2(views(&|p| p.permeate_mol_m3.view())),
             permeate_sd_mol_m3: sd,
@@ -453,6 +475,7 @@ impl Samples {
         Batch {
             feed: self.feed_mol_m3.select(Axis(0), indices),
             mask: self.mask.select(Axis(0), indices),
+            observed: self.observed.select(Axis(0), indices),
             flux: self.flux_m_s.select(Axis(0), indices),
             target: self.permeate_mol_m3.select(Axis(0), indices),
             sd: self
@@ -477,9 +500,14 @@ impl Samples {
         Batches { order, size }
     }
 
-    /// `[N, S]` rejections `1 - c_p / c_f` of present ions (0 for absent ones).
+    /// `[N, S]` rejections `1 - c_p / c_f` of observed ions (0 elsewhere).
     pub fn rejection(&self) -> Array2<f64> {
-        rejection_of(&self.feed_mol_m3, &self.mask, &self.permeate_mol_m3)
+        rejection_of(&self.feed_mol_m3, &self.observed, &self.permeate_mol_m3)
+    }
+
+    /// Whether some present ion has no measured outcome (partial data).
+    pub fn is_partial(&self) -> bool {
+        self.mask != self.observed
     }
 
     /// The slots' ions from a database (for the physics): each slot must be in `db` with

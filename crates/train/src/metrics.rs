@@ -55,7 +55,7 @@ pub fn implausible(samples: &Samples, predicted: ArrayView2<f64>) -> Option<Stri
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IonMetrics {
     pub species: String,
-    /// Rows in which the ion is present.
+    /// Rows in which the ion's outcome was measured (present and observed).
     pub n: usize,
     pub mae: Option<f64>,
     pub rmse: Option<f64>,
@@ -67,7 +67,7 @@ pub struct IonMetrics {
 pub struct Metrics {
     /// Rows evaluated.
     pub n_samples: usize,
-    /// (row, present ion) pairs evaluated.
+    /// (row, observed ion) pairs evaluated.
     pub n_values: usize,
     /// Per slot, in slot order.
     pub per_ion: Vec<IonMetrics>,
@@ -165,22 +165,27 @@ impl Metrics {
             &samples.charges,
             samples.feed_mol_m3.view(),
             samples.mask.view(),
+            samples.observed.view(),
             samples.permeate_mol_m3.view(),
             predicted,
         )
     }
 
-    /// Metrics from plain arrays (all `[N, S]`, concentrations in mol/m3).
+    /// Metrics from plain arrays (all `[N, S]`, concentrations in mol/m3): the errors of
+    /// the `observed` (measured) entries, the electroneutrality of the predicted permeate
+    /// over every present (`mask`) ion.
     pub fn compute(
         species: &[String],
         charges: &[i32],
         feed: ArrayView2<f64>,
         mask: ArrayView2<bool>,
+        observed: ArrayView2<bool>,
         target: ArrayView2<f64>,
         predicted: ArrayView2<f64>,
     ) -> Result<Metrics> {
         let dim = feed.dim();
         if mask.dim() != dim
+            || observed.dim() != dim
             || target.dim() != dim
             || predicted.dim() != dim
             || species.len() != dim.1
@@ -209,9 +214,16 @@ impl Metrics {
                 "a finite concentration > 0 for a present ion",
             ));
         }
+        if let Some(((r, s), _)) = observed.indexed_iter().find(|(ix, o)| **o && !mask[*ix]) {
+            return Err(TrainError::invalid(
+                format!("observed outcome of {} in row {r}", species[s]),
+                "an absent ion",
+                "outcomes only for ions in the feed",
+            ));
+        }
         if let Some(((r, s), v)) = target
             .indexed_iter()
-            .find(|(ix, v)| mask[*ix] && !v.is_finite())
+            .find(|(ix, v)| observed[*ix] && !v.is_finite())
         {
             return Err(TrainError::invalid(
                 format!("target permeate of {} in row {r}", species[s]),
@@ -229,12 +241,12 @@ impl Metrics {
                 "a finite concentration",
             ));
         }
-        let (feed, mask) = (feed.to_owned(), mask.to_owned());
-        let r_t = rejection_of(&feed, &mask, &target.to_owned());
-        let r_p = rejection_of(&feed, &mask, &predicted.to_owned());
+        let (feed, mask, observed) = (feed.to_owned(), mask.to_owned(), observed.to_owned());
+        let r_t = rejection_of(&feed, &observed, &target.to_owned());
+        let r_p = rejection_of(&feed, &observed, &predicted.to_owned());
         let mut total = Acc::default();
         let mut per: Vec<Acc> = species.iter().map(|_| Acc::default()).collect();
-        for ((ix, &m), (&t, &p)) in mask.indexed_iter().zip(r_t.iter().zip(r_p.iter())) {
+        for ((ix, &m), (&t, &p)) in observed.indexed_iter().zip(r_t.iter().zip(r_p.iter())) {
             if m {
                 total.add(t, p);
                 per[ix.1].add(t, p);
@@ -313,6 +325,7 @@ mod tests {
             &charges,
             feed.view(),
             mask.view(),
+            mask.view(),
             target.view(),
             pred.view(),
         )
@@ -352,6 +365,7 @@ mod tests {
             species,
             charges,
             feed_mol_m3: feed,
+            observed: mask.clone(),
             mask,
             flux_m_s: ndarray::Array1::from_elem(n, 1e-5),
             permeate_mol_m3: target,
@@ -376,6 +390,37 @@ mod tests {
     }
 
     #[test]
+    fn unmeasured_entries_count_in_no_error_but_in_the_charge_balance() {
+        let (species, charges, feed, mask) = setup();
+        let pred = array![[4.0, 0.0, 5.0], [0.0, 2.0, 2.0], [16.0, 0.0, 12.0]];
+        // Row 2's Cl- was not measured: whatever its stored value, the errors are those of
+        // the other five entries.
+        let mut observed = mask.clone();
+        observed[[2, 2]] = false;
+        let of = |hidden: f64| {
+            let target = array![[5.0, 0.0, 5.0], [0.0, 1.0, 2.0], [16.0, 0.0, hidden]];
+            Metrics::compute(
+                &species,
+                &charges,
+                feed.view(),
+                mask.view(),
+                observed.view(),
+                target.view(),
+                pred.view(),
+            )
+            .unwrap()
+        };
+        let (a, b, c) = (of(16.0), of(-3.0), of(f64::NAN));
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a.n_values, 5);
+        assert!((a.mae.unwrap() - 0.2 / 5.0).abs() < 1e-12);
+        assert_eq!(a.per_ion[2].n, 2);
+        // The predicted permeate's charge balance still covers every present ion.
+        assert!((a.electroneutrality_max.unwrap() - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
     fn perfect_predictions_and_shape_errors() {
         let (species, charges, feed, mask) = setup();
         let target = array![[5.0, 0.0, 5.0], [0.0, 1.0, 2.0], [16.0, 0.0, 16.0]];
@@ -383,6 +428,7 @@ mod tests {
             &species,
             &charges,
             feed.view(),
+            mask.view(),
             mask.view(),
             target.view(),
             target.view(),
@@ -397,6 +443,7 @@ mod tests {
             &charges,
             feed.view(),
             mask.view(),
+            mask.view(),
             target.view(),
             short
         )
@@ -407,6 +454,7 @@ mod tests {
             &species,
             &charges,
             feed.view(),
+            mask.view(),
             mask.view(),
             target.view(),
             nan.view(),

@@ -287,6 +287,21 @@ fn model_batch(
             Some(w)
         }
     };
+    // An ion in the feed whose outcome was not measured weighs nothing in the loss (the
+    // model's masked mean divides by the weights, so it does not count at all).
+    let weight = if b.observed == b.mask {
+        weight
+    } else {
+        let mut w = weight.unwrap_or_else(|| b.mask.mapv(|m| if m { 1.0 } else { 0.0 }));
+        ndarray::Zip::from(&mut w)
+            .and(&b.observed)
+            .for_each(|w, &o| {
+                if !o {
+                    *w = 0.0;
+                }
+            });
+        Some(w)
+    };
     let mut batch = Batch::new(b.feed, b.mask, b.flux).with_target(target);
     batch.target_weight = weight;
     batch
@@ -747,6 +762,73 @@ mod tests {
             let batch = model_batch(&data, &rows, None, loss, state);
             assert!(batch.target_weight.is_none(), "{loss:?} {state:?}");
         }
+    }
+
+    /// An unmeasured entry (an ion in the feed whose outcome is missing) is invisible to
+    /// training and scoring: whatever value it holds, the loss, the trained parameters and
+    /// the metrics are the same bits.
+    #[test]
+    fn unmeasured_entries_change_no_loss_parameter_or_metric() {
+        let data = samples();
+        let with_hidden = |hidden: f64| {
+            let mut d = data.clone();
+            for r in (0..d.len()).step_by(3) {
+                let s = (0..d.slots()).find(|&s| d.mask[[r, s]]).unwrap();
+                d.observed[[r, s]] = false;
+                d.permeate_mol_m3[[r, s]] = hidden;
+            }
+            d
+        };
+        let run = |d: &Samples| {
+            let split = SplitSpec::Random {
+                test_fraction: 0.2,
+                validation_fraction: 0.2,
+            }
+            .split(d, 1)
+            .unwrap();
+            let (train, validation) = (d.subset(&split.train), d.subset(&split.validation));
+            let mut store = ParamStore::new();
+            let model = small_model(&mut store);
+            let report = train_stage(
+                "finetune",
+                &model,
+                &mut store,
+                &train,
+                &validation,
+                &stage(2),
+                5,
+                &mut |_| {},
+            )
+            .unwrap();
+            let mut tape = Tape::new();
+            let loss = evaluate_loss(&model, &store, &mut tape, d, 64, LossTarget::State).unwrap();
+            let rows: Vec<usize> = (0..d.len()).collect();
+            let mut pred = ndarray::Array2::zeros(d.feed_mol_m3.dim());
+            for chunk in rows.chunks(64) {
+                let b = d.to_batch_arrays(chunk);
+                let p = model
+                    .predict(&store, &Batch::new(b.feed, b.mask, b.flux))
+                    .unwrap();
+                for (k, &r) in chunk.iter().enumerate() {
+                    pred.row_mut(r).assign(&p.permeate_mol_m3.row(k));
+                }
+            }
+            let metrics = crate::metrics::SplitMetrics::compute(d, &split, pred.view()).unwrap();
+            (report.train_loss, store.values().to_vec(), loss, metrics)
+        };
+        let (a, b, c) = (
+            run(&with_hidden(0.0)),
+            run(&with_hidden(1e6)),
+            run(&with_hidden(f64::NAN)),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.0, c.0);
+        assert_eq!(a.1, c.1);
+        assert_eq!(a.2.to_bits(), c.2.to_bits());
+        assert_eq!(a.3, c.3);
+        // And the masking is real: the same entries observed give another loss.
+        let full = run(&data);
+        assert_ne!(full.2, a.2);
     }
 
     #[test]

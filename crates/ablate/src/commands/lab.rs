@@ -342,6 +342,7 @@ fn campaign(
                 permeate_mol_m3: permeate,
                 rejection,
                 permeate_sd_mol_m3: sds,
+                measured: present.clone(),
                 present,
             });
         }

@@ -513,6 +513,7 @@ impl RowReader<'_> {
         let mut permeate = vec![0.0; n_ions];
         let mut rejection = vec![0.0; n_ions];
         let mut permeate_sd = vec![None; n_ions];
+        let mut measured = vec![false; n_ions];
         for k in 0..n_ions {
             let c = cells[k];
             let name = ions[k].display_name();
@@ -538,8 +539,25 @@ impl RowReader<'_> {
             let cf = feed[k];
             match (c.permeate, c.rejection) {
                 (None, None) => {
+                    let has_column = [IonField::Permeate, IonField::Rejection]
+                        .iter()
+                        .any(|&f| header.column_of(Field::Ion(f, k)).is_some());
+                    if has_column {
+                        // Not measured in this row (partial data): no outcome, no target.
+                        permeate[k] = f64::NAN;
+                        rejection[k] = f64::NAN;
+                        for cell in [c.permeate_sd, c.rejection_sd].into_iter().flatten() {
+                            self.add(
+                                cell.column,
+                                format!(
+                                    "uncertainty given for {name}, whose permeate and rejection are empty (not measured); expected it empty too"
+                                ),
+                            );
+                        }
+                        continue;
+                    }
                     let message = format!(
-                        "no permeate or rejection for {name}, which is in the feed; expected a value in '{}' or '{}'",
+                        "no permeate or rejection column for {name}, which is in the feed; expected a column '{}' or '{}' (its cell may be left empty in rows where {name} was not measured)",
                         IonField::Permeate.column(&name),
                         IonField::Rejection.column(&name)
                     );
@@ -568,6 +586,7 @@ impl RowReader<'_> {
                     permeate[k] = (1.0 - r.value) * cf;
                 }
             }
+            measured[k] = true;
             if let Some(r) = c.rejection {
                 let (lo, hi) = REJECTION_RANGE;
                 if !(lo..=hi).contains(&r.value) {
@@ -599,6 +618,13 @@ impl RowReader<'_> {
             };
         }
 
+        if present.iter().any(|&p| p) && !measured.iter().any(|&m| m) && self.problems_in_row() == 0
+        {
+            self.problems.line(
+                line,
+                "no ion of the row has a measured permeate or rejection; expected at least one outcome per row",
+            );
+        }
         if self.problems_in_row() > 0 {
             return None;
         }
@@ -618,6 +644,7 @@ impl RowReader<'_> {
             rejection,
             permeate_sd_mol_m3: permeate_sd,
             present,
+            measured,
         })
     }
 

@@ -16,7 +16,7 @@
 //! | `family`, `sample_id` | no | text (`family` labels leave-one-family-out splits) |
 //! | `repeat` | no | non-negative integer |
 //! | `feed_<ion>_mol_m3` | per ion | >= 0; 0 or empty when the ion is absent |
-//! | `permeate_<ion>_mol_m3`, `rejection_<ion>` | one or both per ion in the feed | |
+//! | `permeate_<ion>_mol_m3`, `rejection_<ion>` | a column for each ion in the feed; a cell empty where that ion was not measured | |
 //! | `permeate_<ion>_mol_m3_sd`, `rejection_<ion>_sd` | no | absolute standard deviations |
 //!
 //! [`parse_csv`] reads the text of such a file (no file I/O here) and returns
@@ -110,15 +110,20 @@ pub struct MeasuredRow {
     pub dp_pa: Option<f64>,
     /// Feed concentrations, mol/m3 (0 for absent ions).
     pub feed_mol_m3: Vec<f64>,
-    /// Permeate concentrations, mol/m3 (given, or `(1 - R) c_feed`; 0 for absent ions).
+    /// Permeate concentrations, mol/m3 (given, or `(1 - R) c_feed`; 0 for absent ions,
+    /// NaN for present ions that were not measured).
     pub permeate_mol_m3: Vec<f64>,
-    /// Rejections `1 - c_p / c_feed` (0 for absent ions).
+    /// Rejections `1 - c_p / c_feed` (0 for absent ions, NaN where not measured).
     pub rejection: Vec<f64>,
     /// Standard deviation of the permeate concentration, mol/m3 (given, or
     /// `sd_R * c_feed`); `None` where none was given and for absent ions.
     pub permeate_sd_mol_m3: Vec<Option<f64>>,
     /// Which ions are in the feed (feed > 0).
     pub present: Vec<bool>,
+    /// Which present ions have a measured outcome. Real data is partial: a present ion
+    /// whose permeate and rejection cells are empty was not measured in this row; it is
+    /// still part of the feed (the model sees it) but no loss or metric counts it.
+    pub measured: Vec<bool>,
 }
 
 /// What [`LoadOptions::balance_with`] changed.
@@ -210,8 +215,8 @@ impl MeasuredData {
             f.extend(r.feed_mol_m3.iter().map(|&c| num(c)));
             let outcome = |v: &[f64]| -> Vec<String> {
                 v.iter()
-                    .zip(&r.present)
-                    .map(|(&x, &p)| if p { num(x) } else { String::new() })
+                    .zip(&r.measured)
+                    .map(|(&x, &m)| if m { num(x) } else { String::new() })
                     .collect()
             };
             f.extend(outcome(&r.permeate_mol_m3));

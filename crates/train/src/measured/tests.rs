@@ -207,8 +207,8 @@ fn unknown_ions_list_the_known_ones() {
     assert_eq!(
         problems(&text),
         [
-            "lab.csv, line 1, column 'feed_Fe3+_mol_m3': unknown ion 'Fe3+'; expected one of Na+, K+, Li+, Mg^2+, Ca^2+, Cl-, SO4^2-, HCO3- (one column per ion, not per salt)",
-            "lab.csv, line 1, column 'rejection_NaCl': unknown ion 'NaCl'; expected one of Na+, K+, Li+, Mg^2+, Ca^2+, Cl-, SO4^2-, HCO3- (one column per ion, not per salt)",
+            "lab.csv, line 1, column 'feed_Fe3+_mol_m3': unknown ion 'Fe3+'; expected one of Na+, K+, Li+, NH4+, Mg^2+, Ca^2+, Cl-, NO3-, SO4^2-, HCO3- (one column per ion, not per salt)",
+            "lab.csv, line 1, column 'rejection_NaCl': unknown ion 'NaCl'; expected one of Na+, K+, Li+, NH4+, Mg^2+, Ca^2+, Cl-, NO3-, SO4^2-, HCO3- (one column per ion, not per salt)",
         ]
     );
 }
@@ -384,7 +384,7 @@ fn electroneutrality_and_balancing() {
     };
     assert_eq!(
         problems_with(&file("", &[&row_with(6, "8")]), &with_so4),
-        ["lab.csv, line 2: no permeate or rejection for SO4^2-, which is in the feed; expected a value in 'permeate_SO4^2-_mol_m3' or 'rejection_SO4^2-'"]
+        ["lab.csv, line 2: no permeate or rejection column for SO4^2-, which is in the feed; expected a column 'permeate_SO4^2-_mol_m3' or 'rejection_SO4^2-' (its cell may be left empty in rows where SO4^2- was not measured)"]
     );
     // An exactly neutral row needs none of it.
     let data = load_with(&file("", &[ROW]), &with_so4).unwrap();
@@ -414,7 +414,7 @@ fn bad_options() {
         problems_with(&file("", &[ROW]), &options),
         [
             "lab.csv: electroneutrality tolerance -0.1 is out of range; expected a number >= 0 and < 1 (0.05 is 5 %)",
-            "lab.csv: cannot balance the feeds with 'Fe3+': unknown ion; expected one of Na+, K+, Li+, Mg^2+, Ca^2+, Cl-, SO4^2-, HCO3-",
+            "lab.csv: cannot balance the feeds with 'Fe3+': unknown ion; expected one of Na+, K+, Li+, NH4+, Mg^2+, Ca^2+, Cl-, NO3-, SO4^2-, HCO3-",
         ]
     );
 }
@@ -458,11 +458,53 @@ fn rejection_range() {
 }
 
 #[test]
-fn every_ion_in_the_feed_needs_an_outcome() {
-    let text = file(",rejection_Cl-", &[&format!("{},", row_with(8, ""))]);
+fn every_ion_in_the_feed_needs_an_outcome_column() {
+    let header = "source,membrane,temperature_K,synthetic,Jv_m_s,feed_Na+_mol_m3,feed_Cl-_mol_m3,permeate_Na+_mol_m3";
+    let text = format!("{header}\ns,NF270,298.15,false,1e-5,10,10,5\n");
     assert_eq!(
         problems(&text),
-        ["lab.csv, line 2, column 'feed_Cl-_mol_m3', value '10': no permeate or rejection for Cl-, which is in the feed; expected a value in 'permeate_Cl-_mol_m3' or 'rejection_Cl-'"]
+        ["lab.csv, line 2, column 'feed_Cl-_mol_m3', value '10': no permeate or rejection column for Cl-, which is in the feed; expected a column 'permeate_Cl-_mol_m3' or 'rejection_Cl-' (its cell may be left empty in rows where Cl- was not measured)"]
+    );
+}
+
+/// Real data is partial: an empty outcome cell of a present ion means "not measured". The
+/// ion stays in the feed; its outcome is NaN and marked unmeasured, and the writer leaves
+/// it empty again.
+#[test]
+fn empty_outcome_cells_are_unmeasured_ions() {
+    let text = file(
+        ",rejection_Cl-,rejection_Cl-_sd",
+        &[
+            &format!("{},,", row_with(8, "")),
+            &format!("{},0.3,0.01", row_with(8, "")),
+        ],
+    );
+    let data = load(&text).unwrap();
+    let (a, b) = (&data.rows[0], &data.rows[1]);
+    assert_eq!(a.present, [true, true]);
+    assert_eq!(a.measured, [true, false]);
+    assert!(a.permeate_mol_m3[1].is_nan() && a.rejection[1].is_nan());
+    assert_eq!(a.permeate_sd_mol_m3[1], None);
+    assert_eq!(b.measured, [true, true]);
+    assert!((b.permeate_mol_m3[1] - 7.0).abs() < 1e-12);
+    let again = load(&data.to_csv()).unwrap();
+    assert_eq!(again.rows[0].measured, [true, false]);
+    let line = data.to_csv().lines().nth(1).unwrap().to_string();
+    assert!(line.ends_with(",10.0,10.0,5.0,,0.5,,"), "{line}");
+    // An uncertainty without an outcome, or a row with no outcome at all, is refused.
+    let text = file(
+        ",rejection_Cl-,rejection_Cl-_sd",
+        &[
+            &format!("{},,0.01", row_with(8, "")),
+            &format!("{},,", row_with(7, "").replacen(",4", ",", 1)),
+        ],
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "lab.csv, line 2, column 'rejection_Cl-_sd', value '0.01': uncertainty given for Cl-, whose permeate and rejection are empty (not measured); expected it empty too",
+            "lab.csv, line 3: no ion of the row has a measured permeate or rejection; expected at least one outcome per row",
+        ]
     );
 }
 
@@ -623,7 +665,6 @@ fn every_problem_of_a_row_at_once() {
         [
             "lab.csv, line 2, column 'temperature_K', value '25': temperature out of range; expected a temperature between 273.15 and 373.15 K (kelvin, not Celsius)",
             "lab.csv, line 2, column 'rejection_K+', value '0.5': rejection given for K+, which is absent from the feed; expected 0 or empty",
-            "lab.csv, line 2, column 'feed_Cl-_mol_m3', value '10': no permeate or rejection for Cl-, which is in the feed; expected a value in 'permeate_Cl-_mol_m3' or 'rejection_Cl-'",
         ]
     );
 }
