@@ -146,6 +146,36 @@ pub enum DataCommand {
     /// (at most 20, then how many more), and exit code 2; nothing of it is used.
     #[command(after_help = DATA_CHECK_EXAMPLES)]
     Check(DataCheckArgs),
+    /// Convert digitised figure points (one per marker, with reading errors) into the
+    /// measured-data format, by the rules of datasets/README.md ("Digitised data").
+    #[command(after_help = DATA_DIGITISED_EXAMPLES)]
+    Digitised(DataDigitisedArgs),
+}
+
+const DATA_DIGITISED_EXAMPLES: &str = "\
+Examples:
+  ablate data digitised --spec datasets/measured/raw/nf270_fdl2021.toml --out datasets/measured/nf270_fdl2021.csv
+
+Spec (TOML; paths relative to it):
+  points = \"nf270_fdl2021_digitised.csv\"   # dominant_salt,species,flux_um_s,flux_reading_error_um_s,f_measured,f_reading_error,figure_quality
+  source = \"doi:10.3390/membranes11040272\"
+  membrane = \"NF270\"
+  temperature_K = 293.15
+  quantity = \"reciprocal_transmission\"      # f = 1/(1-R); or \"rejection\"
+  match_sigmas = 3.0                          # points within 3 combined reading errors are one measurement
+  [[series]]
+  name = \"NaCl\"                             # the dominant_salt value; the rows' family
+  feed = \"NaCl=10,NaNO3=0.2,NH4Cl=0.2\"      # mol/m3
+  species = { NaCl = [\"Na+\", \"Cl-\"], NH4 = [\"NH4+\"], NO3 = [\"NO3-\"] }";
+
+#[derive(Debug, Args)]
+pub struct DataDigitisedArgs {
+    /// The conversion spec (TOML): the points file, source, conditions, series.
+    #[arg(long, value_name = "FILE.toml")]
+    pub spec: PathBuf,
+    /// The measured-data CSV to write (atomically).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
 }
 
 const DATA_CHECK_EXAMPLES: &str = "\

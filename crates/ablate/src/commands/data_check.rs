@@ -183,6 +183,43 @@ fn summary(data: &MeasuredData) -> String {
         }
     }
 
+    // Partial data: present ions whose outcome was not measured.
+    let unmeasured: Vec<String> = data
+        .ion_names()
+        .iter()
+        .enumerate()
+        .filter_map(|(k, name)| {
+            let count = data
+                .rows
+                .iter()
+                .filter(|r| r.present[k] && !r.measured[k])
+                .count();
+            (count > 0).then(|| format!("{name} ({})", rows(count)))
+        })
+        .collect();
+    let entries: usize = data
+        .rows
+        .iter()
+        .map(|r| r.present.iter().filter(|&&p| p).count())
+        .sum();
+    let measured: usize = data
+        .rows
+        .iter()
+        .map(|r| r.measured.iter().filter(|&&m| m).count())
+        .sum();
+    field(
+        &mut s,
+        "outcomes",
+        if unmeasured.is_empty() {
+            format!("every present ion measured ({entries})")
+        } else {
+            format!(
+                "{measured} of {entries} measured; not measured (empty, left out of every loss and metric): {}",
+                unmeasured.join(", ")
+            )
+        },
+    );
+
     let sd_columns: Vec<&str> = data
         .columns
         .iter()

@@ -7,6 +7,7 @@
 //! errors. Scripts can thus tell "fix your command" from "the model has no answer here".
 
 pub mod data_check;
+pub mod data_digitised;
 pub mod dspmde_point;
 pub mod dspmde_solve;
 pub mod lab;
@@ -27,6 +28,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Dspmde(DspmdeCommand::Point(args)) => dspmde_point::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Data(DataCommand::Check(args)) => data_check::run(&args),
+        Command::Data(DataCommand::Digitised(args)) => data_digitised::run(&args),
         Command::Lab(args) => lab::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Report(args) => report::run(&args),

@@ -325,16 +325,26 @@ pub fn typed<T: serde::de::DeserializeOwned>(
 ) -> (Option<T>, Vec<String>) {
     let mut table = table.clone();
     let mut problems = Vec::new();
+    let mut removed: Vec<KeyPath> = Vec::new();
     // Each round removes one key, so the bound is only a guard.
     for _ in 0..64 {
         match first_error::<T>(&table, locate, fallback) {
             Ok(value) => return (Some(value), problems),
             Err((text, removable)) => {
+                // A required key set aside for its own problem is now missing: that is
+                // the same problem again, not a new one.
+                let echo = removed.iter().any(|p| {
+                    p.last()
+                        .is_some_and(|k| text.contains(&format!("missing field `{k}`")))
+                });
+                if echo {
+                    return (None, problems);
+                }
                 if !problems.contains(&text) {
                     problems.push(text);
                 }
                 match removable {
-                    Some(path) if remove(&mut table, &path) => continue,
+                    Some(path) if remove(&mut table, &path) => removed.push(path),
                     _ => return (None, problems),
                 }
             }

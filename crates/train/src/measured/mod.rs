@@ -24,6 +24,7 @@
 //! loaded.
 
 pub mod csv;
+pub mod digitised;
 mod error;
 mod load;
 mod schema;
