@@ -46,6 +46,9 @@ pub enum Command {
     /// Summarise a study's finished runs: summary table, paper tables and figures.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// Apply a finished run (neural or dspmde_fit) to every row of a measured-data file.
+    #[command(after_help = PREDICT_EXAMPLES)]
+    Predict(PredictArgs),
     /// Check a study manifest (every problem with file, line and column); runs nothing.
     Check(crate::commands::sweep::CheckArgs),
     /// Expand a study manifest into its resolved runs and write RESULTS/STUDY/plan.json.
@@ -82,11 +85,45 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 }
 
+const PREDICT_EXAMPLES: &str = "\
+Examples:
+  ablate predict --run results/nf270_fdl2021_final --data my_feeds.csv --out predicted.csv
+  ablate predict --run results/nf270_fdl2021/runs/0123456789abcdef --data datasets/measured/nf270_fdl2021.csv --out pred.csv
+
+DIR is an `ablate train` output folder or one run of a study. The data file is in the
+measured-data format (datasets/README.md); outcomes are optional: with them, the rejection
+MAE and RMSE per ion and overall are printed. PRED.csv has one row per data row and present
+ion: row, line, sample_id, family, ion, feed_mol_m3, Jv_m_s, temperature_K,
+permeate_predicted_mol_m3, rejection_predicted, and rejection_measured (+ its sd) where the
+file has outcomes (empty where an ion was not measured). An ion without a model slot, or a
+flux or temperature outside what the model was trained on, is an error (exit 2) and nothing
+is written.";
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The finished run: an `ablate train` output folder or results/STUDY/runs/RUN_ID.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// The rows to predict (measured-data format, CSV or Parquet).
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: PathBuf,
+    /// Where the predictions go (written atomically, only when every row was predicted).
+    #[arg(long, value_name = "PRED.csv")]
+    pub out: PathBuf,
+    /// Make every row's feed electroneutral by adjusting (or adding) this ion.
+    #[arg(long, value_name = "ION")]
+    pub balance_with: Option<String>,
+    /// Predict also at fluxes and temperatures outside what the model was trained on.
+    #[arg(long)]
+    pub extrapolate: bool,
+}
+
 const TRAIN_EXAMPLES: &str = "\
 Examples:
   ablate train --config experiments/train_example.toml --out results/train_example
 
-Writes DIR/metrics.json, DIR/predictions.csv, DIR/params.json (or calibration.json),
+Writes DIR/metrics.json, DIR/predictions.csv, DIR/params.json (or, for dspmde_fit,
+calibration.json and membrane.toml, the fitted membrane usable as --membrane FILE),
 DIR/curves.json and DIR/run.json. The config's keys are documented in
 experiments/train_example.toml.";
 
@@ -106,7 +143,7 @@ Examples:
 
 Design file (TOML):
   name = \"my_campaign\"
-  membrane = \"nf270\"        # preset: nominal r_p, dx_e, X, eps_p
+  membrane = \"nf270\"        # preset (nominal r_p, dx_e, X, eps_p) or a membrane file (.toml)
   repeats = 2
   [lab]                       # optional changes to the surrogate NF270
   charge = { model = \"freundlich\", a_mol_m3 = 8.0, b = 0.4 }   # or { model = \"constant\" }
@@ -256,7 +293,9 @@ Ions file (--ions), TOML; adds ions or replaces built-in ones of the same name:
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("drive").required(true).args(["flux", "pressure"])))]
 pub struct PointArgs {
-    /// Membrane preset: nf270, wt_test, wt_flowsheet or wt_default.
+    /// Membrane: a preset (nf270, wt_test, wt_flowsheet, wt_default) or a membrane file
+    /// (FILE.toml: pore_radius_m, effective_thickness_m, charge_density_mol_m3,
+    /// pore_dielectric), e.g. one a dspmde_fit run wrote.
     #[arg(long, default_value = "nf270")]
     pub membrane: String,
     /// Feed composition: salts or ions with concentrations in mol/m3 (= mM), e.g.
@@ -316,7 +355,9 @@ pub enum FluxSpacing {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Membrane preset: nf270, wt_test, wt_flowsheet or wt_default.
+    /// Membrane: a preset (nf270, wt_test, wt_flowsheet, wt_default) or a membrane file
+    /// (FILE.toml: pore_radius_m, effective_thickness_m, charge_density_mol_m3,
+    /// pore_dielectric), e.g. one a dspmde_fit run wrote.
     #[arg(long, default_value = "nf270")]
     pub membrane: String,
     /// Number of random feeds.

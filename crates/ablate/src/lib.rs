@@ -16,6 +16,7 @@ pub mod json;
 pub mod limits;
 pub mod logging;
 pub mod manifest;
+pub mod membrane;
 pub mod output;
 pub mod provenance;
 pub mod report;

@@ -223,10 +223,68 @@ pub struct Attention {
 /// The model's learned state, or the calibrated baseline.
 #[derive(Debug, Clone)]
 pub enum Artefact {
-    /// `SavedParams` as JSON (neural methods).
-    Params(serde_json::Value),
-    /// The calibrated DSPM-DE membrane as JSON (`dspmde_fit`).
-    Calibration(serde_json::Value),
+    /// The trained parameters (neural methods).
+    Params(SavedParams),
+    /// The calibrated DSPM-DE (`dspmde_fit`).
+    Calibration(Box<ionode_train::calibrate::DspmdeFit>),
+}
+
+impl Artefact {
+    /// The artefact as the JSON a run keeps (`params.json`, `calibration.json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Artefact::Params(p) => serde_json::to_value(p),
+            Artefact::Calibration(f) => serde_json::to_value(f),
+        }
+        .expect("artefacts serialise")
+    }
+
+    /// A calibrated membrane in the membrane-file format (usable as `--membrane FILE`).
+    pub fn membrane_file(&self, source: &str) -> Option<crate::membrane::MembraneFile> {
+        match self {
+            Artefact::Calibration(f) => Some(crate::membrane::MembraneFile::new(
+                &f.membrane,
+                "DSPM-DE membrane calibrated by a dspmde_fit run",
+                source,
+            )),
+            Artefact::Params(_) => None,
+        }
+    }
+}
+
+/// What a run's model was trained on: the range of fluxes and temperatures of its training
+/// and validation rows (every trained stage), so that applying it elsewhere
+/// (`ablate predict`) can refuse to extrapolate silently.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Domain {
+    /// [lowest, highest] water flux, m/s.
+    pub flux_m_s: [f64; 2],
+    /// [lowest, highest] temperature, K.
+    pub temperature_k: [f64; 2],
+}
+
+impl Domain {
+    /// The domain of some rows (`None` for no rows).
+    pub fn of(samples: &Samples, rows: &[usize]) -> Option<Domain> {
+        let range = |v: &mut dyn Iterator<Item = f64>| {
+            v.fold(None, |acc: Option<[f64; 2]>, x| {
+                Some(acc.map_or([x, x], |[lo, hi]| [lo.min(x), hi.max(x)]))
+            })
+        };
+        Some(Domain {
+            flux_m_s: range(&mut rows.iter().map(|&r| samples.flux_m_s[r]))?,
+            temperature_k: range(&mut rows.iter().map(|&r| samples.temperature_k[r]))?,
+        })
+    }
+
+    /// The smallest domain holding both.
+    pub fn union(self, other: Domain) -> Domain {
+        let u = |a: [f64; 2], b: [f64; 2]| [a[0].min(b[0]), a[1].max(b[1])];
+        Domain {
+            flux_m_s: u(self.flux_m_s, other.flux_m_s),
+            temperature_k: u(self.temperature_k, other.temperature_k),
+        }
+    }
 }
 
 /// Wall-clock seconds of a run.
@@ -252,11 +310,13 @@ pub struct RunOutcome {
     pub inputs: serde_json::Map<String, serde_json::Value>,
     /// True when any input row is synthetic (simulated or surrogate-laboratory data).
     pub synthetic: bool,
+    /// What the model was trained on (`None` if no stage trained).
+    pub domain: Option<Domain>,
     pub timings: Timings,
 }
 
 /// Predictions of the neural model for every row, in chunks.
-fn predict(model: &Model, store: &ParamStore, samples: &Samples) -> Result<Array2<f64>> {
+pub fn predict_neural(model: &Model, store: &ParamStore, samples: &Samples) -> Result<Array2<f64>> {
     let mut out = Array2::zeros(samples.feed_mol_m3.dim());
     let mut tape = ionode_autodiff::Tape::new();
     let rows: Vec<usize> = (0..samples.len()).collect();
@@ -371,6 +431,7 @@ pub fn execute(
     let mut metrics = serde_json::Map::new();
     let mut predictions = Predictions::default();
     let mut attention_maps = None;
+    let mut domain: Option<Domain> = None;
 
     let artefact = match config.method {
         Method::Neural => {
@@ -406,6 +467,16 @@ pub fn execute(
                         samples.subset(&split.train),
                         samples.subset(&split.validation),
                     );
+                    let rows: Vec<usize> = split
+                        .train
+                        .iter()
+                        .chain(&split.validation)
+                        .copied()
+                        .collect();
+                    domain = match (domain, Domain::of(samples, &rows)) {
+                        (Some(a), Some(b)) => Some(a.union(b)),
+                        (a, b) => a.or(b),
+                    };
                     let stage_name = if name == "pretrain" {
                         "pretrain"
                     } else {
@@ -422,7 +493,7 @@ pub fn execute(
                         on_epoch,
                     )?);
                 }
-                let predicted = predict(&model, &store, samples)?;
+                let predicted = predict_neural(&model, &store, samples)?;
                 if let Some(detail) = implausible(samples, predicted.view()) {
                     // A run whose loss went astronomically wrong without becoming NaN ends
                     // here, failed like a NaN, not DONE with meaningless metrics.
@@ -448,7 +519,7 @@ pub fn execute(
                     attention_maps = attention(&model, &store, samples, &split.test)?;
                 }
             }
-            Artefact::Params(serde_json::to_value(SavedParams::from_store(&store))?)
+            Artefact::Params(SavedParams::from_store(&store))
         }
         Method::DspmdeFit => {
             let (Some(samples), Some(split)) = (measured, &measured_split) else {
@@ -456,6 +527,7 @@ pub fn execute(
             };
             let ions = samples.slot_ions(&db)?;
             let train = samples.subset(&split.train);
+            domain = Domain::of(samples, &split.train);
             let fit = dspmde_fit(&train, &ions, &config.calibration)?;
             let predicted = fit.predict(samples)?.permeate;
             metrics.insert(
@@ -463,7 +535,7 @@ pub fn execute(
                 serde_json::to_value(SplitMetrics::compute(samples, split, predicted.view())?)?,
             );
             predictions = Predictions::of(samples, &split.test, &predicted, "test");
-            Artefact::Calibration(serde_json::to_value(&fit)?)
+            Artefact::Calibration(Box::new(fit))
         }
     };
     let stage_seconds = |name: &str| {
@@ -486,6 +558,7 @@ pub fn execute(
         artefact,
         inputs,
         synthetic,
+        domain,
         timings,
     })
 }

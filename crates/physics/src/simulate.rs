@@ -217,6 +217,8 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     pub species: Vec<String>,
+    /// The temperature every point was solved at, K.
+    pub temperature_k: f64,
     pub charges: Vec<i32>,
     pub fluxes_m_s: Vec<f64>,
     /// `[samples, species]`, mol/m3.
@@ -342,6 +344,7 @@ pub fn simulate(config: &SimulationConfig, on_sample: &(dyn Fn() + Sync)) -> Res
     let mut data = Dataset {
         species: config.species.iter().map(|i| i.name.clone()).collect(),
         charges: config.species.iter().map(|i| i.charge).collect(),
+        temperature_k: config.temperature_k,
         fluxes_m_s: fluxes.clone(),
         feed: Array2::zeros((n, s)),
         mask: Array2::zeros((n, s)),

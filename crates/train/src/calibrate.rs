@@ -2,8 +2,8 @@
 //! membrane parameters calibrated on the same training data as the neural ODE.
 //!
 //! The model is the pre-training DSPM-DE: flux-driven point solves ([`PointSolver`]), ideal
-//! activities, no concentration polarisation, one pore element, at the configured
-//! temperature. The fit minimises the mean squared rejection error over every present
+//! activities, no concentration polarisation, one pore element, each point at its row's
+//! temperature (or one temperature for all, if the config sets it). The fit minimises the mean squared rejection error over every present
 //! (row, ion) pair with argmin's Nelder-Mead, from several deterministic starts (the NF270
 //! preset and a Latin hypercube of the literature box), keeping the best.
 //!
@@ -70,8 +70,10 @@ pub struct CalibrationConfig {
     pub max_iters: u64,
     /// Seed of the Latin hypercube.
     pub seed: u64,
-    /// Temperature of every point solve, K.
-    pub temperature_k: f64,
+    /// Solve every point at this temperature, K, instead of its row's own (which is the
+    /// default and what the data says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature_k: Option<f64>,
     /// Squared rejection error charged per ion of a point the physics cannot solve.
     pub failure_penalty: f64,
     /// Stop a start when the standard deviation of the simplex's costs falls below this.
@@ -87,7 +89,7 @@ impl Default for CalibrationConfig {
             starts: 4,
             max_iters: 300,
             seed: 0,
-            temperature_k: 298.15,
+            temperature_k: None,
             failure_penalty: 1.0,
             sd_tolerance: 1e-10,
             initial_step: 0.6,
@@ -118,12 +120,14 @@ impl CalibrationConfig {
                 format!("a count in 1..={MAX_ITERS}"),
             ));
         }
-        if !(self.temperature_k.is_finite() && (273.15..=373.15).contains(&self.temperature_k)) {
-            return Err(TrainError::invalid(
-                "temperature_k",
-                self.temperature_k,
-                "a temperature in 273.15..=373.15 K",
-            ));
+        if let Some(t) = self.temperature_k {
+            if !(t.is_finite() && (273.15..=373.15).contains(&t)) {
+                return Err(TrainError::invalid(
+                    "temperature_k",
+                    t,
+                    "a temperature in 273.15..=373.15 K",
+                ));
+            }
         }
         for (field, v) in [
             ("failure_penalty", self.failure_penalty),
@@ -173,7 +177,9 @@ pub struct DspmdeFit {
     /// The slot names and ions the fit was made for.
     pub species: Vec<String>,
     pub ions: Vec<Ion>,
-    pub temperature_k: f64,
+    /// The one temperature every point was solved at, K; `None`: each at its row's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_k: Option<f64>,
 }
 
 /// Predicted permeate of a [`DspmdeFit`].
@@ -193,22 +199,27 @@ struct Group {
     ions: Vec<Ion>,
     /// Feed of the present slots, made exactly electroneutral for the physics.
     c_bulk: Vec<f64>,
+    /// The temperature of its points, K.
+    temperature_k: f64,
     /// (row, flux) in increasing flux.
     points: Vec<(usize, f64)>,
 }
 
-/// Groups the rows by identical feed.
-fn groups(samples: &Samples, ions: &[Ion]) -> Vec<Group> {
+/// Groups the rows by identical feed and temperature (`temperature_k` overrides every
+/// row's own).
+fn groups(samples: &Samples, ions: &[Ion], temperature_k: Option<f64>) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
     let mut keys: Vec<Vec<u64>> = Vec::new();
     for row in 0..samples.len() {
-        let key: Vec<u64> = samples
+        let t = temperature_k.unwrap_or(samples.temperature_k[row]);
+        let mut key: Vec<u64> = samples
             .feed_mol_m3
             .row(row)
             .iter()
             .zip(samples.mask.row(row))
             .map(|(c, &m)| if m { c.to_bits() } else { 0 })
             .collect();
+        key.push(t.to_bits());
         let jv = samples.flux_m_s[row];
         if let Some(k) = keys.iter().position(|k| *k == key) {
             out[k].points.push((row, jv));
@@ -230,6 +241,7 @@ fn groups(samples: &Samples, ions: &[Ion]) -> Vec<Group> {
             ions: slots.iter().map(|&s| ions[s].clone()).collect(),
             c_bulk: balance(&z, &c),
             slots,
+            temperature_k: t,
             points: vec![(row, jv)],
         });
     }
@@ -276,12 +288,12 @@ fn balance(z: &[f64], c: &[f64]) -> Vec<f64> {
 }
 
 /// Rejections of every point of a group (`None` where the physics failed).
-fn solve_group(group: &Group, membrane: Membrane, temperature_k: f64) -> Vec<Option<Vec<f64>>> {
+fn solve_group(group: &Group, membrane: Membrane) -> Vec<Option<Vec<f64>>> {
     let spec = PointSpec {
         ions: group.ions.clone(),
         c_bulk: group.c_bulk.clone(),
         membrane,
-        temperature_k,
+        temperature_k: group.temperature_k,
         activity: ActivityModel::Ideal,
         polarisation: Polarisation::None,
         elements: 1,
@@ -415,11 +427,7 @@ impl Objective<'_> {
     fn evaluate(&self, membrane: Membrane) -> (f64, usize) {
         let (mut sum, mut failed) = (0.0, 0);
         for g in self.groups {
-            for (&(row, _), r) in
-                g.points
-                    .iter()
-                    .zip(solve_group(g, membrane, self.config.temperature_k))
-            {
+            for (&(row, _), r) in g.points.iter().zip(solve_group(g, membrane)) {
                 match r {
                     Some(r) => {
                         for (&s, r) in g.slots.iter().zip(&r) {
@@ -495,7 +503,7 @@ pub fn dspmde_fit(
             "at least one row with a measured outcome",
         ));
     }
-    let groups = groups(samples, ions);
+    let groups = groups(samples, ions, config.temperature_k);
     let objective = Objective {
         groups: &groups,
         target: samples.rejection(),
@@ -595,12 +603,8 @@ impl DspmdeFit {
         }
         let mut permeate = Array2::zeros(samples.feed_mol_m3.dim());
         let mut failed_rows = Vec::new();
-        for g in groups(samples, &self.ions) {
-            for (&(row, _), r) in
-                g.points
-                    .iter()
-                    .zip(solve_group(&g, self.membrane, self.temperature_k))
-            {
+        for g in groups(samples, &self.ions, self.temperature_k) {
+            for (&(row, _), r) in g.points.iter().zip(solve_group(&g, self.membrane)) {
                 if r.is_none() {
                     failed_rows.push(row);
                 }
@@ -676,6 +680,7 @@ mod tests {
             flux_m_s: flux,
             permeate_mol_m3: permeate,
             permeate_sd_mol_m3: None,
+            temperature_k: vec![298.15; n],
             family: vec![None; n],
             synthetic: vec![true; n],
             origin,

@@ -43,6 +43,8 @@ pub struct Samples {
     /// `[N, S]` standard deviations of the permeate concentrations, mol/m3; 0 where none
     /// was stated (and for absent ions). `None` when no row states any.
     pub permeate_sd_mol_m3: Option<Array2<f64>>,
+    /// `[N]` temperature, K.
+    pub temperature_k: Vec<f64>,
     /// Mixture family per row (leave-one-family-out splits); `None` if unlabelled.
     pub family: Vec<Option<String>>,
     /// Simulated or surrogate data (`true`), or a real measurement.
@@ -226,6 +228,7 @@ impl Samples {
             flux_m_s: flux,
             permeate_mol_m3: permeate,
             permeate_sd_mol_m3: None,
+            temperature_k: vec![data.temperature_k; n],
             family: vec![None; n],
             synthetic: vec![true; n],
             origin: points.iter().map(|&(i, _)| i).collect(),
@@ -287,6 +290,7 @@ impl Samples {
             flux_m_s: flux,
             permeate_mol_m3: permeate,
             permeate_sd_mol_m3: any_sd.then_some(sd),
+            temperature_k: data.rows.iter().map(|r| r.temperature_k).collect(),
             family: data.rows.iter().map(|r| r.family.clone()).collect(),
             synthetic: data.rows.iter().map(|r| r.synthetic).collect(),
             origin: (0..n).collect(),
@@ -326,6 +330,7 @@ impl Samples {
         let lens = [
             ("charges", self.charges.len(), s),
             ("family", self.family.len(), n),
+            ("temperature_k", self.temperature_k.len(), n),
             ("synthetic", self.synthetic.len(), n),
             ("origin", self.origin.len(), n),
         ];
@@ -343,6 +348,15 @@ impl Samples {
                     format!("flux of row {r}"),
                     jv,
                     "a finite flux > 0 m/s",
+                ));
+            }
+        }
+        for (r, &t) in self.temperature_k.iter().enumerate() {
+            if !(t > 0.0 && t.is_finite()) {
+                return Err(TrainError::invalid(
+                    format!("temperature of row {r}"),
+                    t,
+                    "a finite temperature > 0 K",
                 ));
             }
         }
@@ -401,6 +415,7 @@ impl Samples {
                 .permeate_sd_mol_m3
                 .as_ref()
                 .map(|a| a.select(Axis(0), indices)),
+            temperature_k: indices.iter().map(|&i| self.temperature_k[i]).collect(),
             family: pick(&self.family),
             synthetic: indices.iter().map(|&i| self.synthetic[i]).collect(),
             origin: indices.iter().map(|&i| self.origin[i]).collect(),
@@ -457,6 +472,10 @@ impl Samples {
             flux_m_s: ndarray::concatenate(Axis(0), &fluxes).expect("same lengths"),
             permeate_mol_m3: stack2(views(&|p| p.permeate_mol_m3.view())),
             permeate_sd_mol_m3: sd,
+            temperature_k: parts
+                .iter()
+                .flat_map(|p| p.temperature_k.iter().copied())
+                .collect(),
             family: parts
                 .iter()
                 .flat_map(|p| p.family.iter().cloned())
@@ -583,6 +602,7 @@ mod tests {
         Dataset {
             species: vec!["Na_+".into(), "Cl_-".into(), "SO4_2-".into()],
             charges: vec![1, -1, -2],
+            temperature_k: 298.15,
             fluxes_m_s: vec![1e-6, 1e-5],
             feed,
             mask,

@@ -370,6 +370,7 @@ mod tests {
             flux_m_s: ndarray::Array1::from_elem(n, 1e-5),
             permeate_mol_m3: target,
             permeate_sd_mol_m3: None,
+            temperature_k: vec![298.15; n],
             family: vec![None; n],
             synthetic: vec![true; n],
             origin: (0..n).collect(),

@@ -322,6 +322,7 @@ pub fn run(args: &DataCheckArgs) -> Result<()> {
     let options = LoadOptions {
         balance_with: args.balance_with.clone(),
         electroneutrality_tolerance: args.en_tolerance,
+        ..LoadOptions::default()
     };
     let name = args.file.display().to_string();
     match measured::parse_csv(&text, &name, &options, &db) {

@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use ionode_physics::cases::PointCaseOutput;
 use ionode_physics::feed::parse_feed;
 use ionode_physics::{
-    ActivityModel, Drive, FilmModel, Ion, Membrane, PointSolution, PointSolver, PointSpec,
-    Polarisation, SpiralWound,
+    ActivityModel, Drive, FilmModel, Ion, PointSolution, PointSolver, PointSpec, Polarisation,
+    SpiralWound,
 };
 use std::fmt::Write as _;
 
@@ -51,7 +51,7 @@ fn parse_polarisation(value: &str, ions: &[Ion]) -> Result<Polarisation> {
 /// Solves the point described by the flags.
 fn solve(args: &PointArgs) -> Result<(PointSpec, PointSolution)> {
     let db = ions::load(args.ions.as_deref())?;
-    let membrane = Membrane::preset(&args.membrane)?;
+    let membrane = crate::membrane::resolve(&args.membrane, std::path::Path::new(""))?;
     let temperature_k = units::parse_temperature("--temperature", &args.temperature)?;
     let activity = parse_activity(&args.activity)?;
     let drive = match (&args.flux, &args.pressure) {
@@ -113,7 +113,7 @@ fn table(args: &PointArgs, spec: &PointSpec, sol: &PointSolution) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "DSPM-DE point, membrane {}: r_p = {:.3} nm, dx_e = {:.3} um, X = {} mol/m3, eps_p = {}",
+        "DSPM-DE point, membrane {}: r_p = {:.3} nm, dx_e = {:.3} um, X = {:.1} mol/m3, eps_p = {:.2}",
         args.membrane,
         m.pore_radius_m * 1e9,
         m.effective_thickness_m * 1e6,

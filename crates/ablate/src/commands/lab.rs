@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use ionode_physics::feed::parse_feed;
 use ionode_physics::lab::{ChargeModel, LabFilm, LabModel, PoreDistribution};
 use ionode_physics::rng::{stream_seed, Rng};
-use ionode_physics::{ActivityModel, Drive, Ion, IonDb, Membrane, SpiralWound};
+use ionode_physics::{ActivityModel, Drive, Ion, IonDb, SpiralWound};
 use ionode_train::measured::{MeasuredData, MeasuredRow};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -31,7 +31,8 @@ struct Design {
     #[serde(default)]
     #[allow(dead_code)] // documentation for the reader of the design file
     description: String,
-    /// Membrane preset giving the nominal pore radius, thickness, charge and dielectric.
+    /// Membrane preset (or membrane file, relative to the design) giving the nominal pore
+    /// radius, thickness, charge and dielectric.
     #[serde(default = "default_membrane")]
     membrane: String,
     #[serde(default = "default_temperature", rename = "temperature_K")]
@@ -118,9 +119,9 @@ struct Family {
 }
 
 /// The lab model of a design: the surrogate with the design's changes.
-fn lab_model(design: &Design) -> Result<LabModel> {
+fn lab_model(design: &Design, base: &std::path::Path) -> Result<LabModel> {
     let mut lab = LabModel::nf270_surrogate();
-    lab.membrane = Membrane::preset(&design.membrane)?;
+    lab.membrane = crate::membrane::resolve(&design.membrane, base)?;
     lab.temperature_k = design.temperature_k;
     let s = &design.lab;
     if let Some(charge) = &s.charge {
@@ -248,7 +249,9 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let design: Design =
         toml::from_str(&text).with_context(|| format!("design '{}'", args.design.display()))?;
     let db = crate::ions::load(args.ions.as_deref())?;
-    let lab = lab_model(&design).with_context(|| format!("design '{}'", args.design.display()))?;
+    let base = args.design.parent().unwrap_or(std::path::Path::new(""));
+    let lab =
+        lab_model(&design, base).with_context(|| format!("design '{}'", args.design.display()))?;
     let jobs = jobs(&design, &db).with_context(|| format!("design '{}'", args.design.display()))?;
     let started = Instant::now();
     let truths: Vec<_> = jobs

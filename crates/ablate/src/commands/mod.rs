@@ -11,6 +11,7 @@ pub mod data_digitised;
 pub mod dspmde_point;
 pub mod dspmde_solve;
 pub mod lab;
+pub mod predict;
 pub mod report;
 pub mod simulate;
 pub mod sweep;
@@ -32,6 +33,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Lab(args) => lab::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Predict(args) => predict::run(&args),
         Command::Check(args) => sweep::check(&args),
         Command::Plan(args) => sweep::plan(&args),
         Command::Run(args) => sweep::run(&args),

@@ -17,14 +17,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ionode_physics::simulate::{
     simulate, Dataset, FluxGrid, SimPolarisation, SimulationConfig, Spacing,
 };
-use ionode_physics::{FilmModel, IonDb, Membrane, SpiralWound};
+use ionode_physics::{FilmModel, IonDb, SpiralWound};
 use ndarray::Array1;
 use serde_json::json;
 use std::time::Instant;
 
 /// Builds the generator configuration from the flags.
 pub(crate) fn config(args: &SimulateArgs, db: &IonDb) -> Result<SimulationConfig> {
-    let membrane = Membrane::preset(&args.membrane)?;
+    let membrane = crate::membrane::resolve(&args.membrane, std::path::Path::new(""))?;
     let species = args
         .species
         .split(',')

@@ -190,16 +190,19 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
     let Some(spec) = &m.plan.pretrain_generator else {
         return Ok(());
     };
-    let path = study_dir.join("data").join(spec.file_name());
+    let db = ionode_physics::IonDb::builtin();
+    let config = super::simulate::config(&spec.args(PathBuf::new(), None, &m.dir()), &db)
+        .context("the generator of [datasets.pretrain]")?;
+    let name = spec.file_name(&config.membrane);
+    let path = study_dir.join("data").join(&name);
     if path.exists() {
         return Ok(());
     }
-    let tmp =
-        study_dir
-            .join("data")
-            .join(format!("{}.{}.h5", spec.file_name(), std::process::id()));
+    let tmp = study_dir
+        .join("data")
+        .join(format!("{name}.{}.h5", std::process::id()));
     tracing::info!(path = %path.display(), "generating the pre-training set");
-    super::simulate::run(&spec.args(tmp.clone(), Some(threads)))
+    super::simulate::run(&spec.args(tmp.clone(), Some(threads), &m.dir()))
         .context("generating the pre-training set of [datasets.pretrain]")?;
     std::fs::rename(&tmp, &path)
         .with_context(|| format!("cannot rename '{}' to '{}'", tmp.display(), path.display()))
@@ -236,12 +239,24 @@ fn write_run_h5(path: &Path, ctx: &RunContext, run: &PlannedRun, o: &RunOutcome)
         s("metrics_json", &o.metrics.to_string())?;
         s("method", &run.method)?;
         s("synthetic", if o.synthetic { "true" } else { "false" })?;
+        if let Some(d) = &o.domain {
+            h5::attr_scalar(file, "domain_flux_min_m_s", d.flux_m_s[0])?;
+            h5::attr_scalar(file, "domain_flux_max_m_s", d.flux_m_s[1])?;
+            h5::attr_scalar(file, "domain_temperature_min_k", d.temperature_k[0])?;
+            h5::attr_scalar(file, "domain_temperature_max_k", d.temperature_k[1])?;
+        }
         h5::attr_scalar(file, "seconds_total", o.timings.total)?;
         h5::attr_scalar(file, "seconds_pretrain", o.timings.pretrain)?;
         h5::attr_scalar(file, "seconds_finetune", o.timings.finetune)?;
         match &o.artefact {
-            Artefact::Params(v) => s("params_json", &v.to_string())?,
-            Artefact::Calibration(v) => s("calibration_json", &v.to_string())?,
+            Artefact::Params(_) => s("params_json", &o.artefact.to_json().to_string())?,
+            Artefact::Calibration(_) => {
+                s("calibration_json", &o.artefact.to_json().to_string())?;
+                let source = format!("study {}, run {}", ctx.plan.study, run.id);
+                if let Some(m) = o.artefact.membrane_file(&source) {
+                    s("membrane_toml", &m.to_toml())?;
+                }
+            }
         }
 
         let curves = file.create_group("curves").context("group 'curves'")?;

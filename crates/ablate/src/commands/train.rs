@@ -130,7 +130,22 @@ pub(crate) fn read_simulation(path: &Path) -> Result<Dataset> {
         .with_context(|| format!("cannot open pre-training set '{}'", path.display()))?;
     let ctx = |name: &str| format!("pre-training set '{}': dataset '{name}'", path.display());
     let species = h5::read_strings(&file, "species").with_context(|| ctx("species"))?;
+    // The generator's temperature, from the config the file records.
+    let config: hdf5::types::VarLenUnicode = file
+        .attr("config_json")
+        .and_then(|a| a.read_scalar())
+        .with_context(|| ctx("config_json (attribute)"))?;
+    let temperature_k = serde_json::from_str::<serde_json::Value>(config.as_str())
+        .ok()
+        .and_then(|c| c["temperature_k"].as_f64())
+        .with_context(|| {
+            format!(
+                "pre-training set '{}': config_json has no temperature_k (not written by ablate simulate?)",
+                path.display()
+            )
+        })?;
     Ok(Dataset {
+        temperature_k,
         charges: file
             .dataset("charge")
             .and_then(|d| d.read_raw::<i32>())
@@ -230,8 +245,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         _ => serde_json::Map::new(),
     };
     let artefact = match &outcome.artefact {
-        Artefact::Params(v) => ("params.json", v.clone()),
-        Artefact::Calibration(v) => ("calibration.json", v.clone()),
+        Artefact::Params(_) => ("params.json", outcome.artefact.to_json()),
+        Artefact::Calibration(_) => ("calibration.json", outcome.artefact.to_json()),
     };
 
     // Outputs.
@@ -244,6 +259,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "config_file": args.config.display().to_string(),
         "config_hash": provenance::text_hash(&text),
         "inputs": inputs,
+        "domain": outcome.domain,
         "git_commit": git.commit,
         "git_dirty": git.dirty,
         "ionode_version": env!("CARGO_PKG_VERSION"),
@@ -260,6 +276,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &pretty(&serde_json::to_value(&outcome.curves)?),
     )?;
     output::write_text(&out.join(artefact.0), &pretty(&artefact.1))?;
+    // A calibrated membrane, in the file format every --membrane accepts.
+    let source = format!("ablate train --config {}", args.config.display());
+    if let Some(m) = outcome.artefact.membrane_file(&source) {
+        output::write_text(&out.join("membrane.toml"), &m.to_toml())?;
+    }
     output::write_text(&out.join("run.json"), &pretty(&run))?;
 
     let summary = |m: &Option<Metrics>| {

@@ -2,9 +2,9 @@
 //! study into `results/<study>/data/` under a name that is the hash of the table.
 
 use crate::cli::FluxSpacing;
-use crate::provenance;
+use crate::{membrane, provenance};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The pre-training set: a file, or the generator flags of `ablate simulate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,10 +84,22 @@ fn d_temperature() -> String {
 }
 
 impl GeneratorSpec {
-    /// The flags of `ablate simulate` for this spec.
-    pub fn args(&self, out: PathBuf, threads: Option<usize>) -> crate::cli::SimulateArgs {
+    /// The flags of `ablate simulate` for this spec; a membrane file is relative to
+    /// `base` (the manifest's folder).
+    pub fn args(
+        &self,
+        out: PathBuf,
+        threads: Option<usize>,
+        base: &Path,
+    ) -> crate::cli::SimulateArgs {
         crate::cli::SimulateArgs {
-            membrane: self.membrane.clone(),
+            membrane: if membrane::is_file(&self.membrane) {
+                membrane::path_of(&self.membrane, base)
+                    .display()
+                    .to_string()
+            } else {
+                self.membrane.clone()
+            },
             samples: self.samples,
             seed: self.seed,
             out,
@@ -109,9 +121,13 @@ impl GeneratorSpec {
         }
     }
 
-    /// The cache name of the generated file: a hash of the spec.
-    pub fn file_name(&self) -> String {
-        let json = serde_json::to_string(self).expect("the spec serialises");
+    /// The cache name of the generated file: a hash of the spec, and of the membrane's
+    /// values when it comes from a file (so an edited membrane file is a new data set).
+    pub fn file_name(&self, membrane: &ionode_physics::Membrane) -> String {
+        let mut json = serde_json::to_string(self).expect("the spec serialises");
+        if membrane::is_file(&self.membrane) {
+            json.push_str(&serde_json::to_string(membrane).expect("a membrane serialises"));
+        }
         format!("pretrain-{}.h5", provenance::text_hash(&json))
     }
 }

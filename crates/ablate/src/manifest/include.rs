@@ -40,8 +40,17 @@ fn rebase_data_paths(table: &mut Table, rel_dir: &Path) {
     };
     let fix = |t: Option<&mut Value>| {
         let Some(Value::Table(t)) = t else { return };
-        if let Some(v) = t.get_mut("pretrain") {
-            rebase(v);
+        match t.get_mut("pretrain") {
+            // A generator's membrane file is relative to the file that names it too.
+            Some(Value::Table(g)) => {
+                if let Some(m) = g.get_mut("membrane") {
+                    if m.as_str().is_some_and(crate::membrane::is_file) {
+                        rebase(m);
+                    }
+                }
+            }
+            Some(v) => rebase(v),
+            None => {}
         }
         if let Some(Value::Array(items)) = t.get_mut("measured") {
             items.iter_mut().for_each(rebase);

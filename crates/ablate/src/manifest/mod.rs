@@ -347,6 +347,7 @@ fn datasets(
     merged: &Table,
     locs: &Locations,
     name: &str,
+    dir: &Path,
     found: &mut Found,
 ) -> (Vec<(&'static str, Value)>, Option<GeneratorSpec>) {
     let at = |p: &[&str]| locs.at(p, name);
@@ -386,18 +387,21 @@ fn datasets(
             found.extend(problems);
             if let Some(spec) = spec {
                 let db = ionode_physics::IonDb::builtin();
-                let args = spec.args(PathBuf::new(), None);
-                if let Err(e) = crate::commands::simulate::config(&args, &db) {
-                    found.push(format!(
+                let args = spec.args(PathBuf::new(), None, dir);
+                match crate::commands::simulate::config(&args, &db) {
+                    Ok(config) => overrides.push((
+                        "pretrain",
+                        Value::String(format!(
+                            "{STUDY_PREFIX}data/{}",
+                            spec.file_name(&config.membrane)
+                        )),
+                    )),
+                    Err(e) => found.push(format!(
                         "{}: datasets.pretrain: {}",
                         at(&["datasets", "pretrain"]),
                         crate::commands::one_line(&e)
-                    ));
+                    )),
                 }
-                overrides.push((
-                    "pretrain",
-                    Value::String(format!("{STUDY_PREFIX}data/{}", spec.file_name())),
-                ));
                 generator = Some(spec);
             }
         }
@@ -543,7 +547,7 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
     };
     let seeds = replicate_seeds(&merged, &locs, &name, &mut found);
     let metrics = metric_names(&merged, &locs, &name, &mut found);
-    let (data_overrides, generator) = datasets(&merged, &locs, &name, &mut found);
+    let (data_overrides, generator) = datasets(&merged, &locs, &name, &dir, &mut found);
 
     // The base run config, with the datasets set in it.
     let mut base = match merged.get("base") {

@@ -80,7 +80,13 @@ impl ConfigOrigin<'_> {
 pub fn normalise(c: &mut TrainConfig) -> Vec<&'static str> {
     match c.method {
         Method::DspmdeFit => {
-            c.model = Default::default();
+            // The slots stay: they say which ions the data may hold (and which a fitted
+            // membrane is applied to), for the baseline as for the neural models.
+            let slots = std::mem::take(&mut c.model.slots);
+            c.model = ionode_model::ModelConfig {
+                slots,
+                ..Default::default()
+            };
             c.pretrain = None;
             c.finetune = None;
             c.data.pretrain = None;

@@ -4,8 +4,8 @@ use super::csv::{self, Record};
 use super::error::{LoadError, Problems};
 use super::schema::{known_ions, parse_header, Field, Header, IonField};
 use super::{
-    BalanceAdjustment, BalanceReport, LoadOptions, MeasuredData, MeasuredRow, AGREEMENT, BAR_PA,
-    MAX_FLUX_M_S, REJECTION_RANGE, TEMPERATURE_RANGE_K,
+    BalanceAdjustment, BalanceReport, LoadOptions, MeasuredData, MeasuredRow, Outcomes, AGREEMENT,
+    BAR_PA, MAX_FLUX_M_S, REJECTION_RANGE, TEMPERATURE_RANGE_K,
 };
 use ionode_physics::{Ion, IonDb};
 use std::collections::HashMap;
@@ -135,6 +135,7 @@ pub fn parse_csv(
             record: &record,
             problems: &mut problems,
             tolerance,
+            outcomes: options.outcomes,
         }
         .read(&mut adjustments);
         if problems.len() == before {
@@ -222,6 +223,7 @@ struct RowReader<'a> {
     record: &'a Record,
     problems: &'a mut Problems,
     tolerance: f64,
+    outcomes: Outcomes,
 }
 
 impl RowReader<'_> {
@@ -542,7 +544,7 @@ impl RowReader<'_> {
                     let has_column = [IonField::Permeate, IonField::Rejection]
                         .iter()
                         .any(|&f| header.column_of(Field::Ion(f, k)).is_some());
-                    if has_column {
+                    if has_column || self.outcomes == Outcomes::Optional {
                         // Not measured in this row (partial data): no outcome, no target.
                         permeate[k] = f64::NAN;
                         rejection[k] = f64::NAN;
@@ -618,7 +620,10 @@ impl RowReader<'_> {
             };
         }
 
-        if present.iter().any(|&p| p) && !measured.iter().any(|&m| m) && self.problems_in_row() == 0
+        if self.outcomes == Outcomes::Required
+            && present.iter().any(|&p| p)
+            && !measured.iter().any(|&m| m)
+            && self.problems_in_row() == 0
         {
             self.problems.line(
                 line,

@@ -64,6 +64,19 @@ pub struct LoadOptions {
     pub balance_with: Option<String>,
     /// Largest accepted `|sum z c| / sum |z| c` of a feed (without `balance_with`).
     pub electroneutrality_tolerance: f64,
+    /// Whether every present ion needs an outcome column and every row an outcome (data
+    /// to train or score on), or a file may hold feeds only (data to predict).
+    pub outcomes: Outcomes,
+}
+
+/// What a file must say about the permeate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcomes {
+    /// Every present ion has an outcome column, every row at least one measured outcome.
+    #[default]
+    Required,
+    /// Feeds and fluxes are enough; outcomes where given are read as usual.
+    Optional,
 }
 
 impl Default for LoadOptions {
@@ -71,6 +84,7 @@ impl Default for LoadOptions {
         LoadOptions {
             balance_with: None,
             electroneutrality_tolerance: DEFAULT_ELECTRONEUTRALITY_TOLERANCE,
+            outcomes: Outcomes::Required,
         }
     }
 }

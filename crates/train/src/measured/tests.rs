@@ -404,11 +404,28 @@ fn electroneutrality_and_balancing() {
     );
 }
 
+/// Data to predict may hold feeds only: without outcome columns, every present ion is
+/// unmeasured, and the rest of the validation is the same.
+#[test]
+fn feeds_without_outcomes_load_when_outcomes_are_optional() {
+    let text = "source,membrane,temperature_K,synthetic,Jv_m_s,feed_Na+_mol_m3,feed_Cl-_mol_m3\ns,NF270,298.15,false,1e-5,10,10\n";
+    let optional = LoadOptions {
+        outcomes: Outcomes::Optional,
+        ..LoadOptions::default()
+    };
+    let data = load_with(text, &optional).unwrap();
+    assert_eq!(data.rows[0].measured, [false, false]);
+    assert!(problems(text)[0].contains("no permeate or rejection column for Na+"));
+    let bad = text.replace(",10,10", ",10,5");
+    assert!(problems_with(&bad, &optional)[0].contains("feed not electroneutral"));
+}
+
 #[test]
 fn bad_options() {
     let options = LoadOptions {
         balance_with: Some("Fe3+".into()),
         electroneutrality_tolerance: -0.1,
+        ..LoadOptions::default()
     };
     assert_eq!(
         problems_with(&file("", &[ROW]), &options),

@@ -1,0 +1,392 @@
+//! `ablate predict --run DIR --data FILE.csv --out PRED.csv`: a finished run applied to
+//! every row of a measured-data file (with or without outcomes).
+//!
+//! DIR is an `ablate train` output folder (`run.json` beside `params.json` or
+//! `calibration.json`) or one run of a study (`results/<study>/runs/<id>/`, a verified
+//! `run.h5`). Everything is checked before anything is predicted, and PRED.csv is written
+//! only when all of it worked: a file that fails validation, an ion the model has no slot
+//! for, a flux or temperature outside what the model was trained on (unless
+//! `--extrapolate`), a point the physics cannot solve or a prediction that is physically
+//! impossible is an error naming the row and column, and nothing is written.
+
+use crate::cli::PredictArgs;
+use crate::commands::train::{Method, TrainConfig};
+use crate::runner::{predict_neural, Domain};
+use crate::{output, store, tabular};
+use anyhow::{anyhow, bail, Context, Result};
+use hdf5_metno as hdf5;
+use ionode_autodiff::ParamStore;
+use ionode_model::{Model, SavedParams};
+use ionode_physics::IonDb;
+use ionode_train::calibrate::DspmdeFit;
+use ionode_train::data::Samples;
+use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes};
+use ionode_train::metrics::{implausible, Metrics};
+use ndarray::Array2;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A finished run, ready to predict with.
+enum Predictor {
+    Neural {
+        model: Box<Model>,
+        store: ParamStore,
+    },
+    Dspmde(Box<DspmdeFit>),
+}
+
+/// A run as read back: what it predicts with and what it was trained on.
+struct LoadedRun {
+    predictor: Predictor,
+    domain: Option<Domain>,
+}
+
+impl LoadedRun {
+    /// The slot names the model predicts for.
+    fn slots(&self) -> Vec<String> {
+        match &self.predictor {
+            Predictor::Neural { model, .. } => model
+                .config()
+                .slots
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+            Predictor::Dspmde(fit) => fit.species.clone(),
+        }
+    }
+}
+
+fn neural(config: &TrainConfig, params: SavedParams) -> Result<Predictor> {
+    let mut store = ParamStore::new();
+    let model = Model::new(config.model.clone(), &mut store, config.seed)
+        .context("the run's model config")?;
+    params
+        .load_into(&mut store)
+        .context("the run's parameters do not fit its model")?;
+    Ok(Predictor::Neural {
+        model: Box::new(model),
+        store,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).with_context(|| format!("{what} is not what a run writes"))
+}
+
+/// Reads an `ablate train` output folder.
+fn load_train_dir(dir: &Path) -> Result<LoadedRun> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("cannot read '{}'", dir.join(name).display()))
+    };
+    let run: serde_json::Value = from_json(&read("run.json")?, "run.json")?;
+    let config: TrainConfig = serde_json::from_value(run["config"].clone())
+        .context("run.json: 'config' is not a run config")?;
+    let domain: Option<Domain> = serde_json::from_value(run["domain"].clone()).unwrap_or(None);
+    let predictor = match config.method {
+        Method::Neural => neural(&config, from_json(&read("params.json")?, "params.json")?)?,
+        Method::DspmdeFit => Predictor::Dspmde(Box::new(from_json(
+            &read("calibration.json")?,
+            "calibration.json",
+        )?)),
+    };
+    Ok(LoadedRun { predictor, domain })
+}
+
+/// Reads one run of a study (its DONE marker and checksum verified first).
+fn load_study_run(dir: &Path) -> Result<LoadedRun> {
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let study_dir = dir
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("'{}' is not a run folder of a study", dir.display()))?;
+    match store::state(study_dir, &id) {
+        store::State::Done => {}
+        store::State::Damaged(why) => bail!("run '{}' is damaged: {why}", dir.display()),
+        store::State::Failed(e) => bail!("run '{}' failed: {e}", dir.display()),
+        store::State::Missing => bail!("run '{}' is not finished (no DONE marker)", dir.display()),
+    }
+    let path = dir.join(store::RUN_FILE);
+    let file = hdf5::File::open(&path)
+        .with_context(|| format!("cannot read run file '{}'", path.display()))?;
+    let text = |name: &str| -> Result<String> {
+        let v: hdf5::types::VarLenUnicode = file
+            .attr(name)
+            .and_then(|a| a.read_scalar())
+            .with_context(|| format!("'{}': attribute '{name}'", path.display()))?;
+        Ok(v.as_str().to_string())
+    };
+    let number = |name: &str| file.attr(name).and_then(|a| a.read_scalar::<f64>()).ok();
+    let config: TrainConfig = from_json(&text("config_json")?, "config_json")?;
+    let domain = match (
+        number("domain_flux_min_m_s"),
+        number("domain_flux_max_m_s"),
+        number("domain_temperature_min_k"),
+        number("domain_temperature_max_k"),
+    ) {
+        (Some(a), Some(b), Some(c), Some(d)) => Some(Domain {
+            flux_m_s: [a, b],
+            temperature_k: [c, d],
+        }),
+        _ => None,
+    };
+    let predictor = match config.method {
+        Method::Neural => neural(&config, from_json(&text("params_json")?, "params_json")?)?,
+        Method::DspmdeFit => Predictor::Dspmde(Box::new(from_json(
+            &text("calibration_json")?,
+            "calibration_json",
+        )?)),
+    };
+    Ok(LoadedRun { predictor, domain })
+}
+
+fn load_run(dir: &Path) -> Result<LoadedRun> {
+    if dir.join(store::RUN_FILE).exists() {
+        load_study_run(dir)
+    } else if dir.join("run.json").exists() {
+        load_train_dir(dir)
+    } else {
+        bail!(
+            "'{}' is not a finished run: expected an `ablate train` folder (run.json) or a study run (run.h5 and DONE)",
+            dir.display()
+        )
+    }
+}
+
+/// The flux column's name as written in the file.
+fn flux_column(data: &MeasuredData) -> &str {
+    data.columns
+        .iter()
+        .find(|c| *c == "Jv_m_s" || *c == "Jv_LMH")
+        .map_or("Jv_m_s", String::as_str)
+}
+
+/// Rows outside what the model was trained on, one located line each.
+fn outside(data: &MeasuredData, domain: &Domain, neural: bool) -> Vec<String> {
+    let name = &data.source_name;
+    let flux_col = flux_column(data);
+    let lmh = flux_col == "Jv_LMH";
+    let mut out = Vec::new();
+    // A relative slack for numbers that went through text and back.
+    let within = |x: f64, [lo, hi]: [f64; 2], slack: f64| x >= lo - slack && x <= hi + slack;
+    for r in &data.rows {
+        let [lo, hi] = domain.flux_m_s;
+        if !within(r.jv_m_s, domain.flux_m_s, 1e-9 * hi) {
+            let (v, a, b, unit) = if lmh {
+                (r.jv_m_s * 3.6e6, lo * 3.6e6, hi * 3.6e6, "LMH")
+            } else {
+                (r.jv_m_s, lo, hi, "m/s")
+            };
+            out.push(format!(
+                "{name}, line {}, column '{flux_col}', value '{v}': outside the fluxes the model was trained on, {a:.6e} to {b:.6e} {unit}; expected a flux in that range (or --extrapolate)",
+                r.line
+            ));
+        }
+        // A neural model has no temperature input: it knows only the temperatures it saw.
+        // DSPM-DE solves each point at its temperature, so its range is a warning at most.
+        if neural && !within(r.temperature_k, domain.temperature_k, 0.01) {
+            let [lo, hi] = domain.temperature_k;
+            out.push(format!(
+                "{name}, line {}, column 'temperature_K', value '{}': outside the temperatures the model was trained on, {lo} to {hi} K; expected a temperature in that range (or --extrapolate)",
+                r.line, r.temperature_k
+            ));
+        }
+    }
+    out
+}
+
+/// Prints located problems and returns the one summary error (exit code 2).
+fn refuse(file: &Path, lines: Vec<String>) -> anyhow::Error {
+    let n = lines.len();
+    for l in lines.iter().take(20) {
+        eprintln!("{l}");
+    }
+    if n > 20 {
+        eprintln!("... and {} more problems", n - 20);
+    }
+    anyhow!(
+        "data '{}': {n} problem{}; nothing was predicted",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let run = load_run(&args.run)?;
+    let db = IonDb::builtin();
+    let text = tabular::read_text(&args.data)?;
+    let name = args.data.display().to_string();
+    let options = LoadOptions {
+        balance_with: args.balance_with.clone(),
+        outcomes: Outcomes::Optional,
+        ..LoadOptions::default()
+    };
+    let data = parse_csv(&text, &name, &options, &db).map_err(|e| refuse(&args.data, e.lines()))?;
+
+    // Every present ion needs a slot of the model.
+    let slots = run.slots();
+    let slot_refs: Vec<&str> = slots.iter().map(String::as_str).collect();
+    let mut problems = Vec::new();
+    let key = |n: &str| {
+        db.get(n)
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|_| n.to_string())
+    };
+    let slot_keys: Vec<String> = slots.iter().map(|s| key(s)).collect();
+    let slot_names: Vec<String> = slots
+        .iter()
+        .map(|s| {
+            db.get(s)
+                .map(|i| i.display_name())
+                .unwrap_or_else(|_| s.clone())
+        })
+        .collect();
+    for r in &data.rows {
+        for (k, ion) in data.ions.iter().enumerate() {
+            if r.present[k] && !slot_keys.contains(&ion.name) {
+                problems.push(format!(
+                    "{name}, line {}, column 'feed_{}_mol_m3', value '{}': the model has no slot for {}; its slots are {}",
+                    r.line,
+                    ion.display_name(),
+                    r.feed_mol_m3[k],
+                    ion.display_name(),
+                    slot_names.join(", ")
+                ));
+            }
+        }
+    }
+    match &run.domain {
+        Some(d) if !args.extrapolate => {
+            let neural = matches!(run.predictor, Predictor::Neural { .. });
+            problems.extend(outside(&data, d, neural));
+        }
+        _ => {}
+    }
+    if !problems.is_empty() {
+        return Err(refuse(&args.data, problems));
+    }
+    let samples =
+        Samples::from_measured(&data, &slot_refs).with_context(|| format!("data '{name}'"))?;
+
+    let predicted: Array2<f64> = match &run.predictor {
+        Predictor::Neural { model, store } => predict_neural(model, store, &samples)?,
+        Predictor::Dspmde(fit) => {
+            let p = fit.predict(&samples)?;
+            if !p.failed_rows.is_empty() {
+                let lines: Vec<String> = p
+                    .failed_rows
+                    .iter()
+                    .map(|&r| data.rows[r].line.to_string())
+                    .collect();
+                return Err(super::Internal(format!(
+                    "DSPM-DE has no solution at line(s) {} of '{name}' with the calibrated membrane; nothing was predicted",
+                    lines.join(", ")
+                ))
+                .into());
+            }
+            p.permeate
+        }
+    };
+    if let Some(why) = implausible(&samples, predicted.view()) {
+        return Err(super::Internal(format!("{why}; nothing was predicted")).into());
+    }
+
+    // PRED.csv: one row per data row and present ion.
+    let with_measured = data.rows.iter().any(|r| r.measured.iter().any(|&m| m));
+    let mut header: Vec<String> = [
+        "row",
+        "line",
+        "sample_id",
+        "family",
+        "ion",
+        "feed_mol_m3",
+        "Jv_m_s",
+        "temperature_K",
+        "permeate_predicted_mol_m3",
+        "rejection_predicted",
+    ]
+    .map(String::from)
+    .to_vec();
+    if with_measured {
+        header.extend(["rejection_measured", "rejection_measured_sd"].map(String::from));
+    }
+    let mut out = String::new();
+    csv::write_record(&mut out, &header);
+    let num = |x: f64| format!("{x:?}");
+    for (row, r) in data.rows.iter().enumerate() {
+        for (s, slot) in slot_names.iter().enumerate() {
+            if !samples.mask[[row, s]] {
+                continue;
+            }
+            let feed = samples.feed_mol_m3[[row, s]];
+            let p = predicted[[row, s]];
+            let mut f = vec![
+                (row + 1).to_string(),
+                r.line.to_string(),
+                r.sample_id.clone().unwrap_or_default(),
+                r.family.clone().unwrap_or_default(),
+                slot.clone(),
+                num(feed),
+                num(r.jv_m_s),
+                num(r.temperature_k),
+                num(p),
+                num(1.0 - p / feed),
+            ];
+            if with_measured {
+                let measured = samples.observed[[row, s]];
+                f.push(if measured {
+                    num(1.0 - samples.permeate_mol_m3[[row, s]] / feed)
+                } else {
+                    String::new()
+                });
+                let sd = samples
+                    .permeate_sd_mol_m3
+                    .as_ref()
+                    .map(|a| a[[row, s]])
+                    .filter(|&v| measured && v > 0.0);
+                f.push(sd.map(|v| num(v / feed)).unwrap_or_default());
+            }
+            csv::write_record(&mut out, &f);
+        }
+    }
+    output::write_text(&args.out, &out)?;
+
+    let mut report = format!(
+        "predicted {} rows ({} ion values) of {name}; wrote {}\n",
+        data.rows.len(),
+        samples.mask.iter().filter(|&&m| m).count(),
+        args.out.display()
+    );
+    if with_measured {
+        let m = Metrics::of(&samples, predicted.view())?;
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+        writeln!(
+            report,
+            "{:<10} {:>6} {:>14} {:>15}",
+            "ion", "n", "rejection MAE", "rejection RMSE"
+        )?;
+        for (ion, slot) in m.per_ion.iter().zip(&slot_names) {
+            if ion.n > 0 {
+                writeln!(
+                    report,
+                    "{slot:<10} {:>6} {:>14} {:>15}",
+                    ion.n,
+                    f(ion.mae),
+                    f(ion.rmse)
+                )?;
+            }
+        }
+        writeln!(
+            report,
+            "{:<10} {:>6} {:>14} {:>15}",
+            "overall",
+            m.n_values,
+            f(m.mae),
+            f(m.rmse)
+        )?;
+    }
+    super::print_stdout(&report)
+}

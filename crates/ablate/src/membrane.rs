@@ -1,0 +1,178 @@
+//! Membranes by name or by file: everywhere a preset name is accepted (`--membrane` of
+//! `dspmde point` and `simulate`, a lab design's `membrane`, a manifest's
+//! `[datasets.pretrain]`), a path to a membrane file (`*.toml`) is accepted too. A
+//! calibrated `dspmde_fit` run writes its fitted membrane in the same format, so a
+//! membrane calibrated on one's own data is used like a preset.
+//!
+//! The file (units in the key names, as everywhere in ionode's files):
+//!
+//! ```toml
+//! name = "NF270, calibrated on my data"      # optional
+//! pore_radius_m = 5.0e-10
+//! effective_thickness_m = 1.33e-6
+//! charge_density_mol_m3 = -27.0
+//! pore_dielectric = 41.3
+//! source = "ablate train, run ..."           # optional
+//! ```
+
+use crate::limits::{read_text, MAX_TEXT_FILE_BYTES};
+use crate::manifest::locate::{show, toml_error, typed, Locations};
+use anyhow::{anyhow, bail, Result};
+use ionode_physics::Membrane;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A membrane file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembraneFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub pore_radius_m: f64,
+    pub effective_thickness_m: f64,
+    pub charge_density_mol_m3: f64,
+    pub pore_dielectric: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl MembraneFile {
+    pub fn new(m: &Membrane, name: &str, source: &str) -> MembraneFile {
+        MembraneFile {
+            name: Some(name.to_string()),
+            pore_radius_m: m.pore_radius_m,
+            effective_thickness_m: m.effective_thickness_m,
+            charge_density_mol_m3: m.charge_density_mol_m3,
+            pore_dielectric: m.pore_dielectric,
+            source: Some(source.to_string()),
+        }
+    }
+
+    pub fn membrane(&self) -> Membrane {
+        Membrane {
+            pore_radius_m: self.pore_radius_m,
+            effective_thickness_m: self.effective_thickness_m,
+            charge_density_mol_m3: self.charge_density_mol_m3,
+            pore_dielectric: self.pore_dielectric,
+        }
+    }
+
+    /// The file's text (numbers in shortest round-trip form, so reading it back gives
+    /// the same bits).
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from(
+            "# DSPM-DE membrane (ionode membrane file; usable wherever a preset name is)\n",
+        );
+        if let Some(n) = &self.name {
+            out.push_str(&format!("name = {}\n", toml::Value::String(n.clone())));
+        }
+        for (k, v) in [
+            ("pore_radius_m", self.pore_radius_m),
+            ("effective_thickness_m", self.effective_thickness_m),
+            ("charge_density_mol_m3", self.charge_density_mol_m3),
+            ("pore_dielectric", self.pore_dielectric),
+        ] {
+            out.push_str(&format!("{k} = {v:?}\n"));
+        }
+        if let Some(s) = &self.source {
+            out.push_str(&format!("source = {}\n", toml::Value::String(s.clone())));
+        }
+        out
+    }
+}
+
+/// Whether a `--membrane` value names a file rather than a preset.
+pub fn is_file(value: &str) -> bool {
+    value.trim().ends_with(".toml")
+}
+
+/// A file value as a path: relative paths from `base` (the folder of the file that names
+/// it, or the working directory for a flag).
+pub fn path_of(value: &str, base: &Path) -> PathBuf {
+    let p = Path::new(value.trim());
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Reads a membrane file; every problem located in it, one line each.
+pub fn read_file(path: &Path) -> Result<Membrane> {
+    let name = path.display().to_string();
+    let text = read_text(path, MAX_TEXT_FILE_BYTES)
+        .map_err(|e| anyhow!("cannot read membrane file '{name}': {e}"))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow!("{}", toml_error(&name, &text, &e)))?;
+    let mut locs = Locations::default();
+    locs.record(&name, &text);
+    let locate = |p: &[String]| locs.find(p).map(|l| (l, show(p)));
+    let (file, problems) = typed::<MembraneFile>(&table, &locate, &name);
+    if !problems.is_empty() {
+        bail!("membrane file: {}", problems.join("; "));
+    }
+    let m = file.expect("no problems, so a value").membrane();
+    m.validate()
+        .map_err(|e| anyhow!("membrane file '{name}': {e}"))?;
+    Ok(m)
+}
+
+/// A preset name or a membrane file (`*.toml`, relative to `base`).
+pub fn resolve(value: &str, base: &Path) -> Result<Membrane> {
+    if is_file(value) {
+        return read_file(&path_of(value, base));
+    }
+    Membrane::preset(value).map_err(|e| anyhow!("{e} (or a membrane file, FILE.toml)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_membrane_file_reads_back_to_the_same_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Membrane {
+            pore_radius_m: 4.1234567891e-10,
+            effective_thickness_m: 2.3e-6,
+            charge_density_mol_m3: -61.0000001,
+            pore_dielectric: 35.5,
+        };
+        let path = dir.path().join("fit.toml");
+        std::fs::write(&path, MembraneFile::new(&m, "fit \"a\"", "test").to_toml()).unwrap();
+        assert_eq!(read_file(&path).unwrap(), m);
+        assert_eq!(resolve("fit.toml", dir.path()).unwrap(), m);
+        assert_eq!(
+            resolve("nf270", dir.path()).unwrap(),
+            Membrane::preset("nf270").unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_membrane_files_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            "pore_radius_nm = 0.5\neffective_thickness_m = 1e-6\ncharge_density_mol_m3 = -1\npore_dielectric = 40\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_file(&path).unwrap_err());
+        assert!(
+            e.contains(&format!(
+                "{}:1:1: unknown key 'pore_radius_nm' (did you mean 'pore_radius_m'?)",
+                path.display()
+            )),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            "pore_radius_m = 0.5\neffective_thickness_m = 1e-6\ncharge_density_mol_m3 = -1\npore_dielectric = 40\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_file(&path).unwrap_err());
+        assert!(e.contains("SI units"), "{e}");
+        let e = format!("{:#}", resolve("nf90", dir.path()).unwrap_err());
+        assert!(e.contains("nf270") && e.contains("FILE.toml"), "{e}");
+    }
+}
