@@ -37,7 +37,23 @@ pub struct DataCache {
     simulated: Mutex<HashMap<SimulatedKey, Arc<(Samples, usize)>>>,
     measured: Mutex<HashMap<MeasuredKey, Arc<Option<Samples>>>>,
     hashes: Mutex<HashMap<PathBuf, String>>,
+    pretrained: Mutex<HashMap<String, PretrainCell>>,
 }
+
+/// What pre-training leaves behind. Runs whose model, pre-training settings, pre-training
+/// data and seed agree compute the same bits, so a study's runs that differ only in what
+/// comes after (the measured split, the fine-tuning, the constraint's effect downstream)
+/// pre-train once per process and share the result.
+#[derive(Debug, Clone)]
+struct Pretrained {
+    params: SavedParams,
+    report: Option<StageReport>,
+    metrics: serde_json::Value,
+    domain: Option<Domain>,
+}
+
+/// One pre-training, computed by the first run that needs it while the others wait.
+type PretrainCell = Arc<std::sync::OnceLock<std::result::Result<Pretrained, String>>>;
 
 impl DataCache {
     fn simulated(&self, path: &Path, slots: &[&str]) -> Result<Arc<(Samples, usize)>> {
@@ -83,6 +99,24 @@ impl DataCache {
         let loaded = Arc::new(read_measured(paths, balance_with, slots, db)?);
         map.insert(key, loaded.clone());
         Ok(loaded)
+    }
+
+    /// The pre-training of `key`, computed once per process by `compute`.
+    fn pretrained(
+        &self,
+        key: String,
+        compute: impl FnOnce() -> Result<Pretrained>,
+    ) -> Result<Pretrained> {
+        let cell = {
+            let mut map = self
+                .pretrained
+                .lock()
+                .map_err(|_| anyhow!("pre-training cache poisoned"))?;
+            map.entry(key).or_default().clone()
+        };
+        cell.get_or_init(|| compute().map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// The content hash of an input file (provenance), computed once per process.
@@ -458,65 +492,108 @@ pub fn execute(
                 ),
                 ("measured", measured, &measured_split, &config.finetune),
             ];
+            // Pre-training is shared by the runs of this process that agree on everything
+            // it depends on, when a measured stage follows (a pre-training-only run keeps
+            // its own test predictions and attention maps).
+            let pretrain_key = serde_json::to_string(&(
+                &config.model,
+                &config.pretrain,
+                &config.data.pretrain,
+                config.data.pretrain_max_feeds,
+                config.data.pretrain_validation_fraction,
+                config.data.pretrain_test_fraction,
+                seed,
+            ))?;
             for (name, samples, split, stage) in stages {
                 let (Some(samples), Some(split)) = (samples, split) else {
                     continue;
                 };
-                if let Some(stage) = stage {
-                    let (train, validation) = (
-                        samples.subset(&split.train),
-                        samples.subset(&split.validation),
-                    );
-                    let rows: Vec<usize> = split
-                        .train
-                        .iter()
-                        .chain(&split.validation)
-                        .copied()
-                        .collect();
-                    domain = match (domain, Domain::of(samples, &rows)) {
-                        (Some(a), Some(b)) => Some(a.union(b)),
-                        (a, b) => a.or(b),
-                    };
-                    let stage_name = if name == "pretrain" {
-                        "pretrain"
-                    } else {
-                        "finetune"
-                    };
-                    curves.push(train_stage(
-                        stage_name,
-                        &model,
-                        &mut store,
-                        &train,
-                        &validation,
-                        stage,
-                        seed,
-                        on_epoch,
-                    )?);
-                }
-                let predicted = predict_neural(&model, &store, samples)?;
-                if let Some(detail) = implausible(samples, predicted.view()) {
-                    // A run whose loss went astronomically wrong without becoming NaN ends
-                    // here, failed like a NaN, not DONE with meaningless metrics.
-                    let last = curves.last();
-                    return Err(TrainError::Diverged {
-                        stage: last.map_or(name.to_string(), |c| c.stage.clone()),
-                        epoch: last.map_or(0, |c| c.epochs_run.saturating_sub(1)),
-                        loss: last.map_or(f64::NAN, |c| c.best_validation_loss),
-                        detail,
+                let scored_stage = |store: &mut ParamStore,
+                                    on_epoch: &mut dyn FnMut(&EpochReport)|
+                 -> Result<(Pretrained, Array2<f64>)> {
+                    let mut report = None;
+                    let mut stage_domain = None;
+                    if let Some(stage) = stage {
+                        let (train, validation) = (
+                            samples.subset(&split.train),
+                            samples.subset(&split.validation),
+                        );
+                        let rows: Vec<usize> = split
+                            .train
+                            .iter()
+                            .chain(&split.validation)
+                            .copied()
+                            .collect();
+                        stage_domain = Domain::of(samples, &rows);
+                        let stage_name = if name == "pretrain" {
+                            "pretrain"
+                        } else {
+                            "finetune"
+                        };
+                        report = Some(train_stage(
+                            stage_name,
+                            &model,
+                            store,
+                            &train,
+                            &validation,
+                            stage,
+                            seed,
+                            on_epoch,
+                        )?);
                     }
-                    .into());
-                }
-                let scored = SplitMetrics::compute(samples, split, predicted.view())?;
-                metrics.insert(name.into(), serde_json::to_value(scored)?);
-                // The test predictions of the last scored data (measured, if any).
-                let part = if name == "pretrain" {
-                    "pretrain_test"
-                } else {
-                    "test"
+                    let predicted = predict_neural(&model, store, samples)?;
+                    if let Some(detail) = implausible(samples, predicted.view()) {
+                        // A run whose loss went astronomically wrong without becoming NaN
+                        // ends here, failed like a NaN, not DONE with meaningless metrics.
+                        let last = report.as_ref().or(curves.last());
+                        return Err(TrainError::Diverged {
+                            stage: last.map_or(name.to_string(), |c| c.stage.clone()),
+                            epoch: last.map_or(0, |c| c.epochs_run.saturating_sub(1)),
+                            loss: last.map_or(f64::NAN, |c| c.best_validation_loss),
+                            detail,
+                        }
+                        .into());
+                    }
+                    let scored = SplitMetrics::compute(samples, split, predicted.view())?;
+                    let done = Pretrained {
+                        params: SavedParams::from_store(store),
+                        report,
+                        metrics: serde_json::to_value(scored)?,
+                        domain: stage_domain,
+                    };
+                    Ok((done, predicted))
                 };
-                predictions = Predictions::of(samples, &split.test, &predicted, part);
-                if config.model.variant == Variant::AttentionNode {
-                    attention_maps = attention(&model, &store, samples, &split.test)?;
+                let shared = name == "pretrain" && measured_split.is_some();
+                let (done, predicted) = if shared {
+                    let done = cache.pretrained(pretrain_key.clone(), || {
+                        scored_stage(&mut store, on_epoch).map(|(d, _)| d)
+                    })?;
+                    // Computed by this run or by another: the same bits either way.
+                    done.params
+                        .load_into(&mut store)
+                        .context("the shared pre-training")?;
+                    (done, None)
+                } else {
+                    let (done, predicted) = scored_stage(&mut store, on_epoch)?;
+                    (done, Some(predicted))
+                };
+                curves.extend(done.report.clone());
+                metrics.insert(name.into(), done.metrics.clone());
+                domain = match (domain, done.domain) {
+                    (Some(a), Some(b)) => Some(a.union(b)),
+                    (a, b) => a.or(b),
+                };
+                if let Some(predicted) = predicted {
+                    // The test predictions of the last scored data (measured, if any).
+                    let part = if name == "pretrain" {
+                        "pretrain_test"
+                    } else {
+                        "test"
+                    };
+                    predictions = Predictions::of(samples, &split.test, &predicted, part);
+                    if config.model.variant == Variant::AttentionNode {
+                        attention_maps = attention(&model, &store, samples, &split.test)?;
+                    }
                 }
             }
             Artefact::Params(SavedParams::from_store(&store))

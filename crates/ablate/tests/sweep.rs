@@ -886,3 +886,28 @@ fn a_sweep_logs_one_line_per_finished_run_when_stderr_is_not_a_terminal() {
         lines[1]
     );
 }
+
+/// Runs that agree on everything pre-training depends on share one pre-training within a
+/// process; the results are the same bits as when each run pre-trains on its own (one
+/// shard per run).
+#[test]
+fn shared_pretraining_gives_the_same_bits_as_pretraining_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(
+        dir.path(),
+        "share",
+        "study = \"share\"\nseeds = 1\n[grid]\n\"method\" = [\"neural\"]\n\"model.variant\" = [\"attention_node\"]\n\
+         \"model.electroneutrality\" = [{ kind = \"hard\" }]\n\"pretrain\" = [{ epochs = 2, batch_size = 32 }]\n\
+         \"split.n_train\" = [10, 40, 120]\n",
+    );
+    let m = m.to_str().unwrap();
+    let (together, apart) = (dir.path().join("together"), dir.path().join("apart"));
+    run_ok(&["run", m, "--jobs", "2", "--results", together.to_str().unwrap()]);
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        run_ok(&["run", m, "--shard", &shard, "--results", apart.to_str().unwrap()]);
+    }
+    let (a, b) = (results(&together.join("share")), results(&apart.join("share")));
+    assert_eq!(a.len(), 3);
+    assert_eq!(a, b);
+}
