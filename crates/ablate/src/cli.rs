@@ -340,8 +340,8 @@ Examples:
       --flux-count 8 --flux-spacing log --cp exponential --out datasets/sim/small.h5
 
 HDF5 layout: feed [N,S], mask [N,S] u8, flux_m_s [F], permeate [N,F,S], rejection
-[N,F,S], pressure_pa [N,F], status [N,F] u8 (0 solved, 1 failed), species [S], charge [S],
-group failures/ (sample, flux_index, jv_m_s, message); root attributes hold the generator
+[N,F,S], pressure_pa [N,F], status [N,F] u8 (0 solved, 1 failed), temperature_k [N],
+species [S], charge [S], group failures/ (sample, flux_index, jv_m_s, message); root attributes hold the generator
 config (config_json), membrane parameters, git commit and synthetic = \"true\".";
 
 /// Flux grid spacing (`--flux-spacing`, and `flux_spacing` of a manifest's
@@ -406,9 +406,13 @@ pub struct SimulateArgs {
     /// Finite-difference elements across the pore.
     #[arg(long, default_value_t = 1)]
     pub elements: usize,
-    /// Temperature: 25C, 298.15K or a plain number in K.
+    /// Temperature: 25C, 298.15K or a plain number in K (with --temperature-max, the
+    /// lowest of a range).
     #[arg(long, default_value = "25C", allow_hyphen_values = true)]
     pub temperature: String,
+    /// Draw each feed's temperature uniformly from --temperature to this one (e.g. 35C).
+    #[arg(long, allow_hyphen_values = true)]
+    pub temperature_max: Option<String>,
     /// Worker threads [default: all cores]. The result does not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,

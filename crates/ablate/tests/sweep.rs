@@ -902,12 +902,29 @@ fn shared_pretraining_gives_the_same_bits_as_pretraining_alone() {
     );
     let m = m.to_str().unwrap();
     let (together, apart) = (dir.path().join("together"), dir.path().join("apart"));
-    run_ok(&["run", m, "--jobs", "2", "--results", together.to_str().unwrap()]);
+    run_ok(&[
+        "run",
+        m,
+        "--jobs",
+        "2",
+        "--results",
+        together.to_str().unwrap(),
+    ]);
     for i in 0..3 {
         let shard = format!("{i}/3");
-        run_ok(&["run", m, "--shard", &shard, "--results", apart.to_str().unwrap()]);
+        run_ok(&[
+            "run",
+            m,
+            "--shard",
+            &shard,
+            "--results",
+            apart.to_str().unwrap(),
+        ]);
     }
-    let (a, b) = (results(&together.join("share")), results(&apart.join("share")));
+    let (a, b) = (
+        results(&together.join("share")),
+        results(&apart.join("share")),
+    );
     assert_eq!(a.len(), 3);
     assert_eq!(a, b);
 }

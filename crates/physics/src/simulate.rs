@@ -88,7 +88,11 @@ pub struct SimulationConfig {
     /// The ion slots feeds are drawn from (the dataset's species axis).
     pub species: Vec<Ion>,
     pub membrane: Membrane,
+    /// Temperature, K; with `temperature_max_k` the lower end of a range.
     pub temperature_k: f64,
+    /// Draw each feed's temperature uniformly from `temperature_k..=temperature_max_k`
+    /// (after its composition, so the feeds are those of the same seed without a range).
+    pub temperature_max_k: Option<f64>,
     pub activity: ActivityModel,
     pub polarisation: SimPolarisation,
     pub elements: usize,
@@ -109,6 +113,7 @@ impl SimulationConfig {
             species,
             membrane,
             temperature_k: 298.15,
+            temperature_max_k: None,
             activity: ActivityModel::Ideal,
             polarisation: SimPolarisation::None,
             elements: 1,
@@ -186,11 +191,30 @@ impl SimulationConfig {
         if let SimPolarisation::Film { channel, .. } = &self.polarisation {
             channel.validate()?;
         }
+        if !(self.temperature_k.is_finite() && (273.15..=373.15).contains(&self.temperature_k)) {
+            return Err(PhysicsError::invalid(
+                "temperature",
+                self.temperature_k,
+                "273.15..=373.15 K",
+            ));
+        }
+        if let Some(hi) = self.temperature_max_k {
+            if !(hi.is_finite() && hi > self.temperature_k && hi <= 373.15) {
+                return Err(PhysicsError::invalid(
+                    "temperature range",
+                    format!("{}..{hi} K", self.temperature_k),
+                    "a range of increasing temperatures within 273.15..=373.15 K",
+                ));
+            }
+        }
         self.membrane.validate()?;
         for ion in &self.species {
             ion.validate()?;
             // Every species must fit the pore.
             crate::partition::IonConstants::new(ion, &self.membrane, self.temperature_k)?;
+            if let Some(t) = self.temperature_max_k {
+                crate::partition::IonConstants::new(ion, &self.membrane, t)?;
+            }
         }
         if self.elements == 0 || self.elements > 1000 {
             return Err(PhysicsError::invalid(
@@ -217,8 +241,8 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     pub species: Vec<String>,
-    /// The temperature every point was solved at, K.
-    pub temperature_k: f64,
+    /// `[samples]` the temperature each feed's points were solved at, K.
+    pub temperature_k: Vec<f64>,
     pub charges: Vec<i32>,
     pub fluxes_m_s: Vec<f64>,
     /// `[samples, species]`, mol/m3.
@@ -283,6 +307,7 @@ pub fn random_feed(config: &SimulationConfig, rng: &mut Rng) -> (Vec<usize>, Vec
 struct SampleResult {
     present: Vec<usize>,
     feed: Vec<f64>,
+    temperature_k: f64,
     /// Per flux: permeate and pressure, or the failure message.
     points: Vec<std::result::Result<(Vec<f64>, f64), String>>,
 }
@@ -290,6 +315,10 @@ struct SampleResult {
 fn simulate_sample(config: &SimulationConfig, fluxes: &[f64], index: usize) -> SampleResult {
     let mut rng = Rng::new(stream_seed(config.seed, index as u64));
     let (present, feed) = random_feed(config, &mut rng);
+    let temperature_k = match config.temperature_max_k {
+        Some(hi) => config.temperature_k + (hi - config.temperature_k) * rng.uniform(),
+        None => config.temperature_k,
+    };
     let ions: Vec<Ion> = present.iter().map(|&i| config.species[i].clone()).collect();
     let polarisation = match config.polarisation {
         SimPolarisation::None => Polarisation::None,
@@ -302,7 +331,7 @@ fn simulate_sample(config: &SimulationConfig, fluxes: &[f64], index: usize) -> S
         ions,
         c_bulk: feed.clone(),
         membrane: config.membrane,
-        temperature_k: config.temperature_k,
+        temperature_k,
         activity: config.activity,
         polarisation,
         elements: config.elements,
@@ -323,6 +352,7 @@ fn simulate_sample(config: &SimulationConfig, fluxes: &[f64], index: usize) -> S
     SampleResult {
         present,
         feed,
+        temperature_k,
         points,
     }
 }
@@ -344,7 +374,7 @@ pub fn simulate(config: &SimulationConfig, on_sample: &(dyn Fn() + Sync)) -> Res
     let mut data = Dataset {
         species: config.species.iter().map(|i| i.name.clone()).collect(),
         charges: config.species.iter().map(|i| i.charge).collect(),
-        temperature_k: config.temperature_k,
+        temperature_k: Vec::with_capacity(n),
         fluxes_m_s: fluxes.clone(),
         feed: Array2::zeros((n, s)),
         mask: Array2::zeros((n, s)),
@@ -355,6 +385,7 @@ pub fn simulate(config: &SimulationConfig, on_sample: &(dyn Fn() + Sync)) -> Res
         failures: Vec::new(),
     };
     for (sample, r) in results.into_iter().enumerate() {
+        data.temperature_k.push(r.temperature_k);
         for (&slot, &c) in r.present.iter().zip(&r.feed) {
             data.feed[[sample, slot]] = c;
             data.mask[[sample, slot]] = 1;

@@ -242,3 +242,39 @@ fn datasets_are_bit_identical_across_thread_counts() {
     };
     assert_ne!(one.feed, other_seed.feed);
 }
+
+/// A temperature range draws each feed's temperature after its composition: the feeds are
+/// those of the same seed without a range, the temperatures lie in the range and vary,
+/// and a point at a higher temperature differs from the single-temperature one.
+#[test]
+fn a_temperature_range_keeps_the_feeds_and_varies_the_temperature() {
+    let db = IonDb::builtin();
+    let species: Vec<Ion> = SPECIES.iter().map(|n| db.get(n).unwrap().clone()).collect();
+    let mut config = SimulationConfig::new(species, nf270(), 12, 7);
+    config.temperature_k = 288.15;
+    config.fluxes = FluxGrid {
+        min_m_s: 5e-6,
+        max_m_s: 2e-5,
+        count: 2,
+        spacing: Spacing::Linear,
+    };
+    let fixed = simulate(&config, &|| {}).unwrap();
+    config.temperature_max_k = Some(308.15);
+    let ranged = simulate(&config, &|| {}).unwrap();
+    assert_eq!(fixed.feed, ranged.feed);
+    assert_eq!(fixed.temperature_k, vec![288.15; 12]);
+    assert!(ranged
+        .temperature_k
+        .iter()
+        .all(|t| (288.15..=308.15).contains(t)));
+    let spread = ranged.temperature_k.iter().cloned().fold(0.0, f64::max)
+        - ranged
+            .temperature_k
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min);
+    assert!(spread > 5.0, "{:?}", ranged.temperature_k);
+    assert_ne!(fixed.permeate, ranged.permeate);
+    config.temperature_max_k = Some(280.0);
+    assert!(simulate(&config, &|| {}).is_err());
+}

@@ -228,7 +228,7 @@ impl Samples {
             flux_m_s: flux,
             permeate_mol_m3: permeate,
             permeate_sd_mol_m3: None,
-            temperature_k: vec![data.temperature_k; n],
+            temperature_k: points.iter().map(|&(i, _)| data.temperature_k[i]).collect(),
             family: vec![None; n],
             synthetic: vec![true; n],
             origin: points.iter().map(|&(i, _)| i).collect(),
@@ -602,7 +602,7 @@ mod tests {
         Dataset {
             species: vec!["Na_+".into(), "Cl_-".into(), "SO4_2-".into()],
             charges: vec![1, -1, -2],
-            temperature_k: 298.15,
+            temperature_k: vec![298.15; 2],
             fluxes_m_s: vec![1e-6, 1e-5],
             feed,
             mask,

@@ -46,6 +46,11 @@ pub(crate) fn config(args: &SimulateArgs, db: &IonDb) -> Result<SimulationConfig
     }
     let mut config = SimulationConfig::new(species, membrane, args.samples, args.seed);
     config.temperature_k = units::parse_temperature("--temperature", &args.temperature)?;
+    config.temperature_max_k = args
+        .temperature_max
+        .as_deref()
+        .map(|t| units::parse_temperature("--temperature-max", t))
+        .transpose()?;
     config.activity = parse_activity(&args.activity)?;
     config.polarisation = match args.cp.trim().to_ascii_lowercase().as_str() {
         "none" => SimPolarisation::None,
@@ -123,6 +128,7 @@ fn config_json(args: &SimulateArgs, config: &SimulationConfig) -> serde_json::Va
         "spiral_wound_channel": channel,
         "elements": config.elements,
         "temperature_k": config.temperature_k,
+        "temperature_max_k": config.temperature_max_k,
     })
 }
 
@@ -143,6 +149,12 @@ fn write(
         h5::dataset(file, "rejection", &data.rejection, Some("1"))?;
         h5::dataset(file, "pressure_pa", &data.pressure_pa, Some("Pa"))?;
         h5::dataset(file, "status", &data.status, None)?;
+        h5::dataset(
+            file,
+            "temperature_k",
+            data.temperature_k.as_slice(),
+            Some("K"),
+        )?;
         h5::string_dataset(file, "species", &data.species)?;
         h5::dataset(file, "charge", data.charges.as_slice(), None)?;
 

@@ -130,20 +130,32 @@ pub(crate) fn read_simulation(path: &Path) -> Result<Dataset> {
         .with_context(|| format!("cannot open pre-training set '{}'", path.display()))?;
     let ctx = |name: &str| format!("pre-training set '{}': dataset '{name}'", path.display());
     let species = h5::read_strings(&file, "species").with_context(|| ctx("species"))?;
-    // The generator's temperature, from the config the file records.
-    let config: hdf5::types::VarLenUnicode = file
-        .attr("config_json")
-        .and_then(|a| a.read_scalar())
-        .with_context(|| ctx("config_json (attribute)"))?;
-    let temperature_k = serde_json::from_str::<serde_json::Value>(config.as_str())
-        .ok()
-        .and_then(|c| c["temperature_k"].as_f64())
-        .with_context(|| {
-            format!(
-                "pre-training set '{}': config_json has no temperature_k (not written by ablate simulate?)",
-                path.display()
-            )
-        })?;
+    // Each feed's temperature; files written before temperature ranges existed record one
+    // temperature in their generator config.
+    let n_samples = file
+        .dataset("feed")
+        .map(|d| d.shape().first().copied().unwrap_or(0))
+        .with_context(|| ctx("feed"))?;
+    let temperature_k = if file.link_exists("temperature_k") {
+        file.dataset("temperature_k")
+            .and_then(|d| d.read_raw::<f64>())
+            .with_context(|| ctx("temperature_k"))?
+    } else {
+        let config: hdf5::types::VarLenUnicode = file
+            .attr("config_json")
+            .and_then(|a| a.read_scalar())
+            .with_context(|| ctx("config_json (attribute)"))?;
+        let t = serde_json::from_str::<serde_json::Value>(config.as_str())
+            .ok()
+            .and_then(|c| c["temperature_k"].as_f64())
+            .with_context(|| {
+                format!(
+                    "pre-training set '{}': no temperature_k dataset and none in config_json (not written by ablate simulate?)",
+                    path.display()
+                )
+            })?;
+        vec![t; n_samples]
+    };
     Ok(Dataset {
         temperature_k,
         charges: file

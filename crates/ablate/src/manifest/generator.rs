@@ -40,6 +40,9 @@ pub struct GeneratorSpec {
     pub elements: usize,
     #[serde(default = "d_temperature")]
     pub temperature: String,
+    /// The top of a temperature range (each feed drawn uniformly in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_max: Option<String>,
 }
 
 // The defaults of `ablate simulate`'s flags.
@@ -116,6 +119,7 @@ impl GeneratorSpec {
             cp: self.cp.clone(),
             elements: self.elements,
             temperature: self.temperature.clone(),
+            temperature_max: self.temperature_max.clone(),
             threads,
             ions: None,
         }
