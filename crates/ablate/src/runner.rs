@@ -466,6 +466,7 @@ pub fn execute(
     let mut predictions = Predictions::default();
     let mut attention_maps = None;
     let mut domain: Option<Domain> = None;
+    let mut pretrain_seconds: Option<f64> = None;
 
     let artefact = match config.method {
         Method::Neural => {
@@ -565,9 +566,17 @@ pub fn execute(
                 };
                 let shared = name == "pretrain" && measured_split.is_some();
                 let (done, predicted) = if shared {
+                    let started = Instant::now();
+                    let mut computed = false;
                     let done = cache.pretrained(pretrain_key.clone(), || {
+                        computed = true;
                         scored_stage(&mut store, on_epoch).map(|(d, _)| d)
                     })?;
+                    pretrain_seconds = Some(if computed {
+                        started.elapsed().as_secs_f64()
+                    } else {
+                        0.0
+                    });
                     // Computed by this run or by another: the same bits either way.
                     done.params
                         .load_into(&mut store)
@@ -620,11 +629,12 @@ pub fn execute(
             .iter()
             .filter(|c| c.stage == name)
             .map(|c| c.seconds)
-            .sum::<f64>()
+            .fold(0.0, |a, b| a + b)
     };
     let timings = Timings {
         total: start.elapsed().as_secs_f64(),
-        pretrain: stage_seconds("pretrain"),
+        // This run's own time: a pre-training shared with an earlier run costs it nothing.
+        pretrain: pretrain_seconds.unwrap_or_else(|| stage_seconds("pretrain")),
         finetune: stage_seconds("finetune"),
     };
     Ok(RunOutcome {
