@@ -2,7 +2,7 @@
 //! are parsed by [`crate::units`], so that a bad value gives one `error:` line naming the
 //! flag, the value and what is accepted, instead of clap's multi-line usage error.
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -344,75 +344,14 @@ HDF5 layout: feed [N,S], mask [N,S] u8, flux_m_s [F], permeate [N,F,S], rejectio
 species [S], charge [S], group failures/ (sample, flux_index, jv_m_s, message); root attributes hold the generator
 config (config_json), membrane parameters, git commit and synthetic = \"true\".";
 
-/// Flux grid spacing (`--flux-spacing`, and `flux_spacing` of a manifest's
-/// `[datasets.pretrain]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FluxSpacing {
-    Linear,
-    Log,
-}
-
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Membrane: a preset (nf270, wt_test, wt_flowsheet, wt_default) or a membrane file
-    /// (FILE.toml: pore_radius_m, effective_thickness_m, charge_density_mol_m3,
-    /// pore_dielectric), e.g. one a dspmde_fit run wrote.
-    #[arg(long, default_value = "nf270")]
-    pub membrane: String,
-    /// Number of random feeds.
-    #[arg(long)]
-    pub samples: usize,
-    /// Seed; the dataset is a pure function of the seed and the other flags.
-    #[arg(long)]
-    pub seed: u64,
-    /// Output file (.h5); written to NAME.h5.tmp, then renamed. Parent folders are created.
+    #[command(flatten)]
+    pub spec: crate::simulator::SimulatorSpec,
+    /// Output file (.h5); written under a temporary name, then renamed. Parent folders
+    /// are created.
     #[arg(long, value_name = "NAME.h5")]
     pub out: PathBuf,
-    /// The species axis: comma-separated ion names.
-    #[arg(long, default_value = "Na+,K+,Li+,Mg2+,Ca2+,Cl-,SO4^2-")]
-    pub species: String,
-    /// Fewest ions in a feed.
-    #[arg(long, default_value_t = 2)]
-    pub min_ions: usize,
-    /// Most ions in a feed [default: the number of species].
-    #[arg(long)]
-    pub max_ions: Option<usize>,
-    /// Lowest concentration, mol/m3 (log-uniform draws).
-    #[arg(long, default_value_t = 1.0)]
-    pub c_min: f64,
-    /// Highest concentration, mol/m3.
-    #[arg(long, default_value_t = 200.0)]
-    pub c_max: f64,
-    /// Lowest water flux (m/s, or with a unit: 7lmh).
-    #[arg(long, default_value = "2e-6")]
-    pub flux_min: String,
-    /// Highest water flux (m/s, or with a unit: 108lmh).
-    #[arg(long, default_value = "3e-5")]
-    pub flux_max: String,
-    /// Number of fluxes in the grid.
-    #[arg(long, default_value_t = 16)]
-    pub flux_count: usize,
-    /// Grid spacing.
-    #[arg(long, value_enum, default_value_t = FluxSpacing::Linear)]
-    pub flux_spacing: FluxSpacing,
-    /// Activity model: ideal or davies.
-    #[arg(long, default_value = "ideal")]
-    pub activity: String,
-    /// Concentration polarisation: none, linearised or exponential film, with WaterTAP's
-    /// spiral-wound channel (h = 0.5 mm, u = 0.25 m/s) for the mass-transfer coefficients.
-    #[arg(long, default_value = "none")]
-    pub cp: String,
-    /// Finite-difference elements across the pore.
-    #[arg(long, default_value_t = 1)]
-    pub elements: usize,
-    /// Temperature: 25C, 298.15K or a plain number in K (with --temperature-max, the
-    /// lowest of a range).
-    #[arg(long, default_value = "25C", allow_hyphen_values = true)]
-    pub temperature: String,
-    /// Draw each feed's temperature uniformly from --temperature to this one (e.g. 35C).
-    #[arg(long, allow_hyphen_values = true)]
-    pub temperature_max: Option<String>,
     /// Worker threads [default: all cores]. The result does not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,

@@ -4,7 +4,8 @@
 //! line's text, because toml's own `Display` is a multi-line snippet that does not fit the
 //! program's one-line `error:` contract.
 
-use anyhow::{anyhow, Context, Result};
+use crate::errors::OrUsage;
+use anyhow::{Context, Result};
 use ionode_physics::{Ion, IonDb};
 use serde::Deserialize;
 use std::path::Path;
@@ -56,9 +57,9 @@ pub fn load(path: Option<&Path>) -> Result<IonDb> {
     let mut db = IonDb::builtin();
     let Some(path) = path else { return Ok(db) };
     let text = crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES)
-        .with_context(|| format!("cannot read ions file '{}'", path.display()))?;
-    let file: IonsFile =
-        toml::from_str(&text).map_err(|e| anyhow!(describe_toml_error(path, &text, &e)))?;
+        .or_usage(|| format!("cannot read ions file '{}'", path.display()))?;
+    let file: IonsFile = toml::from_str(&text)
+        .map_err(|e| crate::usage!("{}", describe_toml_error(path, &text, &e)))?;
     if file.ion.is_empty() {
         tracing::warn!("ions file '{}' has no [[ion]] tables", path.display());
     }

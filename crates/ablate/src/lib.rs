@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod errors;
 pub mod h5;
 pub mod ions;
 pub mod json;
@@ -18,9 +19,12 @@ pub mod logging;
 pub mod manifest;
 pub mod membrane;
 pub mod output;
+pub mod progress;
 pub mod provenance;
 pub mod report;
 pub mod runner;
+pub mod simfile;
+pub mod simulator;
 pub mod store;
 pub mod tabular;
 pub mod units;

@@ -17,7 +17,7 @@
 
 use crate::limits::{read_text, MAX_TEXT_FILE_BYTES};
 use crate::manifest::locate::{show, toml_error, typed, Locations};
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use ionode_physics::Membrane;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -101,19 +101,19 @@ pub fn path_of(value: &str, base: &Path) -> PathBuf {
 pub fn read_file(path: &Path) -> Result<Membrane> {
     let name = path.display().to_string();
     let text = read_text(path, MAX_TEXT_FILE_BYTES)
-        .map_err(|e| anyhow!("cannot read membrane file '{name}': {e}"))?;
+        .map_err(|e| crate::usage!("cannot read membrane file '{name}': {e}"))?;
     let table: toml::Table =
-        toml::from_str(&text).map_err(|e| anyhow!("{}", toml_error(&name, &text, &e)))?;
+        toml::from_str(&text).map_err(|e| crate::usage!("{}", toml_error(&name, &text, &e)))?;
     let mut locs = Locations::default();
     locs.record(&name, &text);
     let locate = |p: &[String]| locs.find(p).map(|l| (l, show(p)));
     let (file, problems) = typed::<MembraneFile>(&table, &locate, &name);
     if !problems.is_empty() {
-        bail!("membrane file: {}", problems.join("; "));
+        return Err(crate::usage!("membrane file: {}", problems.join("; ")));
     }
     let m = file.expect("no problems, so a value").membrane();
     m.validate()
-        .map_err(|e| anyhow!("membrane file '{name}': {e}"))?;
+        .map_err(|e| crate::usage!("membrane file '{name}': {e}"))?;
     Ok(m)
 }
 
@@ -122,7 +122,7 @@ pub fn resolve(value: &str, base: &Path) -> Result<Membrane> {
     if is_file(value) {
         return read_file(&path_of(value, base));
     }
-    Membrane::preset(value).map_err(|e| anyhow!("{e} (or a membrane file, FILE.toml)"))
+    Membrane::preset(value).map_err(|e| crate::usage!("{e} (or a membrane file, FILE.toml)"))
 }
 
 #[cfg(test)]

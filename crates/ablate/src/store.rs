@@ -369,6 +369,11 @@ impl Drop for Claims {
 mod tests {
     use super::*;
 
+    /// Whether `claims` gets the run in `dir`.
+    fn mine(claims: &Claims, dir: &Path) -> bool {
+        matches!(claims.claim(dir).unwrap(), Claimed::Mine(_))
+    }
+
     #[test]
     fn done_records_a_checksum_that_state_verifies() {
         let study = tempfile::tempdir().unwrap();
@@ -411,10 +416,7 @@ mod tests {
         assert_eq!(Owner::parse(&text), Some(me));
         drop(c);
         assert!(!dir.path().join(CLAIM).exists());
-        assert!(matches!(
-            claims.claim(dir.path()).unwrap(),
-            Claimed::Mine(_)
-        ));
+        assert!(mine(&claims, dir.path()));
     }
 
     #[test]
@@ -431,10 +433,7 @@ mod tests {
         fs::write(dir.path().join(CLAIM), dead.to_text()).unwrap();
         let claims = Claims::start();
         let me = claims.owner().clone();
-        assert!(matches!(
-            claims.claim(dir.path()).unwrap(),
-            Claimed::Mine(_)
-        ));
+        assert!(mine(&claims, dir.path()));
         // A pid that lives but is another process (its start time differs) is gone too.
         let reused = Owner {
             started: me.started + 1,
@@ -442,10 +441,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(CLAIM), reused.to_text()).unwrap();
-        assert!(matches!(
-            claims.claim(dir.path()).unwrap(),
-            Claimed::Mine(_)
-        ));
+        assert!(mine(&claims, dir.path()));
     }
 
     #[test]
@@ -467,10 +463,7 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        assert!(matches!(
-            claims.claim(dir.path()).unwrap(),
-            Claimed::Mine(_)
-        ));
+        assert!(mine(&claims, dir.path()));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! validator and give the same messages; writing goes the other way. Parquet line numbers
 //! in messages count the header as line 1, as for CSV.
 
+use crate::errors::OrUsage;
 use crate::output;
 use anyhow::{Context, Result};
 use polars::prelude::{
@@ -29,22 +30,22 @@ pub fn is_parquet(path: &Path) -> bool {
 pub fn read_text(path: &Path) -> Result<String> {
     if !is_parquet(path) {
         let bytes = crate::limits::read_file(path, crate::limits::MAX_DATA_FILE_BYTES)
-            .with_context(|| format!("cannot read data file '{}'", path.display()))?;
+            .or_usage(|| format!("cannot read data file '{}'", path.display()))?;
         // The error names the line of the first invalid byte.
         return String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-            anyhow::anyhow!(
+            crate::usage!(
                 "data file '{}', line {line}: not UTF-8 text; expected a UTF-8 CSV file (in a spreadsheet: save as \"CSV UTF-8\")",
                 path.display()
             )
         });
     }
     let bytes = crate::limits::read_file(path, crate::limits::MAX_DATA_FILE_BYTES)
-        .with_context(|| format!("cannot read data file '{}'", path.display()))?;
+        .or_usage(|| format!("cannot read data file '{}'", path.display()))?;
     let mut df = ParquetReader::new(Cursor::new(bytes))
         .finish()
-        .with_context(|| format!("'{}' is not a readable Parquet file", path.display()))?;
+        .or_usage(|| format!("'{}' is not a readable Parquet file", path.display()))?;
     let mut buf = Vec::new();
     CsvWriter::new(&mut buf)
         .include_header(true)

@@ -142,6 +142,16 @@ pub fn parse_mass_transfer(flag: &str, value: &str) -> Result<f64, UnitError> {
     require_positive(flag, value, x, EXPECTED)
 }
 
+/// An activity model: `ideal` or `davies`.
+pub fn parse_activity(value: &str) -> Result<ionode_physics::ActivityModel, UnitError> {
+    ionode_physics::ActivityModel::parse(value).ok_or_else(|| UnitError {
+        flag: "--activity".into(),
+        value: value.to_string(),
+        reason: "unknown activity model".into(),
+        expected: "ideal or davies".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

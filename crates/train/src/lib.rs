@@ -16,7 +16,10 @@
 //! - [`calibrate`]: the classical baseline, DSPM-DE with its membrane calibrated on the
 //!   training data;
 //! - [`optim`]: Adam and gradient clipping;
-//! - [`trainer`]: one training stage (pre-training or fine-tuning) with early stopping.
+//! - [`trainer`]: one training stage (pre-training or fine-tuning) with early stopping;
+//! - [`run`]: **the run** as a typed value: [`run::RunConfig`] (validated in one place) and
+//!   [`run::run`], which chains the stages (or calibrates DSPM-DE) on loaded data and
+//!   returns a [`run::RunOutcome`].
 //!
 //! The crate does no I/O: it takes values (the text of a file, a simulated dataset) and
 //! returns values or typed errors ([`measured::LoadError`], [`error::TrainError`]).
@@ -29,5 +32,6 @@ pub mod error;
 pub mod measured;
 pub mod metrics;
 pub mod optim;
+pub mod run;
 pub mod split;
 pub mod trainer;

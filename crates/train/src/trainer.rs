@@ -222,10 +222,35 @@ impl StageConfig {
 /// Training rows whose mean loss at the start is the divergence test's reference.
 const REFERENCE_ROWS: usize = 2048;
 
+/// A training stage of a run (MODEL.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// On DSPM-DE simulations.
+    Pretrain,
+    /// On measurements, from the pre-trained parameters (or from scratch).
+    Finetune,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pretrain => "pretrain",
+            Stage::Finetune => "finetune",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One epoch's numbers, for progress reporting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochReport {
-    pub stage: String,
+    pub stage: Stage,
     pub epoch: usize,
     pub epochs: usize,
     pub train_loss: f64,
@@ -237,7 +262,7 @@ pub struct EpochReport {
 /// What a stage did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageReport {
-    pub stage: String,
+    pub stage: Stage,
     pub epochs_run: usize,
     /// The epoch whose parameters were kept (0-based).
     pub best_epoch: usize,
@@ -378,7 +403,7 @@ pub fn evaluate_loss(
 /// epoch's parameters before returning.
 #[allow(clippy::too_many_arguments)]
 pub fn train_stage(
-    stage: &str,
+    stage: Stage,
     model: &Model,
     store: &mut ParamStore,
     train: &Samples,
@@ -398,7 +423,7 @@ pub fn train_stage(
             "at least one row of each",
         ));
     }
-    config.validate().map_err(|e| e.within(stage))?;
+    config.validate().map_err(|e| e.within(stage.as_str()))?;
     check_slots(model, train)?;
     check_slots(model, validation)?;
     let started = Instant::now();
@@ -407,7 +432,7 @@ pub fn train_stage(
     let mut stopper = EarlyStopper::new(config.early_stopping);
     let mut best = store.values().to_vec();
     let mut report = StageReport {
-        stage: stage.to_string(),
+        stage,
         epochs_run: 0,
         best_epoch: 0,
         best_validation_loss: f64::INFINITY,
@@ -530,7 +555,7 @@ pub fn train_stage(
             report.best_validation_loss = best_loss;
         }
         progress(&EpochReport {
-            stage: stage.to_string(),
+            stage,
             epoch,
             epochs: config.epochs,
             train_loss,
@@ -615,7 +640,7 @@ mod tests {
         let model = small_model(&mut store);
         let mut reports = 0;
         let report = train_stage(
-            "pretrain",
+            Stage::Pretrain,
             &model,
             &mut store,
             &train,
@@ -650,7 +675,7 @@ mod tests {
 
     /// The error text of a stage that must fail (training and validation on `data`).
     fn stage_error(
-        stage: &str,
+        stage: Stage,
         model: &Model,
         store: &mut ParamStore,
         data: &Samples,
@@ -718,7 +743,7 @@ mod tests {
         let data = samples();
         let mut store = ParamStore::new();
         let model = small_model(&mut store);
-        let err = stage_error("pretrain", &model, &mut store, &data, &bad, 5);
+        let err = stage_error(Stage::Pretrain, &model, &mut store, &data, &bad, 5);
         assert!(
             err.contains("pretrain.schedule.final_fraction") && err.contains("1.5"),
             "{err}"
@@ -790,7 +815,7 @@ mod tests {
             let mut store = ParamStore::new();
             let model = small_model(&mut store);
             let report = train_stage(
-                "finetune",
+                Stage::Finetune,
                 &model,
                 &mut store,
                 &train,
@@ -836,7 +861,7 @@ mod tests {
         let data = samples();
         let mut store = ParamStore::new();
         let model = Model::new(ModelConfig::default(), &mut store, 1).unwrap();
-        let err = stage_error("pretrain", &model, &mut store, &data, &stage(1), 1);
+        let err = stage_error(Stage::Pretrain, &model, &mut store, &data, &stage(1), 1);
         assert!(
             err.contains("model slots") && err.contains("Na_+,Mg_2+,Cl_-,SO4_2-"),
             "{err}"
@@ -850,7 +875,7 @@ mod tests {
         let model = small_model(&mut store);
         // A NaN weight, as a blown-up optimiser would leave it.
         store.values_mut()[0] = f64::NAN;
-        let err = stage_error("finetune", &model, &mut store, &data, &stage(5), 1);
+        let err = stage_error(Stage::Finetune, &model, &mut store, &data, &stage(5), 1);
         assert!(err.starts_with("finetune diverged at epoch 0"), "{err}");
     }
 }

@@ -8,7 +8,7 @@
 use super::print_stdout;
 use crate::cli::DataCheckArgs;
 use crate::{ions, units};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use ionode_train::measured::{self, LoadOptions, MeasuredData};
 use std::fmt::Write as _;
 
@@ -183,30 +183,20 @@ fn summary(data: &MeasuredData) -> String {
         }
     }
 
+    // `ION (N rows)` for every ion with rows where `has` holds.
+    let per_ion = |has: &dyn Fn(&measured::MeasuredRow, usize) -> bool| -> Vec<String> {
+        data.ion_names()
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| {
+                let count = data.rows.iter().filter(|r| has(r, k)).count();
+                (count > 0).then(|| format!("{name} ({})", rows(count)))
+            })
+            .collect()
+    };
     // Partial data: present ions whose outcome was not measured.
-    let unmeasured: Vec<String> = data
-        .ion_names()
-        .iter()
-        .enumerate()
-        .filter_map(|(k, name)| {
-            let count = data
-                .rows
-                .iter()
-                .filter(|r| r.present[k] && !r.measured[k])
-                .count();
-            (count > 0).then(|| format!("{name} ({})", rows(count)))
-        })
-        .collect();
-    let entries: usize = data
-        .rows
-        .iter()
-        .map(|r| r.present.iter().filter(|&&p| p).count())
-        .sum();
-    let measured: usize = data
-        .rows
-        .iter()
-        .map(|r| r.measured.iter().filter(|&&m| m).count())
-        .sum();
+    let unmeasured = per_ion(&|r, k| r.present[k] && !r.measured[k]);
+    let (measured, entries) = data.outcome_counts();
     field(
         &mut s,
         "outcomes",
@@ -226,19 +216,7 @@ fn summary(data: &MeasuredData) -> String {
         .map(String::as_str)
         .filter(|c| c.ends_with("_sd"))
         .collect();
-    let with_sd: Vec<String> = data
-        .ion_names()
-        .iter()
-        .enumerate()
-        .filter_map(|(k, name)| {
-            let count = data
-                .rows
-                .iter()
-                .filter(|r| r.permeate_sd_mol_m3[k].is_some())
-                .count();
-            (count > 0).then(|| format!("{name} ({})", rows(count)))
-        })
-        .collect();
+    let with_sd = per_ion(&|r, k| r.permeate_sd_mol_m3[k].is_some());
     field(
         &mut s,
         "uncertainties",
@@ -331,7 +309,7 @@ pub fn run(args: &DataCheckArgs) -> Result<()> {
             for line in err.lines() {
                 eprintln!("{line}");
             }
-            bail!(err.headline())
+            Err(crate::usage!("{}", err.headline()))
         }
     }
 }

@@ -145,7 +145,7 @@ pub fn run(args: &DataDigitisedArgs) -> Result<()> {
         for line in e.lines() {
             eprintln!("{line}");
         }
-        anyhow!("{}", e.headline())
+        crate::usage!("{}", e.headline())
     };
     let points = parse_points(&text, &points_name).map_err(located)?;
     let data = convert(&points, &spec, &db, &points_name).map_err(located)?;
@@ -153,18 +153,9 @@ pub fn run(args: &DataDigitisedArgs) -> Result<()> {
     // The format's own validator must accept what is written.
     let out_name = args.out.display().to_string();
     let check = parse_csv(&csv, &out_name, &LoadOptions::default(), &db)
-        .map_err(|e| super::Internal(format!("the converted data does not load: {e}")))?;
+        .map_err(|e| anyhow!("the converted data does not load: {e}"))?;
     output::write_text(&args.out, &csv)?;
-    let entries: usize = check
-        .rows
-        .iter()
-        .map(|r| r.present.iter().filter(|&&p| p).count())
-        .sum();
-    let measured: usize = check
-        .rows
-        .iter()
-        .map(|r| r.measured.iter().filter(|&&m| m).count())
-        .sum();
+    let (measured, entries) = check.outcome_counts();
     eprintln!(
         "{} points -> {} measurements of {} series ({measured} of {entries} ion outcomes measured, the rest left empty); wrote {out_name}",
         points.len(),

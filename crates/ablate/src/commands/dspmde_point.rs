@@ -3,22 +3,13 @@
 use super::print_stdout;
 use crate::cli::PointArgs;
 use crate::{ions, units};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ionode_physics::cases::PointCaseOutput;
 use ionode_physics::feed::parse_feed;
 use ionode_physics::{
-    ActivityModel, Drive, FilmModel, Ion, PointSolution, PointSolver, PointSpec, Polarisation,
-    SpiralWound,
+    Drive, FilmModel, Ion, PointSolution, PointSolver, PointSpec, Polarisation, SpiralWound,
 };
 use std::fmt::Write as _;
-
-/// Parses `--activity`.
-pub fn parse_activity(value: &str) -> Result<ActivityModel> {
-    match ActivityModel::parse(value) {
-        Some(a) => Ok(a),
-        None => bail!("--activity '{value}': expected ideal or davies"),
-    }
-}
 
 /// Parses `--cp` for the given ions.
 fn parse_polarisation(value: &str, ions: &[Ion]) -> Result<Polarisation> {
@@ -41,9 +32,9 @@ fn parse_polarisation(value: &str, ions: &[Ion]) -> Result<Polarisation> {
                     mass_transfer_m_s: vec![k; ions.len()],
                 }
             }
-            None => bail!(
+            None => return Err(crate::usage!(
                 "--cp '{value}': expected none, spiral-wound, exponential or fixed:K_M_S (e.g. fixed:2e-5)"
-            ),
+            )),
         },
     })
 }
@@ -53,7 +44,7 @@ fn solve(args: &PointArgs) -> Result<(PointSpec, PointSolution)> {
     let db = ions::load(args.ions.as_deref())?;
     let membrane = crate::membrane::resolve(&args.membrane, std::path::Path::new(""))?;
     let temperature_k = units::parse_temperature("--temperature", &args.temperature)?;
-    let activity = parse_activity(&args.activity)?;
+    let activity = units::parse_activity(&args.activity)?;
     let drive = match (&args.flux, &args.pressure) {
         (Some(flux), None) => Drive::Flux {
             jv_m_s: units::parse_flux("--flux", flux)?,
@@ -62,7 +53,7 @@ fn solve(args: &PointArgs) -> Result<(PointSpec, PointSolution)> {
             dp_pa: units::parse_pressure("--pressure", p)?,
         },
         // clap's argument group makes exactly one of them present.
-        _ => bail!("give exactly one of --flux and --pressure"),
+        _ => return Err(crate::usage!("give exactly one of --flux and --pressure")),
     };
     let mut feed =
         parse_feed(&args.feed, &db).with_context(|| format!("--feed '{}'", args.feed))?;

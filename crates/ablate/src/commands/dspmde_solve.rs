@@ -8,9 +8,10 @@
 //! one failure should not hide the others.
 
 use crate::cli::SolveArgs;
+use crate::errors::OrUsage;
 use crate::json::Json;
 use crate::output;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ionode_physics::cases::{ModuleCaseInputs, ModuleCaseOutput, PointCaseInputs, PointCaseOutput};
 use ionode_physics::{IonDb, PointSolution, PointSolver};
 use rayon::prelude::*;
@@ -47,7 +48,9 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
             .enumerate()
             .map(|(i, value)| {
                 if !matches!(value, Json::Object(_)) {
-                    bail!("cases file '{file}': {prefix}[{i}] is not a case object");
+                    return Err(crate::usage!(
+                        "cases file '{file}': {prefix}[{i}] is not a case object"
+                    ));
                 }
                 let label = label_of(value, format!("{prefix}[{i}]"));
                 Ok(Case { label, value })
@@ -63,10 +66,12 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
         Json::Object(_) if doc.get("groups").is_some() => Layout::Groups,
         Json::Array(_) => Layout::Array,
         Json::Object(_) if doc.get("inputs").is_some() => Layout::Single,
-        _ => bail!(
-            "cases file '{file}': expected an object with `groups` (the reference layout), \
+        _ => {
+            return Err(crate::usage!(
+                "cases file '{file}': expected an object with `groups` (the reference layout), \
              an array of cases, or one case object with `inputs`"
-        ),
+            ))
+        }
     };
     match (layout, doc) {
         (Layout::Groups, Json::Object(entries)) => {
@@ -74,12 +79,16 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
                 .iter_mut()
                 .find_map(|(k, v)| (k == "groups").then_some(v));
             let Some(Json::Object(groups)) = groups else {
-                bail!("cases file '{file}': `groups` must be an object of case arrays");
+                return Err(crate::usage!(
+                    "cases file '{file}': `groups` must be an object of case arrays"
+                ));
             };
             let mut cases = Vec::new();
             for (name, group) in groups.iter_mut() {
                 let Json::Array(items) = group else {
-                    bail!("cases file '{file}': groups.{name} is not an array of cases");
+                    return Err(crate::usage!(
+                        "cases file '{file}': groups.{name} is not an array of cases"
+                    ));
                 };
                 cases.extend(array(items, &format!("groups.{name}"), file)?);
             }
@@ -281,9 +290,9 @@ pub fn run(args: &SolveArgs) -> Result<()> {
     let start = Instant::now();
     let file = args.cases.display().to_string();
     let text = crate::limits::read_text(&args.cases, crate::limits::MAX_TEXT_FILE_BYTES)
-        .with_context(|| format!("cannot read cases file '{file}'"))?;
+        .or_usage(|| format!("cannot read cases file '{file}'"))?;
     let mut doc: Json = serde_json::from_str(&text)
-        .with_context(|| format!("cases file '{file}' is not valid JSON"))?;
+        .or_usage(|| format!("cases file '{file}' is not valid JSON"))?;
     let db = IonDb::builtin();
     let mut cases = collect_cases(&mut doc, &file)?;
     if cases.is_empty() {

@@ -9,7 +9,8 @@
 //! its file is byte-identical on every run.
 
 use crate::cli::LabArgs;
-use anyhow::{bail, Context, Result};
+use crate::errors::OrUsage;
+use anyhow::{Context, Result};
 use ionode_physics::feed::parse_feed;
 use ionode_physics::lab::{ChargeModel, LabFilm, LabModel, PoreDistribution};
 use ionode_physics::rng::{stream_seed, Rng};
@@ -180,10 +181,13 @@ struct Job {
 
 fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
     if design.families.is_empty() {
-        bail!("the design has no [[family]] tables");
+        return Err(crate::usage!("the design has no [[family]] tables"));
     }
     if !(1..=MAX_REPEATS).contains(&design.repeats) {
-        bail!("repeats = {}: expected 1..={MAX_REPEATS}", design.repeats);
+        return Err(crate::usage!(
+            "repeats = {}: expected 1..={MAX_REPEATS}",
+            design.repeats
+        ));
     }
     let mut jobs = Vec::new();
     for (f, family) in design.families.iter().enumerate() {
@@ -196,23 +200,25 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
                 .iter()
                 .map(|p| Drive::Pressure { dp_pa: p * 1e5 })
                 .collect(),
-            _ => bail!(
-                "family '{}': give exactly one of flux_lmh or pressure_bar",
-                family.name
-            ),
+            _ => {
+                return Err(crate::usage!(
+                    "family '{}': give exactly one of flux_lmh or pressure_bar",
+                    family.name
+                ))
+            }
         };
         if family.levels.is_empty() || drives.is_empty() {
-            bail!(
+            return Err(crate::usage!(
                 "family '{}': levels and drives must not be empty",
                 family.name
-            );
+            ));
         }
         for (l, level) in family.levels.iter().enumerate() {
             if !(level.is_finite() && *level > 0.0) {
-                bail!(
+                return Err(crate::usage!(
                     "family '{}': level {level} must be a number > 0",
                     family.name
-                );
+                ));
             }
             for (d, drive) in drives.iter().enumerate() {
                 jobs.push(Job {
@@ -228,11 +234,11 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
     }
     let rows = jobs.len() as u64 * u64::from(design.repeats);
     if rows > MAX_ROWS {
-        bail!(
+        return Err(crate::usage!(
             "the design makes {} points x {} repeats = {rows} rows, more than the most, {MAX_ROWS}",
             jobs.len(),
             design.repeats
-        );
+        ));
     }
     Ok(jobs)
 }
@@ -245,9 +251,9 @@ const MAX_ROWS: u64 = 1_000_000;
 /// Runs the command.
 pub fn run(args: &LabArgs) -> Result<()> {
     let text = crate::limits::read_text(&args.design, crate::limits::MAX_TEXT_FILE_BYTES)
-        .with_context(|| format!("cannot read design '{}'", args.design.display()))?;
+        .or_usage(|| format!("cannot read design '{}'", args.design.display()))?;
     let design: Design =
-        toml::from_str(&text).with_context(|| format!("design '{}'", args.design.display()))?;
+        toml::from_str(&text).or_usage(|| format!("design '{}'", args.design.display()))?;
     let db = crate::ions::load(args.ions.as_deref())?;
     let base = args.design.parent().unwrap_or(std::path::Path::new(""));
     let lab =

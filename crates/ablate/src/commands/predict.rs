@@ -10,10 +10,8 @@
 //! impossible is an error naming the row and column, and nothing is written.
 
 use crate::cli::PredictArgs;
-use crate::commands::train::{Method, TrainConfig};
-use crate::runner::{predict_neural, Domain};
 use crate::{output, store, tabular};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use hdf5_metno as hdf5;
 use ionode_autodiff::ParamStore;
 use ionode_model::{Model, SavedParams};
@@ -22,6 +20,7 @@ use ionode_train::calibrate::DspmdeFit;
 use ionode_train::data::Samples;
 use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes};
 use ionode_train::metrics::{implausible, Metrics};
+use ionode_train::run::{predict_neural, Domain, Method, RunConfig};
 use ndarray::Array2;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -56,7 +55,7 @@ impl LoadedRun {
     }
 }
 
-fn neural(config: &TrainConfig, params: SavedParams) -> Result<Predictor> {
+fn neural(config: &RunConfig, params: SavedParams) -> Result<Predictor> {
     let mut store = ParamStore::new();
     let model = Model::new(config.model.clone(), &mut store, config.seed)
         .context("the run's model config")?;
@@ -80,7 +79,7 @@ fn load_train_dir(dir: &Path) -> Result<LoadedRun> {
             .with_context(|| format!("cannot read '{}'", dir.join(name).display()))
     };
     let run: serde_json::Value = from_json(&read("run.json")?, "run.json")?;
-    let config: TrainConfig = serde_json::from_value(run["config"].clone())
+    let config: RunConfig = serde_json::from_value(run["config"].clone())
         .context("run.json: 'config' is not a run config")?;
     let domain: Option<Domain> = serde_json::from_value(run["domain"].clone()).unwrap_or(None);
     let predictor = match config.method {
@@ -102,12 +101,21 @@ fn load_study_run(dir: &Path) -> Result<LoadedRun> {
     let study_dir = dir
         .parent()
         .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("'{}' is not a run folder of a study", dir.display()))?;
+        .ok_or_else(|| crate::usage!("'{}' is not a run folder of a study", dir.display()))?;
     match store::state(study_dir, &id) {
         store::State::Done => {}
-        store::State::Damaged(why) => bail!("run '{}' is damaged: {why}", dir.display()),
-        store::State::Failed(e) => bail!("run '{}' failed: {e}", dir.display()),
-        store::State::Missing => bail!("run '{}' is not finished (no DONE marker)", dir.display()),
+        store::State::Damaged(why) => {
+            return Err(crate::usage!("run '{}' is damaged: {why}", dir.display()))
+        }
+        store::State::Failed(e) => {
+            return Err(crate::usage!("run '{}' failed: {e}", dir.display()))
+        }
+        store::State::Missing => {
+            return Err(crate::usage!(
+                "run '{}' is not finished (no DONE marker)",
+                dir.display()
+            ))
+        }
     }
     let path = dir.join(store::RUN_FILE);
     let file = hdf5::File::open(&path)
@@ -120,7 +128,7 @@ fn load_study_run(dir: &Path) -> Result<LoadedRun> {
         Ok(v.as_str().to_string())
     };
     let number = |name: &str| file.attr(name).and_then(|a| a.read_scalar::<f64>()).ok();
-    let config: TrainConfig = from_json(&text("config_json")?, "config_json")?;
+    let config: RunConfig = from_json(&text("config_json")?, "config_json")?;
     let domain = match (
         number("domain_flux_min_m_s"),
         number("domain_flux_max_m_s"),
@@ -149,10 +157,10 @@ fn load_run(dir: &Path) -> Result<LoadedRun> {
     } else if dir.join("run.json").exists() {
         load_train_dir(dir)
     } else {
-        bail!(
+        Err(crate::usage!(
             "'{}' is not a finished run: expected an `ablate train` folder (run.json) or a study run (run.h5 and DONE)",
             dir.display()
-        )
+        ))
     }
 }
 
@@ -207,7 +215,7 @@ fn refuse(file: &Path, lines: Vec<String>) -> anyhow::Error {
     if n > 20 {
         eprintln!("... and {} more problems", n - 20);
     }
-    anyhow!(
+    crate::usage!(
         "data '{}': {n} problem{}; nothing was predicted",
         file.display(),
         if n == 1 { "" } else { "s" }
@@ -281,17 +289,16 @@ pub fn run(args: &PredictArgs) -> Result<()> {
                     .iter()
                     .map(|&r| data.rows[r].line.to_string())
                     .collect();
-                return Err(super::Internal(format!(
+                bail!(
                     "DSPM-DE has no solution at line(s) {} of '{name}' with the calibrated membrane; nothing was predicted",
                     lines.join(", ")
-                ))
-                .into());
+                );
             }
             p.permeate
         }
     };
     if let Some(why) = implausible(&samples, predicted.view()) {
-        return Err(super::Internal(format!("{why}; nothing was predicted")).into());
+        bail!("{why}; nothing was predicted");
     }
 
     // PRED.csv: one row per data row and present ion.

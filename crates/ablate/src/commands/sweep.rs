@@ -8,14 +8,15 @@
 //! Runs are independent (each is a pure function of its config and seed), so `--jobs`
 //! and `--shard` change where and when a run executes, never its result.
 
-use super::Internal;
+use crate::errors::OrUsage;
 use crate::limits::{MAX_JOBS, MAX_SHARDS};
 use crate::manifest::{self, Manifest, Plan, PlannedRun, STUDY_PREFIX};
-use crate::runner::{execute, Artefact, DataCache, RunOutcome};
+use crate::runner::{execute, DataCache, Executed};
 use crate::{h5, output, provenance, store};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ionode_train::run::Artefact;
 use ndarray::Array1;
 use rayon::prelude::*;
 use std::io::IsTerminal;
@@ -121,13 +122,13 @@ fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
             return Ok(());
         }
         if !force {
-            bail!(
+            return Err(crate::usage!(
                 "'{}' holds a different plan for study '{}' (the manifest or the program changed); \
                  rerun `ablate plan {} --force` to replace it (finished runs whose id is unchanged are kept)",
                 path.display(),
                 plan.study,
                 plan.manifest
-            );
+            ));
         }
     }
     output::write_text(&path, &text)
@@ -179,8 +180,8 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
         );
         ((1..=MAX_SHARDS).contains(&n) && i < n).then_some((i, n))
     });
-    parsed.with_context(|| {
-        format!("--shard '{s}': expected I/N with 0 <= I < N <= {MAX_SHARDS}, e.g. 0/4")
+    parsed.ok_or_else(|| {
+        crate::usage!("--shard '{s}': expected I/N with 0 <= I < N <= {MAX_SHARDS}, e.g. 0/4")
     })
 }
 
@@ -191,7 +192,8 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
         return Ok(());
     };
     let db = ionode_physics::IonDb::builtin();
-    let config = super::simulate::config(&spec.args(PathBuf::new(), None, &m.dir()), &db)
+    let config = spec
+        .to_config(&m.dir(), &db)
         .context("the generator of [datasets.pretrain]")?;
     let name = spec.file_name(&config.membrane);
     let path = study_dir.join("data").join(&name);
@@ -202,8 +204,13 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
         .join("data")
         .join(format!("{name}.{}.h5", std::process::id()));
     tracing::info!(path = %path.display(), "generating the pre-training set");
-    super::simulate::run(&spec.args(tmp.clone(), Some(threads), &m.dir()))
-        .context("generating the pre-training set of [datasets.pretrain]")?;
+    super::simulate::run(&crate::cli::SimulateArgs {
+        spec: spec.with_membrane_from(&m.dir()),
+        out: tmp.clone(),
+        threads: Some(threads),
+        ions: None,
+    })
+    .context("generating the pre-training set of [datasets.pretrain]")?;
     std::fs::rename(&tmp, &path)
         .with_context(|| format!("cannot rename '{}' to '{}'", tmp.display(), path.display()))
 }
@@ -216,7 +223,8 @@ struct RunContext<'a> {
 }
 
 /// Writes one run's HDF5 file (schema: ARCHITECTURE.md, "The run store").
-fn write_run_h5(path: &Path, ctx: &RunContext, run: &PlannedRun, o: &RunOutcome) -> Result<()> {
+fn write_run_h5(path: &Path, ctx: &RunContext, run: &PlannedRun, e: &Executed) -> Result<()> {
+    let o = &e.outcome;
     h5::create_atomically(path, |file| {
         let s = |name: &str, v: &str| h5::attr_str(file, name, v);
         s("run_id", &run.id)?;
@@ -234,9 +242,9 @@ fn write_run_h5(path: &Path, ctx: &RunContext, run: &PlannedRun, o: &RunOutcome)
         )?;
         s(
             "inputs_json",
-            &serde_json::Value::Object(o.inputs.clone()).to_string(),
+            &serde_json::Value::Object(e.inputs.clone()).to_string(),
         )?;
-        s("metrics_json", &o.metrics.to_string())?;
+        s("metrics_json", &serde_json::to_string(&o.metrics)?)?;
         s("method", &run.method)?;
         s("synthetic", if o.synthetic { "true" } else { "false" })?;
         if let Some(d) = &o.domain {
@@ -248,21 +256,22 @@ fn write_run_h5(path: &Path, ctx: &RunContext, run: &PlannedRun, o: &RunOutcome)
         h5::attr_scalar(file, "seconds_total", o.timings.total)?;
         h5::attr_scalar(file, "seconds_pretrain", o.timings.pretrain)?;
         h5::attr_scalar(file, "seconds_finetune", o.timings.finetune)?;
-        match &o.artefact {
-            Artefact::Params(_) => s("params_json", &o.artefact.to_json().to_string())?,
-            Artefact::Calibration(_) => {
-                s("calibration_json", &o.artefact.to_json().to_string())?;
-                let source = format!("study {}, run {}", ctx.plan.study, run.id);
-                if let Some(m) = o.artefact.membrane_file(&source) {
-                    s("membrane_toml", &m.to_toml())?;
-                }
-            }
+        let (name, artefact) = super::train::artefact_json(&o.artefact);
+        let attr = match &o.artefact {
+            Artefact::Params(_) => "params_json",
+            Artefact::Calibration(_) => "calibration_json",
+        };
+        debug_assert!(attr.starts_with(name.trim_end_matches(".json")));
+        s(attr, &artefact.to_string())?;
+        let source = format!("study {}, run {}", ctx.plan.study, run.id);
+        if let Some(m) = super::train::membrane_file(&o.artefact, &source) {
+            s("membrane_toml", &m.to_toml())?;
         }
 
         let curves = file.create_group("curves").context("group 'curves'")?;
         for c in &o.curves {
             let g = curves
-                .create_group(&c.stage)
+                .create_group(c.stage.as_str())
                 .with_context(|| format!("group 'curves/{}'", c.stage))?;
             h5::dataset(&g, "train_loss", c.train_loss.as_slice(), None)?;
             h5::dataset(&g, "validation_loss", c.validation_loss.as_slice(), None)?;
@@ -319,7 +328,7 @@ fn run_one(
     run: &PlannedRun,
     cache: &DataCache,
 ) -> Result<f64> {
-    let mut config: crate::commands::train::TrainConfig =
+    let mut config: ionode_train::run::RunConfig =
         serde_json::from_value(run.config.clone()).context("the plan's run config")?;
     let manifest_dir = m.dir();
     let mut names = Vec::new();
@@ -330,19 +339,19 @@ fn run_one(
     };
     config.data.pretrain = config.data.pretrain.as_ref().map(&mut real);
     config.data.measured = config.data.measured.iter().map(&mut real).collect();
-    let mut outcome = execute(&config, config.seed, cache, &mut |_| {})?;
+    let mut executed = execute(&config, config.seed, cache, &mut |_| {})?;
     // Inputs are named as in the plan (stable), not by where this process found them.
-    let inputs = std::mem::take(&mut outcome.inputs);
+    let inputs = std::mem::take(&mut executed.inputs);
     for (k, v) in inputs {
         let name = names
             .iter()
             .find(|(r, _)| *r == k)
             .map_or(k.clone(), |(_, n)| n.clone());
-        outcome.inputs.insert(name, v);
+        executed.inputs.insert(name, v);
     }
     let dir = store::run_dir(study_dir, &run.id);
-    write_run_h5(&dir.join(store::RUN_FILE), ctx, run, &outcome)?;
-    Ok(outcome.timings.total)
+    write_run_h5(&dir.join(store::RUN_FILE), ctx, run, &executed)?;
+    Ok(executed.outcome.timings.total)
 }
 
 /// What became of one attempt at a run.
@@ -439,7 +448,7 @@ impl Progress {
             eprintln!(
                 "[{finished}/{}] run {id} {what}: {counts}, ETA {}",
                 self.total,
-                super::train::clock(eta)
+                crate::progress::clock(eta)
             );
         }
     }
@@ -511,8 +520,10 @@ const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let jobs = match args.jobs {
-        Some(0) => bail!("--jobs 0: expected at least 1"),
-        Some(n) if n > MAX_JOBS => bail!("--jobs {n}: expected at most {MAX_JOBS}"),
+        Some(0) => return Err(crate::usage!("--jobs 0: expected at least 1")),
+        Some(n) if n > MAX_JOBS => {
+            return Err(crate::usage!("--jobs {n}: expected at most {MAX_JOBS}"))
+        }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
@@ -563,7 +574,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| Internal(format!("cannot start {jobs} worker threads: {e}")))?;
+        .map_err(|e| anyhow::anyhow!("cannot start {jobs} worker threads: {e}"))?;
     // Every run this process can claim, then the ones other processes held: those are
     // waited for, and taken over if their process dies.
     let mut pending: Vec<&(&PlannedRun, store::State)> = todo.iter().collect();
@@ -630,11 +641,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         study_dir.display()
     );
     if f > 0 {
-        return Err(Internal(format!(
+        bail!(
             "{f} runs failed; `ablate status {}` lists them",
             study_dir.display()
-        ))
-        .into());
+        );
     }
     Ok(())
 }
@@ -643,9 +653,9 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let (plan, study_dir) = if args.target.is_dir() {
         let path = args.target.join("plan.json");
         let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read '{}' (not a study folder?)", path.display()))?;
+            .or_usage(|| format!("cannot read '{}' (not a study folder?)", path.display()))?;
         let plan: Plan = serde_json::from_str(&text)
-            .with_context(|| format!("'{}' is not a plan", path.display()))?;
+            .or_usage(|| format!("'{}' is not a plan", path.display()))?;
         (plan, args.target.clone())
     } else {
         let m = load(&args.target)?;
@@ -681,10 +691,16 @@ pub fn status(args: &StatusArgs) -> Result<()> {
 
 pub fn slurm(args: &SlurmArgs) -> Result<()> {
     if !(1..=MAX_SHARDS).contains(&args.shards) {
-        bail!("--shards {}: expected 1..={MAX_SHARDS}", args.shards);
+        return Err(crate::usage!(
+            "--shards {}: expected 1..={MAX_SHARDS}",
+            args.shards
+        ));
     }
     if !(1..=MAX_JOBS).contains(&args.cpus) {
-        bail!("--cpus {}: expected 1..={MAX_JOBS}", args.cpus);
+        return Err(crate::usage!(
+            "--cpus {}: expected 1..={MAX_JOBS}",
+            args.cpus
+        ));
     }
     let m = load(&args.file)?;
     let study_dir = args.results.join(&m.study);

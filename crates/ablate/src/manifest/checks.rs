@@ -5,69 +5,21 @@
 //! the user wrote it.
 
 use super::locate::{key_path, KeyPath};
-use crate::commands::train::{Method, TrainConfig};
 use crate::runner::DataCache;
 use ionode_train::error::TrainError;
+use ionode_train::run::{ConfigProblem, RunConfig};
 use std::path::Path;
 
 /// A problem of a run config: the key path and the text after the key (`= 0: expected
 /// at least 1`, or `: why`).
 pub type Problem = (KeyPath, String);
 
-/// A validation error of the config part at `parent` as a [`Problem`].
-fn problem(parent: &str, e: TrainError) -> Problem {
-    match e {
-        TrainError::Invalid {
-            field,
-            value,
-            expected,
-        } => {
-            let path = if parent.is_empty() || field == parent {
-                field
-            } else {
-                format!("{parent}.{field}")
-            };
-            (
-                path.split('.').map(String::from).collect(),
-                format!(" = {value}: expected {expected}"),
-            )
-        }
-        other => (key_path(&[parent]), format!(": {other}")),
-    }
-}
-
-/// The range checks of every part of a run config.
-pub fn range_problems(c: &TrainConfig) -> Vec<Problem> {
-    let mut out = Vec::new();
-    if let Err(e) = c.model.validate() {
-        out.push(match &e {
-            ionode_model::ModelError::Config { field, why } => (
-                format!("model.{field}")
-                    .split('.')
-                    .map(String::from)
-                    .collect(),
-                format!(": {why}"),
-            ),
-            _ => (key_path(&["model"]), format!(": {e}")),
-        });
-    }
-    for (name, stage) in [("pretrain", &c.pretrain), ("finetune", &c.finetune)] {
-        if let Some(s) = stage {
-            out.extend(s.problems().into_iter().map(|e| problem(name, e)));
-        }
-    }
-    if let Some(Err(e)) = c.split.as_ref().map(|s| s.validate()) {
-        out.push(problem("split", e));
-    }
-    if c.method == Method::DspmdeFit {
-        if let Err(e) = c.calibration.validate() {
-            out.push(problem("calibration", e));
-        }
-    }
-    if let Err(e) = c.data.validate() {
-        out.push(problem("data", e));
-    }
-    out
+/// The range checks of every part of a run config (each type's own `validate`).
+pub fn range_problems(c: &RunConfig) -> Vec<Problem> {
+    c.problems()
+        .into_iter()
+        .map(|p| (p.path(), p.detail))
+        .collect()
 }
 
 /// The checks that need the measured data: the split can be made (its test family is in
@@ -75,7 +27,7 @@ pub fn range_problems(c: &TrainConfig) -> Vec<Problem> {
 /// config's data path into the file to read. Reads go through `cache`, so a study's runs
 /// parse each file once.
 pub fn data_problems(
-    c: &TrainConfig,
+    c: &RunConfig,
     resolve: &dyn Fn(&Path) -> std::path::PathBuf,
     cache: &DataCache,
 ) -> Vec<Problem> {
@@ -94,26 +46,25 @@ pub fn data_problems(
         Err(e) => {
             return vec![(
                 key_path(&["data", "measured"]),
-                format!(": {}", crate::commands::one_line(&e)),
+                format!(": {}", crate::errors::one_line(&e)),
             )]
         }
     };
     let Some(samples) = samples.as_ref() else {
         return Vec::new();
     };
-    match &c.split {
-        None => vec![(
-            key_path(&["split"]),
-            ": measured data needs a [split] (kind = \"random\", \"by_family\" or \"first_n\")"
-                .into(),
+    let Some(spec) = &c.split else {
+        return Vec::new(); // a problem of the config, reported with the range checks
+    };
+    match spec.split(samples, c.seed) {
+        Ok(_) => Vec::new(),
+        Err(TrainError::UnknownFamily { family, present }) => vec![(
+            key_path(&["split", "test_family"]),
+            format!(" = \"{family}\": not a family of the data; the families are {present}"),
         )],
-        Some(spec) => match spec.split(samples, c.seed) {
-            Ok(_) => Vec::new(),
-            Err(TrainError::UnknownFamily { family, present }) => vec![(
-                key_path(&["split", "test_family"]),
-                format!(" = \"{family}\": not a family of the data; the families are {present}"),
-            )],
-            Err(e) => vec![problem("split", e)],
-        },
+        Err(e) => {
+            let p = ConfigProblem::of("split", e);
+            vec![(p.path(), p.detail)]
+        }
     }
 }

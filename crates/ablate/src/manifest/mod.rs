@@ -11,27 +11,26 @@
 //! causes it, and all problems of a file are reported in one pass. The parts:
 //! [`locate`] (spans, typed reading that locates serde's errors), `include` (merging,
 //! cycles), `resolve` (the base with one point's axis values, where each key came from),
-//! `expand` (grid and random axes), `checks` (range and data checks of a run config),
-//! `generator` (`[datasets.pretrain]`).
+//! `expand` (grid and random axes), `checks` (range and data checks of a run config);
+//! `[datasets.pretrain]` is a [`crate::simulator::SimulatorSpec`].
 
 mod checks;
 mod expand;
-mod generator;
 mod include;
 pub mod locate;
 mod resolve;
 
+pub use crate::simulator::SimulatorSpec;
 pub use expand::Dist;
-pub use generator::GeneratorSpec;
 
-use crate::commands::train::TrainConfig;
 use crate::limits::{MAX_RANDOM_SAMPLES, MAX_RUNS, MAX_SEEDS};
 use crate::provenance;
 use crate::runner::DataCache;
 use expand::{AxisValue, GridAxis};
 use ionode_physics::rng::stream_seed;
+use ionode_train::run::RunConfig;
 use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations};
-use resolve::{get_path, normalise, set_path, ConfigOrigin};
+use resolve::{get_path, set_path, ConfigOrigin};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -110,7 +109,7 @@ pub struct Plan {
     pub seed: u64,
     pub metrics: Vec<String>,
     /// The generator of the pre-training set, if the manifest gives one.
-    pub pretrain_generator: Option<GeneratorSpec>,
+    pub pretrain_generator: Option<SimulatorSpec>,
     pub runs: Vec<PlannedRun>,
 }
 
@@ -156,7 +155,7 @@ const RUN_SEED_SALT: u64 = 0x7275_6e73_6565_6421;
 /// data files named, and the checks that need the measured data; each located by
 /// `locate`.
 fn check_config(
-    config: &TrainConfig,
+    config: &RunConfig,
     locate: &locate::Locate,
     fallback: &str,
     resolve: &dyn Fn(&Path) -> PathBuf,
@@ -194,11 +193,6 @@ fn check_config(
             ));
         }
     }
-    if config.data.pretrain.is_none() && config.data.measured.is_empty() {
-        found.push(format!(
-            "{fallback}: data: names no pretrain set and no measured files"
-        ));
-    }
     for (path, rest) in checks::data_problems(config, resolve, cache) {
         found.push(located(&path, &rest));
     }
@@ -208,7 +202,7 @@ fn check_config(
 /// get, located in the file: all of serde's problems, non-finite numbers, the range
 /// checks, missing data files and the checks that need the data. Data paths are relative
 /// to the working directory.
-pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<TrainConfig, Problems> {
+pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfig, Problems> {
     let name = path.display().to_string();
     let text = crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES)
         .map_err(|e| Problems(vec![format!("cannot read config '{name}': {e}")]))?;
@@ -218,7 +212,7 @@ pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<TrainConfig, Pr
     locs.record(&name, &text);
     let mut found = Found::default();
     let locate = |p: &[String]| locs.find(p).map(|l| (l, show(p)));
-    let (config, problems) = typed::<TrainConfig>(&table, &locate, &name);
+    let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
     found.extend(problems);
     if let Some(config) = &config {
         check_config(
@@ -349,7 +343,7 @@ fn datasets(
     name: &str,
     dir: &Path,
     found: &mut Found,
-) -> (Vec<(&'static str, Value)>, Option<GeneratorSpec>) {
+) -> (Vec<(&'static str, Value)>, Option<SimulatorSpec>) {
     let at = |p: &[&str]| locs.at(p, name);
     let mut overrides = Vec::new();
     let mut generator = None;
@@ -383,12 +377,11 @@ fn datasets(
                 q.extend_from_slice(p);
                 locs.find(&q).map(|l| (l, show(&q)))
             };
-            let (spec, problems) = typed::<GeneratorSpec>(g, &locate, name);
+            let (spec, problems) = typed::<SimulatorSpec>(g, &locate, name);
             found.extend(problems);
             if let Some(spec) = spec {
                 let db = ionode_physics::IonDb::builtin();
-                let args = spec.args(PathBuf::new(), None, dir);
-                match crate::commands::simulate::config(&args, &db) {
+                match spec.to_config(dir, &db) {
                     Ok(config) => overrides.push((
                         "pretrain",
                         Value::String(format!(
@@ -399,7 +392,7 @@ fn datasets(
                     Err(e) => found.push(format!(
                         "{}: datasets.pretrain: {}",
                         at(&["datasets", "pretrain"]),
-                        crate::commands::one_line(&e)
+                        crate::errors::one_line(&e)
                     )),
                 }
                 generator = Some(spec);
@@ -577,7 +570,7 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
             overrides: overrides.clone(),
         };
         let locate = |p: &[String]| origin.locate(p);
-        let (_, problems) = typed::<TrainConfig>(&base, &locate, &name);
+        let (_, problems) = typed::<RunConfig>(&base, &locate, &name);
         found.extend(
             problems
                 .into_iter()
@@ -628,7 +621,7 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
             overrides: ov,
         };
         let locate = |p: &[String]| origin.locate(p);
-        let (config, problems) = typed::<TrainConfig>(&table, &locate, &name);
+        let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
         found.extend(problems);
         let Some(mut config) = config else { continue };
         check_config(&config, &locate, &name, &resolve, &cache, &mut found);
@@ -636,7 +629,7 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
             // Keep checking the other points, but build no runs.
             continue;
         }
-        let ignored = normalise(&mut config);
+        let ignored = config.normalise();
         for &replicate in &seeds {
             config.seed = replicate;
             let json = serde_json::to_value(&config).expect("configs serialise");

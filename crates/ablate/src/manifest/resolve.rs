@@ -3,7 +3,6 @@
 //! ignores reset (so runs that differ only there are one run).
 
 use super::locate::{show, KeyPath, Loc, Locations};
-use crate::commands::train::{Method, TrainConfig};
 use toml::{Table, Value};
 
 /// Sets a dotted path in a table; `false` on a path whose value is not a boolean in the
@@ -71,34 +70,6 @@ impl ConfigOrigin<'_> {
             manifest_path.truncate(2);
         }
         Some((loc, show(&manifest_path)))
-    }
-}
-
-/// Parts of a config a method does not use are reset, so that runs that differ only there
-/// are one run (dspmde_fit ignores the model axes and the stages; neural methods ignore the
-/// calibration).
-pub fn normalise(c: &mut TrainConfig) -> Vec<&'static str> {
-    match c.method {
-        Method::DspmdeFit => {
-            // The slots stay: they say which ions the data may hold (and which a fitted
-            // membrane is applied to), for the baseline as for the neural models.
-            let slots = std::mem::take(&mut c.model.slots);
-            c.model = ionode_model::ModelConfig {
-                slots,
-                ..Default::default()
-            };
-            c.pretrain = None;
-            c.finetune = None;
-            c.data.pretrain = None;
-            c.data.pretrain_max_feeds = None;
-            c.data.pretrain_validation_fraction = 0.1;
-            c.data.pretrain_test_fraction = 0.1;
-            vec!["model", "pretrain", "finetune", "data.pretrain"]
-        }
-        Method::Neural => {
-            c.calibration = Default::default();
-            vec!["calibration"]
-        }
     }
 }
 

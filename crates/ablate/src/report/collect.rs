@@ -324,7 +324,7 @@ pub fn read_run(path: &Path) -> Result<Run> {
 }
 
 /// The `predictions/` group of a run: the same columns `runner` writes.
-pub use crate::runner::Predictions;
+pub use ionode_train::run::Predictions;
 
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
     let file = open(path)?;

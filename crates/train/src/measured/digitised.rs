@@ -394,20 +394,17 @@ pub fn convert(
                     continue;
                 }
                 for target in targets {
-                    let Some(i) = ions.iter().position(|x| x.name == *target) else {
+                    let Some(i) = ions
+                        .iter()
+                        .position(|x| x.name == *target)
+                        .filter(|&i| row.present[i])
+                    else {
                         problems.line(
                             p.line,
                             format!("species {} stands for {target}, which is not in the feed of series {}", p.species, series.name),
                         );
                         continue;
                     };
-                    if !row.present[i] {
-                        problems.line(
-                            p.line,
-                            format!("species {} stands for {target}, which is not in the feed of series {}", p.species, series.name),
-                        );
-                        continue;
-                    }
                     let cf = row.feed_mol_m3[i];
                     row.measured[i] = true;
                     row.rejection[i] = r;

@@ -171,6 +171,14 @@ impl MeasuredData {
             .position(|i| i.name == name || i.display_name() == name)
     }
 
+    /// (measured, present) ion outcomes over all rows: how partial the data is.
+    pub fn outcome_counts(&self) -> (usize, usize) {
+        let count = |v: &[bool]| v.iter().filter(|&&x| x).count();
+        let measured = self.rows.iter().map(|r| count(&r.measured)).sum();
+        let present = self.rows.iter().map(|r| count(&r.present)).sum();
+        (measured, present)
+    }
+
     /// Rows flagged synthetic.
     pub fn synthetic_rows(&self) -> usize {
         self.rows.iter().filter(|r| r.synthetic).count()

@@ -1,0 +1,398 @@
+//! One run as a function: a [`RunConfig`] and its seed, with the loaded data, in; every
+//! result out ([`RunOutcome`]). The program reads files and writes records; the run itself
+//! is pure (the same config, seed and data give the same bits at any thread count), which
+//! is what lets `ablate train` and a study's runs give the same numbers.
+//!
+//! The chain (MODEL.md section 3): the neural model pre-trains on DSPM-DE simulations
+//! (a random split of the simulated feeds, each feed's fluxes kept together) and
+//! fine-tunes on the measured split; each stage is optional and scored on its own data.
+//! `dspmde_fit` calibrates DSPM-DE on the measured training rows instead.
+
+mod config;
+mod outcome;
+
+pub use config::{ConfigProblem, DataConfig, Method, RunConfig};
+pub use outcome::{
+    Artefact, Attention, Domain, Part, Predictions, RunMetrics, RunOutcome, Timings,
+};
+
+use crate::calibrate::dspmde_fit;
+use crate::data::Samples;
+use crate::error::TrainError;
+use crate::metrics::{implausible, SplitMetrics};
+use crate::split::{Split, SplitSpec};
+use crate::trainer::{train_stage, EpochReport, Stage, StageReport};
+use ionode_autodiff::{ParamStore, Tape};
+use ionode_model::{Batch, Model, SavedParams, Variant};
+use ionode_physics::IonDb;
+use ndarray::{Array2, Array3};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// The loaded data of a run, over the model's slots.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunInputs<'a> {
+    /// The simulated pre-training set (all of it; `pretrain_max_feeds` is applied here).
+    pub pretrain: Option<&'a Samples>,
+    /// The measured data, all files concatenated.
+    pub measured: Option<&'a Samples>,
+}
+
+/// What pre-training leaves behind.
+#[derive(Debug, Clone)]
+struct Pretrained {
+    params: SavedParams,
+    report: Option<StageReport>,
+    metrics: SplitMetrics,
+    domain: Option<Domain>,
+}
+
+/// Pre-trainings shared by runs that agree on everything a pre-training depends on (the
+/// model, the pre-training settings, the pre-training data and the seed): they would
+/// compute the same bits, so the first run computes it while the others wait, and all of
+/// them get the same parameters, curve and metrics. A study whose cells differ only after
+/// pre-training (the split, fine-tuning) pre-trains once per model and seed.
+#[derive(Debug, Default)]
+pub struct SharedPretraining {
+    cells: Mutex<HashMap<String, PretrainCell>>,
+}
+
+/// One pre-training, computed by the first run that needs it while the others wait.
+type PretrainCell = Arc<OnceLock<Result<Pretrained, TrainError>>>;
+
+impl SharedPretraining {
+    fn get(
+        &self,
+        key: String,
+        compute: impl FnOnce() -> Result<Pretrained, TrainError>,
+    ) -> Result<Pretrained, TrainError> {
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+            cells.entry(key).or_default().clone()
+        };
+        cell.get_or_init(compute).clone()
+    }
+}
+
+/// Predictions of a neural model for every row (batches of 512, no gradients).
+pub fn predict_neural(
+    model: &Model,
+    store: &ParamStore,
+    samples: &Samples,
+) -> Result<Array2<f64>, TrainError> {
+    let mut out = Array2::zeros(samples.feed_mol_m3.dim());
+    let mut tape = Tape::new();
+    let rows: Vec<usize> = (0..samples.len()).collect();
+    for chunk in rows.chunks(512) {
+        let b = samples.to_batch_arrays(chunk);
+        let pred = model.predict_with(&mut tape, store, &Batch::new(b.feed, b.mask, b.flux))?;
+        for (k, &row) in chunk.iter().enumerate() {
+            out.row_mut(row).assign(&pred.permeate_mol_m3.row(k));
+        }
+    }
+    Ok(out)
+}
+
+/// The attention maps of some rows (`None` for a model without attention).
+pub fn attention_maps(
+    model: &Model,
+    store: &ParamStore,
+    samples: &Samples,
+    rows: &[usize],
+) -> Result<Option<Attention>, TrainError> {
+    let s = samples.slots();
+    let mut end = Array3::zeros((rows.len(), s, s));
+    let mut mean = Array3::zeros((rows.len(), s, s));
+    let mut tape = Tape::new();
+    let mut start = 0;
+    for chunk in rows.chunks(512) {
+        let b = samples.to_batch_arrays(chunk);
+        let pred = model.predict_with(&mut tape, store, &Batch::new(b.feed, b.mask, b.flux))?;
+        let (Some(e), Some(m)) = (pred.attention_end, pred.attention_mean) else {
+            return Ok(None);
+        };
+        let range = ndarray::s![start..start + chunk.len(), .., ..];
+        end.slice_mut(range).assign(&e);
+        mean.slice_mut(range).assign(&m);
+        start += chunk.len();
+    }
+    Ok(Some(Attention {
+        end,
+        mean,
+        rows: rows.iter().map(|&r| r as u64).collect(),
+        species: samples.species.clone(),
+        family: rows
+            .iter()
+            .map(|&r| samples.family[r].clone().unwrap_or_default())
+            .collect(),
+    }))
+}
+
+/// Trains one stage (if configured) and scores it: the stage's report, its metrics, the
+/// predictions of every row and the domain of its training and validation rows. A
+/// prediction no membrane can give fails the stage like a NaN.
+#[allow(clippy::too_many_arguments)]
+fn scored_stage(
+    stage: Stage,
+    model: &Model,
+    store: &mut ParamStore,
+    samples: &Samples,
+    split: &Split,
+    config: Option<&crate::trainer::StageConfig>,
+    seed: u64,
+    last: Option<&StageReport>,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(Pretrained, Array2<f64>), TrainError> {
+    let mut report = None;
+    let mut domain = None;
+    if let Some(config) = config {
+        let (train, validation) = (
+            samples.subset(&split.train),
+            samples.subset(&split.validation),
+        );
+        let rows: Vec<usize> = split
+            .train
+            .iter()
+            .chain(&split.validation)
+            .copied()
+            .collect();
+        domain = Domain::of(samples, &rows);
+        report = Some(train_stage(
+            stage,
+            model,
+            store,
+            &train,
+            &validation,
+            config,
+            seed,
+            on_epoch,
+        )?);
+    }
+    let predicted = predict_neural(model, store, samples)?;
+    if let Some(detail) = implausible(samples, predicted.view()) {
+        // A run whose loss went astronomically wrong without becoming NaN ends here,
+        // failed like a NaN, not DONE with meaningless metrics.
+        let last = report.as_ref().or(last);
+        return Err(TrainError::Diverged {
+            stage: last.map_or(stage, |c| c.stage).to_string(),
+            epoch: last.map_or(0, |c| c.epochs_run.saturating_sub(1)),
+            loss: last.map_or(f64::NAN, |c| c.best_validation_loss),
+            detail,
+        });
+    }
+    let metrics = SplitMetrics::compute(samples, split, predicted.view())?;
+    let done = Pretrained {
+        params: SavedParams::from_store(store),
+        report,
+        metrics,
+        domain,
+    };
+    Ok((done, predicted))
+}
+
+/// Runs one config. `seed` is the run's seed (a sweep derives it; `ablate train` uses
+/// `config.seed`); `on_epoch` sees every epoch of every trained stage this run computes.
+pub fn run(
+    config: &RunConfig,
+    seed: u64,
+    inputs: RunInputs,
+    shared: &SharedPretraining,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<RunOutcome, TrainError> {
+    let start = Instant::now();
+    if let Some(p) = config.problems().into_iter().next() {
+        return Err(TrainError::invalid(
+            "run config",
+            p.to_string(),
+            "a valid run config",
+        ));
+    }
+    let pretrain: Option<Samples> =
+        inputs
+            .pretrain
+            .map(|all| match config.data.pretrain_max_feeds {
+                Some(max) => {
+                    let keep: Vec<usize> =
+                        (0..all.len()).filter(|&i| all.origin[i] < max).collect();
+                    all.subset(&keep)
+                }
+                None => all.clone(),
+            });
+    let measured = inputs.measured;
+    if pretrain.is_none() && measured.is_none() {
+        return Err(TrainError::invalid(
+            "data",
+            "no pre-training set and no measured data",
+            "at least one of them",
+        ));
+    }
+    let measured_split: Option<Split> = match (measured, &config.split) {
+        (Some(m), Some(spec)) => Some(spec.split(m, seed)?),
+        (Some(_), None) => {
+            return Err(TrainError::invalid(
+                "split",
+                "none",
+                "a split of the measured data",
+            ))
+        }
+        _ => None,
+    };
+    // What the run is judged on: the measured data when there is any (pre-training data is
+    // always simulated, and says nothing about whether the results are), else the
+    // simulations.
+    let synthetic = match (measured, &pretrain) {
+        (Some(m), _) => m.synthetic.iter().any(|&s| s),
+        (None, Some(p)) => p.synthetic.iter().any(|&s| s),
+        (None, None) => false,
+    };
+
+    let mut curves: Vec<StageReport> = Vec::new();
+    let mut metrics = RunMetrics::default();
+    let mut predictions = Predictions::default();
+    let mut attention = None;
+    let mut domain: Option<Domain> = None;
+    let mut pretrain_seconds: Option<f64> = None;
+
+    let artefact = match config.method {
+        Method::Neural => {
+            let mut store = ParamStore::new();
+            let model = Model::new(config.model.clone(), &mut store, seed)?;
+            let pretrain_split = match &pretrain {
+                Some(samples) => Some(
+                    SplitSpec::Random {
+                        test_fraction: config.data.pretrain_test_fraction,
+                        validation_fraction: config.data.pretrain_validation_fraction,
+                    }
+                    .split(samples, seed)?,
+                ),
+                None => None,
+            };
+            // Pre-training is shared with the runs of the same `shared` that agree on
+            // everything it depends on, when a measured stage follows (a
+            // pre-training-only run keeps its own test predictions and attention maps).
+            let key = format!(
+                "{:?}|{:?}|{:?}|{:?}|{}|{}|{seed}",
+                config.model,
+                config.pretrain,
+                config.data.pretrain,
+                config.data.pretrain_max_feeds,
+                config.data.pretrain_validation_fraction,
+                config.data.pretrain_test_fraction,
+            );
+            let stages = [
+                (
+                    Stage::Pretrain,
+                    pretrain.as_ref(),
+                    &pretrain_split,
+                    &config.pretrain,
+                ),
+                (Stage::Finetune, measured, &measured_split, &config.finetune),
+            ];
+            for (stage, samples, split, stage_config) in stages {
+                let (Some(samples), Some(split)) = (samples, split) else {
+                    continue;
+                };
+                let share = stage == Stage::Pretrain && measured_split.is_some();
+                let (done, predicted) = if share {
+                    let started = Instant::now();
+                    let mut computed = false;
+                    let done = shared.get(key.clone(), || {
+                        computed = true;
+                        scored_stage(
+                            stage,
+                            &model,
+                            &mut store,
+                            samples,
+                            split,
+                            stage_config.as_ref(),
+                            seed,
+                            curves.last(),
+                            on_epoch,
+                        )
+                        .map(|(d, _)| d)
+                    })?;
+                    // Computed here or by another run: the same bits either way.
+                    done.params.load_into(&mut store)?;
+                    pretrain_seconds = Some(if computed {
+                        started.elapsed().as_secs_f64()
+                    } else {
+                        0.0
+                    });
+                    (done, None)
+                } else {
+                    let (done, predicted) = scored_stage(
+                        stage,
+                        &model,
+                        &mut store,
+                        samples,
+                        split,
+                        stage_config.as_ref(),
+                        seed,
+                        curves.last(),
+                        on_epoch,
+                    )?;
+                    (done, Some(predicted))
+                };
+                curves.extend(done.report.clone());
+                match stage {
+                    Stage::Pretrain => metrics.pretrain = Some(done.metrics),
+                    Stage::Finetune => metrics.measured = Some(done.metrics),
+                }
+                domain = Domain::join(domain, done.domain);
+                if let Some(predicted) = predicted {
+                    // The test predictions of the last scored data (measured, if any).
+                    let part = match stage {
+                        Stage::Pretrain => Part::PretrainTest,
+                        Stage::Finetune => Part::Test,
+                    };
+                    predictions = Predictions::of(samples, &split.test, &predicted, part);
+                    if config.model.variant == Variant::AttentionNode {
+                        attention = attention_maps(&model, &store, samples, &split.test)?;
+                    }
+                }
+            }
+            Artefact::Params(SavedParams::from_store(&store))
+        }
+        Method::DspmdeFit => {
+            let (Some(samples), Some(split)) = (measured, &measured_split) else {
+                return Err(TrainError::invalid(
+                    "method",
+                    "dspmde_fit",
+                    "measured data and a [split] to calibrate on",
+                ));
+            };
+            let ions = samples.slot_ions(&IonDb::builtin())?;
+            let train = samples.subset(&split.train);
+            domain = Domain::of(samples, &split.train);
+            let fit = dspmde_fit(&train, &ions, &config.calibration)?;
+            let predicted = fit.predict(samples)?.permeate;
+            metrics.measured = Some(SplitMetrics::compute(samples, split, predicted.view())?);
+            predictions = Predictions::of(samples, &split.test, &predicted, Part::Test);
+            Artefact::Calibration(Box::new(fit))
+        }
+    };
+    let stage_seconds = |stage: Stage| {
+        curves
+            .iter()
+            .filter(|c| c.stage == stage)
+            .map(|c| c.seconds)
+            .fold(0.0, |a, b| a + b)
+    };
+    let timings = Timings {
+        total: start.elapsed().as_secs_f64(),
+        // This run's own time: a pre-training shared with an earlier run costs it nothing.
+        pretrain: pretrain_seconds.unwrap_or_else(|| stage_seconds(Stage::Pretrain)),
+        finetune: stage_seconds(Stage::Finetune),
+    };
+    Ok(RunOutcome {
+        metrics,
+        predictions,
+        curves,
+        attention,
+        artefact,
+        synthetic,
+        domain,
+        timings,
+    })
+}
