@@ -43,25 +43,44 @@ pub fn git_state() -> GitState {
     GitState { commit, dirty }
 }
 
-/// FNV-1a 64-bit hash of bytes, as 16 hex digits: a stable fingerprint of an input (not a
-/// cryptographic one) recorded with every result so a changed input is visible.
+/// The BLAKE3 hash of bytes, as 64 hex digits: the fingerprint of an input recorded with
+/// every result, so a changed input is visible.
 pub fn bytes_hash(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    blake3::hash(bytes).to_hex().to_string()
 }
 
-/// [`bytes_hash`] of a text.
+/// A short content id (the first 16 hex digits of BLAKE3): run ids and the cache names of
+/// generated data, where a name must stay readable; 64 bits leave a collision between a
+/// study's runs at odds below 1e-9 even at 100 000 runs.
 pub fn text_hash(text: &str) -> String {
-    bytes_hash(text.as_bytes())
+    bytes_hash(text.as_bytes())[..16].to_string()
 }
 
-/// [`bytes_hash`] of a file's content.
+/// [`bytes_hash`] of a file's content, streamed.
 pub fn file_hash(path: &std::path::Path) -> anyhow::Result<String> {
     use anyhow::Context;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    Ok(bytes_hash(&bytes))
+    let mut hasher = blake3::Hasher::new();
+    std::fs::File::open(path)
+        .and_then(|f| hasher.update_reader(f).map(|_| ()))
+        .with_context(|| format!("cannot read '{}'", path.display()))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_blake3() {
+        // The BLAKE3 test vector of the empty input.
+        assert_eq!(
+            bytes_hash(b""),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+        assert_eq!(text_hash(""), "af1349b9f5f9a1a6");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, b"abc").unwrap();
+        assert_eq!(file_hash(&f).unwrap(), bytes_hash(b"abc"));
+    }
 }

@@ -53,11 +53,7 @@ pub enum State {
 
 /// The BLAKE3 checksum of a file, as hex.
 pub fn checksum(path: &Path) -> Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    fs::File::open(path)
-        .and_then(|f| hasher.update_reader(f).map(|_| ()))
-        .with_context(|| format!("cannot read '{}'", path.display()))?;
-    Ok(hasher.finalize().to_hex().to_string())
+    crate::provenance::file_hash(path)
 }
 
 /// `blake3 <hex> run.h5` then `seconds <s>`: the checksum first, so a reader needs only

@@ -311,18 +311,11 @@ impl LabModel {
     pub fn measure(&self, c_permeate: &[f64], rng: &mut Rng) -> (Vec<f64>, Vec<f64>) {
         let noisy: Vec<f64> = c_permeate
             .iter()
-            .map(|c| (c * (1.0 + self.noise_rel * standard_normal(rng))).max(0.0))
+            .map(|c| (c * (1.0 + self.noise_rel * rng.normal())).max(0.0))
             .collect();
         let sd = noisy.iter().map(|c| c * self.noise_rel).collect();
         (noisy, sd)
     }
-}
-
-/// Box-Muller standard normal from two uniforms.
-pub fn standard_normal(rng: &mut Rng) -> f64 {
-    let u1 = 1.0 - rng.uniform(); // (0, 1]
-    let u2 = rng.uniform();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 struct Context<'a> {

@@ -12,15 +12,6 @@ use ndarray::{Array2, ArrayView2, Zip};
 /// Mixed into the augmentation stream's seed (distinct from batch and split streams).
 const AUGMENT_STREAM_SALT: u64 = 0x6175_676d_656e_7421;
 
-/// One standard normal draw (Box-Muller; the second value is discarded so that each draw
-/// consumes a fixed two uniforms and streams stay aligned whatever is skipped).
-pub fn standard_normal(rng: &mut Rng) -> f64 {
-    // 1 - u lies in (0, 1], so the logarithm is finite.
-    let u1 = 1.0 - rng.uniform();
-    let u2 = rng.uniform();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
 /// `targets + sd * N(0, 1)` per entry, clipped at 0 (concentrations are non-negative).
 /// Entries with `sd = 0` (unknown uncertainty, absent ions) are returned unchanged, but
 /// still consume their draws, so the noise of one entry does not depend on the others'
@@ -29,7 +20,7 @@ pub fn augment(targets: ArrayView2<f64>, sd: ArrayView2<f64>, rng: &mut Rng) -> 
     assert_eq!(targets.dim(), sd.dim(), "targets and sd shapes differ");
     let mut out = targets.to_owned();
     Zip::from(&mut out).and(&sd).for_each(|t, &s| {
-        let e = standard_normal(rng);
+        let e = rng.normal();
         if s > 0.0 {
             *t = (*t + s * e).max(0.0);
         }
