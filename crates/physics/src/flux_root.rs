@@ -44,6 +44,51 @@ impl CostFunction for Lent<'_, '_> {
     }
 }
 
+/// Narrows a bracket `F(lo) < 0 <= F(hi)` by bisection in log space until `hi / lo` is
+/// below [`NARROW_RATIO`], so that Brent's interpolation steps stay near converged fluxes.
+/// Brent on the wide bracket (often 14 decades) can jump to a flux far above the root
+/// where Newton, warm-started from far away, fails even though the point solves and the
+/// root is well inside the feasible range. `F` is increasing in `J`; a midpoint that does
+/// not solve is treated as lying above the root (failures come at high flux: a film near
+/// its limit, a stiff pore), and if the root turns out to lie above such a point, the
+/// bracket's upper end keeps that point's error and the solve fails with it.
+fn narrow(balance: &FluxBalance, mut lo: f64, mut hi: f64) -> Result<(f64, f64)> {
+    let mut hi_failure: Option<PhysicsError> = None;
+    for _ in 0..200 {
+        if hi / lo < NARROW_RATIO {
+            break;
+        }
+        let mid = (lo * hi).sqrt();
+        match balance.eval(mid) {
+            Ok(f) if f < 0.0 => lo = mid,
+            Ok(_) => {
+                hi = mid;
+                hi_failure = None;
+            }
+            Err(e) => {
+                hi = mid;
+                hi_failure = Some(e);
+            }
+        }
+    }
+    match hi_failure {
+        // The upper end never solved: find the nearest flux below it that does.
+        Some(e) => {
+            let f = balance
+                .eval(hi)
+                .or_else(|_| balance.eval(lo * NARROW_RATIO.sqrt()));
+            match f {
+                Ok(f) if f >= 0.0 => Ok((lo, hi)),
+                _ => Err(e),
+            }
+        }
+        None => Ok((lo, hi)),
+    }
+}
+
+/// A bracket this narrow (1 %) goes to Brent.
+const NARROW_RATIO: f64 = 1.01;
+
 /// Solves the point at transmembrane pressure `dp` (Pa).
 pub(crate) fn solve_pressure(solver: &mut PointSolver, dp: f64) -> Result<PointSolution> {
     let lp = solver.permeability();
@@ -134,6 +179,7 @@ pub(crate) fn solve_pressure(solver: &mut PointSolver, dp: f64) -> Result<PointS
             reason: format!("no bracket of the water flux up to {hi:.3e} m/s at dP = {dp:e} Pa"),
         });
     }
+    let (lo, hi) = narrow(&balance, lo, hi)?;
     let result = Executor::new(Lent(&balance), BrentRoot::new(lo, hi, hi * 1e-15))
         .configure(|state| state.max_iters(200))
         .timer(false)

@@ -973,16 +973,16 @@ impl Model {
             Some(EvalFailure::InterfaceNotPositive(i)) => {
                 let film = self.film.as_ref().expect("interface failure needs a film");
                 let k_min = film.k.iter().cloned().fold(f64::INFINITY, f64::min);
-                let model = match film.model {
-                    FilmModel::Linearised => "linearised",
-                    FilmModel::Exponential => "exponential",
+                let (model, alternative) = match film.model {
+                    FilmModel::Linearised => ("linearised", ", or use the exponential film model"),
+                    FilmModel::Exponential => ("exponential", ""),
                 };
                 return PhysicsError::NoSolution {
                     stage: Stage::Polarisation,
                     reason: format!(
                         "the {model} film model has no positive interface concentration of {}{at}; \
                          the water flux is too high for the mass-transfer coefficients (smallest k = {k_min:.4e} m/s). \
-                         Lower the flux or pressure, raise the cross-flow, or use the exponential film model",
+                         Lower the flux or pressure, raise the cross-flow{alternative}",
                         self.names[i]
                     ),
                 };
