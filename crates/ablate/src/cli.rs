@@ -50,16 +50,16 @@ pub enum Command {
     #[command(after_help = PREDICT_EXAMPLES)]
     Predict(PredictArgs),
     /// Check a study manifest (every problem with file, line and column); runs nothing.
-    Check(crate::commands::sweep::CheckArgs),
+    Check(CheckArgs),
     /// Expand a study manifest into its resolved runs and write RESULTS/STUDY/plan.json.
-    Plan(crate::commands::sweep::PlanArgs),
+    Plan(PlanArgs),
     /// Run a study: plan, skip finished runs, run the rest (resumable, shardable).
-    #[command(after_help = crate::commands::sweep::RUN_EXAMPLES)]
-    Run(crate::commands::sweep::RunArgs),
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
     /// Count a study's done, failed and missing runs.
-    Status(crate::commands::sweep::StatusArgs),
+    Status(StatusArgs),
     /// Write a Slurm array script that runs a study in shards.
-    Slurm(crate::commands::sweep::SlurmArgs),
+    Slurm(SlurmArgs),
 }
 
 const REPORT_EXAMPLES: &str = "\
@@ -122,10 +122,11 @@ const TRAIN_EXAMPLES: &str = "\
 Examples:
   ablate train --config experiments/train_example.toml --out results/train_example
 
-Writes DIR/metrics.json, DIR/predictions.csv, DIR/params.json (or, for dspmde_fit,
-calibration.json and membrane.toml, the fitted membrane usable as --membrane FILE),
-DIR/curves.json and DIR/run.json. The config's keys are documented in
-experiments/train_example.toml.";
+Writes DIR/run.h5 (the run's record, the schema of a study's runs: config, provenance,
+metrics, learning curves, predictions, the trained parameters or fitted membrane; what
+`ablate predict --run DIR` reads), DIR/metrics.json, DIR/predictions.csv and, for
+dspmde_fit, DIR/membrane.toml (the fitted membrane, usable as --membrane FILE). The
+config's keys are documented in experiments/train_example.toml.";
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -336,7 +337,7 @@ pub struct PointArgs {
 const SIMULATE_EXAMPLES: &str = "\
 Examples:
   ablate simulate --membrane nf270 --samples 10000 --seed 1 --out datasets/sim/nf270_10k.h5
-  ablate simulate --samples 500 --seed 7 --species Na+,Mg2+,Cl-,SO4^2- --max-ions 4 \\
+  ablate simulate --samples 500 --seed 7 --species Na+,Mg^2+,Cl-,SO4^2- --max-ions 4 \\
       --flux-count 8 --flux-spacing log --cp exponential --out datasets/sim/small.h5
 
 HDF5 layout: feed [N,S], mask [N,S] u8, flux_m_s [F], permeate [N,F,S], rejection
@@ -358,4 +359,85 @@ pub struct SimulateArgs {
     /// TOML file of extra ions (`[[ion]]` tables, see `ablate dspmde point --help`).
     #[arg(long, value_name = "FILE.toml")]
     pub ions: Option<PathBuf>,
+}
+
+pub const RUN_EXAMPLES: &str = "\
+Examples:
+  ablate run experiments/smoke.toml --jobs 2
+  ablate run experiments/paper.toml --jobs 8 --shard 0/4 --results /scratch/results
+  ablate status results/paper
+  ablate slurm experiments/paper.toml --shards 16 --cpus 4 --time 02:00:00
+
+Writes RESULTS/<study>/plan.json, RESULTS/<study>/runs/<run-id>/run.h5 and a DONE (or
+FAILED) marker per run. Rerunning skips DONE runs; --retry-failed reruns FAILED ones.";
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The study manifest (TOML).
+    #[arg(value_name = "FILE.toml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The study manifest (TOML).
+    #[arg(value_name = "FILE.toml")]
+    pub file: PathBuf,
+    /// Results root; the plan goes to RESULTS/STUDY/plan.json.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+    /// Replace an existing plan of the same study that differs from this one.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The study manifest (TOML).
+    #[arg(value_name = "FILE.toml")]
+    pub file: PathBuf,
+    /// Runs in parallel (each run is single-threaded) [default: all cores].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run only the runs with plan index % N == I (0-based I), e.g. 0/4.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Rerun runs marked FAILED.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Results root.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A study folder (RESULTS/STUDY, with plan.json) or a manifest.
+    #[arg(value_name = "DIR|FILE.toml")]
+    pub target: PathBuf,
+    /// Results root (when a manifest is given).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The study manifest (TOML).
+    #[arg(value_name = "FILE.toml")]
+    pub file: PathBuf,
+    /// Array tasks; task i runs shard i/N.
+    #[arg(long)]
+    pub shards: usize,
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit per task (Slurm format, e.g. 02:00:00).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// CPUs per task (= `--jobs` of each task).
+    #[arg(long, default_value_t = 1)]
+    pub cpus: usize,
+    /// Results root (on the shared file system).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
 }

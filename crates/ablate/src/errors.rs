@@ -88,13 +88,22 @@ pub fn one_line(err: &anyhow::Error) -> String {
         .join(" ")
 }
 
+/// Problems of a manifest, run config or spec file, one line each (`FILE:LINE:COL:
+/// message`), all of a file at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
 /// Prints a file's problems one per line on stderr and returns the one summary error
 /// (`manifest 'FILE': 3 problems`, exit code 2).
-pub fn problems(
-    kind: &str,
-    file: &std::path::Path,
-    problems: crate::manifest::Problems,
-) -> anyhow::Error {
+pub fn problems(kind: &str, file: &std::path::Path, problems: Problems) -> anyhow::Error {
     for p in &problems.0 {
         eprintln!("{p}");
     }

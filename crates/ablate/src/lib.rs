@@ -21,6 +21,7 @@ pub mod membrane;
 pub mod output;
 pub mod progress;
 pub mod provenance;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod simfile;

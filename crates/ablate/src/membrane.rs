@@ -125,6 +125,18 @@ pub fn resolve(value: &str, base: &Path) -> Result<Membrane> {
     Membrane::preset(value).map_err(|e| crate::usage!("{e} (or a membrane file, FILE.toml)"))
 }
 
+/// The membrane a `dspmde_fit` run calibrated, in the membrane-file format (usable as
+/// `--membrane FILE`); `None` for a neural run.
+pub fn calibrated(a: &ionode_train::run::Artefact, source: &str) -> Option<MembraneFile> {
+    a.membrane().map(|m| {
+        MembraneFile::new(
+            &m,
+            "DSPM-DE membrane calibrated by a dspmde_fit run",
+            source,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

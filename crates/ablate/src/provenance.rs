@@ -9,9 +9,8 @@ use std::process::{Command, Stdio};
 pub struct GitState {
     /// `git rev-parse HEAD`, or "unknown".
     pub commit: String,
-    /// "true" if tracked files have uncommitted changes, "false" if not, "unknown" if git
-    /// could not tell.
-    pub dirty: String,
+    /// Whether tracked files have uncommitted changes; `None` if git could not tell.
+    pub dirty: Option<bool>,
 }
 
 fn git(args: &[&str]) -> Option<String> {
@@ -33,12 +32,9 @@ pub fn git_state() -> GitState {
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| "unknown".into());
     let dirty = if commit == "unknown" {
-        "unknown".into()
+        None
     } else {
-        match git(&["status", "--porcelain", "--untracked-files=no"]) {
-            Some(s) => (!s.is_empty()).to_string(),
-            None => "unknown".into(),
-        }
+        git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty())
     };
     GitState { commit, dirty }
 }

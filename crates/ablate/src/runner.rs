@@ -125,7 +125,7 @@ fn read_measured(
 /// hash).
 pub struct Executed {
     pub outcome: RunOutcome,
-    pub inputs: serde_json::Map<String, serde_json::Value>,
+    pub inputs: std::collections::BTreeMap<String, String>,
 }
 
 /// Reads a config's data (paths as given) and runs it with `seed`; `on_epoch` sees every
@@ -157,12 +157,9 @@ pub fn execute(
         &slots,
         &db,
     )?;
-    let mut inputs = serde_json::Map::new();
+    let mut inputs = std::collections::BTreeMap::new();
     for path in config.data.pretrain.iter().chain(&config.data.measured) {
-        inputs.insert(
-            path.display().to_string(),
-            serde_json::json!(cache.file_hash(path)?),
-        );
+        inputs.insert(path.display().to_string(), cache.file_hash(path)?);
     }
     let run_inputs = RunInputs {
         pretrain: pretrain.as_ref().map(|p| &p.0),

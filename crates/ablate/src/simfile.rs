@@ -51,8 +51,20 @@ pub fn write(
         h5::attr_str(file, "generator", "ionode ablate simulate")?;
         h5::attr_str(file, "ionode_version", env!("CARGO_PKG_VERSION"))?;
         h5::attr_str(file, "git_commit", &git.commit)?;
-        h5::attr_str(file, "git_dirty", &git.dirty)?;
-        h5::attr_str(file, "synthetic", "true")?;
+        if let Some(dirty) = git.dirty {
+            h5::attr_scalar(file, "git_dirty", dirty)?;
+        }
+        h5::attr_scalar(file, "synthetic", true)?;
+        h5::attr_str(
+            file,
+            "created_utc",
+            &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        )?;
+        h5::attr_str(
+            file,
+            "command_line",
+            &crate::record::command_line(std::env::args()),
+        )?;
         h5::attr_str(
             file,
             "description",

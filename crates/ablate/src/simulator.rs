@@ -14,7 +14,7 @@ use std::path::Path;
 /// The defaults (for the flags and for the manifest table alike).
 pub mod defaults {
     pub const MEMBRANE: &str = "nf270";
-    pub const SPECIES: &str = "Na+,K+,Li+,Mg2+,Ca2+,Cl-,SO4^2-";
+    pub const SPECIES: &str = "Na+,K+,Li+,Mg^2+,Ca^2+,Cl-,SO4^2-";
     pub const MIN_IONS: usize = 2;
     pub const C_MIN: f64 = 1.0;
     pub const C_MAX: f64 = 200.0;

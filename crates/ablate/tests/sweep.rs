@@ -48,17 +48,15 @@ fn plan_ids(study_dir: &Path) -> Vec<String> {
 /// bit for bit.
 #[derive(Debug, PartialEq)]
 struct RunResult {
-    metrics_json: String,
+    /// The metrics' Debug text (floats print shortest round-trip: equal text, equal bits).
+    metrics: String,
     columns: BTreeMap<String, Vec<u64>>,
     strings: BTreeMap<String, Vec<String>>,
 }
 
 fn read_run(path: &Path) -> RunResult {
+    let record = ionode_ablate::record::read(path).unwrap();
     let f = hdf5::File::open(path).unwrap();
-    let attr = |name: &str| -> String {
-        let v: hdf5::types::VarLenUnicode = f.attr(name).unwrap().read_scalar().unwrap();
-        v.as_str().to_string()
-    };
     let p = f.group("predictions").unwrap();
     let mut columns = BTreeMap::new();
     for name in [
@@ -83,7 +81,7 @@ fn read_run(path: &Path) -> RunResult {
         );
     }
     RunResult {
-        metrics_json: attr("metrics_json"),
+        metrics: format!("{:?}", record.metrics),
         columns,
         strings,
     }
@@ -456,39 +454,75 @@ fn results_do_not_depend_on_the_number_of_jobs() {
         .find(|r| r["axes"]["model.variant"] == "attention_node")
         .unwrap();
     let id = run["id"].as_str().unwrap();
-    let f = hdf5::File::open(one.join("jobs/runs").join(id).join("run.h5")).unwrap();
+    let path = one.join("jobs/runs").join(id).join("run.h5");
+    let f = hdf5::File::open(&path).unwrap();
     for name in [
         "run_id",
         "study",
+        "manifest",
         "manifest_hash",
         "git_commit",
-        "git_dirty",
         "host",
         "ionode_version",
+        "created_utc",
+        "command_line",
         "config_json",
         "axes_json",
         "inputs_json",
-        "metrics_json",
         "method",
-        "synthetic",
         "params_json",
     ] {
         let v: hdf5::types::VarLenUnicode = f.attr(name).unwrap().read_scalar().unwrap();
         assert!(!v.as_str().is_empty(), "{name}");
     }
+    // Booleans and integers are HDF5 booleans and integers, not text.
+    let synthetic: bool = f.attr("synthetic").unwrap().read_scalar().unwrap();
+    assert!(synthetic);
     let idx: u64 = f.attr("plan_index").unwrap().read_scalar().unwrap();
     assert_eq!(idx, run["index"].as_u64().unwrap());
     let total: f64 = f.attr("seconds_total").unwrap().read_scalar().unwrap();
     assert!(total > 0.0);
-    let metrics: serde_json::Value = serde_json::from_str(
-        f.attr("metrics_json")
-            .unwrap()
-            .read_scalar::<hdf5::types::VarLenUnicode>()
-            .unwrap()
-            .as_str(),
-    )
-    .unwrap();
-    assert!(metrics["measured"]["test"]["mae"].is_number(), "{metrics}");
+    // The config as flat typed attributes.
+    let config = f.group("config").unwrap();
+    let variant: hdf5::types::VarLenUnicode =
+        config.attr("model.variant").unwrap().read_scalar().unwrap();
+    assert_eq!(variant.as_str(), "attention_node");
+    let epochs: u64 = config
+        .attr("finetune.epochs")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert!(epochs > 0);
+    let lr: f64 = config
+        .attr("finetune.learning_rate")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert!(lr > 0.0);
+    // Metrics as numbers.
+    let mae: f64 = f
+        .group("metrics/measured/test")
+        .unwrap()
+        .attr("mae")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    let record = ionode_ablate::record::read(&path).unwrap();
+    let test = record.metrics.measured.unwrap().test.unwrap();
+    assert_eq!(test.mae, Some(mae));
+    assert_eq!(record.head.provenance.plan_index, Some(idx));
+    assert_eq!(
+        record.head.config.model.variant,
+        ionode_model::Variant::AttentionNode
+    );
+    let stopped: bool = f
+        .group("curves/finetune")
+        .unwrap()
+        .attr("stopped_early")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert_eq!(stopped, record.curves.last().unwrap().stopped_early);
     let rows: Vec<u64> = f.dataset("attention/rows").unwrap().read_raw().unwrap();
     let end = f.dataset("attention/end").unwrap().shape();
     assert_eq!(end, vec![rows.len(), 7, 7]);
@@ -756,22 +790,22 @@ fn damaged_run_files_are_found_listed_skipped_and_rerun() {
     let before = results(&study);
     let ids = plan_ids(&study);
     assert_eq!(ids.len(), 3);
-    // One file truncated, one stored metric digit changed by hand.
+    // One file truncated, one stored digit of the config changed by hand.
     let truncated = study.join("runs").join(&ids[0]).join("run.h5");
     let bytes = std::fs::read(&truncated).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let edited = study.join("runs").join(&ids[1]).join("run.h5");
     let mut bytes = std::fs::read(&edited).unwrap();
     let at = bytes
-        .windows(6)
-        .position(|w| w == b"\"mae\":")
-        .expect("the metrics are stored as text");
-    let digit = bytes[at + 6..]
+        .windows(9)
+        .position(|w| w == b"\"epochs\":")
+        .expect("the config is stored as JSON text");
+    let digit = bytes[at + 9..]
         .iter()
         .position(|b| b.is_ascii_digit())
         .unwrap()
         + at
-        + 6;
+        + 9;
     bytes[digit] = if bytes[digit] == b'9' {
         b'8'
     } else {

@@ -82,27 +82,39 @@ fn a_small_run_writes_every_output_and_repeats_bit_for_bit() {
         out
     };
     let (a, b) = (run("a"), run("b"));
-    for name in [
-        "metrics.json",
-        "predictions.csv",
-        "params.json",
-        "curves.json",
-        "run.json",
-    ] {
+    for name in ["run.h5", "metrics.json", "predictions.csv"] {
         assert!(a.join(name).exists(), "{name}");
     }
-    for name in [
-        "metrics.json",
-        "predictions.csv",
-        "params.json",
-        "curves.json",
-    ] {
+    for name in ["metrics.json", "predictions.csv"] {
         let same = std::fs::read(a.join(name)).unwrap() == std::fs::read(b.join(name)).unwrap();
-        assert!(
-            same || name == "curves.json",
-            "{name} differs between identical runs"
-        );
+        assert!(same, "{name} differs between identical runs");
     }
+    // The record: the same schema as a study's runs, the same parameters twice.
+    use ionode_ablate::record;
+    let (ra, rb) = (
+        record::read(&a.join("run.h5")).unwrap(),
+        record::read(&b.join("run.h5")).unwrap(),
+    );
+    assert_eq!(ra.metrics, rb.metrics);
+    assert_eq!(ra.head.config, rb.head.config);
+    let params = |d: &Path| match record::read_artefact(&d.join("run.h5"), ra.method()).unwrap() {
+        ionode_train::run::Artefact::Params(p) => serde_json::to_string(&p).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(params(&a), params(&b));
+    let p = &ra.head.provenance;
+    assert!(!p.git_commit.is_empty() && p.created_utc.ends_with('Z'));
+    assert!(
+        p.command_line.contains("train --config"),
+        "{}",
+        p.command_line
+    );
+    assert!(ra
+        .head
+        .inputs
+        .keys()
+        .any(|k| k.contains("nf270_mixtures.csv")));
+    assert_eq!(ra.curves.len(), 2);
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("metrics.json")).unwrap()).unwrap();
     let test = &metrics["measured"]["test"];
@@ -119,8 +131,6 @@ fn a_small_run_writes_every_output_and_repeats_bit_for_bit() {
         .lines()
         .skip(1)
         .all(|l| l.starts_with("test,") && l.contains("NaCl+MgSO4")));
-    let run_json = std::fs::read_to_string(a.join("run.json")).unwrap();
-    assert!(run_json.contains("\"git_commit\"") && run_json.contains("nf270_mixtures.csv"));
 }
 
 #[test]
@@ -137,7 +147,12 @@ fn the_dspmde_baseline_trains_from_the_same_config() {
         out.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", text(&r.stderr));
-    assert!(out.join("calibration.json").exists() && out.join("metrics.json").exists());
+    assert!(out.join("run.h5").exists() && out.join("metrics.json").exists());
+    // The fitted membrane, in the format every --membrane accepts.
+    let membrane = std::fs::read_to_string(out.join("membrane.toml")).unwrap();
+    assert!(membrane.contains("pore_radius"), "{membrane}");
+    let r = ionode_ablate::record::read(&out.join("run.h5")).unwrap();
+    assert_eq!(r.method(), ionode_train::run::Method::DspmdeFit);
 }
 
 /// Every mistake of a run config is reported at its line and column, all of them in one

@@ -185,7 +185,7 @@ impl FeedLevel {
 /// One ion slot: a species name and its charge number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IonSlot {
-    /// Species name (as in the datasets, e.g. `Na+`, `SO4_2-`).
+    /// Species name (as in the datasets, e.g. `Na+`, `SO4^2-`).
     pub name: String,
     /// Charge number z.
     pub charge: f64,
@@ -201,16 +201,16 @@ impl IonSlot {
     }
 }
 
-/// The default slots of `BENCH.md`: Na+, K+, Li+, Mg2+, Ca2+, Cl-, SO4 2-.
+/// The default slots of `BENCH.md`: Na+, K+, Li+, Mg^2+, Ca^2+, Cl-, SO4^2-.
 pub fn default_slots() -> Vec<IonSlot> {
     vec![
         IonSlot::new("Na+", 1.0),
         IonSlot::new("K+", 1.0),
         IonSlot::new("Li+", 1.0),
-        IonSlot::new("Mg2+", 2.0),
-        IonSlot::new("Ca2+", 2.0),
+        IonSlot::new("Mg^2+", 2.0),
+        IonSlot::new("Ca^2+", 2.0),
         IonSlot::new("Cl-", -1.0),
-        IonSlot::new("SO4_2-", -2.0),
+        IonSlot::new("SO4^2-", -2.0),
     ]
 }
 

@@ -365,7 +365,10 @@ fn config_defaults_are_model_md_and_bench_md() {
     let c = ModelConfig::default();
     assert_eq!(c.variant, Variant::AttentionNode);
     let names: Vec<&str> = c.slots.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["Na+", "K+", "Li+", "Mg2+", "Ca2+", "Cl-", "SO4_2-"]);
+    assert_eq!(
+        names,
+        ["Na+", "K+", "Li+", "Mg^2+", "Ca^2+", "Cl-", "SO4^2-"]
+    );
     assert_eq!(c.charges(), [1.0, 1.0, 1.0, 2.0, 2.0, -1.0, -2.0]);
     assert_eq!((c.embed_dim, c.hidden, c.layers), (16, 64, 5));
     assert_eq!(c.encoding, Encoding::Sinusoidal);

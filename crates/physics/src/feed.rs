@@ -125,7 +125,7 @@ fn parse_concentration(name: &str, value: &str) -> Result<f64> {
     Ok(c * factor)
 }
 
-/// An ion name (`Na+`, `SO4^2-`, `Cl_-`) or a neutral salt formula (`Na2SO4`, `MgCl2`,
+/// An ion name (`Na+`, `SO4^2-`, `Cl-`) or a neutral salt formula (`Na2SO4`, `MgCl2`,
 /// `Ca(HCO3)2`) as ions with stoichiometric counts.
 fn parse_species(name: &str, db: &IonDb) -> Result<Vec<(Ion, f64)>> {
     if name.contains(['+', '-', '_', '^']) {
@@ -227,10 +227,10 @@ mod tests {
     fn salts_dissociate_and_add_up() {
         let db = IonDb::builtin();
         let feed = parse_feed("NaCl=50, MgSO4=10, Na2SO4=5, MgCl2=0.002M", &db).unwrap();
-        assert_eq!(conc(&feed, "Na_+"), 60.0);
-        assert_eq!(conc(&feed, "Cl_-"), 54.0);
-        assert_eq!(conc(&feed, "SO4_2-"), 15.0);
-        assert_eq!(conc(&feed, "Mg_2+"), 12.0);
+        assert_eq!(conc(&feed, "Na+"), 60.0);
+        assert_eq!(conc(&feed, "Cl-"), 54.0);
+        assert_eq!(conc(&feed, "SO4^2-"), 15.0);
+        assert_eq!(conc(&feed, "Mg^2+"), 12.0);
         feed.check_electroneutral().unwrap();
     }
 
@@ -238,8 +238,8 @@ mod tests {
     fn parenthesised_anions_and_ions_parse() {
         let db = IonDb::builtin();
         let feed = parse_feed("Ca(HCO3)2=1,K+=2,Cl-=2", &db).unwrap();
-        assert_eq!(conc(&feed, "HCO3_-"), 2.0);
-        assert_eq!(conc(&feed, "K_+"), 2.0);
+        assert_eq!(conc(&feed, "HCO3-"), 2.0);
+        assert_eq!(conc(&feed, "K+"), 2.0);
     }
 
     #[test]
@@ -276,7 +276,7 @@ mod tests {
             "{err}"
         );
         feed.balance_with("Cl-", &db).unwrap();
-        assert_eq!(conc(&feed, "Cl_-"), 50.0);
+        assert_eq!(conc(&feed, "Cl-"), 50.0);
         assert!(feed.balance_with("Na+", &db).is_ok());
         let mut cations_only = parse_feed("Na+=5,Cl-=10", &db).unwrap();
         assert!(cations_only.balance_with("SO4", &db).is_err());

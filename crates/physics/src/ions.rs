@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ion {
-    /// Canonical name in WaterTAP/MCAS style, e.g. `Na_+`, `SO4_2-`.
+    /// Canonical name, e.g. `Na+`, `SO4^2-`: the spelling of the measured-data format and
+    /// of every file ionode writes. Other spellings (`SO4_2-` as in WaterTAP/MCAS, `SO42-`)
+    /// are accepted wherever a name is looked up ([`IonDb::get`]) and are rewritten to this
+    /// one when an ion is added ([`IonDb::insert`]).
     pub name: String,
     /// Valence (signed), e.g. -2 for sulfate.
     pub charge: i32,
@@ -67,18 +70,16 @@ impl Ion {
         Ok(())
     }
 
-    /// A compact human name: `SO4_2-` -> `SO4^2-`, `Na_+` -> `Na+`.
+    /// The canonical name (the ion's `name` once it is in a database; kept for callers
+    /// that hold an ion built by hand with a WaterTAP-style name).
     pub fn display_name(&self) -> String {
-        match self.name.split_once('_') {
-            Some((stem, charge)) if charge.len() > 1 => format!("{stem}^{charge}"),
-            Some((stem, charge)) => format!("{stem}{charge}"),
-            None => self.name.clone(),
-        }
+        canonical_name(&self.name)
     }
 
     /// The formula without charge, e.g. `SO4`; used to parse salt formulas.
     pub fn stem(&self) -> &str {
-        self.name.split('_').next().unwrap_or(&self.name)
+        let name = self.name.split(['_', '^']).next().unwrap_or(&self.name);
+        name.trim_end_matches(['+', '-'])
     }
 }
 
@@ -90,6 +91,16 @@ const WATERTAP: &str = "WaterTAP 1.8.0 DSPM-DE tests (D: CRC limiting diffusivit
 /// Nernst-Einstein relation D = R T lambda / (z^2 F^2); r_s by Stokes-Einstein with
 /// mu = 8.9e-4 Pa s, as for K+ and Li+ in the reference cases.
 const NERNST_EINSTEIN: &str = "D: CRC Handbook limiting conductivity via Nernst-Einstein; r_s: Stokes-Einstein (mu = 8.9e-4 Pa s), as for K+ and Li+";
+
+/// The canonical spelling of a WaterTAP/MCAS-style name: `SO4_2-` -> `SO4^2-`, `Na_+` ->
+/// `Na+`; a name without `_` is returned as it is.
+pub fn canonical_name(name: &str) -> String {
+    match name.trim().split_once('_') {
+        Some((stem, charge)) if charge.len() > 1 => format!("{stem}^{charge}"),
+        Some((stem, charge)) => format!("{stem}{charge}"),
+        None => name.trim().to_string(),
+    }
+}
 
 fn builtin(name: &str, charge: i32, d: f64, r: f64, m: f64, source: &str) -> Ion {
     Ion {
@@ -118,19 +129,19 @@ impl IonDb {
     /// The built-in ions (values of `crates/physics/tests/data/dspmde_watertap_cases.json`).
     pub fn builtin() -> Self {
         let ions = vec![
-            builtin("Na_+", 1, 1.33e-9, 1.84e-10, 0.02299, WATERTAP),
-            builtin("K_+", 1, 1.957e-9, 1.25e-10, 0.039098,
+            builtin("Na+", 1, 1.33e-9, 1.84e-10, 0.02299, WATERTAP),
+            builtin("K+", 1, 1.957e-9, 1.25e-10, 0.039098,
                 "D: CRC Handbook limiting diffusivity; r_s: Stokes-Einstein (mu = 8.9e-4 Pa s), as in the reference cases"),
-            builtin("Li_+", 1, 1.03e-9, 2.38e-10, 0.006941,
+            builtin("Li+", 1, 1.03e-9, 2.38e-10, 0.006941,
                 "D: CRC Handbook / PrOMMiS nf_brine; r_s: Stokes-Einstein (mu = 8.9e-4 Pa s), as in the reference cases"),
-            builtin("NH4_+", 1, 1.957e-9, 1.254e-10, 0.018038, NERNST_EINSTEIN),
-            builtin("Mg_2+", 2, 7.06e-10, 3.47e-10, 0.024305, WATERTAP),
-            builtin("Ca_2+", 2, 9.2e-10, 3.09e-10, 0.040078,
+            builtin("NH4+", 1, 1.957e-9, 1.254e-10, 0.018038, NERNST_EINSTEIN),
+            builtin("Mg^2+", 2, 7.06e-10, 3.47e-10, 0.024305, WATERTAP),
+            builtin("Ca^2+", 2, 9.2e-10, 3.09e-10, 0.040078,
                 "WaterTAP 1.8.0 DSPM-DE tests (r_s is WaterTAP's value, not Stokes-Einstein)"),
-            builtin("Cl_-", -1, 2.03e-9, 1.21e-10, 0.035453, WATERTAP),
-            builtin("NO3_-", -1, 1.902e-9, 1.290e-10, 0.062004, NERNST_EINSTEIN),
-            builtin("SO4_2-", -2, 1.06e-9, 2.30e-10, 0.096066, WATERTAP),
-            builtin("HCO3_-", -1, 1.19e-9, 2.06e-10, 0.0610168, "WaterTAP nanofiltration flowsheet examples"),
+            builtin("Cl-", -1, 2.03e-9, 1.21e-10, 0.035453, WATERTAP),
+            builtin("NO3-", -1, 1.902e-9, 1.290e-10, 0.062004, NERNST_EINSTEIN),
+            builtin("SO4^2-", -2, 1.06e-9, 2.30e-10, 0.096066, WATERTAP),
+            builtin("HCO3-", -1, 1.19e-9, 2.06e-10, 0.0610168, "WaterTAP nanofiltration flowsheet examples"),
         ];
         IonDb { ions }
     }
@@ -140,18 +151,21 @@ impl IonDb {
         &self.ions
     }
 
-    /// Adds an ion, or replaces the one with the same canonical name.
-    pub fn insert(&mut self, ion: Ion) -> Result<()> {
+    /// Adds an ion, or replaces the one of the same name in any spelling (the name is
+    /// stored in its canonical form, [`canonical_name`]).
+    pub fn insert(&mut self, mut ion: Ion) -> Result<()> {
+        ion.name = canonical_name(&ion.name);
         ion.validate()?;
-        match self.ions.iter_mut().find(|i| i.name == ion.name) {
+        let key = normalise(&ion.name);
+        match self.ions.iter_mut().find(|i| normalise(&i.name) == key) {
             Some(slot) => *slot = ion,
             None => self.ions.push(ion),
         }
         Ok(())
     }
 
-    /// Looks an ion up by its canonical name (`SO4_2-`) or an alias: the display name
-    /// (`SO4^2-`), the name without separators (`SO42-`), or the bare formula (`SO4`).
+    /// Looks an ion up by its canonical name (`SO4^2-`) or an alias: the WaterTAP/MCAS
+    /// name (`SO4_2-`), the name without separators (`SO42-`), or the bare formula (`SO4`).
     /// Case matters only where it must (`Co` vs `CO3` style clashes do not occur here).
     pub fn get(&self, name: &str) -> Result<&Ion> {
         let key = normalise(name);
@@ -184,9 +198,12 @@ mod tests {
     fn aliases_resolve_to_the_same_ion() {
         let db = IonDb::builtin();
         for alias in ["SO4_2-", "SO4^2-", "SO42-", "SO4", " SO4 2-"] {
-            assert_eq!(db.get(alias).unwrap().name, "SO4_2-", "{alias}");
+            assert_eq!(db.get(alias).unwrap().name, "SO4^2-", "{alias}");
         }
-        assert_eq!(db.get("Na+").unwrap().name, "Na_+");
+        assert_eq!(db.get("Na_+").unwrap().name, "Na+");
+        assert_eq!(db.get("Mg2+").unwrap().name, "Mg^2+");
+        assert_eq!(db.get("NH4").unwrap().stem(), "NH4");
+        assert_eq!(db.get("SO4").unwrap().stem(), "SO4");
     }
 
     #[test]
@@ -202,11 +219,17 @@ mod tests {
         let mut ion = db.get("Na+").unwrap().clone();
         ion.stokes_radius_m = -1.0;
         let err = db.insert(ion.clone()).unwrap_err().to_string();
-        assert!(err.contains("ion Na_+: stokes_radius_m"), "{err}");
+        assert!(err.contains("ion Na+: stokes_radius_m"), "{err}");
         ion.stokes_radius_m = 2.0e-10;
-        db.insert(ion).unwrap();
+        // Another spelling of the same ion replaces it and is stored canonically.
+        ion.name = "Na_+".into();
+        db.insert(ion.clone()).unwrap();
         assert_eq!(db.get("Na+").unwrap().stokes_radius_m, 2.0e-10);
         assert_eq!(db.ions().len(), 10);
+        ion.name = "Fe_3+".into();
+        ion.charge = 3;
+        db.insert(ion).unwrap();
+        assert_eq!(db.get("Fe3+").unwrap().name, "Fe^3+");
     }
 
     /// The added ions follow their stated sources: Nernst-Einstein from the conductivity
@@ -229,11 +252,11 @@ mod tests {
                 "{name}: {r:e}"
             );
         }
-        assert_eq!(db.get("NH4").unwrap().name, "NH4_+");
-        assert_eq!(db.get("NO3^-").unwrap().name, "NO3_-");
+        assert_eq!(db.get("NH4").unwrap().name, "NH4+");
+        assert_eq!(db.get("NO3^-").unwrap().name, "NO3-");
         let feed = crate::feed::parse_feed("NaNO3=0.2,NH4Cl=0.2", &db).unwrap();
         let names: Vec<&str> = feed.ions.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, ["Na_+", "NO3_-", "NH4_+", "Cl_-"]);
+        assert_eq!(names, ["Na+", "NO3-", "NH4+", "Cl-"]);
         feed.check_electroneutral().unwrap();
     }
 }

@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn sodium_constants_match_watertap() {
-        // the WaterTAP reference file (tests/data), point_cases[0].expected.per_ion_constants["Na_+"]
+        // the WaterTAP reference file (tests/data), point_cases[0].expected.per_ion_constants["Na+"]
         let db = IonDb::builtin();
         let c = IonConstants::new(
             db.get("Na+").unwrap(),
@@ -137,7 +137,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("Mg_2+") && err.contains("not smaller than the pore radius"),
+            err.contains("Mg^2+") && err.contains("not smaller than the pore radius"),
             "{err}"
         );
     }

@@ -629,7 +629,7 @@ mod tests {
     use ionode_physics::IonDb;
     use ndarray::Array1;
 
-    const SLOTS: [&str; 4] = ["Na_+", "Mg_2+", "Cl_-", "SO4_2-"];
+    const SLOTS: [&str; 4] = ["Na+", "Mg^2+", "Cl-", "SO4^2-"];
     const LMH: f64 = 1.0 / 3.6e6;
 
     fn truth() -> Membrane {
@@ -800,7 +800,7 @@ mod tests {
         let text = include_str!("../../../datasets/exp/nf270_mixtures.csv");
         let db = IonDb::builtin();
         let data = parse_csv(text, "nf270_mixtures.csv", &LoadOptions::default(), &db).unwrap();
-        let slots = ["Na_+", "K_+", "Li_+", "Mg_2+", "Ca_2+", "Cl_-", "SO4_2-"];
+        let slots = ["Na+", "K+", "Li+", "Mg^2+", "Ca^2+", "Cl-", "SO4^2-"];
         let samples = Samples::from_measured(&data, &slots).unwrap();
         let split = SplitSpec::ByFamily {
             test_family: "NaCl+MgSO4".into(),

@@ -22,7 +22,7 @@ const BATCH_STREAM_SALT: u64 = 0x6261_7463_6865_7321;
 /// Samples over ion slots. Rows are points; columns of the 2-D arrays are slots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Samples {
-    /// Slot names: canonical physics names (`Na_+`, `SO4_2-`) where the ion database knows
+    /// Slot names: canonical physics names (`Na+`, `SO4^2-`) where the ion database knows
     /// the ion, otherwise as given.
     pub species: Vec<String>,
     /// Charge number of each slot.
@@ -109,7 +109,7 @@ impl<'a> IntoIterator for &'a Batches {
     }
 }
 
-/// Loose ion-name key: `Na_+`, `Na+` and `Na ^+` compare equal, `SO4_2-`, `SO4^2-` and
+/// Loose ion-name key: `Na+`, `Na_+` and `Na ^+` compare equal, `SO4^2-`, `SO4_2-` and
 /// `SO42-` too (the same rule as the ion database's aliases).
 fn name_key(name: &str) -> String {
     name.chars()
@@ -600,7 +600,7 @@ mod tests {
         permeate[[1, 0, 2]] = 0.5;
         let rejection = Array3::zeros((2, 2, 3));
         Dataset {
-            species: vec!["Na_+".into(), "Cl_-".into(), "SO4_2-".into()],
+            species: vec!["Na+".into(), "Cl-".into(), "SO4^2-".into()],
             charges: vec![1, -1, -2],
             temperature_k: vec![298.15; 2],
             fluxes_m_s: vec![1e-6, 1e-5],
@@ -618,10 +618,10 @@ mod tests {
     fn simulation_is_flattened_onto_slots_skipping_failures() {
         let ds = toy_dataset();
         let (s, skipped) =
-            Samples::from_simulation(&ds, &["SO4^2-", "Mg_2+", "Cl-", "Na+"]).unwrap();
+            Samples::from_simulation(&ds, &["SO4^2-", "Mg_2+", "Cl-", "Na_+"]).unwrap();
         assert_eq!(skipped, 1);
         assert_eq!(s.len(), 3);
-        assert_eq!(s.species, ["SO4_2-", "Mg_2+", "Cl_-", "Na_+"]);
+        assert_eq!(s.species, ["SO4^2-", "Mg^2+", "Cl-", "Na+"]);
         assert_eq!(s.charges, [-2, 2, -1, 1]);
         assert_eq!(s.origin, [0, 0, 1]);
         assert_eq!(s.flux_m_s.to_vec(), [1e-6, 1e-5, 1e-6]);
@@ -639,10 +639,10 @@ mod tests {
     fn simulation_ion_without_slot_is_named() {
         let err = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-"]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("SO4_2-") && msg.contains("simulated"), "{msg}");
+        assert!(msg.contains("SO4^2-") && msg.contains("simulated"), "{msg}");
         // An unknown slot name and a duplicate are refused too.
         assert!(Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4", "Xx+"]).is_err());
-        assert!(Samples::from_simulation(&toy_dataset(), &["Na+", "Na_+", "Cl-", "SO4"]).is_err());
+        assert!(Samples::from_simulation(&toy_dataset(), &["Na+", "Na+", "Cl-", "SO4"]).is_err());
     }
 
     const CSV: &str = "source,membrane,family,temperature_K,synthetic,Jv_LMH,feed_Na+_mol_m3,feed_Cl-_mol_m3,feed_Mg^2+_mol_m3,feed_SO4^2-_mol_m3,permeate_Na+_mol_m3,rejection_Cl-,permeate_Mg^2+_mol_m3,rejection_SO4^2-,permeate_Na+_mol_m3_sd
@@ -653,7 +653,7 @@ b,NF270,MgSO4,298.15,true,72,0,0,10,10,,,1,0.95,
     #[test]
     fn measured_rows_map_onto_slots_with_sd() {
         let data = parse_csv(CSV, "t.csv", &LoadOptions::default(), &IonDb::builtin()).unwrap();
-        let s = Samples::from_measured(&data, &["Na_+", "Mg_2+", "Cl_-", "SO4_2-"]).unwrap();
+        let s = Samples::from_measured(&data, &["Na+", "Mg^2+", "Cl-", "SO4^2-"]).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s.feed_mol_m3.row(0).to_vec(), [50.0, 0.0, 50.0, 0.0]);
         let p = &s.permeate_mol_m3;
@@ -717,7 +717,7 @@ b,NF270,MgSO4,298.15,true,72,0,0,10,10,,,1,0.95,
         let mut bad = s.clone();
         bad.feed_mol_m3[[0, 0]] = 0.0;
         let msg = bad.validate().unwrap_err().to_string();
-        assert!(msg.contains("feed of Na_+ in row 0"), "{msg}");
+        assert!(msg.contains("feed of Na+ in row 0"), "{msg}");
         let mut bad = s.clone();
         bad.origin.pop();
         assert!(bad.validate().is_err());
@@ -730,7 +730,7 @@ b,NF270,MgSO4,298.15,true,72,0,0,10,10,,,1,0.95,
     fn slot_ions_come_from_the_database() {
         let (s, _) = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4"]).unwrap();
         let ions = s.slot_ions(&IonDb::builtin()).unwrap();
-        assert_eq!(ions[2].name, "SO4_2-");
+        assert_eq!(ions[2].name, "SO4^2-");
         assert_eq!(ions[2].charge, -2);
     }
 }

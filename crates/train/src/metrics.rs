@@ -305,7 +305,7 @@ mod tests {
     use ndarray::array;
 
     fn setup() -> (Vec<String>, Vec<i32>, Array2<f64>, Array2<bool>) {
-        let species = vec!["Na_+".to_string(), "Mg_2+".into(), "Cl_-".into()];
+        let species = vec!["Na+".to_string(), "Mg^2+".into(), "Cl-".into()];
         let charges = vec![1, 2, -1];
         // Row 0: NaCl 10/10; row 1: MgCl2 10/20; row 2: NaCl 20/20.
         let feed = array![[10.0, 0.0, 10.0], [0.0, 10.0, 20.0], [20.0, 0.0, 20.0]];
@@ -462,6 +462,6 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("Na_+") && err.contains("row 0"), "{err}");
+        assert!(err.contains("Na+") && err.contains("row 0"), "{err}");
     }
 }

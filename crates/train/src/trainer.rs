@@ -863,7 +863,7 @@ mod tests {
         let model = Model::new(ModelConfig::default(), &mut store, 1).unwrap();
         let err = stage_error(Stage::Pretrain, &model, &mut store, &data, &stage(1), 1);
         assert!(
-            err.contains("model slots") && err.contains("Na_+,Mg_2+,Cl_-,SO4_2-"),
+            err.contains("model slots") && err.contains("Na+,Mg^2+,Cl-,SO4^2-"),
             "{err}"
         );
     }

@@ -1,18 +1,17 @@
 //! `ablate predict --run DIR --data FILE.csv --out PRED.csv`: a finished run applied to
 //! every row of a measured-data file (with or without outcomes).
 //!
-//! DIR is an `ablate train` output folder (`run.json` beside `params.json` or
-//! `calibration.json`) or one run of a study (`results/<study>/runs/<id>/`, a verified
-//! `run.h5`). Everything is checked before anything is predicted, and PRED.csv is written
+//! DIR is an `ablate train` output folder or one run of a study
+//! (`results/<study>/runs/<id>/`, verified against its DONE marker); both hold the run's
+//! record, `run.h5`. Everything is checked before anything is predicted, and PRED.csv is written
 //! only when all of it worked: a file that fails validation, an ion the model has no slot
 //! for, a flux or temperature outside what the model was trained on (unless
 //! `--extrapolate`), a point the physics cannot solve or a prediction that is physically
 //! impossible is an error naming the row and column, and nothing is written.
 
 use crate::cli::PredictArgs;
-use crate::{output, store, tabular};
+use crate::{output, record, store, tabular};
 use anyhow::{bail, Context, Result};
-use hdf5_metno as hdf5;
 use ionode_autodiff::ParamStore;
 use ionode_model::{Model, SavedParams};
 use ionode_physics::IonDb;
@@ -20,7 +19,7 @@ use ionode_train::calibrate::DspmdeFit;
 use ionode_train::data::Samples;
 use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes};
 use ionode_train::metrics::{implausible, Metrics};
-use ionode_train::run::{predict_neural, Domain, Method, RunConfig};
+use ionode_train::run::{predict_neural, Artefact, Domain, RunConfig};
 use ndarray::Array2;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -68,100 +67,52 @@ fn neural(config: &RunConfig, params: SavedParams) -> Result<Predictor> {
     })
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).with_context(|| format!("{what} is not what a run writes"))
-}
-
-/// Reads an `ablate train` output folder.
-fn load_train_dir(dir: &Path) -> Result<LoadedRun> {
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .with_context(|| format!("cannot read '{}'", dir.join(name).display()))
-    };
-    let run: serde_json::Value = from_json(&read("run.json")?, "run.json")?;
-    let config: RunConfig = serde_json::from_value(run["config"].clone())
-        .context("run.json: 'config' is not a run config")?;
-    let domain: Option<Domain> = serde_json::from_value(run["domain"].clone()).unwrap_or(None);
-    let predictor = match config.method {
-        Method::Neural => neural(&config, from_json(&read("params.json")?, "params.json")?)?,
-        Method::DspmdeFit => Predictor::Dspmde(Box::new(from_json(
-            &read("calibration.json")?,
-            "calibration.json",
-        )?)),
-    };
-    Ok(LoadedRun { predictor, domain })
-}
-
-/// Reads one run of a study (its DONE marker and checksum verified first).
-fn load_study_run(dir: &Path) -> Result<LoadedRun> {
-    let id = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let study_dir = dir
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| crate::usage!("'{}' is not a run folder of a study", dir.display()))?;
-    match store::state(study_dir, &id) {
-        store::State::Done => {}
-        store::State::Damaged(why) => {
-            return Err(crate::usage!("run '{}' is damaged: {why}", dir.display()))
-        }
-        store::State::Failed(e) => {
-            return Err(crate::usage!("run '{}' failed: {e}", dir.display()))
-        }
-        store::State::Missing => {
-            return Err(crate::usage!(
-                "run '{}' is not finished (no DONE marker)",
-                dir.display()
-            ))
-        }
-    }
-    let path = dir.join(store::RUN_FILE);
-    let file = hdf5::File::open(&path)
-        .with_context(|| format!("cannot read run file '{}'", path.display()))?;
-    let text = |name: &str| -> Result<String> {
-        let v: hdf5::types::VarLenUnicode = file
-            .attr(name)
-            .and_then(|a| a.read_scalar())
-            .with_context(|| format!("'{}': attribute '{name}'", path.display()))?;
-        Ok(v.as_str().to_string())
-    };
-    let number = |name: &str| file.attr(name).and_then(|a| a.read_scalar::<f64>()).ok();
-    let config: RunConfig = from_json(&text("config_json")?, "config_json")?;
-    let domain = match (
-        number("domain_flux_min_m_s"),
-        number("domain_flux_max_m_s"),
-        number("domain_temperature_min_k"),
-        number("domain_temperature_max_k"),
-    ) {
-        (Some(a), Some(b), Some(c), Some(d)) => Some(Domain {
-            flux_m_s: [a, b],
-            temperature_k: [c, d],
-        }),
-        _ => None,
-    };
-    let predictor = match config.method {
-        Method::Neural => neural(&config, from_json(&text("params_json")?, "params_json")?)?,
-        Method::DspmdeFit => Predictor::Dspmde(Box::new(from_json(
-            &text("calibration_json")?,
-            "calibration_json",
-        )?)),
-    };
-    Ok(LoadedRun { predictor, domain })
-}
-
+/// Reads a finished run: an `ablate train` folder (its `run.h5`) or one run of a study
+/// (`STUDY/runs/<id>/`, whose DONE marker and checksum are verified first).
 fn load_run(dir: &Path) -> Result<LoadedRun> {
-    if dir.join(store::RUN_FILE).exists() {
-        load_study_run(dir)
-    } else if dir.join("run.json").exists() {
-        load_train_dir(dir)
-    } else {
-        Err(crate::usage!(
-            "'{}' is not a finished run: expected an `ablate train` folder (run.json) or a study run (run.h5 and DONE)",
-            dir.display()
-        ))
+    let path = dir.join(store::RUN_FILE);
+    if !path.is_file() {
+        return Err(crate::usage!(
+            "'{}' is not a finished run: expected an `ablate train` output folder or a study run (both hold {})",
+            dir.display(),
+            store::RUN_FILE
+        ));
     }
+    let in_study = dir
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "runs"))
+        .and_then(Path::parent);
+    if let Some(study_dir) = in_study {
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match store::state(study_dir, &id) {
+            store::State::Done => {}
+            store::State::Damaged(why) => {
+                return Err(crate::usage!("run '{}' is damaged: {why}", dir.display()))
+            }
+            store::State::Failed(e) => {
+                return Err(crate::usage!("run '{}' failed: {e}", dir.display()))
+            }
+            store::State::Missing => {
+                return Err(crate::usage!(
+                    "run '{}' is not finished (no DONE marker)",
+                    dir.display()
+                ))
+            }
+        }
+    }
+    let run = record::read(&path)?;
+    let config = &run.head.config;
+    let predictor = match record::read_artefact(&path, config.method)? {
+        Artefact::Params(p) => neural(config, p)?,
+        Artefact::Calibration(fit) => Predictor::Dspmde(fit),
+    };
+    Ok(LoadedRun {
+        predictor,
+        domain: run.domain,
+    })
 }
 
 /// The flux column's name as written in the file.

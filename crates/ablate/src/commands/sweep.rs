@@ -8,101 +8,19 @@
 //! Runs are independent (each is a pure function of its config and seed), so `--jobs`
 //! and `--shard` change where and when a run executes, never its result.
 
+use crate::cli::{CheckArgs, PlanArgs, RunArgs, SlurmArgs, StatusArgs};
 use crate::errors::OrUsage;
 use crate::limits::{MAX_JOBS, MAX_SHARDS};
 use crate::manifest::{self, Manifest, Plan, PlannedRun, STUDY_PREFIX};
-use crate::runner::{execute, DataCache, Executed};
-use crate::{h5, output, provenance, store};
+use crate::record::{self, Provenance};
+use crate::runner::{execute, DataCache};
+use crate::{output, store};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ionode_train::run::Artefact;
-use ndarray::Array1;
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-pub const RUN_EXAMPLES: &str = "\
-Examples:
-  ablate run experiments/smoke.toml --jobs 2
-  ablate run experiments/paper.toml --jobs 8 --shard 0/4 --results /scratch/results
-  ablate status results/paper
-  ablate slurm experiments/paper.toml --shards 16 --cpus 4 --time 02:00:00
-
-Writes RESULTS/<study>/plan.json, RESULTS/<study>/runs/<run-id>/run.h5 and a DONE (or
-FAILED) marker per run. Rerunning skips DONE runs; --retry-failed reruns FAILED ones.";
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The study manifest (TOML).
-    #[arg(value_name = "FILE.toml")]
-    pub file: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct PlanArgs {
-    /// The study manifest (TOML).
-    #[arg(value_name = "FILE.toml")]
-    pub file: PathBuf,
-    /// Results root; the plan goes to RESULTS/STUDY/plan.json.
-    #[arg(long, default_value = "results", value_name = "DIR")]
-    pub results: PathBuf,
-    /// Replace an existing plan of the same study that differs from this one.
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The study manifest (TOML).
-    #[arg(value_name = "FILE.toml")]
-    pub file: PathBuf,
-    /// Runs in parallel (each run is single-threaded) [default: all cores].
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// Run only the runs with plan index % N == I (0-based I), e.g. 0/4.
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<String>,
-    /// Rerun runs marked FAILED.
-    #[arg(long)]
-    pub retry_failed: bool,
-    /// Results root.
-    #[arg(long, default_value = "results", value_name = "DIR")]
-    pub results: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// A study folder (RESULTS/STUDY, with plan.json) or a manifest.
-    #[arg(value_name = "DIR|FILE.toml")]
-    pub target: PathBuf,
-    /// Results root (when a manifest is given).
-    #[arg(long, default_value = "results", value_name = "DIR")]
-    pub results: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct SlurmArgs {
-    /// The study manifest (TOML).
-    #[arg(value_name = "FILE.toml")]
-    pub file: PathBuf,
-    /// Array tasks; task i runs shard i/N.
-    #[arg(long)]
-    pub shards: usize,
-    /// Slurm partition.
-    #[arg(long)]
-    pub partition: Option<String>,
-    /// Time limit per task (Slurm format, e.g. 02:00:00).
-    #[arg(long)]
-    pub time: Option<String>,
-    /// CPUs per task (= `--jobs` of each task).
-    #[arg(long, default_value_t = 1)]
-    pub cpus: usize,
-    /// Results root (on the shared file system).
-    #[arg(long, default_value = "results", value_name = "DIR")]
-    pub results: PathBuf,
-}
 
 /// Loads a manifest; problems are printed one per line, then one summary error.
 fn load(file: &Path) -> Result<Manifest> {
@@ -136,8 +54,12 @@ fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
 
 pub fn check(args: &CheckArgs) -> Result<()> {
     let m = load(&args.file)?;
-    let methods: std::collections::BTreeSet<&str> =
-        m.plan.runs.iter().map(|r| r.method.as_str()).collect();
+    let methods: std::collections::BTreeSet<&str> = m
+        .plan
+        .runs
+        .iter()
+        .map(|r| record::method_name(r.config.method))
+        .collect();
     let n = m.plan.runs.len();
     super::print_stdout(&format!(
         "{}: study '{}' is valid: {n} run{} ({})\n",
@@ -158,7 +80,7 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
             "{}\t{}\t{}\t{}\n",
             r.index,
             r.id,
-            r.method,
+            record::method_name(r.config.method),
             manifest::axes_summary(r)
         ));
     }
@@ -215,121 +137,17 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
         .with_context(|| format!("cannot rename '{}' to '{}'", tmp.display(), path.display()))
 }
 
-/// Everything a run.h5 needs besides the outcome.
-struct RunContext<'a> {
-    plan: &'a Plan,
-    git: &'a provenance::GitState,
-    host: &'a str,
-}
-
-/// Writes one run's HDF5 file (schema: ARCHITECTURE.md, "The run store").
-fn write_run_h5(path: &Path, ctx: &RunContext, run: &PlannedRun, e: &Executed) -> Result<()> {
-    let o = &e.outcome;
-    h5::create_atomically(path, |file| {
-        let s = |name: &str, v: &str| h5::attr_str(file, name, v);
-        s("run_id", &run.id)?;
-        s("study", &ctx.plan.study)?;
-        s("manifest_hash", &ctx.plan.manifest_hash)?;
-        h5::attr_scalar(file, "plan_index", run.index as u64)?;
-        s("git_commit", &ctx.git.commit)?;
-        s("git_dirty", &ctx.git.dirty)?;
-        s("host", ctx.host)?;
-        s("ionode_version", env!("CARGO_PKG_VERSION"))?;
-        s("config_json", &run.config.to_string())?;
-        s(
-            "axes_json",
-            &serde_json::Value::Object(run.axes.clone()).to_string(),
-        )?;
-        s(
-            "inputs_json",
-            &serde_json::Value::Object(e.inputs.clone()).to_string(),
-        )?;
-        s("metrics_json", &serde_json::to_string(&o.metrics)?)?;
-        s("method", &run.method)?;
-        s("synthetic", if o.synthetic { "true" } else { "false" })?;
-        if let Some(d) = &o.domain {
-            h5::attr_scalar(file, "domain_flux_min_m_s", d.flux_m_s[0])?;
-            h5::attr_scalar(file, "domain_flux_max_m_s", d.flux_m_s[1])?;
-            h5::attr_scalar(file, "domain_temperature_min_k", d.temperature_k[0])?;
-            h5::attr_scalar(file, "domain_temperature_max_k", d.temperature_k[1])?;
-        }
-        h5::attr_scalar(file, "seconds_total", o.timings.total)?;
-        h5::attr_scalar(file, "seconds_pretrain", o.timings.pretrain)?;
-        h5::attr_scalar(file, "seconds_finetune", o.timings.finetune)?;
-        let (name, artefact) = super::train::artefact_json(&o.artefact);
-        let attr = match &o.artefact {
-            Artefact::Params(_) => "params_json",
-            Artefact::Calibration(_) => "calibration_json",
-        };
-        debug_assert!(attr.starts_with(name.trim_end_matches(".json")));
-        s(attr, &artefact.to_string())?;
-        let source = format!("study {}, run {}", ctx.plan.study, run.id);
-        if let Some(m) = super::train::membrane_file(&o.artefact, &source) {
-            s("membrane_toml", &m.to_toml())?;
-        }
-
-        let curves = file.create_group("curves").context("group 'curves'")?;
-        for c in &o.curves {
-            let g = curves
-                .create_group(c.stage.as_str())
-                .with_context(|| format!("group 'curves/{}'", c.stage))?;
-            h5::dataset(&g, "train_loss", c.train_loss.as_slice(), None)?;
-            h5::dataset(&g, "validation_loss", c.validation_loss.as_slice(), None)?;
-        }
-
-        let p = &o.predictions;
-        let g = file
-            .create_group("predictions")
-            .context("group 'predictions'")?;
-        h5::string_dataset(&g, "part", &p.part)?;
-        h5::dataset(&g, "row", p.row.as_slice(), None)?;
-        h5::string_dataset(&g, "family", &p.family)?;
-        h5::string_dataset(&g, "ion", &p.ion)?;
-        for (name, values, units) in [
-            ("jv_m_s", &p.jv_m_s, "m/s"),
-            ("feed_mol_m3", &p.feed_mol_m3, "mol/m3"),
-            (
-                "target_permeate_mol_m3",
-                &p.target_permeate_mol_m3,
-                "mol/m3",
-            ),
-            (
-                "predicted_permeate_mol_m3",
-                &p.predicted_permeate_mol_m3,
-                "mol/m3",
-            ),
-            ("target_rejection", &p.target_rejection, "1"),
-            ("predicted_rejection", &p.predicted_rejection, "1"),
-        ] {
-            h5::dataset(&g, name, values.as_slice(), Some(units))?;
-        }
-
-        if let Some(a) = &o.attention {
-            let g = file
-                .create_group("attention")
-                .context("group 'attention'")?;
-            h5::dataset(&g, "end", &a.end, None)?;
-            h5::dataset(&g, "mean", &a.mean, None)?;
-            h5::dataset(&g, "rows", &Array1::from(a.rows.clone()), None)?;
-            h5::string_dataset(&g, "species", &a.species)?;
-            h5::string_dataset(&g, "family", &a.family)?;
-        }
-        Ok(())
-    })
-}
-
 /// Executes one planned run and writes its `run.h5`; the config's paths are made real
 /// here (the plan keeps them as the manifest wrote them, so run ids do not depend on where
 /// a sweep is started). Returns the run's seconds.
 fn run_one(
     m: &Manifest,
     study_dir: &Path,
-    ctx: &RunContext,
+    process: &Provenance,
     run: &PlannedRun,
     cache: &DataCache,
 ) -> Result<f64> {
-    let mut config: ionode_train::run::RunConfig =
-        serde_json::from_value(run.config.clone()).context("the plan's run config")?;
+    let mut config = run.config.clone();
     let manifest_dir = m.dir();
     let mut names = Vec::new();
     let mut real = |p: &PathBuf| {
@@ -339,19 +157,31 @@ fn run_one(
     };
     config.data.pretrain = config.data.pretrain.as_ref().map(&mut real);
     config.data.measured = config.data.measured.iter().map(&mut real).collect();
-    let mut executed = execute(&config, config.seed, cache, &mut |_| {})?;
+    let executed = execute(&config, config.seed, cache, &mut |_| {})?;
     // Inputs are named as in the plan (stable), not by where this process found them.
-    let inputs = std::mem::take(&mut executed.inputs);
-    for (k, v) in inputs {
-        let name = names
-            .iter()
-            .find(|(r, _)| *r == k)
-            .map_or(k.clone(), |(_, n)| n.clone());
-        executed.inputs.insert(name, v);
-    }
+    let inputs = executed
+        .inputs
+        .into_iter()
+        .map(|(k, v)| {
+            let name = names
+                .iter()
+                .find(|(r, _)| *r == k)
+                .map_or(k.clone(), |(_, n)| n.clone());
+            (name, v)
+        })
+        .collect();
+    let head = record::Head {
+        provenance: process.of_run(&run.id, Some(run.index as u64)),
+        config: run.config.clone(),
+        axes: run.axes.clone().into_iter().collect(),
+        inputs,
+    };
+    let o = &executed.outcome;
+    let source = format!("study {}, run {}", m.plan.study, run.id);
+    let membrane = crate::membrane::calibrated(&o.artefact, &source).map(|f| f.to_toml());
     let dir = store::run_dir(study_dir, &run.id);
-    write_run_h5(&dir.join(store::RUN_FILE), ctx, run, &executed)?;
-    Ok(executed.outcome.timings.total)
+    record::write(&dir.join(store::RUN_FILE), &head, o, membrane.as_deref())?;
+    Ok(o.timings.total)
 }
 
 /// What became of one attempt at a run.
@@ -461,7 +291,7 @@ impl Progress {
 fn attempt(
     m: &Manifest,
     study_dir: &Path,
-    ctx: &RunContext,
+    process: &Provenance,
     run: &PlannedRun,
     scanned: &store::State,
     cache: &DataCache,
@@ -486,7 +316,7 @@ fn attempt(
     store::clear(&dir);
     tracing::info!(run = %run.id, index = run.index, axes = %manifest::axes_summary(run), "run starts");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_one(m, study_dir, ctx, run, cache)
+        run_one(m, study_dir, process, run, cache)
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -550,9 +380,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
     if todo.iter().any(|(r, _)| {
-        r.config["data"]["pretrain"]
-            .as_str()
-            .is_some_and(|p| p.starts_with(STUDY_PREFIX))
+        r.config
+            .data
+            .pretrain
+            .as_ref()
+            .is_some_and(|p| p.to_string_lossy().starts_with(STUDY_PREFIX))
     }) {
         ensure_pretrain(&m, &study_dir, jobs)?;
     }
@@ -561,13 +393,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         "sweep starts"
     );
 
-    let git = provenance::git_state();
-    let host = store::hostname();
-    let ctx = RunContext {
-        plan: &m.plan,
-        git: &git,
-        host: &host,
-    };
+    let process = Provenance::of_process(&m.plan.study, &m.plan.manifest, &m.plan.manifest_hash);
     let cache = DataCache::default();
     let claims = store::Claims::start();
     let progress = Progress::new(&m.study, todo.len());
@@ -584,7 +410,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         pool.install(|| {
             pending.par_iter().with_max_len(1).for_each(|item| {
                 let (r, scanned) = *item;
-                let a = attempt(&m, &study_dir, &ctx, r, scanned, &cache, &claims);
+                let a = attempt(&m, &study_dir, &process, r, scanned, &cache, &claims);
                 match &a {
                     Attempt::Busy(owner) => {
                         if let Ok(mut b) = busy.lock() {

@@ -6,22 +6,25 @@
 //! the split of the measured data and the seed. The method is the neural ODE (any variant)
 //! or the `dspmde_fit` baseline (DSPM-DE calibrated on the same training rows).
 //!
-//! Outputs in DIR, each written atomically: `metrics.json` (per split: overall and per-ion
-//! rejection MAE/RMSE, R^2, electroneutrality residual), `predictions.csv` (one row per test
-//! sample and ion), `params.json` (neural) or `calibration.json` (baseline), `curves.json`
-//! (loss per epoch and stage) and `run.json` (the resolved config and its provenance: git
-//! commit, input file hashes).
+//! Outputs in DIR, each written atomically: `run.h5`, the run's record in the same schema
+//! as a study's runs ([`crate::record`]: config, provenance, metrics, curves, predictions,
+//! attention, the trained parameters or fitted membrane; what `ablate predict --run DIR`
+//! reads), and three views of it for people and scripts: `metrics.json` (per split:
+//! overall and per-ion rejection MAE/RMSE, R^2, electroneutrality residual),
+//! `predictions.csv` (one row per test sample and ion) and, for a `dspmde_fit` run,
+//! `membrane.toml` (the fitted membrane, usable as `--membrane FILE`).
 
 use crate::cli::TrainArgs;
 use crate::errors::OrUsage;
+use crate::record::{self, Provenance};
 use crate::runner::{execute, DataCache};
+use crate::store::RUN_FILE;
 use crate::{membrane, output, progress, provenance};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ionode_train::metrics::Metrics;
-use ionode_train::run::{Artefact, Predictions};
+use ionode_train::run::Predictions;
 use ionode_train::trainer::{EpochReport, Stage};
-use serde_json::json;
 
 /// The `predictions.csv` of `ablate train` (commas in family names become `;`).
 pub fn predictions_csv(p: &Predictions) -> String {
@@ -44,26 +47,6 @@ pub fn predictions_csv(p: &Predictions) -> String {
         ));
     }
     out
-}
-
-/// The artefact as the JSON a run keeps: its file name and value.
-pub fn artefact_json(a: &Artefact) -> (&'static str, serde_json::Value) {
-    let (name, value) = match a {
-        Artefact::Params(p) => ("params.json", serde_json::to_value(p)),
-        Artefact::Calibration(f) => ("calibration.json", serde_json::to_value(f)),
-    };
-    (name, value.expect("artefacts serialise"))
-}
-
-/// A calibrated membrane in the membrane-file format (usable as `--membrane FILE`).
-pub fn membrane_file(a: &Artefact, source: &str) -> Option<membrane::MembraneFile> {
-    a.membrane().map(|m| {
-        membrane::MembraneFile::new(
-            &m,
-            "DSPM-DE membrane calibrated by a dspmde_fit run",
-            source,
-        )
-    })
 }
 
 fn progress_bar() -> ProgressBar {
@@ -122,40 +105,31 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Outputs.
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
-    let git = provenance::git_state();
-    let run = json!({
-        "config": config,
-        "config_file": args.config.display().to_string(),
-        "config_hash": provenance::text_hash(&text),
-        "inputs": executed.inputs,
-        "domain": outcome.domain,
-        "synthetic": outcome.synthetic,
-        "git_commit": git.commit,
-        "git_dirty": git.dirty,
-        "ionode_version": env!("CARGO_PKG_VERSION"),
-    });
-    let pretty =
-        |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("JSON values serialise");
-    output::write_text(
-        &out.join("metrics.json"),
-        &pretty(&serde_json::to_value(&outcome.metrics)?),
-    )?;
+    let config_file = args.config.display().to_string();
+    let config_hash = provenance::text_hash(&text);
+    let process = Provenance::of_process(
+        config.name.as_deref().unwrap_or(""),
+        &config_file,
+        &config_hash,
+    );
+    let head = record::Head {
+        provenance: process.of_run(&config_hash, None),
+        config: config.clone(),
+        axes: Default::default(),
+        inputs: executed.inputs.clone(),
+    };
+    let source = format!("ablate train --config {config_file}");
+    let membrane = membrane::calibrated(&outcome.artefact, &source).map(|m| m.to_toml());
+    record::write(&out.join(RUN_FILE), &head, outcome, membrane.as_deref())?;
+    let pretty = serde_json::to_string_pretty(&outcome.metrics)? + "\n";
+    output::write_text(&out.join("metrics.json"), &pretty)?;
     output::write_text(
         &out.join("predictions.csv"),
         &predictions_csv(&outcome.predictions),
     )?;
-    output::write_text(
-        &out.join("curves.json"),
-        &pretty(&serde_json::to_value(&outcome.curves)?),
-    )?;
-    let (artefact_name, artefact) = artefact_json(&outcome.artefact);
-    output::write_text(&out.join(artefact_name), &pretty(&artefact))?;
-    // A calibrated membrane, in the file format every --membrane accepts.
-    let source = format!("ablate train --config {}", args.config.display());
-    if let Some(m) = membrane_file(&outcome.artefact, &source) {
-        output::write_text(&out.join("membrane.toml"), &m.to_toml())?;
+    if let Some(m) = &membrane {
+        output::write_text(&out.join("membrane.toml"), m)?;
     }
-    output::write_text(&out.join("run.json"), &pretty(&run))?;
 
     let summary = |m: &Option<Metrics>| {
         m.as_ref()

@@ -20,6 +20,7 @@ mod include;
 pub mod locate;
 mod resolve;
 
+pub use crate::errors::Problems;
 pub use crate::simulator::SimulatorSpec;
 pub use expand::Dist;
 
@@ -33,24 +34,11 @@ use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations}
 use resolve::{get_path, set_path, ConfigOrigin};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 /// Prefix of a path in a resolved config that lies in the study's results folder.
 pub const STUDY_PREFIX: &str = "$STUDY/";
-
-/// Problems of a manifest or run config, one line each (`FILE:LINE:COL: message`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problems(pub Vec<String>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.join("\n"))
-    }
-}
-
-impl std::error::Error for Problems {}
 
 /// Collects problems once each (many runs of a study share a mistake).
 #[derive(Default)]
@@ -93,11 +81,10 @@ pub struct PlannedRun {
     /// The seed the run trains with (`seed` in `config`), from (manifest seed, replicate
     /// seed).
     pub run_seed: u64,
-    pub method: String,
     /// Axis path -> this run's value (null where the method ignores the axis), plus "seed".
     pub axes: serde_json::Map<String, serde_json::Value>,
-    /// The resolved run config (the keys of `ablate train`).
-    pub config: serde_json::Value,
+    /// The resolved run config (the keys of `ablate train`), with `seed` = `run_seed`.
+    pub config: RunConfig,
 }
 
 /// The fully resolved run list.
@@ -639,8 +626,10 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
                 continue;
             }
             let run_seed = stream_seed(seed ^ RUN_SEED_SALT, replicate);
-            let mut resolved = json.clone();
-            resolved["seed"] = serde_json::json!(run_seed);
+            let resolved = RunConfig {
+                seed: run_seed,
+                ..config.clone()
+            };
             let mut axes = serde_json::Map::new();
             for (axis, _, _) in &point {
                 let skip = ignored
@@ -661,7 +650,6 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
                 id,
                 seed: replicate,
                 run_seed,
-                method: json["method"].as_str().unwrap_or("neural").to_string(),
                 axes,
                 config: resolved,
             });

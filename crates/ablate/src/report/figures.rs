@@ -7,7 +7,8 @@
 //! NODE, no curves for the DSPM-DE baseline) are skipped with a note.
 
 use super::collect::{read_attention, read_predictions, Attention, Predictions, Study};
-use super::{best, group, test_mae, varying, Group};
+use super::scores::Scores;
+use super::{best, varying, Group};
 use crate::output;
 use anyhow::{anyhow, Context, Result};
 use ionode_physics::IonDb;
@@ -88,14 +89,9 @@ fn render(dir: &Path, name: &str, fig: &impl Figure) -> Result<()> {
     output::write_text(&dir.join(format!("{name}.svg")), &svg)
 }
 
-/// A species as people write it (`Na_+` -> `Na+`, `SO4_2-` -> `SO4^2-`); names the
-/// built-in database does not know are shown as stored.
+/// A species as a figure writes it (Mg²⁺, SO₄²⁻).
 fn ion_label(name: &str) -> String {
-    static DB: OnceLock<IonDb> = OnceLock::new();
-    DB.get_or_init(IonDb::builtin)
-        .get(name)
-        .map(|ion| ion.display_name())
-        .unwrap_or_else(|_| name.to_string())
+    super::names::ion(name)
 }
 
 fn color(i: usize) -> RGBColor {
@@ -162,14 +158,18 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
 
 /// Writes every figure it has data for into `out/figures/`; returns the names written
 /// and notes on the ones skipped.
-pub fn write(study: &Study, out: &Path) -> Result<(Vec<String>, Vec<String>)> {
+pub fn write(
+    study: &Study,
+    groups: &[Group],
+    scores: &Scores,
+    out: &Path,
+) -> Result<(Vec<String>, Vec<String>)> {
     register_font()?;
     let dir = out.join("figures");
     let syn = super::synthetic_note(study);
     let mut written = Vec::new();
     let mut notes = Vec::new();
-    let groups = group(study, 0..study.runs.len());
-    let label_axes = varying(&groups);
+    let label_axes = varying(groups);
 
     // Ablation bars: every configuration.
     let bars = Bars {
@@ -177,11 +177,12 @@ pub fn write(study: &Study, out: &Path) -> Result<(Vec<String>, Vec<String>)> {
         bars: groups
             .iter()
             .filter_map(|g| {
-                g.stat(study, test_mae)
+                scores
+                    .get(&g.roles.cell)
                     .map(|s| (g.label(&label_axes), s.mean, s.std, s.n))
             })
             .collect(),
-        best: best(study, &groups).map(|i| groups[i].label(&label_axes)),
+        best: best(scores, groups).map(|i| groups[i].label(&label_axes)),
     };
     if bars.bars.is_empty() {
         notes.push("ablation bars skipped: no run has a test MAE".to_string());
@@ -193,25 +194,25 @@ pub fn write(study: &Study, out: &Path) -> Result<(Vec<String>, Vec<String>)> {
     // Parity and rejection vs flux: the best run of the best configuration with predictions.
     let with_pred: Vec<Group> = groups
         .iter()
-        .filter(|g| g.runs.iter().any(|&i| study.runs[i].has_predictions))
+        .filter(|g| g.runs.iter().any(|&i| study.runs[i].record.has_predictions))
         .cloned()
         .collect();
-    match best(study, &with_pred) {
+    match best(scores, &with_pred) {
         Some(b) => {
             let g = &with_pred[b];
             let run = g
                 .runs
                 .iter()
                 .copied()
-                .filter(|&i| study.runs[i].has_predictions)
+                .filter(|&i| study.runs[i].record.has_predictions)
                 .min_by(|&a, &b| {
-                    let m = |i: usize| test_mae(&study.runs[i]).unwrap_or(f64::INFINITY);
+                    let m = |i: usize| study.runs[i].test_mae().unwrap_or(f64::INFINITY);
                     m(a).total_cmp(&m(b))
                 })
                 .expect("the group has a run with predictions");
             let r = &study.runs[run];
             let pred = read_predictions(&r.path)?;
-            let seed = r.seed().map(super::display).unwrap_or_else(|| "-".into());
+            let seed = r.seed().to_string();
             let config = g.label(&label_axes);
             let parity = Parity::new(&pred, format!(
                 "Predicted vs measured rejection, best configuration [{config}], seed {seed}{syn}"
@@ -235,19 +236,23 @@ pub fn write(study: &Study, out: &Path) -> Result<(Vec<String>, Vec<String>)> {
     // Learning curves: every seed of the best configuration that has curves.
     let with_curves: Vec<Group> = groups
         .iter()
-        .filter(|g| g.runs.iter().any(|&i| !study.runs[i].curves.is_empty()))
+        .filter(|g| {
+            g.runs
+                .iter()
+                .any(|&i| !study.runs[i].record.curves.is_empty())
+        })
         .cloned()
         .collect();
-    match best(study, &with_curves) {
+    match best(scores, &with_curves) {
         Some(b) => {
             let g = &with_curves[b];
             let mut stages: BTreeMap<String, Vec<SeedCurve>> = BTreeMap::new();
             for &i in &g.runs {
-                for (stage, c) in &study.runs[i].curves {
+                for c in &study.runs[i].record.curves {
                     stages
-                        .entry(stage.clone())
+                        .entry(c.stage.as_str().to_string())
                         .or_default()
-                        .push((c.train.clone(), c.validation.clone()));
+                        .push((c.train_loss.clone(), c.validation_loss.clone()));
                 }
             }
             // Pre-training first, as it happens.
@@ -270,17 +275,17 @@ pub fn write(study: &Study, out: &Path) -> Result<(Vec<String>, Vec<String>)> {
     // Attention: the best attention-NODE configuration, pooled over its seeds.
     let with_att: Vec<Group> = groups
         .iter()
-        .filter(|g| g.runs.iter().any(|&i| study.runs[i].has_attention))
+        .filter(|g| g.runs.iter().any(|&i| study.runs[i].record.has_attention))
         .cloned()
         .collect();
-    let att_group = best(study, &with_att).or(if with_att.is_empty() { None } else { Some(0) });
+    let att_group = best(scores, &with_att).or(if with_att.is_empty() { None } else { Some(0) });
     match att_group {
         Some(b) => {
             let g = &with_att[b];
             let maps: Vec<Attention> = g
                 .runs
                 .iter()
-                .filter(|&&i| study.runs[i].has_attention)
+                .filter(|&&i| study.runs[i].record.has_attention)
                 .map(|&i| read_attention(&study.runs[i].path))
                 .collect::<Result<_>>()?;
             let families = family_means(&maps);

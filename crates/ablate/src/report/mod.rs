@@ -1,54 +1,65 @@
 //! `ablate report`: a study's finished runs -> summary table, paper tables and figures.
 //!
-//! [`collect`] reads the run files, this module groups runs into configurations (every axis
-//! but the seed) and knows which axes play which part in the paper's claims, [`tables`] and
-//! [`figures`] render. The grouping is generic: a study names its axes freely, and a table
-//! or figure whose axis is absent is skipped with a note rather than guessed.
+//! [`collect`] reads the run records, [`roles`] says what each run is in the paper's terms
+//! (from its typed config, not from axis names), [`summary`] makes the typed one-row-per-run
+//! frame, this module groups runs into configurations (every config value but the seed
+//! and the held-out family), [`stats`] compares them over paired seeds, and [`tables`] and
+//! [`figures`] render. A table or figure a study has no data for is skipped with a note.
 
 pub mod collect;
 pub mod figures;
+pub mod names;
+pub mod roles;
+pub mod scores;
+pub mod stats;
+pub mod summary;
 pub mod tables;
 
-use collect::{Run, Study};
-use serde_json::Value;
-use std::cmp::Ordering;
+use collect::Study;
+use roles::Roles;
+use scores::Scores;
+use std::collections::BTreeMap;
 
-/// A configuration: the runs that share every axis value except the seed.
+/// A configuration: the runs that share every config value but the seed and, in a
+/// leave-one-family-out setting, the held-out family (its folds are one estimate).
 #[derive(Debug, Clone)]
 pub struct Group {
-    /// Axis path -> value, for every axis but `seed` (`Value::Null` where a run lacks it).
-    pub key: Vec<(String, Value)>,
+    /// The roles of its first run (equal for all but `test_family`).
+    pub roles: Roles,
     /// Indices into `Study::runs`.
     pub runs: Vec<usize>,
 }
 
-impl Group {
-    /// The value of one axis in this configuration.
-    pub fn value(&self, axis: &str) -> Option<&Value> {
-        self.key.iter().find(|(a, _)| a == axis).map(|(_, v)| v)
-    }
+/// The fields a configuration is described by, in the order labels use.
+pub const FIELDS: [&str; 4] = ["model", "constraint", "pre-training", "setting"];
 
-    /// A short label from the given axes, e.g. `attention_node, hard, 30`.
-    pub fn label(&self, axes: &[String]) -> String {
-        let parts: Vec<String> = axes
-            .iter()
-            .map(|a| display_axis(a, self.value(a).unwrap_or(&Value::Null)))
-            .collect();
-        if parts.is_empty() {
-            "all runs".to_string()
-        } else {
-            parts.join(", ")
+impl Group {
+    /// The value of a field (one of [`FIELDS`] or an extra axis path), as people read it.
+    pub fn value(&self, field: &str) -> String {
+        let r = &self.roles;
+        match field {
+            "model" => roles::pretty(&r.model),
+            "constraint" => r.constraint.as_deref().map_or("–".into(), roles::pretty),
+            "pre-training" => if r.pretrained { "on" } else { "off" }.into(),
+            "setting" => r.setting.clone(),
+            axis => r
+                .extra
+                .iter()
+                .find(|(a, _)| a == axis)
+                .map_or("–".into(), |(_, v)| v.clone()),
         }
     }
 
-    /// Mean, std and n of a per-run value over this configuration's seeds.
-    pub fn stat(&self, study: &Study, value: impl Fn(&Run) -> Option<f64>) -> Option<Stat> {
-        let v: Vec<f64> = self
-            .runs
+    /// A short label from the given fields, e.g. `NODE, hard, on`.
+    pub fn label(&self, fields: &[String]) -> String {
+        if fields.is_empty() {
+            return "all runs".to_string();
+        }
+        fields
             .iter()
-            .filter_map(|&i| value(&study.runs[i]))
-            .collect();
-        Stat::of(&v)
+            .map(|f| self.value(f))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -77,216 +88,75 @@ impl Stat {
     }
 }
 
-/// Groups the runs (indices) by every axis except `seed`, in a stable order (numbers
-/// numerically, then text).
-pub fn group(study: &Study, runs: impl IntoIterator<Item = usize>) -> Vec<Group> {
-    let axes: Vec<String> = study.axes().into_iter().filter(|a| a != "seed").collect();
-    let mut groups: Vec<Group> = Vec::new();
-    for i in runs {
-        let key: Vec<(String, Value)> = axes
-            .iter()
-            .map(|a| {
-                (
-                    a.clone(),
-                    study.runs[i].axes.get(a).cloned().unwrap_or(Value::Null),
-                )
+/// The roles of every run, in run order.
+pub fn roles(study: &Study) -> Vec<Roles> {
+    study.runs.iter().map(Roles::of).collect()
+}
+
+/// Groups runs by configuration, ordered by model, constraint, pre-training (on first),
+/// setting and the extra axes.
+pub fn groups(roles: &[Roles]) -> Vec<Group> {
+    let mut by_cell: BTreeMap<&str, Group> = BTreeMap::new();
+    for (i, r) in roles.iter().enumerate() {
+        by_cell
+            .entry(r.cell.as_str())
+            .or_insert_with(|| Group {
+                roles: r.clone(),
+                runs: Vec::new(),
             })
-            .collect();
-        match groups.iter_mut().find(|g| g.key == key) {
-            Some(g) => g.runs.push(i),
-            None => groups.push(Group { key, runs: vec![i] }),
-        }
+            .runs
+            .push(i);
     }
-    groups.sort_by(|a, b| {
-        a.key
-            .iter()
-            .zip(&b.key)
-            .map(|((_, x), (_, y))| compare(x, y))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    });
+    let mut groups: Vec<Group> = by_cell.into_values().collect();
+    groups.sort_by_key(|g| order_key(&g.roles));
     groups
 }
 
-/// Orders axis values: numbers numerically, booleans false < true, else by display text.
-pub fn compare(a: &Value, b: &Value) -> Ordering {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        _ => match (a.as_bool(), b.as_bool()) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => display(a).cmp(&display(b)),
-        },
-    }
-}
+/// (model, constraint, not pre-trained, setting, extra axes).
+pub type OrderKey = (usize, String, bool, (u8, u64), Vec<(String, String)>);
 
-/// An axis value as a cell of the summary table: strings bare, everything else as compact
-/// JSON (lossless, so a reader can parse it back).
-pub fn raw(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// An axis value for people: `{"kind":"soft","lambda":0.1}` -> `soft(lambda=0.1)`,
-/// `{"kind":"hard"}` -> `hard`, `true` -> `on`, null -> `-`.
-pub fn display(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_string(),
-        Value::Bool(true) => "on".to_string(),
-        Value::Bool(false) => "off".to_string(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(items) => items.iter().map(display).collect::<Vec<_>>().join("+"),
-        Value::Object(map) => {
-            let rest: Vec<String> = map
-                .iter()
-                .filter(|(k, _)| k.as_str() != "kind")
-                .map(|(k, v)| format!("{k}={}", display(v)))
-                .collect();
-            match map.get("kind").and_then(Value::as_str) {
-                Some(kind) if rest.is_empty() => kind.to_string(),
-                Some(kind) => format!("{kind}({})", rest.join(",")),
-                None => rest.join(","),
-            }
-        }
-    }
-}
-
-/// An axis value for people, knowing the axis: a pre-training axis reads `on` / `off`.
-pub fn display_axis(axis: &str, v: &Value) -> String {
-    if axis.rsplit('.').next() == Some("pretrain") {
-        // The run store resolves the stage's settings into the axis value (the full table
-        // is in summary.csv) and writes a stage that does not run as null.
-        match v {
-            Value::Object(_) => return "on".to_string(),
-            Value::Null => return "off".to_string(),
-            _ => {}
-        }
-    }
-    display(v)
-}
-
-/// Whether a value means "on": a pre-training axis is `false` or the stage's settings (a
-/// table such as `{ epochs = 2 }`), or a plain bool or word.
-pub fn is_on(v: &Value) -> bool {
-    match v {
-        Value::Object(_) => true,
-        Value::Bool(b) => *b,
-        Value::String(s) => matches!(s.as_str(), "true" | "on" | "yes"),
-        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
-        _ => false,
-    }
-}
-
-/// Which axes of a study test which claim (MODEL.md section 4), found by name so that a
-/// manifest may call them `model.variant` or `variant`, `split.n_train` or `n_train`.
-#[derive(Debug, Clone, Default)]
-pub struct Roles {
-    /// The model axes: `method` and any `*variant`.
-    pub model: Vec<String>,
-    /// The electroneutrality constraint (hard/soft/none).
-    pub constraint: Option<String>,
-    /// Pre-training on/off.
-    pub pretrain: Option<String>,
-    /// Number of measured training points.
-    pub n_train: Option<String>,
-}
-
-impl Roles {
-    pub fn of(study: &Study) -> Roles {
-        let axes = study.axes();
-        let last = |a: &str| a.rsplit('.').next().unwrap_or(a).to_string();
-        let find = |pred: &dyn Fn(&str) -> bool| axes.iter().find(|a| pred(a)).cloned();
-        let model: Vec<String> = axes
-            .iter()
-            .filter(|a| {
-                let l = last(a);
-                l == "method" || l == "variant" || a.as_str() == "model"
-            })
-            .cloned()
-            .collect();
-        // A model axis with one value (say `method = "neural"` for every run) is context,
-        // not a column to compare; keep them all only when none varies.
-        let varies = |a: &String| {
-            let first = study.runs[0].axes.get(a);
-            study.runs.iter().any(|r| r.axes.get(a) != first)
-        };
-        let model = if model.iter().any(varies) {
-            model.into_iter().filter(varies).collect()
-        } else {
-            model
-        };
-        Roles {
-            model,
-            constraint: find(&|a| a.contains("electroneutrality") || a.contains("constraint")),
-            pretrain: find(&|a| last(a) == "pretrain"),
-            n_train: find(&|a| a.contains("n_train")),
-        }
-    }
-}
-
-/// The largest value of a numeric axis over the study.
-pub fn max_value(study: &Study, axis: &str) -> Option<Value> {
-    study
-        .runs
+/// The order of configurations in tables and figures: the paper's models first.
+pub fn order_key(r: &Roles) -> OrderKey {
+    let model = ["attention_node", "node", "mlp", "dspmde_fit"]
         .iter()
-        .filter_map(|r| r.axes.get(axis))
-        .filter(|v| v.as_f64().is_some())
-        .max_by(|a, b| compare(a, b))
-        .cloned()
-}
-
-/// Restricts runs to preferred axis values where they apply: among the runs that share
-/// the values of `lead` axes, keep those whose `axis` equals the preferred value, if any
-/// do. So "pre-training on" keeps the DSPM-DE baseline (which has no pre-trained runs)
-/// and "largest n_train" keeps a model that was only run at smaller sizes.
-pub fn prefer(
-    study: &Study,
-    runs: Vec<usize>,
-    lead: &[String],
-    axis: &str,
-    matches: impl Fn(&Value) -> bool,
-) -> Vec<usize> {
-    let lead_key = |i: usize| -> Vec<Value> {
-        lead.iter()
-            .map(|a| study.runs[i].axes.get(a).cloned().unwrap_or(Value::Null))
-            .collect()
+        .position(|m| *m == r.model)
+        .unwrap_or(4);
+    let constraint = match r.constraint.as_deref() {
+        Some("hard") => "0".to_string(),
+        Some("none") => "2".to_string(),
+        Some(other) => format!("1{other}"),
+        None => "3".to_string(),
     };
-    let hit = |i: usize| study.runs[i].axes.get(axis).is_some_and(&matches);
-    runs.iter()
-        .copied()
-        .filter(|&i| hit(i) || !runs.iter().any(|&j| lead_key(j) == lead_key(i) && hit(j)))
-        .collect()
+    (
+        model,
+        constraint,
+        !r.pretrained,
+        r.setting_order,
+        r.extra.clone(),
+    )
 }
 
-/// The configuration with the lowest mean test MAE (of the `measured` stage) among
-/// `groups`, if any has one.
-pub fn best(study: &Study, groups: &[Group]) -> Option<usize> {
-    groups
-        .iter()
-        .enumerate()
-        .filter_map(|(i, g)| g.stat(study, test_mae).map(|s| (i, s.mean)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i)
-}
-
-/// The test MAE of the `measured` stage (the headline number).
-pub fn test_mae(run: &Run) -> Option<f64> {
-    run.metric("measured", "test", "mae")
-}
-
-/// The axes whose value differs between the groups (the ones worth a column or label).
+/// The fields (of [`FIELDS`] and the extra axes) whose value differs between groups.
 pub fn varying(groups: &[Group]) -> Vec<String> {
     let Some(first) = groups.first() else {
         return Vec::new();
     };
-    first
-        .key
+    FIELDS
         .iter()
-        .map(|(a, _)| a.clone())
-        .filter(|a| groups.iter().any(|g| g.value(a) != first.value(a)))
+        .map(|f| f.to_string())
+        .chain(first.roles.extra.iter().map(|(a, _)| a.clone()))
+        .filter(|f| groups.iter().any(|g| g.value(f) != first.value(f)))
         .collect()
+}
+
+/// The configuration with the lowest mean score among `groups`, if any has one.
+pub fn best(scores: &Scores, groups: &[Group]) -> Option<usize> {
+    groups
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| scores.get(&g.roles.cell).map(|s| (i, s.mean)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
 }
 
 /// "synthetic data" wording for captions and titles.
@@ -301,7 +171,6 @@ pub fn synthetic_note(study: &Study) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn stat_is_mean_and_sample_std() {
@@ -311,20 +180,5 @@ mod tests {
         assert_eq!(s.n, 3);
         assert!(Stat::of(&[1.0]).unwrap().std.is_nan());
         assert!(Stat::of(&[]).is_none());
-    }
-
-    #[test]
-    fn axis_values_read_like_a_paper() {
-        assert_eq!(display(&json!({"kind": "hard"})), "hard");
-        assert_eq!(
-            display(&json!({"kind": "soft", "lambda": 0.1})),
-            "soft(lambda=0.1)"
-        );
-        assert_eq!(display_axis("pretrain", &json!({"epochs": 2})), "on");
-        assert_eq!(display_axis("pretrain", &Value::Null), "off");
-        assert_eq!(display_axis("model.variant", &Value::Null), "-");
-        assert_eq!(raw(&json!({"kind": "hard"})), r#"{"kind":"hard"}"#);
-        assert_eq!(raw(&json!("mlp")), "mlp");
-        assert_eq!(compare(&json!(10), &json!(9)), Ordering::Greater);
     }
 }

@@ -1,206 +1,86 @@
-//! The paper tables (Markdown and LaTeX): mean +- std over seeds with n, best in bold.
+//! The paper tables (Markdown and LaTeX), every number computed from the summary frame
+//! ([`Scores`]): mean ± std over seeds, and for every comparison a table makes a paired
+//! test over the seeds ([`super::stats`]). "Best" is bold only where it is significantly
+//! better than the runner-up (paired t-test, two-sided, 5 %); the caption says so.
 //!
-//! Each table is a filter of the study's runs, grouped by every axis but the seed; its
-//! columns are the axes that actually vary in it (the table's own axes first), then the
-//! metrics. Axes are found by role ([`super::Roles`]), and the file names are made from
-//! the axes, so a study whose manifest lacks an axis gets a note instead of a table.
+//! - Table 1, models: test MAE per model and constraint (pre-trained where the model
+//!   pre-trains), one column per setting.
+//! - Table 2, pre-training: off, on and the paired difference per setting, model and
+//!   constraint.
+//! - Table 3, the electroneutrality constraint: test MAE, the predictions'
+//!   electroneutrality residual, and the paired difference to the hard constraint.
+//! - Table 4, one per setting: every configuration with test MAE, RMSE, R² and validation
+//!   MAE.
+//!
+//! A table with more rows than fit a page is cut into parts; LaTeX tables are scaled down
+//! to the text width when wider (`adjustbox`'s `max width`), never up.
 
-use super::collect::{Run, Study};
-use super::{compare, display_axis, group, is_on, max_value, prefer, varying, Group, Roles, Stat};
+use super::collect::Study;
+use super::names::latex_escape;
+use super::scores::Scores;
+use super::stats::{Paired, ALPHA};
+use super::{Group, Stat};
 use crate::output;
 use anyhow::Result;
-use serde_json::Value;
+use polars::prelude::DataFrame;
 use std::path::Path;
 
-/// A metric column.
-struct Metric {
-    header: &'static str,
-    latex: &'static str,
-    value: fn(&Run) -> Option<f64>,
-    /// R^2: higher is better; errors and residuals: lower.
-    higher_is_better: bool,
+/// Rows a table part holds before it is cut (a page of a journal's text block).
+const MAX_ROWS: usize = 30;
+
+/// The metric columns of the summary the tables use.
+pub struct Metrics {
+    pub test_mae: Scores,
+    pub test_rmse: Scores,
+    pub test_r2: Scores,
+    pub validation_mae: Scores,
+    pub en_mean: Scores,
+    pub en_max: Scores,
 }
 
-const TEST_MAE: Metric = Metric {
-    header: "test MAE",
-    latex: "test MAE",
-    value: |r| r.metric("measured", "test", "mae"),
-    higher_is_better: false,
-};
-const TEST_RMSE: Metric = Metric {
-    header: "test RMSE",
-    latex: "test RMSE",
-    value: |r| r.metric("measured", "test", "rmse"),
-    higher_is_better: false,
-};
-const TEST_R2: Metric = Metric {
-    header: "test R²",
-    latex: "test $R^2$",
-    value: |r| r.metric("measured", "test", "r2"),
-    higher_is_better: true,
-};
-const VAL_MAE: Metric = Metric {
-    header: "validation MAE",
-    latex: "validation MAE",
-    value: |r| r.metric("measured", "validation", "mae"),
-    higher_is_better: false,
-};
-const EN_MEAN: Metric = Metric {
-    header: "EN residual mean",
-    latex: "EN residual mean",
-    value: |r| r.metric("measured", "test", "electroneutrality_mean"),
-    higher_is_better: false,
-};
-const EN_MAX: Metric = Metric {
-    header: "EN residual max",
-    latex: "EN residual max",
-    value: |r| r.metric("measured", "test", "electroneutrality_max"),
-    higher_is_better: false,
-};
-
-/// A preferred axis value: (axis, description for the caption, predicate).
-type Preference = (String, String, Box<dyn Fn(&Value) -> bool>);
-
-/// One table to make.
-struct Spec {
-    number: usize,
-    what: &'static str,
-    /// The table's own axes (first columns, and the file name).
-    lead: Vec<String>,
-    /// Preferred values: (axis, description, predicate).
-    prefer: Vec<Preference>,
-    metrics: Vec<Metric>,
+impl Metrics {
+    pub fn of(frame: &DataFrame) -> Result<Metrics> {
+        Ok(Metrics {
+            test_mae: Scores::of(frame, "test_mae")?,
+            test_rmse: Scores::of(frame, "test_rmse")?,
+            test_r2: Scores::of(frame, "test_r2")?,
+            validation_mae: Scores::of(frame, "validation_mae")?,
+            en_mean: Scores::of(frame, "test_en_mean")?,
+            en_max: Scores::of(frame, "test_en_max")?,
+        })
+    }
 }
 
-/// Writes the tables into `out/tables/`; returns the file stems written and notes on the
-/// tables that were skipped.
-pub fn write(study: &Study, out: &Path) -> Result<(Vec<String>, Vec<String>)> {
-    let roles = Roles::of(study);
-    let mut notes = Vec::new();
-    let mut specs = Vec::new();
-    let largest = |axis: &Option<String>| {
-        axis.as_ref().and_then(|a| {
-            max_value(study, a).map(|m| {
-                let desc = format!("{a} = {}", display_axis(a, &m));
-                (
-                    a.clone(),
-                    desc,
-                    Box::new(move |v: &Value| v == &m) as Box<dyn Fn(&Value) -> bool>,
-                )
-            })
-        })
-    };
-    let pretrained = |axis: &Option<String>| {
-        axis.as_ref().map(|a| {
-            (
-                a.clone(),
-                format!("{a} on where applicable"),
-                Box::new(is_on) as Box<dyn Fn(&Value) -> bool>,
-            )
-        })
-    };
+/// One cell of a rendered table.
+#[derive(Debug, Clone, Default)]
+struct Cell {
+    text: String,
+    bold: bool,
+}
 
-    if roles.model.is_empty() {
-        notes.push("table 1 (model comparison) skipped: no model axis ('method' or '*variant') in this study".into());
-    } else {
-        let mut lead = roles.model.clone();
-        lead.extend(roles.constraint.clone());
-        specs.push(Spec {
-            number: 1,
-            what: "Model comparison",
-            lead,
-            prefer: largest(&roles.n_train)
-                .into_iter()
-                .chain(pretrained(&roles.pretrain))
-                .collect(),
-            metrics: vec![TEST_MAE, TEST_RMSE, TEST_R2, VAL_MAE],
-        });
-    }
-    match (&roles.pretrain, &roles.n_train) {
-        (Some(p), Some(n)) => specs.push(Spec {
-            number: 2,
-            what: "Pre-training effect",
-            lead: vec![n.clone(), p.clone()],
-            prefer: Vec::new(),
-            metrics: vec![TEST_MAE, TEST_RMSE, TEST_R2],
-        }),
-        _ => notes.push(format!(
-            "table 2 (pre-training effect) skipped: needs a pre-training axis ('pretrain': {}) and a training-size axis ('n_train': {})",
-            roles.pretrain.as_deref().unwrap_or("absent"),
-            roles.n_train.as_deref().unwrap_or("absent")
-        )),
-    }
-    match &roles.constraint {
-        Some(c) => specs.push(Spec {
-            number: 3,
-            what: "Electroneutrality constraint",
-            lead: vec![c.clone()],
-            prefer: largest(&roles.n_train)
-                .into_iter()
-                .chain(pretrained(&roles.pretrain))
-                .collect(),
-            metrics: vec![TEST_MAE, TEST_RMSE, EN_MEAN, EN_MAX],
-        }),
-        None => notes.push(
-            "table 3 (electroneutrality constraint) skipped: no constraint axis ('*electroneutrality*' or '*constraint*') in this study"
-                .into(),
-        ),
-    }
-
-    let dir = out.join("tables");
-    let mut written = Vec::new();
-    for spec in &specs {
-        let mut runs: Vec<usize> = (0..study.runs.len()).collect();
-        for (axis, _, pred) in &spec.prefer {
-            runs = prefer(study, runs, &spec.lead, axis, pred);
+impl Cell {
+    fn plain(text: impl Into<String>) -> Cell {
+        Cell {
+            text: text.into(),
+            bold: false,
         }
-        let mut groups = group(study, runs);
-        // The table's own axes order the rows; the sort is stable, so the other axes keep
-        // their order within.
-        groups.sort_by(|a, b| {
-            spec.lead
-                .iter()
-                .map(|ax| {
-                    compare(
-                        a.value(ax).unwrap_or(&Value::Null),
-                        b.value(ax).unwrap_or(&Value::Null),
-                    )
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let table = Table::build(study, spec, &groups);
-        let stem = format!(
-            "table{}_{}",
-            spec.number,
-            spec.lead
-                .iter()
-                .map(|a| slug(a))
-                .collect::<Vec<_>>()
-                .join("_x_")
-        );
-        output::write_text(&dir.join(format!("{stem}.md")), &table.markdown())?;
-        output::write_text(&dir.join(format!("{stem}.tex")), &table.latex())?;
-        written.push(stem);
     }
-    Ok((written, notes))
 }
 
-/// `model.electroneutrality` -> `model-electroneutrality` (safe in file names).
-fn slug(axis: &str) -> String {
-    axis.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+/// A rendered table, independent of the markup.
+struct Table {
+    number: String,
+    stem: String,
+    caption: String,
+    headers: Vec<String>,
+    /// Right-aligned (numeric) columns.
+    numeric: Vec<bool>,
+    rows: Vec<Vec<Cell>>,
+    notes: Vec<String>,
 }
 
-/// A number for a table cell: 4 decimals, or 3 significant digits in exponent form for
-/// tiny values (a hard constraint's residual is ~1e-15, not 0.0000).
+/// A number for a cell: 4 decimals, or 3 significant digits in exponent form for tiny
+/// values (a hard constraint's residual is ~1e-15, not 0.0000).
 pub fn number(x: f64) -> String {
     if x.is_nan() {
         "–".to_string()
@@ -211,142 +91,561 @@ pub fn number(x: f64) -> String {
     }
 }
 
-/// A rendered table, independent of the markup.
-struct Table {
-    title: String,
-    caption: String,
-    headers: Vec<String>,
-    latex_headers: Vec<String>,
-    /// Cells as (text, bold).
-    rows: Vec<Vec<(String, bool)>>,
-    /// Right-aligned columns (numbers).
-    numeric: Vec<bool>,
-    footer: String,
+fn stat_text(s: Option<Stat>) -> String {
+    match s {
+        Some(s) if s.n > 1 => format!("{} ± {}", number(s.mean), number(s.std)),
+        Some(s) => format!("{} (1 seed)", number(s.mean)),
+        None => "–".into(),
+    }
 }
 
-impl Table {
-    fn build(study: &Study, spec: &Spec, groups: &[Group]) -> Table {
-        let varying_axes = varying(groups);
-        let mut axes: Vec<String> = spec.lead.clone();
-        axes.extend(
-            varying_axes
-                .iter()
-                .filter(|a| !spec.lead.contains(a))
-                .cloned(),
-        );
-        let constant: Vec<String> = groups
-            .first()
-            .map(|g| {
-                g.key
-                    .iter()
-                    .filter(|(a, _)| !axes.contains(a))
-                    .filter(|(a, _)| !spec.prefer.iter().any(|(p, _, _)| p == a))
-                    .map(|(a, v)| format!("{a} = {}", display_axis(a, v)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let stats: Vec<Vec<Option<Stat>>> = groups
-            .iter()
-            .map(|g| {
-                spec.metrics
-                    .iter()
-                    .map(|m| g.stat(study, m.value))
-                    .collect()
-            })
-            .collect();
-        // The best mean per metric column (ties all marked).
-        let best: Vec<Option<f64>> = (0..spec.metrics.len())
-            .map(|c| {
-                let means = stats.iter().filter_map(|row| row[c].map(|s| s.mean));
-                if spec.metrics[c].higher_is_better {
-                    means.reduce(f64::max)
-                } else {
-                    means.reduce(f64::min)
-                }
-            })
-            .collect();
-        let rows = groups
-            .iter()
-            .zip(&stats)
-            .map(|(g, row)| {
-                let mut cells: Vec<(String, bool)> = axes
-                    .iter()
-                    .map(|a| (display_axis(a, g.value(a).unwrap_or(&Value::Null)), false))
-                    .collect();
-                cells.push((g.runs.len().to_string(), false));
-                for (c, s) in row.iter().enumerate() {
-                    cells.push(match s {
-                        Some(s) => {
-                            let mut text = format!("{} ± {}", number(s.mean), number(s.std));
-                            if s.n != g.runs.len() {
-                                text.push_str(&format!(" (n={})", s.n));
-                            }
-                            (text, best[c] == Some(s.mean))
-                        }
-                        None => ("–".to_string(), false),
-                    });
-                }
-                cells
-            })
-            .collect();
-        let mut headers = axes.clone();
-        headers.push("n".into());
-        let mut latex_headers = axes.clone();
-        latex_headers.push("$n$".into());
-        for m in &spec.metrics {
-            headers.push(m.header.into());
-            latex_headers.push(m.latex.into());
+fn p_text(p: f64) -> String {
+    if p.is_nan() {
+        "–".into()
+    } else if p < 1e-3 {
+        "< 0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// `Δ = −0.0120 [−0.0200, −0.0040]`.
+fn diff_text(p: &Paired) -> String {
+    let sign = |x: f64| {
+        let t = number(x);
+        match t.strip_prefix('-') {
+            Some(rest) => format!("−{rest}"),
+            None => t,
         }
-        let mut numeric = vec![false; axes.len()];
-        numeric.extend(vec![true; spec.metrics.len() + 1]);
-        let mut context: Vec<String> = spec.prefer.iter().map(|(_, d, _)| d.clone()).collect();
-        context.extend(constant);
-        let caption = format!(
-            "{} by {}{}. Mean ± std over seeds (sample std; n = number of seeds per \
-             configuration); best per column in bold. Metrics of the measured data (rejection).{}",
-            spec.what,
-            spec.lead.join(" × "),
-            if context.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", context.join("; "))
-            },
-            if study.synthetic() {
-                " Synthetic data: the measurements come from the surrogate laboratory."
-            } else {
-                ""
-            },
-        );
-        let n_runs: usize = groups.iter().map(|g| g.runs.len()).sum();
-        let footer = format!(
-            "git commit(s): {}; manifest hash: {}; {} runs in {} configurations{}",
-            study.commits().join(", "),
-            study.manifest_hashes().join(", "),
-            n_runs,
-            groups.len(),
-            if study.skipped.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; {} unfinished run(s) without DONE skipped",
-                    study.skipped.len()
-                )
-            }
-        );
-        Table {
-            title: format!("Table {}{}", spec.number, super::synthetic_note(study)),
-            caption,
-            headers,
-            latex_headers,
-            rows,
-            numeric,
-            footer,
+    };
+    if p.ci95.0.is_nan() {
+        sign(p.mean_diff)
+    } else {
+        format!(
+            "{} [{}, {}]",
+            sign(p.mean_diff),
+            sign(p.ci95.0),
+            sign(p.ci95.1)
+        )
+    }
+}
+
+/// One sentence on a paired comparison.
+fn comparison(what: &str, p: &Paired) -> String {
+    format!(
+        "{what}: Δ = {} (95 % CI), paired t-test p = {}, Wilcoxon p = {}, {} seed pairs{}",
+        diff_text(p),
+        p_text(p.p_t),
+        p_text(p.p_wilcoxon),
+        p.n,
+        if p.significant() {
+            ""
+        } else {
+            " (not significant)"
+        }
+    )
+}
+
+/// The configurations of a study by role, for looking one up.
+struct Index<'a> {
+    groups: &'a [Group],
+    /// Settings in order, with their order key.
+    settings: Vec<String>,
+}
+
+impl<'a> Index<'a> {
+    fn new(groups: &'a [Group]) -> Index<'a> {
+        let mut settings: Vec<(&(u8, u64), &String)> = groups
+            .iter()
+            .map(|g| (&g.roles.setting_order, &g.roles.setting))
+            .collect();
+        settings.sort();
+        settings.dedup();
+        Index {
+            groups,
+            settings: settings.into_iter().map(|(_, s)| s.clone()).collect(),
         }
     }
 
+    /// Row keys (model, constraint, extras) in table order.
+    fn model_rows(&self) -> Vec<RowKey> {
+        let mut keys: Vec<RowKey> = Vec::new();
+        for g in self.groups {
+            let k = RowKey::of(g);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys
+    }
+
+    /// The group of a row at a setting, pre-trained or not.
+    fn find(&self, key: &RowKey, setting: &str, pretrained: bool) -> Option<&'a Group> {
+        self.groups.iter().find(|g| {
+            RowKey::of(g) == *key && g.roles.setting == setting && g.roles.pretrained == pretrained
+        })
+    }
+
+    /// The group of a row at a setting, pre-trained where that exists.
+    fn preferred(&self, key: &RowKey, setting: &str) -> Option<&'a Group> {
+        self.find(key, setting, true)
+            .or_else(|| self.find(key, setting, false))
+    }
+}
+
+/// What a row of tables 1 to 3 stands for.
+#[derive(Debug, Clone, PartialEq)]
+struct RowKey {
+    model: String,
+    constraint: String,
+    extra: Vec<(String, String)>,
+}
+
+impl RowKey {
+    fn of(g: &Group) -> RowKey {
+        RowKey {
+            model: g.value("model"),
+            constraint: g.value("constraint"),
+            extra: g.roles.extra.clone(),
+        }
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        let mut c = vec![Cell::plain(&self.model), Cell::plain(&self.constraint)];
+        c.extend(self.extra.iter().map(|(_, v)| Cell::plain(v)));
+        c
+    }
+
+    fn label(&self) -> String {
+        let mut parts = vec![self.model.clone()];
+        if self.constraint != "–" {
+            parts.push(self.constraint.clone());
+        }
+        parts.extend(self.extra.iter().map(|(_, v)| v.clone()));
+        parts.join(", ")
+    }
+}
+
+/// Headers of the extra axes (a study's axes beyond the roles).
+fn extra_headers(groups: &[Group]) -> Vec<String> {
+    groups
+        .first()
+        .map(|g| g.roles.extra.iter().map(|(a, _)| a.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Among `candidates` (row, group), the best (lowest mean) and whether it is significantly
+/// better than the runner-up; the comparison's note.
+fn mark_best(
+    scores: &Scores,
+    candidates: &[(usize, &Group)],
+    what: &str,
+    label: impl Fn(usize) -> String,
+) -> (Option<usize>, Option<String>) {
+    let mut ranked: Vec<(usize, &Group, f64)> = candidates
+        .iter()
+        .filter_map(|(r, g)| scores.get(&g.roles.cell).map(|s| (*r, *g, s.mean)))
+        .collect();
+    ranked.sort_by(|a, b| a.2.total_cmp(&b.2));
+    match ranked.as_slice() {
+        [best, second, ..] => match scores.paired(&best.1.roles.cell, &second.1.roles.cell) {
+            Some(p) => {
+                let note = comparison(
+                    &format!(
+                        "{what}: best {} vs runner-up {}",
+                        label(best.0),
+                        label(second.0)
+                    ),
+                    &p,
+                );
+                (
+                    (p.significant() && p.mean_diff < 0.0).then_some(best.0),
+                    Some(note),
+                )
+            }
+            None => (None, None),
+        },
+        _ => (None, None),
+    }
+}
+
+/// Writes the tables into `out/tables/`; returns the stems written and notes on the
+/// tables that were skipped.
+pub fn write(
+    study: &Study,
+    groups: &[Group],
+    m: &Metrics,
+    out: &Path,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let index = Index::new(groups);
+    let mut tables = Vec::new();
+    let mut notes = Vec::new();
+    tables.push(models(&index, m));
+    match pretraining(&index, m) {
+        Some(t) => tables.extend(t),
+        None => notes.push(
+            "table 2 (pre-training) skipped: no configuration was run both with and without pre-training"
+                .into(),
+        ),
+    }
+    match constraint(&index, m) {
+        Some(t) => tables.extend(t),
+        None => notes.push(
+            "table 3 (electroneutrality constraint) skipped: no model was run with more than one constraint"
+                .into(),
+        ),
+    }
+    tables.extend(per_setting(&index, m));
+
+    let footer = provenance(study, groups);
+    let dir = out.join("tables");
+    let mut written = Vec::new();
+    for t in &mut tables {
+        t.notes.push(footer.clone());
+        if study.synthetic() {
+            t.caption.push_str(
+                " Synthetic data: the measurements come from simulations or the surrogate laboratory.",
+            );
+        }
+        output::write_text(&dir.join(format!("{}.md", t.stem)), &t.markdown())?;
+        output::write_text(&dir.join(format!("{}.tex", t.stem)), &t.latex())?;
+        written.push(t.stem.clone());
+    }
+    Ok((written, notes))
+}
+
+fn provenance(study: &Study, groups: &[Group]) -> String {
+    let dates = study
+        .dates()
+        .map(|(a, b)| {
+            if a == b {
+                format!("; runs written {a}")
+            } else {
+                format!("; runs written {a} to {b}")
+            }
+        })
+        .unwrap_or_default();
+    format!(
+        "{} runs in {} configurations; git commit(s): {}; manifest hash: {}{dates}{}",
+        study.runs.len(),
+        groups.len(),
+        study.commits().join(", "),
+        study.manifest_hashes().join(", "),
+        if study.skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; {} unfinished run(s) skipped", study.skipped.len())
+        }
+    )
+}
+
+const MEAN_STD: &str = "Mean ± sample standard deviation over seeds";
+const SIGNIFICANCE: &str = "Bold: best in its column and significantly better than the \
+runner-up (paired t-test over seeds, two-sided, p < 0.05; with 5 seeds the exact Wilcoxon \
+signed-rank test cannot reach p < 0.05, its p is given beside).";
+const SETTINGS: &str = "A leave-one-family-out setting is the mean over its folds, per seed.";
+
+fn models(index: &Index, m: &Metrics) -> Table {
+    let rows_keys = index.model_rows();
+    let mut headers = vec!["model".to_string(), "constraint".to_string()];
+    headers.extend(extra_headers(index.groups));
+    let label_cols = headers.len();
+    headers.extend(index.settings.iter().cloned());
+    let mut rows: Vec<Vec<Cell>> = rows_keys.iter().map(RowKey::cells).collect();
+    let mut notes = Vec::new();
+    for setting in &index.settings {
+        let candidates: Vec<(usize, &Group)> = rows_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(r, k)| index.preferred(k, setting).map(|g| (r, g)))
+            .collect();
+        let (best, note) = mark_best(&m.test_mae, &candidates, setting, |r| rows_keys[r].label());
+        notes.extend(note);
+        for (r, row) in rows.iter_mut().enumerate() {
+            let g = candidates.iter().find(|(i, _)| *i == r).map(|(_, g)| *g);
+            row.push(Cell {
+                text: stat_text(g.and_then(|g| m.test_mae.get(&g.roles.cell))),
+                bold: best == Some(r),
+            });
+        }
+    }
+    let mut numeric = vec![false; label_cols];
+    numeric.extend(vec![true; index.settings.len()]);
+    Table {
+        number: "1".into(),
+        stem: "table1_models".into(),
+        caption: format!(
+            "Test rejection MAE of each model and electroneutrality constraint, per setting \
+             (pre-trained where the model pre-trains). {MEAN_STD}. {SIGNIFICANCE} {SETTINGS}"
+        ),
+        headers,
+        numeric,
+        rows,
+        notes,
+    }
+}
+
+fn pretraining(index: &Index, m: &Metrics) -> Option<Vec<Table>> {
+    let mut rows = Vec::new();
+    for setting in &index.settings {
+        for key in index.model_rows() {
+            let (Some(on), Some(off)) = (
+                index.find(&key, setting, true),
+                index.find(&key, setting, false),
+            ) else {
+                continue;
+            };
+            let p = m.test_mae.paired(&on.roles.cell, &off.roles.cell);
+            let better_on = p.is_some_and(|p| p.significant() && p.mean_diff < 0.0);
+            let better_off = p.is_some_and(|p| p.significant() && p.mean_diff > 0.0);
+            let mut row = vec![Cell::plain(setting)];
+            row.extend(key.cells());
+            row.push(Cell {
+                text: stat_text(m.test_mae.get(&off.roles.cell)),
+                bold: better_off,
+            });
+            row.push(Cell {
+                text: stat_text(m.test_mae.get(&on.roles.cell)),
+                bold: better_on,
+            });
+            match p {
+                Some(p) => {
+                    row.push(Cell::plain(diff_text(&p)));
+                    row.push(Cell::plain(p_text(p.p_t)));
+                    row.push(Cell::plain(p_text(p.p_wilcoxon)));
+                }
+                None => row.extend((0..3).map(|_| Cell::plain("–"))),
+            }
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let mut headers = vec!["setting".into(), "model".into(), "constraint".into()];
+    headers.extend(extra_headers(index.groups));
+    let label_cols = headers.len();
+    headers.extend(
+        [
+            "off",
+            "on",
+            "Δ on − off [95 % CI]",
+            "t-test p",
+            "Wilcoxon p",
+        ]
+        .map(String::from),
+    );
+    let mut numeric = vec![false; label_cols];
+    numeric.extend([true; 5]);
+    Some(parts(Table {
+        number: "2".into(),
+        stem: "table2_pretraining".into(),
+        caption: format!(
+            "Pre-training on DSPM-DE simulations: test rejection MAE without (off) and with (on) \
+             pre-training, and the paired difference over seeds. {MEAN_STD}. Bold: the better of \
+             the two where the paired t-test (two-sided) gives p < {ALPHA}. {SETTINGS}"
+        ),
+        headers,
+        numeric,
+        rows,
+        notes: Vec::new(),
+    }))
+}
+
+fn constraint(index: &Index, m: &Metrics) -> Option<Vec<Table>> {
+    let mut rows = Vec::new();
+    for setting in &index.settings {
+        // Per model (and extras): its constraints, pre-trained where that exists.
+        let mut models: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for key in index.model_rows() {
+            let k = (key.model.clone(), key.extra.clone());
+            if key.constraint != "–" && !models.contains(&k) {
+                models.push(k);
+            }
+        }
+        for (model, extra) in models {
+            let keys: Vec<RowKey> = index
+                .model_rows()
+                .into_iter()
+                .filter(|k| k.model == model && k.extra == extra)
+                .collect();
+            let groups: Vec<(&RowKey, &Group)> = keys
+                .iter()
+                .filter_map(|k| index.preferred(k, setting).map(|g| (k, g)))
+                .collect();
+            if groups.len() < 2 {
+                continue;
+            }
+            let hard = groups
+                .iter()
+                .find(|(k, _)| k.constraint == "hard")
+                .map(|(_, g)| *g);
+            for (k, g) in &groups {
+                let c = &g.roles.cell;
+                let mut row = vec![Cell::plain(setting)];
+                row.extend(k.cells());
+                row.push(Cell::plain(stat_text(m.test_mae.get(c))));
+                row.push(Cell::plain(stat_text(m.en_mean.get(c))));
+                row.push(Cell::plain(stat_text(m.en_max.get(c))));
+                match hard
+                    .filter(|h| h.roles.cell != *c)
+                    .and_then(|h| m.test_mae.paired(c, &h.roles.cell))
+                {
+                    Some(p) => {
+                        row.push(Cell {
+                            text: diff_text(&p),
+                            bold: p.significant(),
+                        });
+                        row.push(Cell::plain(p_text(p.p_t)));
+                    }
+                    None => row.extend((0..2).map(|_| Cell::plain("–"))),
+                }
+                rows.push(row);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let mut headers = vec!["setting".into(), "model".into(), "constraint".into()];
+    headers.extend(extra_headers(index.groups));
+    let label_cols = headers.len();
+    headers.extend(
+        [
+            "test MAE",
+            "EN residual, mean",
+            "EN residual, max",
+            "Δ MAE vs hard [95 % CI]",
+            "t-test p",
+        ]
+        .map(String::from),
+    );
+    let mut numeric = vec![false; label_cols];
+    numeric.extend([true; 5]);
+    Some(parts(Table {
+        number: "3".into(),
+        stem: "table3_constraint".into(),
+        caption: format!(
+            "The electroneutrality constraint: test rejection MAE and the electroneutrality \
+             residual |Σ zᵢ cₚ,ᵢ| / c_scale of the predicted permeates (mean and max over test rows), \
+             pre-trained where the model pre-trains, with the paired difference of the MAE to the \
+             hard constraint (bold where the paired t-test, two-sided, gives p < {ALPHA}). \
+             {MEAN_STD}. {SETTINGS}"
+        ),
+        headers,
+        numeric,
+        rows,
+        notes: Vec::new(),
+    }))
+}
+
+fn per_setting(index: &Index, m: &Metrics) -> Vec<Table> {
+    let mut tables = Vec::new();
+    for (i, setting) in index.settings.iter().enumerate() {
+        let groups: Vec<&Group> = index
+            .groups
+            .iter()
+            .filter(|g| &g.roles.setting == setting)
+            .collect();
+        let candidates: Vec<(usize, &Group)> = groups.iter().copied().enumerate().collect();
+        let label = |r: usize| {
+            let g = groups[r];
+            format!(
+                "{}, pre-training {}",
+                RowKey::of(g).label(),
+                g.value("pre-training")
+            )
+        };
+        let (best, note) = mark_best(&m.test_mae, &candidates, "test MAE", label);
+        let rows = groups
+            .iter()
+            .enumerate()
+            .map(|(r, g)| {
+                let c = &g.roles.cell;
+                let mut row = RowKey::of(g).cells();
+                row.push(Cell::plain(g.value("pre-training")));
+                row.push(Cell {
+                    text: stat_text(m.test_mae.get(c)),
+                    bold: best == Some(r),
+                });
+                row.push(Cell::plain(stat_text(m.test_rmse.get(c))));
+                row.push(Cell::plain(stat_text(m.test_r2.get(c))));
+                row.push(Cell::plain(stat_text(m.validation_mae.get(c))));
+                row
+            })
+            .collect();
+        let mut headers = vec!["model".into(), "constraint".into()];
+        headers.extend(extra_headers(index.groups));
+        headers.push("pre-training".into());
+        let label_cols = headers.len();
+        headers.extend(["test MAE", "test RMSE", "test R²", "validation MAE"].map(String::from));
+        let mut numeric = vec![false; label_cols];
+        numeric.extend([true; 4]);
+        tables.extend(parts(Table {
+            number: format!("4{}", (b'a' + (i as u8 % 26)) as char),
+            stem: format!(
+                "table4{}_{}",
+                (b'a' + (i as u8 % 26)) as char,
+                slug(setting)
+            ),
+            caption: format!(
+                "Every configuration in the setting {setting}: test rejection MAE, RMSE and R², \
+                 and validation MAE. {MEAN_STD}. {SIGNIFICANCE} {SETTINGS}"
+            ),
+            headers,
+            numeric,
+            rows,
+            notes: note.into_iter().collect(),
+        }));
+    }
+    tables
+}
+
+/// Cuts a table with more than [`MAX_ROWS`] rows into parts of at most that many (the
+/// header repeated, "part k of n" in the caption).
+fn parts(t: Table) -> Vec<Table> {
+    if t.rows.len() <= MAX_ROWS {
+        return vec![t];
+    }
+    let chunks: Vec<Vec<Vec<Cell>>> = t.rows.chunks(MAX_ROWS).map(|c| c.to_vec()).collect();
+    let n = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(k, rows)| Table {
+            number: format!("{}.{}", t.number, k + 1),
+            stem: format!("{}_part{}", t.stem, k + 1),
+            caption: format!("{} (Part {} of {n}.)", t.caption, k + 1),
+            headers: t.headers.clone(),
+            numeric: t.numeric.clone(),
+            rows,
+            notes: t.notes.clone(),
+        })
+        .collect()
+}
+
+/// `n_train = 6` -> `n_train-6` (safe in file names).
+fn slug(text: &str) -> String {
+    let mut s: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    s.trim_matches('-').to_string()
+}
+
+impl Table {
     fn markdown(&self) -> String {
         let esc = |s: &str| s.replace('|', "\\|");
-        let mut out = format!("**{}.** {}\n\n", self.title, self.caption);
+        let mut out = format!("**Table {}.** {}\n\n", self.number, self.caption);
         out.push_str(&format!(
             "| {} |\n",
             self.headers
@@ -366,17 +665,19 @@ impl Table {
         for row in &self.rows {
             let cells: Vec<String> = row
                 .iter()
-                .map(|(t, bold)| {
-                    if *bold {
-                        format!("**{}**", esc(t))
+                .map(|c| {
+                    if c.bold {
+                        format!("**{}**", esc(&c.text))
                     } else {
-                        esc(t)
+                        esc(&c.text)
                     }
                 })
                 .collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
-        out.push_str(&format!("\n{}\n", self.footer));
+        for note in &self.notes {
+            out.push_str(&format!("\n{note}\n"));
+        }
         out
     }
 
@@ -386,35 +687,22 @@ impl Table {
             .iter()
             .map(|&n| if n { 'r' } else { 'l' })
             .collect();
-        let mut out =
-            String::from("% Generated by `ablate report`; needs \\usepackage{booktabs}.\n");
-        out.push_str("\\begin{table}[t]\n\\centering\n");
-        out.push_str(&format!(
-            "\\caption{{{}: {}}}\n",
-            latex_escape(&self.title),
-            latex_escape(&self.caption)
-        ));
+        let mut out = String::from(
+            "% Generated by `ablate report`; needs \\usepackage{booktabs} and \\usepackage{adjustbox}.\n",
+        );
+        out.push_str("\\begin{table}[tbp]\n\\centering\n");
+        out.push_str(&format!("\\caption{{{}}}\n", latex_escape(&self.caption)));
+        out.push_str(&format!("\\label{{tab:{}}}\n", self.stem.replace('_', "-")));
+        out.push_str("\\small\n\\begin{adjustbox}{max width=\\linewidth}\n");
         out.push_str(&format!("\\begin{{tabular}}{{{cols}}}\n\\toprule\n"));
-        let headers: Vec<String> = self
-            .latex_headers
-            .iter()
-            .zip(&self.headers)
-            .map(|(l, h)| {
-                // Metric headers carry their own math; axis names are escaped.
-                if l.contains('$') {
-                    l.clone()
-                } else {
-                    latex_escape(h)
-                }
-            })
-            .collect();
+        let headers: Vec<String> = self.headers.iter().map(|h| latex_escape(h)).collect();
         out.push_str(&format!("{} \\\\\n\\midrule\n", headers.join(" & ")));
         for row in &self.rows {
             let cells: Vec<String> = row
                 .iter()
-                .map(|(t, bold)| {
-                    let t = latex_escape(t);
-                    if *bold {
+                .map(|c| {
+                    let t = latex_escape(&c.text);
+                    if c.bold {
                         format!("\\textbf{{{t}}}")
                     } else {
                         t
@@ -423,33 +711,44 @@ impl Table {
                 .collect();
             out.push_str(&format!("{} \\\\\n", cells.join(" & ")));
         }
-        out.push_str("\\bottomrule\n\\end{tabular}\n\n");
-        out.push_str(&format!(
-            "\\par\\smallskip\\footnotesize {}\n\\end{{table}}\n",
-            latex_escape(&self.footer)
-        ));
+        out.push_str("\\bottomrule\n\\end{tabular}\n\\end{adjustbox}\n");
+        if !self.notes.is_empty() {
+            out.push_str("\\par\\smallskip\n\\begin{minipage}{\\linewidth}\\footnotesize\n");
+            let notes: Vec<String> = self.notes.iter().map(|n| latex_escape(n)).collect();
+            out.push_str(&notes.join("\\par\n"));
+            out.push_str("\n\\end{minipage}\n");
+        }
+        out.push_str("\\end{table}\n");
         out
     }
 }
 
-/// Escapes LaTeX's special characters; `±`, `×` and `²` become math.
-fn latex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\textbackslash{}"),
-            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '~' => out.push_str("\\textasciitilde{}"),
-            '^' => out.push_str("\\textasciicircum{}"),
-            '±' => out.push_str("$\\pm$"),
-            '×' => out.push_str("$\\times$"),
-            '²' => out.push_str("$^2$"),
-            '–' => out.push_str("--"),
-            _ => out.push(c),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_slugs() {
+        assert_eq!(number(0.05), "0.0500");
+        assert_eq!(number(1.2e-15), "1.20e-15");
+        assert_eq!(slug("n_train = 6"), "n_train-6");
+        assert_eq!(slug("leave one family out"), "leave-one-family-out");
+        let mut bad = Vec::new();
+        for _ in 0..(MAX_ROWS + 5) {
+            bad.push(vec![Cell::plain("x")]);
         }
+        let t = Table {
+            number: "2".into(),
+            stem: "t".into(),
+            caption: "c".into(),
+            headers: vec!["h".into()],
+            numeric: vec![false],
+            rows: bad,
+            notes: vec![],
+        };
+        let p = parts(t);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].rows.len(), 5);
+        assert!(p[0].caption.ends_with("(Part 1 of 2.)"));
     }
-    out
 }

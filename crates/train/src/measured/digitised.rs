@@ -452,9 +452,9 @@ mod tests {
                     (ion("NO3-"), 0.2),
                 ],
                 species: vec![
-                    ("NaCl".into(), vec!["Na_+".into(), "Cl_-".into()]),
-                    ("NH4".into(), vec!["NH4_+".into()]),
-                    ("NO3".into(), vec!["NO3_-".into()]),
+                    ("NaCl".into(), vec!["Na+".into(), "Cl-".into()]),
+                    ("NH4".into(), vec!["NH4+".into()]),
+                    ("NO3".into(), vec!["NO3-".into()]),
                 ],
             }],
         }

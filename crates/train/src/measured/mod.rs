@@ -164,11 +164,10 @@ impl MeasuredData {
         self.ions.iter().map(Ion::display_name).collect()
     }
 
-    /// The index of an ion by canonical (`SO4_2-`) or display (`SO4^2-`) name.
+    /// The index of an ion by canonical (`SO4^2-`) or WaterTAP-style (`SO4_2-`) name.
     pub fn ion_index(&self, name: &str) -> Option<usize> {
-        self.ions
-            .iter()
-            .position(|i| i.name == name || i.display_name() == name)
+        let name = ionode_physics::ions::canonical_name(name);
+        self.ions.iter().position(|i| i.display_name() == name)
     }
 
     /// (measured, present) ion outcomes over all rows: how partial the data is.
