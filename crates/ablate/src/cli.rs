@@ -69,10 +69,12 @@ Examples:
 
 Reads DIR/runs/<run-id>/run.h5 of every run with a DONE marker whose checksum matches
 (unfinished runs are counted, damaged ones named; both are left out). Writes
-summary.parquet and summary.csv (one row per run) into DIR, or into OUT when --out is
-given (so a read-only study can be reported elsewhere), OUT/tables/ (Markdown and LaTeX:
-mean +- std over seeds with n, best in bold) and OUT/figures/ (PNG and SVG). Figures need
-a TTF font: DejaVu Sans by default, or IONODE_FONT=FILE.ttf.";
+summary.parquet and summary.csv (one row per run, typed columns) into DIR, or into OUT
+when --out is given (so a read-only study can be reported elsewhere), OUT/tables/
+(Markdown and LaTeX: mean +- std over seeds, paired t-test and Wilcoxon comparisons, best
+in bold only where significant), OUT/figures/ (PNG, SVG and PDF) and OUT/index.html (one
+self-contained page: tables, figures, a sortable run table, provenance). OUT defaults to
+DIR/report. Figures need a TTF font: DejaVu Sans by default, or IONODE_FONT=FILE.ttf.";
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

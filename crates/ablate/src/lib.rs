@@ -19,6 +19,7 @@ pub mod logging;
 pub mod manifest;
 pub mod membrane;
 pub mod output;
+pub mod predictor;
 pub mod progress;
 pub mod provenance;
 pub mod record;

@@ -27,7 +27,8 @@
 //!   (per epoch), attributes `epochs_run`, `best_epoch` (u64), `best_validation_loss`,
 //!   `seconds` (f64), `stopped_early` (bool).
 //! - `predictions/`: one entry per (test row, present ion), the columns of
-//!   [`Predictions`] (concentrations mol/m3, flux m/s, with `units` attributes).
+//!   [`Predictions`] (concentrations mol/m3, flux m/s, temperature K, with `units`
+//!   attributes).
 //! - `attention/` (attention_node only): `end`, `mean` `[rows, S, S]`, `rows`, `species`,
 //!   `family`.
 //!
@@ -111,6 +112,7 @@ pub mod name {
     pub const FAMILY: &str = "family";
     pub const ION: &str = "ion";
     pub const JV: &str = "jv_m_s";
+    pub const TEMPERATURE: &str = "temperature_k";
     pub const FEED: &str = "feed_mol_m3";
     pub const TARGET_PERMEATE: &str = "target_permeate_mol_m3";
     pub const PREDICTED_PERMEATE: &str = "predicted_permeate_mol_m3";
@@ -438,9 +440,10 @@ fn write_predictions(file: &hdf5::File, p: &Predictions) -> Result<()> {
 }
 
 /// The numeric columns of predictions: (name, values, units).
-fn prediction_columns(p: &Predictions) -> [(&'static str, &Vec<f64>, &'static str); 6] {
+fn prediction_columns(p: &Predictions) -> [(&'static str, &Vec<f64>, &'static str); 7] {
     [
         (name::JV, &p.jv_m_s, "m/s"),
+        (name::TEMPERATURE, &p.temperature_k, "K"),
         (name::FEED, &p.feed_mol_m3, "mol/m3"),
         (name::TARGET_PERMEATE, &p.target_permeate_mol_m3, "mol/m3"),
         (
@@ -711,6 +714,7 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
         family: r.strings(&g, at, name::FAMILY)?,
         ion: r.strings(&g, at, name::ION)?,
         jv_m_s: f(name::JV)?,
+        temperature_k: f(name::TEMPERATURE)?,
         feed_mol_m3: f(name::FEED)?,
         target_permeate_mol_m3: f(name::TARGET_PERMEATE)?,
         predicted_permeate_mol_m3: f(name::PREDICTED_PERMEATE)?,

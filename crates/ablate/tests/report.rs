@@ -141,6 +141,7 @@ fn predictions(mae: f64) -> (Predictions, Vec<String>) {
                     p.family.push(fam.into());
                     p.ion.push(SPECIES[k].into());
                     p.jv_m_s.push(j);
+                    p.temperature_k.push(298.15);
                     p.feed_mol_m3.push(level);
                     p.target_permeate_mol_m3.push(level * (1.0 - rej));
                     p.predicted_permeate_mol_m3.push(level * (1.0 - rej - mae));
@@ -579,7 +580,7 @@ fn report_of_a_full_study_writes_summary_tables_and_figures() {
     assert_eq!(md4.matches("| attention NODE |").count(), 4, "{md4}");
     let tex = std::fs::read_to_string(tables.join("table1_models.tex")).unwrap();
     assert!(
-        tex.contains("\\begin{adjustbox}{max width=\\linewidth}"),
+        tex.contains("\\ifdim\\wd0>\\linewidth\\resizebox{\\linewidth}{!}{\\box0}"),
         "{tex}"
     );
     assert!(tex.contains("$\\pm$"), "{tex}");
@@ -588,7 +589,8 @@ fn report_of_a_full_study_writes_summary_tables_and_figures() {
         "LaTeX numbers its own tables: {tex}"
     );
 
-    // Figures: PNG and SVG of each, captions say synthetic data.
+    // Figures: PNG, SVG and PDF of each (the PDF with its font embedded), captions say
+    // synthetic data.
     let figures = dir.join("report/figures");
     for name in [
         "parity",
@@ -607,7 +609,22 @@ fn report_of_a_full_study_writes_summary_tables_and_figures() {
             svg.contains("synthetic data"),
             "{name}.svg has no synthetic label"
         );
+        let pdf = std::fs::read(figures.join(format!("{name}.pdf"))).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"), "{name}.pdf");
+        assert!(
+            pdf.windows(9).any(|w| w == b"/FontFile"),
+            "{name}.pdf embeds no font"
+        );
     }
+    assert!(
+        !figures.join("separation_factor.png").exists(),
+        "no test family holds Li+ and Mg2+"
+    );
+    assert!(out.contains("note: separation factor skipped"), "{out}");
+    let page = std::fs::read_to_string(dir.join("report/index.html")).unwrap();
+    assert_eq!(page.matches("<figure class=\"figure\"").count(), 6);
+    assert_eq!(page.matches("<figure class=\"table\"").count(), 5);
+    assert!(page.contains("<table id=\"runs\">"));
     let corr = std::fs::read_to_string(figures.join("attention_correlation.svg")).unwrap();
     // Attention was made to grow with the charge difference.
     let r_charge = corr
@@ -690,6 +707,7 @@ fn folds_are_pooled_per_seed_and_report_out_leaves_the_study_untouched() {
         let png = std::fs::read(out_dir.join("figures").join(format!("{name}.png"))).unwrap();
         assert_eq!(png[..8], PNG_SIGNATURE, "{name}.png");
         assert!(out_dir.join("figures").join(format!("{name}.svg")).exists());
+        assert!(out_dir.join("figures").join(format!("{name}.pdf")).exists());
     }
     assert!(!out_dir.join("figures/attention_heatmaps.png").exists());
 }
@@ -742,4 +760,129 @@ fn bad_study_folders_get_one_clear_error() {
         err.contains("runs/r1/run.h5': missing attribute 'study'"),
         "{err}"
     );
+}
+
+/// Every LaTeX table compiles in a plain `article` (6.5 in text width, as most journals'
+/// single column) with booktabs and graphicx, and no box is overfull by more than 1 pt.
+#[test]
+fn latex_tables_compile_and_fit_the_text_width() {
+    let pdflatex = Command::new("pdflatex").arg("--version").output();
+    if !pdflatex.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: pdflatex is not installed (scripts/setup installs texlive-latex-base and texlive-latex-recommended)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in [study_a(tmp.path()), study_b(tmp.path())] {
+        let r = ablate(&["report", dir.to_str().unwrap()]);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        let tables = dir.join("report/tables");
+        let mut n = 0;
+        for e in std::fs::read_dir(&tables).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "tex") {
+                continue;
+            }
+            n += 1;
+            let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+            let doc = format!(
+                "\\documentclass{{article}}\n\\usepackage[T1]{{fontenc}}\n\\usepackage[textwidth=6.5in]{{geometry}}\n\\usepackage{{booktabs,graphicx}}\n\\begin{{document}}\n\\input{{{}}}\n\\end{{document}}\n",
+                p.display()
+            );
+            let work = tmp.path().join(format!("tex-{stem}"));
+            std::fs::create_dir_all(&work).unwrap();
+            std::fs::write(work.join("doc.tex"), doc).unwrap();
+            let out = Command::new("pdflatex")
+                .args(["-interaction=nonstopmode", "-halt-on-error", "doc.tex"])
+                .current_dir(&work)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let log = std::fs::read_to_string(work.join("doc.log")).unwrap_or_default();
+            assert!(out.status.success(), "{stem} does not compile:\n{log}");
+            for line in log.lines().filter(|l| l.starts_with("Overfull")) {
+                let pt: f64 = line
+                    .split('(')
+                    .nth(1)
+                    .and_then(|s| s.split("pt").next())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(f64::INFINITY);
+                assert!(pt <= 1.0, "{stem}: {line}");
+            }
+        }
+        assert!(n >= 2, "{}", tables.display());
+    }
+}
+
+/// The report page in a real browser (Debian's headless Chromium): every figure is laid
+/// out, sorting the run table by a header click orders it both ways, and the filter
+/// works. A screenshot is kept in the test's target folder.
+#[test]
+fn the_report_page_renders_and_sorts_in_a_browser() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(chromium) = chromium else {
+        eprintln!("skipped: no Chromium (scripts/setup installs Debian's chromium)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = study_a(tmp.path());
+    let r = ablate(&["report", dir.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let page = dir.join("report/index.html");
+    let url = format!("file://{}#selftest", page.display());
+    let profile = tmp.path().join("profile");
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=20000",
+    ];
+    let profile_arg = format!("--user-data-dir={}", profile.display());
+    let out = Command::new(chromium)
+        .args(base)
+        .arg(&profile_arg)
+        .arg("--dump-dom")
+        .arg(&url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let dom = text(&out.stdout);
+    let result = dom
+        .split("<pre id=\"selftest\" hidden=\"\">")
+        .nth(1)
+        .and_then(|s| s.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no self-test result in the page: {}", text(&out.stderr)));
+    let v: serde_json::Value = serde_json::from_str(result).unwrap();
+    assert_eq!(v["figures"], 6, "{v}");
+    assert_eq!(v["rendered"], 6, "every figure laid out: {v}");
+    assert_eq!(v["rows"], 80, "{v}");
+    assert_eq!(v["sorted_ascending"], true, "{v}");
+    assert_eq!(v["sorted_descending"], true, "{v}");
+    assert_eq!(v["filtered_none"], true, "{v}");
+    assert_eq!(v["filtered_all"], true, "{v}");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-page.png");
+    let out = Command::new(chromium)
+        .args(base)
+        .arg(&profile_arg)
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1400,2400")
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(png[..8], PNG_SIGNATURE);
+    eprintln!("screenshot: {}", shot.display());
 }

@@ -297,6 +297,55 @@ impl Samples {
         })
     }
 
+    /// Points to predict at, with no outcome: each row's feed over the slots (`species`
+    /// with their `charges`; present where above 0), its flux and temperature; nothing is
+    /// observed (a model curve between measured fluxes, a new feed).
+    pub fn unobserved(
+        species: Vec<String>,
+        charges: Vec<i32>,
+        feed_mol_m3: Array2<f64>,
+        flux_m_s: Array1<f64>,
+        temperature_k: Vec<f64>,
+        family: Vec<Option<String>>,
+    ) -> Result<Samples> {
+        let n = feed_mol_m3.nrows();
+        let s = species.len();
+        if charges.len() != s
+            || feed_mol_m3.ncols() != s
+            || flux_m_s.len() != n
+            || temperature_k.len() != n
+            || family.len() != n
+        {
+            return Err(TrainError::shape(
+                "unobserved samples",
+                format!(
+                    "feeds {:?} over {s} slots, {} fluxes, {} temperatures, {} families",
+                    feed_mol_m3.dim(),
+                    flux_m_s.len(),
+                    temperature_k.len(),
+                    family.len()
+                ),
+            ));
+        }
+        let mask = feed_mol_m3.mapv(|c| c > 0.0);
+        let samples = Samples {
+            species,
+            charges,
+            permeate_mol_m3: mask.mapv(|m| if m { f64::NAN } else { 0.0 }),
+            observed: Array2::from_elem((n, s), false),
+            mask,
+            feed_mol_m3,
+            flux_m_s,
+            permeate_sd_mol_m3: None,
+            temperature_k,
+            family,
+            synthetic: vec![false; n],
+            origin: (0..n).collect(),
+        };
+        samples.validate()?;
+        Ok(samples)
+    }
+
     /// Checks that the arrays agree in shape and hold usable values: finite feeds above 0
     /// and permeates at or above 0 where an ion is present, fluxes above 0, standard
     /// deviations at or above 0. The fields are public, so consumers that divide by feeds
@@ -612,6 +661,36 @@ mod tests {
             status: array![[0u8, 0], [0, 1]],
             failures: vec![],
         }
+    }
+
+    #[test]
+    fn unobserved_points_have_feeds_and_no_outcome() {
+        let (like, _) = Samples::from_simulation(&toy_dataset(), &["Na+", "Cl-", "SO4"]).unwrap();
+        let feed = ndarray::array![[10.0, 10.0, 0.0], [5.0, 1.0, 2.0]];
+        let s = Samples::unobserved(
+            like.species.clone(),
+            like.charges.clone(),
+            feed,
+            ndarray::array![1e-6, 2e-6],
+            vec![293.15, 298.15],
+            vec![Some("NaCl".into()), None],
+        )
+        .unwrap();
+        assert_eq!(
+            s.mask,
+            ndarray::array![[true, true, false], [true, true, true]]
+        );
+        assert!(!s.observed.iter().any(|&o| o));
+        assert!(s.permeate_mol_m3[[0, 0]].is_nan() && s.permeate_mol_m3[[0, 2]] == 0.0);
+        let bad = Samples::unobserved(
+            like.species.clone(),
+            like.charges.clone(),
+            ndarray::array![[1.0, 1.0, 0.0]],
+            ndarray::array![-1.0],
+            vec![298.15],
+            vec![None],
+        );
+        assert!(bad.unwrap_err().to_string().contains("flux of row 0"));
     }
 
     #[test]

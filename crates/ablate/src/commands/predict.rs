@@ -10,110 +10,16 @@
 //! impossible is an error naming the row and column, and nothing is written.
 
 use crate::cli::PredictArgs;
-use crate::{output, record, store, tabular};
+use crate::predictor::{LoadedRun, Predicted};
+use crate::{output, tabular};
 use anyhow::{bail, Context, Result};
-use ionode_autodiff::ParamStore;
-use ionode_model::{Model, SavedParams};
 use ionode_physics::IonDb;
-use ionode_train::calibrate::DspmdeFit;
 use ionode_train::data::Samples;
 use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes};
 use ionode_train::metrics::{implausible, Metrics};
-use ionode_train::run::{predict_neural, Artefact, Domain, RunConfig};
-use ndarray::Array2;
+use ionode_train::run::Domain;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// A finished run, ready to predict with.
-enum Predictor {
-    Neural {
-        model: Box<Model>,
-        store: ParamStore,
-    },
-    Dspmde(Box<DspmdeFit>),
-}
-
-/// A run as read back: what it predicts with and what it was trained on.
-struct LoadedRun {
-    predictor: Predictor,
-    domain: Option<Domain>,
-}
-
-impl LoadedRun {
-    /// The slot names the model predicts for.
-    fn slots(&self) -> Vec<String> {
-        match &self.predictor {
-            Predictor::Neural { model, .. } => model
-                .config()
-                .slots
-                .iter()
-                .map(|s| s.name.clone())
-                .collect(),
-            Predictor::Dspmde(fit) => fit.species.clone(),
-        }
-    }
-}
-
-fn neural(config: &RunConfig, params: SavedParams) -> Result<Predictor> {
-    let mut store = ParamStore::new();
-    let model = Model::new(config.model.clone(), &mut store, config.seed)
-        .context("the run's model config")?;
-    params
-        .load_into(&mut store)
-        .context("the run's parameters do not fit its model")?;
-    Ok(Predictor::Neural {
-        model: Box::new(model),
-        store,
-    })
-}
-
-/// Reads a finished run: an `ablate train` folder (its `run.h5`) or one run of a study
-/// (`STUDY/runs/<id>/`, whose DONE marker and checksum are verified first).
-fn load_run(dir: &Path) -> Result<LoadedRun> {
-    let path = dir.join(store::RUN_FILE);
-    if !path.is_file() {
-        return Err(crate::usage!(
-            "'{}' is not a finished run: expected an `ablate train` output folder or a study run (both hold {})",
-            dir.display(),
-            store::RUN_FILE
-        ));
-    }
-    let in_study = dir
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n == "runs"))
-        .and_then(Path::parent);
-    if let Some(study_dir) = in_study {
-        let id = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match store::state(study_dir, &id) {
-            store::State::Done => {}
-            store::State::Damaged(why) => {
-                return Err(crate::usage!("run '{}' is damaged: {why}", dir.display()))
-            }
-            store::State::Failed(e) => {
-                return Err(crate::usage!("run '{}' failed: {e}", dir.display()))
-            }
-            store::State::Missing => {
-                return Err(crate::usage!(
-                    "run '{}' is not finished (no DONE marker)",
-                    dir.display()
-                ))
-            }
-        }
-    }
-    let run = record::read(&path)?;
-    let config = &run.head.config;
-    let predictor = match record::read_artefact(&path, config.method)? {
-        Artefact::Params(p) => neural(config, p)?,
-        Artefact::Calibration(fit) => Predictor::Dspmde(fit),
-    };
-    Ok(LoadedRun {
-        predictor,
-        domain: run.domain,
-    })
-}
 
 /// The flux column's name as written in the file.
 fn flux_column(data: &MeasuredData) -> &str {
@@ -174,7 +80,7 @@ fn refuse(file: &Path, lines: Vec<String>) -> anyhow::Error {
 }
 
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let run = load_run(&args.run)?;
+    let run = LoadedRun::from_dir(&args.run)?;
     let db = IonDb::builtin();
     let text = tabular::read_text(&args.data)?;
     let name = args.data.display().to_string();
@@ -186,7 +92,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let data = parse_csv(&text, &name, &options, &db).map_err(|e| refuse(&args.data, e.lines()))?;
 
     // Every present ion needs a slot of the model.
-    let slots = run.slots();
+    let slots = run.predictor.slots();
     let slot_refs: Vec<&str> = slots.iter().map(String::as_str).collect();
     let mut problems = Vec::new();
     let key = |n: &str| {
@@ -219,7 +125,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     }
     match &run.domain {
         Some(d) if !args.extrapolate => {
-            let neural = matches!(run.predictor, Predictor::Neural { .. });
+            let neural = run.predictor.is_neural();
             problems.extend(outside(&data, d, neural));
         }
         _ => {}
@@ -230,24 +136,20 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let samples =
         Samples::from_measured(&data, &slot_refs).with_context(|| format!("data '{name}'"))?;
 
-    let predicted: Array2<f64> = match &run.predictor {
-        Predictor::Neural { model, store } => predict_neural(model, store, &samples)?,
-        Predictor::Dspmde(fit) => {
-            let p = fit.predict(&samples)?;
-            if !p.failed_rows.is_empty() {
-                let lines: Vec<String> = p
-                    .failed_rows
-                    .iter()
-                    .map(|&r| data.rows[r].line.to_string())
-                    .collect();
-                bail!(
-                    "DSPM-DE has no solution at line(s) {} of '{name}' with the calibrated membrane; nothing was predicted",
-                    lines.join(", ")
-                );
-            }
-            p.permeate
-        }
-    };
+    let Predicted {
+        permeate: predicted,
+        failed_rows,
+    } = run.predictor.predict(&samples)?;
+    if !failed_rows.is_empty() {
+        let lines: Vec<String> = failed_rows
+            .iter()
+            .map(|&r| data.rows[r].line.to_string())
+            .collect();
+        bail!(
+            "DSPM-DE has no solution at line(s) {} of '{name}' with the calibrated membrane; nothing was predicted",
+            lines.join(", ")
+        );
+    }
     if let Some(why) = implausible(&samples, predicted.view()) {
         bail!("{why}; nothing was predicted");
     }

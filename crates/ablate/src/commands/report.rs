@@ -1,6 +1,6 @@
 //! `ablate report DIR`: every finished run of a study into one table (`summary.parquet`,
-//! `summary.csv`), the paper tables (`tables/`, Markdown and LaTeX) and the figures
-//! (`figures/`, PNG and SVG).
+//! `summary.csv`), the paper tables (`tables/`, Markdown and LaTeX), the figures
+//! (`figures/`, PNG, SVG and PDF) and one page with all of it (`index.html`).
 //!
 //! The summary is the lossless layer (one row per run, typed columns: roles, the flattened
 //! config, every metric, provenance; `report::summary`); the tables and figures are
@@ -9,7 +9,7 @@
 
 use crate::cli::ReportArgs;
 use crate::report::collect::collect;
-use crate::report::{figures, groups, roles, summary, tables};
+use crate::report::{figures, groups, html, roles, summary, tables};
 use anyhow::Result;
 use std::fmt::Write as _;
 
@@ -28,6 +28,8 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let metrics = tables::Metrics::of(&df)?;
     let (tables, table_notes) = tables::write(&study, &groups, &metrics, &out)?;
     let (figs, fig_notes) = figures::write(&study, &groups, &metrics.test_mae, &out)?;
+    let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
+    html::write(&study, &df, &tables, &figs, &notes, &out)?;
 
     let mut text = String::new();
     writeln!(
@@ -58,17 +60,22 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     )?;
     writeln!(
         text,
-        "tables in {}: {}",
+        "tables in {} (Markdown and LaTeX): {}",
         out.join("tables").display(),
-        tables.join(", ")
+        tables
+            .iter()
+            .map(|t| t.stem.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     )?;
     writeln!(
         text,
-        "figures in {} (PNG and SVG): {}",
+        "figures in {} (PNG, SVG and PDF): {}",
         out.join("figures").display(),
         figs.join(", ")
     )?;
-    for note in table_notes.iter().chain(&fig_notes) {
+    writeln!(text, "page: {}", out.join("index.html").display())?;
+    for note in &notes {
         writeln!(text, "note: {note}")?;
     }
     super::print_stdout(&text)

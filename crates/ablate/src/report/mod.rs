@@ -8,6 +8,7 @@
 
 pub mod collect;
 pub mod figures;
+pub mod html;
 pub mod names;
 pub mod roles;
 pub mod scores;

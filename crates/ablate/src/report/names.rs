@@ -86,6 +86,23 @@ pub fn ion_latex(name: &str) -> String {
     out.replace("$$", "")
 }
 
+/// A family or salt label with subscript counts: `NaCl+MgSO4` -> `NaCl+MgSO₄`,
+/// `Na2SO4` -> `Na₂SO₄` (a digit right after a letter or `)`; `Li/Mg 1:5` is left alone).
+pub fn formula(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut prev: Option<char> = None;
+    for c in text.chars() {
+        let after_element = prev.is_some_and(|p| p.is_ascii_alphabetic() || p == ')')
+            || (prev.is_some_and(|p| SUB.iter().any(|(_, s)| *s == p)));
+        match SUB.iter().find(|(a, _)| *a == c) {
+            Some((_, s)) if after_element => out.push(*s),
+            _ => out.push(c),
+        }
+        prev = out.chars().last();
+    }
+    out
+}
+
 /// The Li⁺/Mg²⁺ separation factor's symbol in text.
 pub const SEPARATION: &str = "S(Li⁺/Mg²⁺)";
 
@@ -113,6 +130,14 @@ pub fn latex_escape(s: &str) -> String {
             '–' => out.push_str("--"),
             '—' => out.push_str("---"),
             '†' => out.push_str("\\textdagger{}"),
+            'Σ' => out.push_str("$\\Sigma$"),
+            'ᵢ' => out.push_str("$_i$"),
+            'ₚ' => out.push_str("$_p$"),
+            '→' => out.push_str("$\\to$"),
+            '★' => out.push_str("$\\star$"),
+            '·' => out.push_str("$\\cdot$"),
+            '≈' => out.push_str("$\\approx$"),
+            'Å' => out.push_str("\\AA{}"),
             c if SUP.iter().any(|(_, u)| *u == c) => {
                 let mut sup = String::new();
                 let mut next = Some(c);
@@ -145,6 +170,22 @@ pub fn latex_escape(s: &str) -> String {
     out.replace("$$", "")
 }
 
+/// Escapes text for HTML content and attribute values (the report page).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +202,11 @@ mod tests {
         assert_eq!(ion_latex("Na+"), "Na$^{+}$");
         assert_eq!(latex_escape("SO₄²⁻ ± 1"), "SO$_{4}^{2-}$ $\\pm$ 1");
         assert_eq!(latex_escape("a_b & λ"), "a\\_b \\& $\\lambda$");
+        assert_eq!(latex_escape("|Σ zᵢ cₚ,ᵢ|"), "|$\\Sigma$ z$_i$ c$_p$,$_i$|");
+        assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+        assert_eq!(formula("NaCl+MgSO4"), "NaCl+MgSO₄");
+        assert_eq!(formula("Na2SO4"), "Na₂SO₄");
+        assert_eq!(formula("Li/Mg 1:5"), "Li/Mg 1:5");
+        assert_eq!(formula("Ca(NO3)2"), "Ca(NO₃)₂");
     }
 }

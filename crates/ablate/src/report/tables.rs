@@ -13,7 +13,8 @@
 //!   MAE.
 //!
 //! A table with more rows than fit a page is cut into parts; LaTeX tables are scaled down
-//! to the text width when wider (`adjustbox`'s `max width`), never up.
+//! to the text width when wider (a box measured against `\linewidth`, then graphicx's
+//! `\resizebox`), never up. The tables need only booktabs and graphicx.
 
 use super::collect::Study;
 use super::names::latex_escape;
@@ -269,14 +270,20 @@ fn mark_best(
     }
 }
 
-/// Writes the tables into `out/tables/`; returns the stems written and notes on the
+/// A table as written: its file stem and its HTML (for the report page).
+pub struct Written {
+    pub stem: String,
+    pub html: String,
+}
+
+/// Writes the tables into `out/tables/`; returns the tables written and notes on the
 /// tables that were skipped.
 pub fn write(
     study: &Study,
     groups: &[Group],
     m: &Metrics,
     out: &Path,
-) -> Result<(Vec<String>, Vec<String>)> {
+) -> Result<(Vec<Written>, Vec<String>)> {
     let index = Index::new(groups);
     let mut tables = Vec::new();
     let mut notes = Vec::new();
@@ -309,7 +316,10 @@ pub fn write(
         }
         output::write_text(&dir.join(format!("{}.md", t.stem)), &t.markdown())?;
         output::write_text(&dir.join(format!("{}.tex", t.stem)), &t.latex())?;
-        written.push(t.stem.clone());
+        written.push(Written {
+            stem: t.stem.clone(),
+            html: t.html(),
+        });
     }
     Ok((written, notes))
 }
@@ -343,7 +353,16 @@ const MEAN_STD: &str = "Mean ± sample standard deviation over seeds";
 const SIGNIFICANCE: &str = "Bold: best in its column and significantly better than the \
 runner-up (paired t-test over seeds, two-sided, p < 0.05; with 5 seeds the exact Wilcoxon \
 signed-rank test cannot reach p < 0.05, its p is given beside).";
-const SETTINGS: &str = "A leave-one-family-out setting is the mean over its folds, per seed.";
+/// Said in a caption when a table has a leave-one-family-out column or rows.
+const FOLDS: &str = " A leave-one-family-out setting is the mean over its folds, per seed.";
+
+fn folds(index: &Index) -> &'static str {
+    if index.groups.iter().any(|g| g.roles.split == "by_family") {
+        FOLDS
+    } else {
+        ""
+    }
+}
 
 fn models(index: &Index, m: &Metrics) -> Table {
     let rows_keys = index.model_rows();
@@ -376,7 +395,8 @@ fn models(index: &Index, m: &Metrics) -> Table {
         stem: "table1_models".into(),
         caption: format!(
             "Test rejection MAE of each model and electroneutrality constraint, per setting \
-             (pre-trained where the model pre-trains). {MEAN_STD}. {SIGNIFICANCE} {SETTINGS}"
+             (pre-trained where the model pre-trains). {MEAN_STD}. {SIGNIFICANCE}{}",
+            folds(index)
         ),
         headers,
         numeric,
@@ -443,7 +463,8 @@ fn pretraining(index: &Index, m: &Metrics) -> Option<Vec<Table>> {
         caption: format!(
             "Pre-training on DSPM-DE simulations: test rejection MAE without (off) and with (on) \
              pre-training, and the paired difference over seeds. {MEAN_STD}. Bold: the better of \
-             the two where the paired t-test (two-sided) gives p < {ALPHA}. {SETTINGS}"
+             the two where the paired t-test (two-sided) gives p < {ALPHA}.{}",
+            folds(index)
         ),
         headers,
         numeric,
@@ -530,7 +551,8 @@ fn constraint(index: &Index, m: &Metrics) -> Option<Vec<Table>> {
              residual |Σ zᵢ cₚ,ᵢ| / c_scale of the predicted permeates (mean and max over test rows), \
              pre-trained where the model pre-trains, with the paired difference of the MAE to the \
              hard constraint (bold where the paired t-test, two-sided, gives p < {ALPHA}). \
-             {MEAN_STD}. {SETTINGS}"
+             {MEAN_STD}.{}",
+                folds(index)
         ),
         headers,
         numeric,
@@ -590,7 +612,8 @@ fn per_setting(index: &Index, m: &Metrics) -> Vec<Table> {
             ),
             caption: format!(
                 "Every configuration in the setting {setting}: test rejection MAE, RMSE and R², \
-                 and validation MAE. {MEAN_STD}. {SIGNIFICANCE} {SETTINGS}"
+                 and validation MAE. {MEAN_STD}. {SIGNIFICANCE}{}",
+                folds(index)
             ),
             headers,
             numeric,
@@ -681,6 +704,42 @@ impl Table {
         out
     }
 
+    fn html(&self) -> String {
+        let esc = super::names::escape;
+        let mut out = format!(
+            "<figure class=\"table\" id=\"{}\">\n<figcaption><b>Table {}.</b> {}</figcaption>\n<table>\n<thead><tr>",
+            self.stem,
+            self.number,
+            esc(&self.caption)
+        );
+        for (h, &n) in self.headers.iter().zip(&self.numeric) {
+            out.push_str(&format!(
+                "<th class=\"{}\">{}</th>",
+                if n { "num" } else { "" },
+                esc(h)
+            ));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for row in &self.rows {
+            out.push_str("<tr>");
+            for (c, &n) in row.iter().zip(&self.numeric) {
+                let t = esc(&c.text);
+                let t = if c.bold { format!("<b>{t}</b>") } else { t };
+                out.push_str(&format!(
+                    "<td class=\"{}\">{t}</td>",
+                    if n { "num" } else { "" }
+                ));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody></table>\n");
+        for note in &self.notes {
+            out.push_str(&format!("<p class=\"note\">{}</p>\n", esc(note)));
+        }
+        out.push_str("</figure>\n");
+        out
+    }
+
     fn latex(&self) -> String {
         let cols: String = self
             .numeric
@@ -688,12 +747,13 @@ impl Table {
             .map(|&n| if n { 'r' } else { 'l' })
             .collect();
         let mut out = String::from(
-            "% Generated by `ablate report`; needs \\usepackage{booktabs} and \\usepackage{adjustbox}.\n",
+            "% Generated by `ablate report`; needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n",
         );
         out.push_str("\\begin{table}[tbp]\n\\centering\n");
         out.push_str(&format!("\\caption{{{}}}\n", latex_escape(&self.caption)));
         out.push_str(&format!("\\label{{tab:{}}}\n", self.stem.replace('_', "-")));
-        out.push_str("\\small\n\\begin{adjustbox}{max width=\\linewidth}\n");
+        // The tabular in a box, scaled down to the text width only when wider.
+        out.push_str("\\small\n\\setbox0=\\hbox{%\n");
         out.push_str(&format!("\\begin{{tabular}}{{{cols}}}\n\\toprule\n"));
         let headers: Vec<String> = self.headers.iter().map(|h| latex_escape(h)).collect();
         out.push_str(&format!("{} \\\\\n\\midrule\n", headers.join(" & ")));
@@ -711,7 +771,10 @@ impl Table {
                 .collect();
             out.push_str(&format!("{} \\\\\n", cells.join(" & ")));
         }
-        out.push_str("\\bottomrule\n\\end{tabular}\n\\end{adjustbox}\n");
+        out.push_str("\\bottomrule\n\\end{tabular}}%\n");
+        out.push_str(
+            "\\ifdim\\wd0>\\linewidth\\resizebox{\\linewidth}{!}{\\box0}\\else\\box0\\fi\n",
+        );
         if !self.notes.is_empty() {
             out.push_str("\\par\\smallskip\n\\begin{minipage}{\\linewidth}\\footnotesize\n");
             let notes: Vec<String> = self.notes.iter().map(|n| latex_escape(n)).collect();

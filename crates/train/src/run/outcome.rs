@@ -39,6 +39,8 @@ pub struct Predictions {
     pub family: Vec<String>,
     pub ion: Vec<String>,
     pub jv_m_s: Vec<f64>,
+    /// The row's temperature, K.
+    pub temperature_k: Vec<f64>,
     pub feed_mol_m3: Vec<f64>,
     pub target_permeate_mol_m3: Vec<f64>,
     pub predicted_permeate_mol_m3: Vec<f64>,
@@ -74,6 +76,7 @@ impl Predictions {
                 p.family.push(samples.family[r].clone().unwrap_or_default());
                 p.ion.push(ion.clone());
                 p.jv_m_s.push(samples.flux_m_s[r]);
+                p.temperature_k.push(samples.temperature_k[r]);
                 p.feed_mol_m3.push(feed);
                 p.target_permeate_mol_m3.push(target);
                 p.predicted_permeate_mol_m3.push(pred);

@@ -1,0 +1,172 @@
+//! A finished run as something that predicts: the neural model rebuilt from its config
+//! and parameters, or the calibrated DSPM-DE, read from the run's record. `ablate predict`
+//! applies it to a data file, the report to dense flux grids for its model curves.
+
+use crate::{record, store};
+use anyhow::{Context, Result};
+use ionode_autodiff::ParamStore;
+use ionode_model::{Model, SavedParams};
+use ionode_train::calibrate::DspmdeFit;
+use ionode_train::data::Samples;
+use ionode_train::run::{predict_neural, Artefact, Domain, RunConfig};
+use ndarray::Array2;
+use std::path::Path;
+
+/// What a finished run predicts with.
+pub enum Predictor {
+    Neural {
+        model: Box<Model>,
+        store: ParamStore,
+    },
+    Dspmde(Box<DspmdeFit>),
+}
+
+/// Permeates of every row, and the rows DSPM-DE could not solve (their permeate is
+/// NaN).
+pub struct Predicted {
+    /// `[rows, slots]` permeate, mol/m3.
+    pub permeate: Array2<f64>,
+    /// Rows without a solution (DSPM-DE only), ascending.
+    pub failed_rows: Vec<usize>,
+}
+
+impl Predictor {
+    /// From a run's config and artefact.
+    pub fn new(config: &RunConfig, artefact: Artefact) -> Result<Predictor> {
+        Ok(match artefact {
+            Artefact::Params(p) => neural(config, p)?,
+            Artefact::Calibration(fit) => Predictor::Dspmde(fit),
+        })
+    }
+
+    /// The slot names the model predicts for.
+    pub fn slots(&self) -> Vec<String> {
+        match self {
+            Predictor::Neural { model, .. } => model
+                .config()
+                .slots
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+            Predictor::Dspmde(fit) => fit.species.clone(),
+        }
+    }
+
+    /// The slots as a sample set names them (the ion database's spelling where it knows
+    /// the ion) with their charge numbers, in slot order.
+    pub fn slot_ions(&self) -> (Vec<String>, Vec<i32>) {
+        match self {
+            Predictor::Neural { model, .. } => {
+                let db = ionode_physics::IonDb::builtin();
+                model
+                    .config()
+                    .slots
+                    .iter()
+                    .map(|s| {
+                        let name = db.get(&s.name).map_or(s.name.clone(), |i| i.name.clone());
+                        (name, s.charge.round() as i32)
+                    })
+                    .unzip()
+            }
+            Predictor::Dspmde(fit) => (
+                fit.species.clone(),
+                fit.ions.iter().map(|i| i.charge).collect(),
+            ),
+        }
+    }
+
+    pub fn is_neural(&self) -> bool {
+        matches!(self, Predictor::Neural { .. })
+    }
+
+    /// Predicts the permeate of every row of `samples` (whose slots are [`Self::slots`]).
+    pub fn predict(&self, samples: &Samples) -> Result<Predicted> {
+        Ok(match self {
+            Predictor::Neural { model, store } => Predicted {
+                permeate: predict_neural(model, store, samples)?,
+                failed_rows: Vec::new(),
+            },
+            Predictor::Dspmde(fit) => {
+                let mut p = fit.predict(samples)?;
+                for &r in &p.failed_rows {
+                    p.permeate.row_mut(r).fill(f64::NAN);
+                }
+                Predicted {
+                    permeate: p.permeate,
+                    failed_rows: p.failed_rows,
+                }
+            }
+        })
+    }
+}
+
+fn neural(config: &RunConfig, params: SavedParams) -> Result<Predictor> {
+    let mut store = ParamStore::new();
+    let model = Model::new(config.model.clone(), &mut store, config.seed)
+        .context("the run's model config")?;
+    params
+        .load_into(&mut store)
+        .context("the run's parameters do not fit its model")?;
+    Ok(Predictor::Neural {
+        model: Box::new(model),
+        store,
+    })
+}
+
+/// A run as read back: what it predicts with and what it was trained on.
+pub struct LoadedRun {
+    pub predictor: Predictor,
+    pub domain: Option<Domain>,
+}
+
+impl LoadedRun {
+    /// Reads a run's record file.
+    pub fn from_file(path: &Path) -> Result<LoadedRun> {
+        let run = record::read(path)?;
+        let config = &run.head.config;
+        let artefact = record::read_artefact(path, config.method)?;
+        Ok(LoadedRun {
+            predictor: Predictor::new(config, artefact)?,
+            domain: run.domain,
+        })
+    }
+
+    /// Reads a finished run: an `ablate train` folder (its `run.h5`) or one run of a study
+    /// (`STUDY/runs/<id>/`, whose DONE marker and checksum are verified first).
+    pub fn from_dir(dir: &Path) -> Result<LoadedRun> {
+        let path = dir.join(store::RUN_FILE);
+        if !path.is_file() {
+            return Err(crate::usage!(
+                "'{}' is not a finished run: expected an `ablate train` output folder or a study run (both hold {})",
+                dir.display(),
+                store::RUN_FILE
+            ));
+        }
+        let in_study = dir
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == "runs"))
+            .and_then(Path::parent);
+        if let Some(study_dir) = in_study {
+            let id = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match store::state(study_dir, &id) {
+                store::State::Done => {}
+                store::State::Damaged(why) => {
+                    return Err(crate::usage!("run '{}' is damaged: {why}", dir.display()))
+                }
+                store::State::Failed(e) => {
+                    return Err(crate::usage!("run '{}' failed: {e}", dir.display()))
+                }
+                store::State::Missing => {
+                    return Err(crate::usage!(
+                        "run '{}' is not finished (no DONE marker)",
+                        dir.display()
+                    ))
+                }
+            }
+        }
+        Self::from_file(&path)
+    }
+}

@@ -1,0 +1,191 @@
+//! The report's figures, each as PNG, SVG and PDF ([`style::render`]).
+//!
+//! Every figure is a small data struct filled from the study plus a `draw` generic over the
+//! plotters backend. Figures a study has no data for (no attention maps without the
+//! attention NODE, no learning curves for the DSPM-DE baseline, no separation factor
+//! without a family holding Li⁺ and Mg²⁺) are skipped with a note.
+//!
+//! - `ablation_bars`: test MAE of every configuration, one panel per setting, groups by
+//!   model, colour by constraint, light bars without pre-training, ±1 std over seeds, ★ on
+//!   a best bar significantly better than the runner-up.
+//! - `rejection_vs_flux`, `separation_factor`: the best configuration's best run, one
+//!   panel per test family: measured points (one marker per feed) and the model evaluated
+//!   on a dense flux grid.
+//! - `parity`: predicted vs measured rejection per ion with the panel's MAE.
+//! - `learning_curves`: every seed of the best configuration, per stage.
+//! - `attention_heatmaps`, `attention_correlation`: the best attention-NODE configuration.
+
+mod attention;
+mod bars;
+mod curves;
+mod flux;
+mod parity;
+pub mod style;
+
+use super::collect::{read_attention, read_predictions, Attention, Study};
+use super::scores::Scores;
+use super::{best, varying, Group};
+use anyhow::Result;
+use std::path::Path;
+use style::render;
+
+/// Writes every figure it has data for into `out/figures/`; returns the names written
+/// and notes on the ones skipped.
+pub fn write(
+    study: &Study,
+    groups: &[Group],
+    scores: &Scores,
+    out: &Path,
+) -> Result<(Vec<String>, Vec<String>)> {
+    style::register_font()?;
+    let dir = out.join("figures");
+    let syn = super::synthetic_note(study);
+    let mut written = Vec::new();
+    let mut notes = Vec::new();
+    let label_fields = varying(groups);
+    let mut done = |name: &str| written.push(name.to_string());
+
+    match bars::Bars::new(groups, scores, syn) {
+        Some(b) => {
+            render(&dir, "ablation_bars", &b)?;
+            done("ablation_bars");
+        }
+        None => notes.push("ablation bars skipped: no configuration has a test MAE".to_string()),
+    }
+
+    // The best configuration with predictions, and its best seed's run.
+    let with = |has: &dyn Fn(usize) -> bool| -> Vec<Group> {
+        groups
+            .iter()
+            .filter(|g| g.runs.iter().any(|&i| has(i)))
+            .cloned()
+            .collect()
+    };
+    let with_pred = with(&|i| study.runs[i].record.has_predictions);
+    match best(scores, &with_pred) {
+        Some(b) => {
+            let g = &with_pred[b];
+            let run = g
+                .runs
+                .iter()
+                .copied()
+                .filter(|&i| study.runs[i].record.has_predictions)
+                .min_by(|&a, &b| {
+                    let m = |i: usize| study.runs[i].test_mae().unwrap_or(f64::INFINITY);
+                    m(a).total_cmp(&m(b))
+                })
+                .expect("the group has a run with predictions");
+            let r = &study.runs[run];
+            let pred = read_predictions(&r.path)?;
+            let what = format!(
+                "best configuration [{}], seed {}{syn}",
+                g.label(&label_fields),
+                r.seed()
+            );
+            render(&dir, "parity", &parity::Parity::new(&pred, &what))?;
+            done("parity");
+            let curves = flux::ModelCurves::of(&r.path, &pred);
+            if let Err(e) = &curves {
+                notes.push(format!(
+                    "model curves left out of the flux figures: the run's model could not be evaluated ({e:#})"
+                ));
+            }
+            let curves = curves.ok();
+            match flux::Flux::rejection(&pred, curves.as_ref(), &what) {
+                Some(f) => {
+                    render(&dir, "rejection_vs_flux", &f)?;
+                    done("rejection_vs_flux");
+                }
+                None => notes.push("rejection vs flux skipped: no prediction has a family".into()),
+            }
+            match flux::Flux::separation(&pred, curves.as_ref(), &what) {
+                Some(f) => {
+                    render(&dir, "separation_factor", &f)?;
+                    done("separation_factor");
+                }
+                None => notes.push(
+                    "separation factor skipped: no test family holds both Li⁺ and Mg²⁺".into(),
+                ),
+            }
+        }
+        None => notes.push(
+            "parity and flux figures skipped: no finished run has predictions with a test MAE"
+                .into(),
+        ),
+    }
+
+    let with_curves = with(&|i| !study.runs[i].record.curves.is_empty());
+    match best(scores, &with_curves) {
+        Some(b) => {
+            let g = &with_curves[b];
+            let c = curves::Curves::new(study, g, &g.label(&label_fields), syn);
+            render(&dir, "learning_curves", &c)?;
+            done("learning_curves");
+        }
+        None => notes.push("learning curves skipped: no run has curves".into()),
+    }
+
+    let with_att = with(&|i| study.runs[i].record.has_attention);
+    let att_group = best(scores, &with_att).or(if with_att.is_empty() { None } else { Some(0) });
+    match att_group {
+        Some(b) => {
+            let g = &with_att[b];
+            let maps: Vec<Attention> = g
+                .runs
+                .iter()
+                .filter(|&&i| study.runs[i].record.has_attention)
+                .map(|&i| read_attention(&study.runs[i].path))
+                .collect::<Result<_>>()?;
+            let families = attention::family_means(&maps);
+            let config = g.label(&label_fields);
+            render(
+                &dir,
+                "attention_heatmaps",
+                &attention::Heat::new(families.clone(), &config, syn),
+            )?;
+            done("attention_heatmaps");
+            let (corr, unknown) = attention::Correlation::new(&families, &config, syn);
+            if !unknown.is_empty() {
+                notes.push(format!(
+                    "attention correlation: ions not in the built-in database left out: {}",
+                    unknown.join(", ")
+                ));
+            }
+            render(&dir, "attention_correlation", &corr)?;
+            done("attention_correlation");
+        }
+        None => notes.push(
+            "attention heat maps and correlation skipped: no run has attention maps (attention_node)"
+                .into(),
+        ),
+    }
+    Ok((written, notes))
+}
+
+/// Pearson's correlation coefficient (NaN when a variable is constant or n < 2).
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    if x.len() < 2 {
+        return f64::NAN;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pearson_of_lines_and_constants() {
+        assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]) - 1.0).abs() < 1e-12);
+        assert!((pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        assert!(pearson(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+    }
+}

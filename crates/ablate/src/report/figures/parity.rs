@@ -1,0 +1,128 @@
+//! Predicted against measured rejection, one panel per ion, with the panel's MAE. A
+//! rejection above 1 would need a negative permeate: the band is shaded and predictions
+//! there are counted in the panel title.
+
+use super::style::{font, ion_colour, padded, panels, pe, px, tint, titled, width, Area, Figure};
+use crate::report::collect::Predictions;
+use crate::report::names;
+use anyhow::Result;
+use plotters::prelude::*;
+
+struct Panel {
+    /// Canonical ion name.
+    ion: String,
+    /// (measured, predicted)
+    points: Vec<(f64, f64)>,
+}
+
+pub struct Parity {
+    title: String,
+    panels: Vec<Panel>,
+}
+
+impl Parity {
+    pub fn new(p: &Predictions, what: &str) -> Parity {
+        let mut panels: Vec<Panel> = Vec::new();
+        for k in 0..p.len() {
+            if p.part[k] != "test" {
+                continue;
+            }
+            let (t, y) = (p.target_rejection[k], p.predicted_rejection[k]);
+            if !t.is_finite() || !y.is_finite() {
+                continue;
+            }
+            match panels.iter_mut().find(|q| q.ion == p.ion[k]) {
+                Some(q) => q.points.push((t, y)),
+                None => panels.push(Panel {
+                    ion: p.ion[k].clone(),
+                    points: vec![(t, y)],
+                }),
+            }
+        }
+        Parity {
+            title: format!("Predicted vs measured rejection of the test rows: {what}"),
+            panels,
+        }
+    }
+}
+
+impl Panel {
+    fn mae(&self) -> f64 {
+        self.points.iter().map(|(t, y)| (t - y).abs()).sum::<f64>()
+            / self.points.len().max(1) as f64
+    }
+}
+
+impl Figure for Parity {
+    fn size(&self) -> (u32, u32) {
+        let n = self.panels.len().max(1);
+        let cols = n.min(4) as u32;
+        (cols * 330, 50 + 340 * n.div_ceil(4) as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> Result<()> {
+        let area = titled(root, &self.title, 16.0)?;
+        for (panel, q) in panels(&area, self.panels.len(), 4).iter().zip(&self.panels) {
+            let lo = q.points.iter().flat_map(|p| [p.0, p.1]).fold(0.0, f64::min);
+            let hi = q.points.iter().flat_map(|p| [p.0, p.1]).fold(1.0, f64::max);
+            let (lo, hi) = padded(lo, hi);
+            let above = q.points.iter().filter(|p| p.1 > 1.0).count();
+            let caption = format!(
+                "{}: MAE {:.3} (n = {}){}",
+                names::ion(&q.ion),
+                q.mae(),
+                q.points.len(),
+                if above > 0 {
+                    format!(", {above} above 1")
+                } else {
+                    String::new()
+                }
+            );
+            let mut chart = ChartBuilder::on(panel)
+                .caption(&caption, font(13.5))
+                .margin(px(8.0))
+                .x_label_area_size(px(38.0))
+                .y_label_area_size(px(46.0))
+                .build_cartesian_2d(lo..hi, lo..hi)
+                .map_err(pe)?;
+            chart
+                .configure_mesh()
+                .x_desc("measured rejection")
+                .y_desc("predicted rejection")
+                .x_labels(6)
+                .y_labels(6)
+                .x_label_formatter(&|v| format!("{v:.1}"))
+                .y_label_formatter(&|v| format!("{v:.1}"))
+                .label_style(font(11.5))
+                .axis_desc_style(font(12.0))
+                .light_line_style(TRANSPARENT)
+                .bold_line_style(BLACK.mix(0.08))
+                .draw()
+                .map_err(pe)?;
+            if hi > 1.0 {
+                // Physically impossible predictions (negative permeate).
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(lo, 1.0), (hi, hi)],
+                        RGBColor(213, 94, 0).mix(0.08).filled(),
+                    )))
+                    .map_err(pe)?;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    [(lo, lo), (hi, hi)],
+                    BLACK.mix(0.5).stroke_width(width(1.0)),
+                ))
+                .map_err(pe)?;
+            let c = ion_colour(&q.ion);
+            chart
+                .draw_series(
+                    q.points.iter().map(|&(t, y)| {
+                        Circle::new((t, y), px(3.0), tint(c, 0.15).mix(0.85).filled())
+                    }),
+                )
+                .map_err(pe)?;
+        }
+        Ok(())
+    }
+}
