@@ -635,7 +635,7 @@ fn report_of_a_full_study_writes_summary_tables_and_figures() {
     assert!(r_charge.parse::<f64>().unwrap() > 0.2, "{r_charge}");
     let heat = std::fs::read_to_string(figures.join("attention_heatmaps.svg")).unwrap();
     assert!(
-        heat.contains("SO₄²⁻") && heat.contains("NaCl+MgSO4"),
+        heat.contains("SO₄²⁻") && heat.contains("NaCl+MgSO₄"),
         "ion and family labels"
     );
 }

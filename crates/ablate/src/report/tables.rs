@@ -110,6 +110,16 @@ fn p_text(p: f64) -> String {
     }
 }
 
+/// `= 0.055` or `< 0.001`, after a "p".
+fn p_relation(p: f64) -> String {
+    let t = p_text(p);
+    if t.starts_with('<') {
+        t
+    } else {
+        format!("= {t}")
+    }
+}
+
 /// `Δ = −0.0120 [−0.0200, −0.0040]`.
 fn diff_text(p: &Paired) -> String {
     let sign = |x: f64| {
@@ -134,10 +144,10 @@ fn diff_text(p: &Paired) -> String {
 /// One sentence on a paired comparison.
 fn comparison(what: &str, p: &Paired) -> String {
     format!(
-        "{what}: Δ = {} (95 % CI), paired t-test p = {}, Wilcoxon p = {}, {} seed pairs{}",
+        "{what}: Δ = {} (95 % CI), paired t-test p {}, Wilcoxon p {}, {} seed pairs{}",
         diff_text(p),
-        p_text(p.p_t),
-        p_text(p.p_wilcoxon),
+        p_relation(p.p_t),
+        p_relation(p.p_wilcoxon),
         p.n,
         if p.significant() {
             ""

@@ -100,7 +100,7 @@ impl Figure for Heat {
                 .max(1e-12);
             panel
                 .draw(&Text::new(
-                    fam.clone(),
+                    names::formula(fam),
                     (left + s * cell / 2, top / 2),
                     centred(15.0),
                 ))

@@ -188,11 +188,14 @@ impl Bars {
             .bold_line_style(BLACK.mix(0.12))
             .draw()
             .map_err(pe)?;
+        // One bar width for the panel (the widest group's), each group centred.
+        let widest = p.models.iter().map(|(_, b)| b.len()).max().unwrap_or(1) as f64;
+        let slot = 0.8 / widest;
         for (i, (model, bars)) in p.models.iter().enumerate() {
             let k = bars.len() as f64;
-            let slot = 0.8 / k;
+            let start = i as f64 + 0.5 - slot * k / 2.0;
             for (j, b) in bars.iter().enumerate() {
-                let x0 = i as f64 + 0.1 + slot * j as f64;
+                let x0 = start + slot * j as f64;
                 let x1 = x0 + slot * 0.88;
                 let c = constraint_colour(b.constraint.as_deref());
                 let fill = if b.pretrained || b.constraint.is_none() {

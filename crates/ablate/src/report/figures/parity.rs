@@ -39,6 +39,15 @@ impl Parity {
                 }),
             }
         }
+        // Ions in the database's order (cations, then anions); unknown ones last.
+        let db = ionode_physics::IonDb::builtin();
+        let order = |ion: &str| {
+            db.ions()
+                .iter()
+                .position(|i| i.name == ion)
+                .unwrap_or(usize::MAX)
+        };
+        panels.sort_by_key(|q| (order(&q.ion), q.ion.clone()));
         Parity {
             title: format!("Predicted vs measured rejection of the test rows: {what}"),
             panels,

@@ -289,10 +289,27 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(k)))
         .filter(within)
         .collect();
-    if all.len() <= 8 {
+    if all.len() < 3 {
+        // Less than a decade: finer round values.
+        (a..=b)
+            .flat_map(|k| [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0].map(|m| m * 10f64.powi(k)))
+            .filter(within)
+            .collect()
+    } else if all.len() <= 8 {
         all
     } else {
         (a..=b).map(|k| 10f64.powi(k)).filter(within).collect()
+    }
+}
+
+/// A tick of [`log_ticks`] as text: plain between 0.01 and 1000 (`1.5`, `0.02`), else
+/// as [`log_tick`] writes it.
+fn tick_label(t: f64, minor: bool) -> String {
+    if (0.01..1000.0).contains(&t) {
+        let s = format!("{t:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        log_tick(t, minor)
     }
 }
 
@@ -335,7 +352,7 @@ pub fn draw_log_y<DB: DrawingBackend>(
             .map_err(pe)?;
         panel
             .draw(&Text::new(
-                log_tick(t, minor),
+                tick_label(t, minor),
                 (x - px(8.0), y),
                 font(12.0).pos(plotters::style::text_anchor::Pos::new(
                     plotters::style::text_anchor::HPos::Right,
@@ -440,6 +457,8 @@ mod tests {
             "{t:?}"
         );
         assert_eq!(log_ticks(1e-6, 1.0).len(), 7);
+        assert_eq!(log_ticks(1.2, 2.5).len(), 3, "{:?}", log_ticks(1.2, 2.5));
+        assert_eq!(tick_label(1.5, true), "1.5");
     }
 
     #[test]
