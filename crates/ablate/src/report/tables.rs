@@ -237,6 +237,23 @@ impl RowKey {
     }
 }
 
+/// A table's headers and which are numeric: the label columns `lead`, the study's extra
+/// axes, the label columns `after`, then the numeric columns `numbers`.
+fn columns(
+    index: &Index,
+    lead: &[&str],
+    after: &[&str],
+    numbers: &[&str],
+) -> (Vec<String>, Vec<bool>) {
+    let mut headers: Vec<String> = lead.iter().map(|h| h.to_string()).collect();
+    headers.extend(extra_headers(index.groups));
+    headers.extend(after.iter().map(|h| h.to_string()));
+    let mut numeric = vec![false; headers.len()];
+    headers.extend(numbers.iter().map(|h| h.to_string()));
+    numeric.resize(headers.len(), true);
+    (headers, numeric)
+}
+
 /// Headers of the extra axes (a study's axes beyond the roles).
 fn extra_headers(groups: &[Group]) -> Vec<String> {
     groups
@@ -376,10 +393,8 @@ fn folds(index: &Index) -> &'static str {
 
 fn models(index: &Index, m: &Metrics) -> Table {
     let rows_keys = index.model_rows();
-    let mut headers = vec!["model".to_string(), "constraint".to_string()];
-    headers.extend(extra_headers(index.groups));
-    let label_cols = headers.len();
-    headers.extend(index.settings.iter().cloned());
+    let settings: Vec<&str> = index.settings.iter().map(String::as_str).collect();
+    let (headers, numeric) = columns(index, &["model", "constraint"], &[], &settings);
     let mut rows: Vec<Vec<Cell>> = rows_keys.iter().map(RowKey::cells).collect();
     let mut notes = Vec::new();
     for setting in &index.settings {
@@ -398,8 +413,6 @@ fn models(index: &Index, m: &Metrics) -> Table {
             });
         }
     }
-    let mut numeric = vec![false; label_cols];
-    numeric.extend(vec![true; index.settings.len()]);
     Table {
         number: "1".into(),
         stem: "table1_models".into(),
@@ -452,21 +465,18 @@ fn pretraining(index: &Index, m: &Metrics) -> Option<Vec<Table>> {
     if rows.is_empty() {
         return None;
     }
-    let mut headers = vec!["setting".into(), "model".into(), "constraint".into()];
-    headers.extend(extra_headers(index.groups));
-    let label_cols = headers.len();
-    headers.extend(
-        [
+    let (headers, numeric) = columns(
+        index,
+        &["setting", "model", "constraint"],
+        &[],
+        &[
             "off",
             "on",
             "Δ on − off [95 % CI]",
             "t-test p",
             "Wilcoxon p",
-        ]
-        .map(String::from),
+        ],
     );
-    let mut numeric = vec![false; label_cols];
-    numeric.extend([true; 5]);
     Some(parts(Table {
         number: "2".into(),
         stem: "table2_pretraining".into(),
@@ -538,21 +548,18 @@ fn constraint(index: &Index, m: &Metrics) -> Option<Vec<Table>> {
     if rows.is_empty() {
         return None;
     }
-    let mut headers = vec!["setting".into(), "model".into(), "constraint".into()];
-    headers.extend(extra_headers(index.groups));
-    let label_cols = headers.len();
-    headers.extend(
-        [
+    let (headers, numeric) = columns(
+        index,
+        &["setting", "model", "constraint"],
+        &[],
+        &[
             "test MAE",
             "EN residual, mean",
             "EN residual, max",
             "Δ MAE vs hard [95 % CI]",
             "t-test p",
-        ]
-        .map(String::from),
+        ],
     );
-    let mut numeric = vec![false; label_cols];
-    numeric.extend([true; 5]);
     Some(parts(Table {
         number: "3".into(),
         stem: "table3_constraint".into(),
@@ -606,13 +613,12 @@ fn per_setting(index: &Index, m: &Metrics) -> Vec<Table> {
                 row
             })
             .collect();
-        let mut headers = vec!["model".into(), "constraint".into()];
-        headers.extend(extra_headers(index.groups));
-        headers.push("pre-training".into());
-        let label_cols = headers.len();
-        headers.extend(["test MAE", "test RMSE", "test R²", "validation MAE"].map(String::from));
-        let mut numeric = vec![false; label_cols];
-        numeric.extend([true; 4]);
+        let (headers, numeric) = columns(
+            index,
+            &["model", "constraint"],
+            &["pre-training"],
+            &["test MAE", "test RMSE", "test R²", "validation MAE"],
+        );
         tables.extend(parts(Table {
             number: format!("4{}", (b'a' + (i as u8 % 26)) as char),
             stem: format!(

@@ -392,6 +392,37 @@ impl Flux {
     }
 }
 
+/// Draws a panel's series: model curves as lines, measurements as the feed's marker.
+fn draw_series<DB: DrawingBackend, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    area: &Area<DB>,
+    series: &[Series],
+) -> Result<()>
+where
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    let base = area.get_base_pixel();
+    for s in series {
+        chart
+            .draw_series(LineSeries::new(
+                s.curve.clone(),
+                s.colour.stroke_width(width(1.6)),
+            ))
+            .map_err(pe)?;
+        for &(x, y) in &s.points {
+            let at = chart.backend_coord(&(x, y));
+            marker(
+                area,
+                s.feed,
+                (at.0 - base.0, at.1 - base.1),
+                px(4.0),
+                s.colour,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Height of a panel's feed legend, SVG pixels.
 fn feed_legend_height(p: &Panel) -> f64 {
     10.0 + 17.0 * p.feeds.len() as f64
@@ -466,25 +497,7 @@ impl Figure for Flux {
                     .draw()
                     .map_err(pe)?;
                 draw_log_y(&mut chart, &chart_area, (x0, x1), (lo, hi))?;
-                for s in &p.series {
-                    chart
-                        .draw_series(LineSeries::new(
-                            s.curve.clone(),
-                            s.colour.stroke_width(width(1.6)),
-                        ))
-                        .map_err(pe)?;
-                    for &(x, y) in &s.points {
-                        let at = chart.backend_coord(&(x, y));
-                        let b = chart_area.get_base_pixel();
-                        marker(
-                            &chart_area,
-                            s.feed,
-                            (at.0 - b.0, at.1 - b.1),
-                            px(4.0),
-                            s.colour,
-                        )?;
-                    }
-                }
+                draw_series(&mut chart, &chart_area, &p.series)?;
             } else {
                 let (lo, hi) = ys.fold((0.0f64, 1.0f64), |a, v| (a.0.min(v), a.1.max(v)));
                 let (lo, hi) = padded(lo, hi);
@@ -509,25 +522,7 @@ impl Figure for Flux {
                     .bold_line_style(BLACK.mix(0.1))
                     .draw()
                     .map_err(pe)?;
-                for s in &p.series {
-                    chart
-                        .draw_series(LineSeries::new(
-                            s.curve.clone(),
-                            s.colour.stroke_width(width(1.6)),
-                        ))
-                        .map_err(pe)?;
-                    for &(x, y) in &s.points {
-                        let at = chart.backend_coord(&(x, y));
-                        let b = chart_area.get_base_pixel();
-                        marker(
-                            &chart_area,
-                            s.feed,
-                            (at.0 - b.0, at.1 - b.1),
-                            px(4.0),
-                            s.colour,
-                        )?;
-                    }
-                }
+                draw_series(&mut chart, &chart_area, &p.series)?;
             }
             // The feeds, under the panel: marker and composition.
             for (k, desc) in p.feeds.iter().enumerate() {
