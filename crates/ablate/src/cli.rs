@@ -368,7 +368,8 @@ Examples:
   ablate run experiments/smoke.toml --jobs 2
   ablate run experiments/paper.toml --jobs 8 --shard 0/4 --results /scratch/results
   ablate status results/paper
-  ablate slurm experiments/paper.toml --shards 16 --cpus 4 --time 02:00:00
+  ablate run experiments/smoke.toml --set base.finetune.epochs=50 --set 'grid."model.variant"=["node"]'
+  ablate slurm experiments/paper.toml --shards 16 --cpus 4 --time 02:00:00 --mem 4G --submit
 
 Writes RESULTS/<study>/plan.json, RESULTS/<study>/runs/<run-id>/run.h5 and a DONE (or
 FAILED) marker per run. Rerunning skips DONE runs; --retry-failed reruns FAILED ones.";
@@ -378,6 +379,12 @@ pub struct CheckArgs {
     /// The study manifest (TOML).
     #[arg(value_name = "FILE.toml")]
     pub file: PathBuf,
+    /// Change the manifest: a dotted key as in the manifest and a TOML value, applied
+    /// after its includes (repeatable), e.g. `--set base.finetune.epochs=50` or
+    /// `--set 'grid."model.variant"=["node"]'`. The study gets its own folder
+    /// (STUDY-set-HASH) unless an override sets `study`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +392,12 @@ pub struct PlanArgs {
     /// The study manifest (TOML).
     #[arg(value_name = "FILE.toml")]
     pub file: PathBuf,
+    /// Change the manifest: a dotted key as in the manifest and a TOML value, applied
+    /// after its includes (repeatable), e.g. `--set base.finetune.epochs=50` or
+    /// `--set 'grid."model.variant"=["node"]'`. The study gets its own folder
+    /// (STUDY-set-HASH) unless an override sets `study`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Results root; the plan goes to RESULTS/STUDY/plan.json.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results: PathBuf,
@@ -398,6 +411,12 @@ pub struct RunArgs {
     /// The study manifest (TOML).
     #[arg(value_name = "FILE.toml")]
     pub file: PathBuf,
+    /// Change the manifest: a dotted key as in the manifest and a TOML value, applied
+    /// after its includes (repeatable), e.g. `--set base.finetune.epochs=50` or
+    /// `--set 'grid."model.variant"=["node"]'`. The study gets its own folder
+    /// (STUDY-set-HASH) unless an override sets `study`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Runs in parallel (each run is single-threaded) [default: all cores].
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -417,6 +436,9 @@ pub struct StatusArgs {
     /// A study folder (RESULTS/STUDY, with plan.json) or a manifest.
     #[arg(value_name = "DIR|FILE.toml")]
     pub target: PathBuf,
+    /// The overrides the study was run with (when a manifest is given).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Results root (when a manifest is given).
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results: PathBuf,
@@ -427,6 +449,12 @@ pub struct SlurmArgs {
     /// The study manifest (TOML).
     #[arg(value_name = "FILE.toml")]
     pub file: PathBuf,
+    /// Change the manifest: a dotted key as in the manifest and a TOML value, applied
+    /// after its includes (repeatable), e.g. `--set base.finetune.epochs=50` or
+    /// `--set 'grid."model.variant"=["node"]'`. The study gets its own folder
+    /// (STUDY-set-HASH) unless an override sets `study`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Array tasks; task i runs shard i/N.
     #[arg(long)]
     pub shards: usize,
@@ -439,6 +467,26 @@ pub struct SlurmArgs {
     /// CPUs per task (= `--jobs` of each task).
     #[arg(long, default_value_t = 1)]
     pub cpus: usize,
+    /// Memory per task (Slurm format, e.g. 4G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Account to charge.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Quality of service.
+    #[arg(long)]
+    pub qos: Option<String>,
+    /// Most array tasks running at once (the array's `%N`).
+    #[arg(long, value_name = "N")]
+    pub throttle: Option<usize>,
+    /// Any other `#SBATCH` option, written as given (repeatable), e.g.
+    /// `--sbatch-arg=--constraint=zen4`.
+    #[arg(long = "sbatch-arg", value_name = "OPTION", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Submit with `sbatch`: the array, then a report job that runs `ablate report` after
+    /// it (`afterany`); prints both job ids.
+    #[arg(long)]
+    pub submit: bool,
     /// Results root (on the shared file system).
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results: PathBuf,

@@ -9,7 +9,8 @@
 //! - root attributes: the provenance ([`Provenance`]: `run_id`, `study`, `manifest`,
 //!   `manifest_hash`, `plan_index` (u64, in a study), `git_commit`, `git_dirty` (bool,
 //!   absent when git could not tell), `host`, `ionode_version`, `created_utc` (RFC 3339),
-//!   `command_line`); `method` (`neural` | `dspmde_fit`), `synthetic` (bool);
+//!   `command_line`, `overrides_json`: the study's `--set` arguments, absent when none);
+//!   `method` (`neural` | `dspmde_fit`), `synthetic` (bool);
 //!   `config_json`, the resolved run config (lossless: the run is rebuilt from it);
 //!   `axes_json` (the study's axis values of this run) and `inputs_json` (input file ->
 //!   BLAKE3); the training domain (`domain_flux_min_m_s`, ..., f64); `seconds_total`,
@@ -62,6 +63,7 @@ pub mod name {
     pub const IONODE_VERSION: &str = "ionode_version";
     pub const CREATED_UTC: &str = "created_utc";
     pub const COMMAND_LINE: &str = "command_line";
+    pub const OVERRIDES_JSON: &str = "overrides_json";
     pub const METHOD: &str = "method";
     pub const SYNTHETIC: &str = "synthetic";
     pub const CONFIG_JSON: &str = "config_json";
@@ -150,6 +152,8 @@ pub struct Provenance {
     pub created_utc: String,
     /// The command that made it, shell-quoted.
     pub command_line: String,
+    /// The study's `--set` overrides (`KEY=VALUE`, in order); empty when none.
+    pub overrides: Vec<String>,
 }
 
 impl Provenance {
@@ -169,6 +173,7 @@ impl Provenance {
             ionode_version: env!("CARGO_PKG_VERSION").to_string(),
             created_utc: String::new(),
             command_line: command_line(std::env::args()),
+            overrides: Vec::new(),
         }
     }
 
@@ -303,6 +308,9 @@ fn write_head(file: &hdf5::File, head: &Head) -> Result<()> {
     s(name::IONODE_VERSION, &p.ionode_version)?;
     s(name::CREATED_UTC, &p.created_utc)?;
     s(name::COMMAND_LINE, &p.command_line)?;
+    if !p.overrides.is_empty() {
+        s(name::OVERRIDES_JSON, &serde_json::to_string(&p.overrides)?)?;
+    }
     s(name::METHOD, method_name(head.config.method))?;
     let config = serde_json::to_value(&head.config)?;
     s(name::CONFIG_JSON, &config.to_string())?;
@@ -568,6 +576,11 @@ pub fn read(path: &Path) -> Result<RunRecord> {
         ionode_version: r.string(name::IONODE_VERSION)?,
         created_utc: r.string(name::CREATED_UTC)?,
         command_line: r.string(name::COMMAND_LINE)?,
+        overrides: match r.optional::<VarLenUnicode>(f, "", name::OVERRIDES_JSON)? {
+            Some(text) => serde_json::from_str(text.as_str())
+                .with_context(|| format!("'{}': attribute '{}'", r.path, name::OVERRIDES_JSON))?,
+            None => Vec::new(),
+        },
     };
     let head = Head {
         provenance,

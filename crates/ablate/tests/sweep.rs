@@ -602,13 +602,15 @@ fn status_counts_done_failed_and_missing_runs() {
 }
 
 #[test]
-fn the_slurm_script_runs_one_shard_per_array_task() {
+fn the_slurm_script_runs_one_shard_per_array_task_with_this_binary() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let file = smoke();
     let r = ablate(&[
         "slurm",
         file.to_str().unwrap(),
+        "--set",
+        "seeds=2",
         "--shards",
         "4",
         "--partition",
@@ -617,32 +619,175 @@ fn the_slurm_script_runs_one_shard_per_array_task() {
         "01:00:00",
         "--cpus",
         "2",
+        "--mem",
+        "4G",
+        "--account",
+        "lab",
+        "--qos",
+        "normal",
+        "--throttle",
+        "2",
+        "--sbatch-arg=--constraint=zen4",
         "--results",
         results.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", text(&r.stderr));
-    let script = std::fs::read_to_string(results.join("smoke/slurm.sbatch")).unwrap();
+    let study = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let name = study.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(name.starts_with("smoke-set-"), "{name}");
+    let script = std::fs::read_to_string(study.join("slurm.sbatch")).unwrap();
     assert!(script.starts_with("#!/bin/bash\n"));
+    let cwd = std::env::current_dir().unwrap();
+    let exe = Path::new(env!("CARGO_BIN_EXE_ablate"))
+        .canonicalize()
+        .unwrap();
     for line in [
-        "#SBATCH --job-name=ablate-smoke",
-        "#SBATCH --array=0-3",
-        "#SBATCH --cpus-per-task=2",
-        "#SBATCH --partition=short",
-        "#SBATCH --time=01:00:00",
+        format!("#SBATCH --job-name=ablate-{name}"),
+        "#SBATCH --array=0-3%2".into(),
+        "#SBATCH --cpus-per-task=2".into(),
+        "#SBATCH --partition=short".into(),
+        "#SBATCH --time=01:00:00".into(),
+        "#SBATCH --mem=4G".into(),
+        "#SBATCH --account=lab".into(),
+        "#SBATCH --qos=normal".into(),
+        "#SBATCH --constraint=zen4".into(),
+        format!("#SBATCH --chdir={}", cwd.display()),
+        format!("#SBATCH --output={}/slurm/%A_%a.out", study.display()),
+        format!("ablate=\"${{ABLATE:-{}}}\"", exe.display()),
+        format!(
+            "exec \"$ablate\" run {} --set seeds=2 --shard \"${{SLURM_ARRAY_TASK_ID}}/4\" --jobs 2 --results {}",
+            file.display(),
+            results.display()
+        ),
     ] {
         assert!(script.lines().any(|l| l == line), "{line} in\n{script}");
     }
-    let command = format!(
-        "\"${{ABLATE:-ablate}}\" run '{}' --shard \"${{SLURM_ARRAY_TASK_ID}}/4\" --jobs 2 --results '{}'",
-        file.display(),
-        results.display()
-    );
+    // The report job runs the same binary on the study.
+    let report = std::fs::read_to_string(study.join("report.sbatch")).unwrap();
+    for line in [
+        format!("#SBATCH --chdir={}", cwd.display()),
+        format!("#SBATCH --output={}/slurm/report_%j.out", study.display()),
+        format!("exec \"$ablate\" report {}", study.display()),
+    ] {
+        assert!(report.lines().any(|l| l == line), "{line} in\n{report}");
+    }
+    // The plan is written before any task starts (tasks only read it), with the overrides.
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["overrides"], serde_json::json!(["seeds=2"]));
+    // A bad option is refused before anything is written.
+    let r = ablate(&[
+        "slurm",
+        file.to_str().unwrap(),
+        "--shards",
+        "2",
+        "--sbatch-arg",
+        "zen4",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
     assert!(
-        script.lines().any(|l| l == command),
-        "{command} in\n{script}"
+        text(&r.stderr).contains("--sbatch-arg 'zen4'"),
+        "{}",
+        text(&r.stderr)
     );
-    // The plan is written before any task starts (tasks only read it).
-    assert!(results.join("smoke/plan.json").exists());
+}
+
+#[test]
+fn overrides_change_the_plan_are_recorded_and_errors_name_the_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let file = smoke();
+    let f = file.to_str().unwrap();
+    let res = results.to_str().unwrap();
+    // Applied: two seeds of node only, 5 fine-tuning epochs, own study folder.
+    let sets = [
+        "--set",
+        "seeds=2",
+        "--set",
+        "grid.\"model.variant\"=[\"node\"]",
+        "--set",
+        "grid.method=[\"neural\"]",
+        "--set",
+        "base.finetune.epochs=5",
+    ];
+    let mut args = vec!["plan", f, "--results", res];
+    args.extend(sets);
+    run_ok(&args);
+    let study = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study.join("plan.json")).unwrap()).unwrap();
+    let runs = plan["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3 * 2 * 3 * 2, "EN x pretrain x n_train x seeds");
+    assert!(runs.iter().all(
+        |r| r["config"]["model"]["variant"] == "node" && r["config"]["finetune"]["epochs"] == 5
+    ));
+    assert_eq!(plan["overrides"].as_array().unwrap().len(), 4);
+    assert_ne!(study.file_name().unwrap(), "smoke");
+    // The un-overridden study is elsewhere and its plan has no overrides.
+    run_ok(&["plan", f, "--results", res]);
+    let plain = std::fs::read_to_string(results.join("smoke/plan.json")).unwrap();
+    assert!(!plain.contains("\"overrides\""));
+    // `--set study=NAME` names the study.
+    run_ok(&["check", f, "--set", "study=mine", "--set", "seeds=1"]);
+    // Recorded: a run's provenance holds them.
+    let one = ["--set", "seeds=1", "--set", "grid.method=[\"dspmde_fit\"]"];
+    let mut args = vec!["run", f, "--jobs", "2", "--results", res];
+    args.extend(one);
+    run_ok(&args);
+    let hash = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("plan.json"))
+                .is_ok_and(|t| t.contains("dspmde_fit\\\"]"))
+        })
+        .unwrap();
+    let run = std::fs::read_dir(hash.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record = ionode_ablate::record::read(&run.join("run.h5")).unwrap();
+    assert_eq!(
+        record.head.provenance.overrides,
+        vec![
+            "seeds=1".to_string(),
+            "grid.method=[\"dspmde_fit\"]".to_string()
+        ]
+    );
+    // Located errors: the argument, the key and what is valid.
+    let r = ablate(&["check", f, "--set", "base.finetune.epochs=0"]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("--set 'base.finetune.epochs=0':1:15: base.finetune.epochs = 0: expected a count in 1..="),
+        "{err}"
+    );
+    let r = ablate(&[
+        "check",
+        f,
+        "--set",
+        "base.finetun.epochs=3",
+        "--set",
+        "grid.x=[1,",
+    ]);
+    let err = text(&r.stderr);
+    assert!(err.contains("--set 'grid.x=[1,':1:"), "{err}");
+    let r = ablate(&["check", f, "--set", "base.finetun.epochs=3"]);
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("--set 'base.finetun.epochs=3':1:6:") && err.contains("did you mean"),
+        "{err}"
+    );
 }
 
 #[test]

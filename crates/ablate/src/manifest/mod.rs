@@ -11,13 +11,15 @@
 //! causes it, and all problems of a file are reported in one pass. The parts:
 //! [`locate`] (spans, typed reading that locates serde's errors), `include` (merging,
 //! cycles), `resolve` (the base with one point's axis values, where each key came from),
-//! `expand` (grid and random axes), `checks` (range and data checks of a run config);
+//! `expand` (grid and random axes), `checks` (range and data checks of a run config),
+//! [`overrides`] (`--set KEY=VALUE` from the command line);
 //! `[datasets.pretrain]` is a [`crate::simulator::SimulatorSpec`].
 
 mod checks;
 mod expand;
 mod include;
 pub mod locate;
+pub mod overrides;
 mod resolve;
 
 pub use crate::errors::Problems;
@@ -95,6 +97,10 @@ pub struct Plan {
     pub manifest_hash: String,
     pub seed: u64,
     pub metrics: Vec<String>,
+    /// The `--set` overrides applied after the includes, in order (absent when none, so
+    /// plans without them read as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     /// The generator of the pre-training set, if the manifest gives one.
     pub pretrain_generator: Option<SimulatorSpec>,
     pub runs: Vec<PlannedRun>,
@@ -501,11 +507,13 @@ fn random_axes(
     expand::random_points(&axes, samples, seed)
 }
 
-/// Loads, checks and expands a manifest.
-pub fn load(path: &Path) -> Result<Manifest, Problems> {
+/// Loads, checks and expands a manifest, with `--set` overrides applied after its
+/// includes (see [`overrides`]).
+pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
     let name = path.display().to_string();
     let mut locs = Locations::default();
-    let merged = include::load_merged(path, &mut locs)?;
+    let mut merged = include::load_merged(path, &mut locs)?;
+    overrides::apply(&mut merged, &mut locs, set)?;
     let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
     let mut found = Found::default();
     for key in merged.keys() {
@@ -513,7 +521,7 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
             found.push(unknown_key(&locs.at(&[key], &name), key, key, TOP_KEYS));
         }
     }
-    let study = study_name(&merged, &locs, &name, &mut found);
+    let study = overrides::study_name(&study_name(&merged, &locs, &name, &mut found), set);
     let seed = match merged.get("seed") {
         None => 0,
         Some(Value::Integer(i)) if *i >= 0 => *i as u64,
@@ -666,6 +674,7 @@ pub fn load(path: &Path) -> Result<Manifest, Problems> {
         manifest_hash: provenance::text_hash(&merged_json),
         seed,
         metrics,
+        overrides: set.to_vec(),
         pretrain_generator: generator,
         runs,
     };

@@ -14,7 +14,8 @@
 //!   `pretrain_test_mae` when any run pre-trained; `test_mae_<ion>` per ion (canonical
 //!   ion names, e.g. `test_mae_Mg^2+`);
 //! - `seconds_total`, `seconds_pretrain`, `seconds_finetune`, `synthetic` (bool),
-//!   `git_commit`, `git_dirty` (bool), `manifest_hash`, `created_utc`.
+//!   `git_commit`, `git_dirty` (bool), `manifest_hash`, `created_utc`, `overrides` (the
+//!   study's `--set` arguments, one per line; null when none).
 //!
 //! An undefined value (a metric of an empty part, an R² of a constant target) is an empty
 //! cell, never NaN.
@@ -138,6 +139,10 @@ pub fn frame(study: &Study, roles: &[Roles]) -> Result<DataFrame> {
     ));
     cols.push(text("manifest_hash", &|i| Some(p(i).manifest_hash.clone())));
     cols.push(text("created_utc", &|i| Some(p(i).created_utc.clone())));
+    cols.push(text("overrides", &|i| {
+        let o = &p(i).overrides;
+        (!o.is_empty()).then(|| o.join("\n"))
+    }));
     DataFrame::new(n, cols).context("cannot build the summary table")
 }
 
