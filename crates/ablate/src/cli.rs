@@ -368,7 +368,7 @@ Examples:
   ablate run experiments/smoke.toml --jobs 2
   ablate run experiments/paper.toml --jobs 8 --shard 0/4 --results /scratch/results
   ablate status results/paper
-  ablate run experiments/smoke.toml --set base.finetune.epochs=50 --set 'grid."model.variant"=["node"]'
+  ablate run experiments/smoke.toml --set base.finetune.epochs=50 --set 'grid.\"model.variant\"=[\"node\"]'
   ablate slurm experiments/paper.toml --shards 16 --cpus 4 --time 02:00:00 --mem 4G --submit
 
 Writes RESULTS/<study>/plan.json, RESULTS/<study>/runs/<run-id>/run.h5 and a DONE (or
