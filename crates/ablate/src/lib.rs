@@ -25,6 +25,7 @@ pub mod provenance;
 pub mod record;
 pub mod report;
 pub mod runner;
+pub mod search;
 pub mod simfile;
 pub mod simulator;
 pub mod store;

@@ -2,6 +2,7 @@
 //! in. Asked at run time (not baked in at build time) because datasets are generated from
 //! the checkout the user is in, and a missing `git` must not stop a run.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The git state of the current directory.
@@ -13,8 +14,9 @@ pub struct GitState {
     pub dirty: Option<bool>,
 }
 
-fn git(args: &[&str]) -> Option<String> {
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let out = Command::new("git")
+        .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -25,16 +27,34 @@ fn git(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Reads the commit and whether the tree is dirty (untracked files do not count: a
-/// dataset written inside the tree must not make the next run "dirty").
+/// Reads the commit and whether the tree is dirty. Untracked files do not count (a
+/// dataset written inside the tree must not make the next run "dirty"), nor do changes
+/// under `results/`: that is what the program writes, so a report of one study must not
+/// mark the next study's runs as made by uncommitted code.
 pub fn git_state() -> GitState {
-    let commit = git(&["rev-parse", "HEAD"])
+    git_state_in(Path::new("."))
+}
+
+/// [`git_state`] of the working tree holding `dir`.
+pub fn git_state_in(dir: &Path) -> GitState {
+    let commit = git(dir, &["rev-parse", "HEAD"])
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| "unknown".into());
     let dirty = if commit == "unknown" {
         None
     } else {
-        git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty())
+        git(
+            dir,
+            &[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":(top)",
+                ":(top,exclude)results",
+            ],
+        )
+        .map(|s| !s.is_empty())
     };
     GitState { commit, dirty }
 }
@@ -65,6 +85,35 @@ pub fn file_hash(path: &std::path::Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_under_results_do_not_make_the_tree_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let sh = |args: &[&str]| {
+            let ok = Command::new("git")
+                .current_dir(d)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(ok, "git {args:?}");
+        };
+        sh(&["init", "-q"]);
+        std::fs::create_dir_all(d.join("results/s")).unwrap();
+        std::fs::create_dir_all(d.join("src")).unwrap();
+        std::fs::write(d.join("src/a.rs"), "1").unwrap();
+        std::fs::write(d.join("results/s/summary.csv"), "1").unwrap();
+        sh(&["add", "-A"]);
+        sh(&["commit", "-qm", "x"]);
+        assert_eq!(git_state_in(d).dirty, Some(false));
+        std::fs::write(d.join("results/s/summary.csv"), "2").unwrap();
+        std::fs::write(d.join("src/new.rs"), "untracked").unwrap();
+        assert_eq!(git_state_in(&d.join("src")).dirty, Some(false));
+        std::fs::write(d.join("src/a.rs"), "2").unwrap();
+        assert_eq!(git_state_in(&d.join("src")).dirty, Some(true));
+        assert_eq!(git_state_in(d).commit.len(), 40);
+    }
 
     #[test]
     fn hashes_are_blake3() {

@@ -26,7 +26,10 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     summary::write(&mut df, &summary_dir)?;
     let groups = groups(&roles);
     let metrics = tables::Metrics::of(&df)?;
-    let (tables, table_notes) = tables::write(&study, &groups, &metrics, &out)?;
+    let (mut tables, table_notes) = tables::write(&study, &groups, &metrics, &out)?;
+    if let Some(t) = crate::report::search::write(&args.dir, &out)? {
+        tables.insert(0, t);
+    }
     let (figs, fig_notes) = figures::write(&study, &groups, &metrics.test_mae, &out)?;
     let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
     html::write(&study, &df, &tables, &figs, &notes, &out)?;

@@ -61,13 +61,49 @@ pub fn check(args: &CheckArgs) -> Result<()> {
         .map(|r| record::method_name(r.config.method))
         .collect();
     let n = m.plan.runs.len();
-    super::print_stdout(&format!(
+    let mut out = format!(
         "{}: study '{}' is valid: {n} run{} ({})\n",
         args.file.display(),
         m.study,
         if n == 1 { "" } else { "s" },
         methods.into_iter().collect::<Vec<_>>().join(", ")
-    ))
+    );
+    if let Some(s) = &m.plan.search {
+        // The most runs the search can start (rung k runs the promoted ones only).
+        let mut active = s.candidates.len();
+        let (mut most, mut spent) = (0, 0.0);
+        let seeds = s.candidates[0].runs[0].len();
+        for (rung, budget) in s.budgets.iter().enumerate() {
+            most += active * seeds;
+            spent += (active * seeds) as f64 * budget.value();
+            if rung + 1 < s.budgets.len() {
+                active = crate::manifest::search::promoted_count(active, s.spec.eta);
+            }
+        }
+        let last = s.budgets.len() - 1;
+        let full: std::collections::BTreeSet<usize> = s
+            .candidates
+            .iter()
+            .flat_map(|c| c.runs[last].iter().copied())
+            .collect();
+        let budgets: Vec<String> = s.budgets.iter().map(|b| b.to_string()).collect();
+        out.push_str(&format!(
+            "successive halving: {} candidates, {} rungs ({} = {}), eta = {}, by {}: at most {most} runs \
+             (total {} {spent}), against {} runs of the full grid at {} = {} (total {})\n",
+            s.candidates.len(),
+            s.budgets.len(),
+            s.spec.budget,
+            budgets.join(", "),
+            s.spec.eta,
+            s.spec.metric,
+            s.spec.budget,
+            full.len(),
+            s.spec.budget,
+            s.budgets[last],
+            full.len() as f64 * s.budgets[last].value()
+        ));
+    }
+    super::print_stdout(&out)
 }
 
 pub fn plan(args: &PlanArgs) -> Result<()> {
@@ -348,36 +384,44 @@ fn attempt(
 /// How often the runs other processes hold are looked at again.
 const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub fn run(args: &RunArgs) -> Result<()> {
-    let jobs = match args.jobs {
-        Some(0) => return Err(crate::usage!("--jobs 0: expected at least 1")),
-        Some(n) if n > MAX_JOBS => {
-            return Err(crate::usage!("--jobs {n}: expected at most {MAX_JOBS}"))
-        }
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let (shard, shards) = match &args.shard {
-        Some(s) => parse_shard(s)?,
-        None => (0, 1),
-    };
-    let m = load(&args.file, &args.set)?;
-    let study_dir = args.results.join(&m.study);
-    write_plan(&m.plan, &study_dir, false)?;
+/// What one batch of runs came to.
+#[derive(Default)]
+struct Tally {
+    done: usize,
+    failed: usize,
+    elsewhere: usize,
+    already: usize,
+    failed_before: usize,
+    damaged: usize,
+}
 
+/// Runs a batch of planned runs (skipping DONE ones, and FAILED ones unless
+/// `retry_failed`) on `jobs` threads; runs other processes hold are waited for and taken
+/// over if their process dies. Returns when every run of the batch is settled.
+fn run_batch(
+    m: &Manifest,
+    study_dir: &Path,
+    batch: &[&PlannedRun],
+    jobs: usize,
+    retry_failed: bool,
+    label: &str,
+) -> Result<Tally> {
+    let mut tally = Tally::default();
     let mut todo: Vec<(&PlannedRun, store::State)> = Vec::new();
-    let (mut already, mut failed_before, mut damaged) = (0, 0, 0);
-    for r in m.plan.runs.iter().filter(|r| r.index % shards == shard) {
-        match store::state(&study_dir, &r.id) {
-            store::State::Done => already += 1,
-            store::State::Failed(_) if !args.retry_failed => failed_before += 1,
+    for &r in batch {
+        match store::state(study_dir, &r.id) {
+            store::State::Done => tally.already += 1,
+            store::State::Failed(_) if !retry_failed => tally.failed_before += 1,
             store::State::Damaged(why) => {
-                damaged += 1;
+                tally.damaged += 1;
                 eprintln!("run {} is damaged ({why}); running it again", r.id);
                 todo.push((r, store::State::Damaged(why)));
             }
             state => todo.push((r, state)),
         }
+    }
+    if todo.is_empty() {
+        return Ok(tally);
     }
     if todo.iter().any(|(r, _)| {
         r.config
@@ -386,20 +430,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .as_ref()
             .is_some_and(|p| p.to_string_lossy().starts_with(STUDY_PREFIX))
     }) {
-        ensure_pretrain(&m, &study_dir, jobs)?;
+        ensure_pretrain(m, study_dir, jobs)?;
     }
     tracing::info!(
-        study = %m.study, runs = todo.len(), already_done = already, failed_before, damaged, jobs, shard, shards,
-        "sweep starts"
+        study = %m.study, batch = label, runs = todo.len(), already_done = tally.already,
+        failed_before = tally.failed_before, damaged = tally.damaged, jobs, "batch starts"
     );
-
     let process = Provenance {
         overrides: m.plan.overrides.clone(),
         ..Provenance::of_process(&m.plan.study, &m.plan.manifest, &m.plan.manifest_hash)
     };
     let cache = DataCache::default();
     let claims = store::Claims::start();
-    let progress = Progress::new(&m.study, todo.len());
+    let progress = Progress::new(label, todo.len());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
@@ -413,7 +456,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         pool.install(|| {
             pending.par_iter().with_max_len(1).for_each(|item| {
                 let (r, scanned) = *item;
-                let a = attempt(&m, &study_dir, &process, r, scanned, &cache, &claims);
+                let a = attempt(m, study_dir, &process, r, scanned, &cache, &claims);
                 match &a {
                     Attempt::Busy(owner) => {
                         if let Ok(mut b) = busy.lock() {
@@ -443,39 +486,181 @@ pub fn run(args: &RunArgs) -> Result<()> {
         pending = busy.into_iter().map(|(item, _)| item).collect();
     }
     progress.bar.finish_and_clear();
-    let (d, f, e) = progress.counts();
-    eprintln!(
-        "study '{}'{}: {d} runs done, {f} failed now; {already} were done before{}{}{}; results in {}",
-        m.study,
-        if shards > 1 {
-            format!(" shard {shard}/{shards}")
-        } else {
-            String::new()
-        },
-        if e > 0 {
-            format!(", {e} finished by other processes")
-        } else {
-            String::new()
-        },
-        if damaged > 0 {
-            format!(", {damaged} damaged were rerun")
-        } else {
-            String::new()
-        },
-        if failed_before > 0 {
-            format!(", {failed_before} failed before (--retry-failed reruns them)")
-        } else {
-            String::new()
-        },
-        study_dir.display()
+    (tally.done, tally.failed, tally.elsewhere) = progress.counts();
+    Ok(tally)
+}
+
+/// The closing line of a batch.
+fn tally_line(what: &str, t: &Tally) -> String {
+    let mut s = format!(
+        "{what}: {} runs done, {} failed now; {} were done before",
+        t.done, t.failed, t.already
     );
-    if f > 0 {
+    if t.elsewhere > 0 {
+        s.push_str(&format!(", {} finished by other processes", t.elsewhere));
+    }
+    if t.damaged > 0 {
+        s.push_str(&format!(", {} damaged were rerun", t.damaged));
+    }
+    if t.failed_before > 0 {
+        s.push_str(&format!(
+            ", {} failed before (--retry-failed reruns them)",
+            t.failed_before
+        ));
+    }
+    s
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let jobs = match args.jobs {
+        Some(0) => return Err(crate::usage!("--jobs 0: expected at least 1")),
+        Some(n) if n > MAX_JOBS => {
+            return Err(crate::usage!("--jobs {n}: expected at most {MAX_JOBS}"))
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let (shard, shards) = match &args.shard {
+        Some(s) => parse_shard(s)?,
+        None => (0, 1),
+    };
+    let m = load(&args.file, &args.set)?;
+    let study_dir = args.results.join(&m.study);
+    write_plan(&m.plan, &study_dir, false)?;
+    let shard_text = if shards > 1 {
+        format!(" shard {shard}/{shards}")
+    } else {
+        String::new()
+    };
+    let failed = match &m.plan.search {
+        None => {
+            let batch: Vec<&PlannedRun> = m
+                .plan
+                .runs
+                .iter()
+                .filter(|r| r.index % shards == shard)
+                .collect();
+            let t = run_batch(&m, &study_dir, &batch, jobs, args.retry_failed, &m.study)?;
+            eprintln!(
+                "{}; results in {}",
+                tally_line(&format!("study '{}'{shard_text}", m.study), &t),
+                study_dir.display()
+            );
+            t.failed
+        }
+        Some(search) => run_search(
+            &m,
+            search,
+            &study_dir,
+            jobs,
+            (shard, shards),
+            args.retry_failed,
+        )?,
+    };
+    if failed > 0 {
         bail!(
-            "{f} runs failed; `ablate status {}` lists them",
+            "{failed} runs failed; `ablate status {}` lists them",
             study_dir.display()
         );
     }
     Ok(())
+}
+
+/// A successive halving search, rung by rung: each rung's runs (this shard's first, then
+/// any other shard's not yet taken, so a rung completes even if some shards never start),
+/// then the rung's decision, written once every run of it is settled.
+fn run_search(
+    m: &Manifest,
+    search: &manifest::SearchPlan,
+    study_dir: &Path,
+    jobs: usize,
+    (shard, shards): (usize, usize),
+    retry_failed: bool,
+) -> Result<usize> {
+    let mut failed = 0;
+    for (rung, budget) in search.budgets.iter().enumerate() {
+        let Some(candidates) = crate::search::active(search, study_dir, rung)? else {
+            bail!(
+                "rung {rung} of study '{}' has no decision for rung {}",
+                m.study,
+                rung - 1
+            );
+        };
+        let mut batch: Vec<&PlannedRun> = crate::search::rung_runs(search, rung, &candidates)
+            .into_iter()
+            .map(|i| &m.plan.runs[i])
+            .collect();
+        batch.sort_by_key(|r| (r.index % shards != shard, r.index));
+        let label = format!("{} rung {rung}", m.study);
+        let t = run_batch(m, study_dir, &batch, jobs, retry_failed, &label)?;
+        failed += t.failed;
+        let decision = crate::search::decide(&m.plan, study_dir, rung, &candidates)
+            .with_context(|| format!("rung {rung} of study '{}' is not complete", m.study))?;
+        crate::search::write_decision(study_dir, &decision)?;
+        let best = decision.ranked.first().and_then(|s| s.score);
+        eprintln!(
+            "{}; {} candidates at {} = {budget}, best {} = {}{}",
+            tally_line(&format!("study '{}' rung {rung}", m.study), &t),
+            candidates.len(),
+            search.spec.budget,
+            search.spec.metric,
+            best.map_or("undefined".to_string(), |b| format!("{b:.4}")),
+            match decision.winner {
+                Some(w) => format!(
+                    "; winner: candidate {w} ({})",
+                    search.candidates[w].describe()
+                ),
+                None => format!("; {} promoted", decision.promoted.len()),
+            }
+        );
+    }
+    Ok(failed)
+}
+
+/// One line per rung of a search: its budget, candidates, runs and decision.
+fn search_status(plan: &Plan, search: &manifest::SearchPlan, study_dir: &Path) -> Result<String> {
+    let mut out = format!(
+        "successive halving over {} candidates by {} ({}), eta = {}; a study's runs are its \
+         possible runs at every rung, most never run\n",
+        search.candidates.len(),
+        search.spec.metric,
+        search.spec.direction,
+        search.spec.eta
+    );
+    for (rung, budget) in search.budgets.iter().enumerate() {
+        let head = format!("rung {rung} ({} = {budget})", search.spec.budget);
+        let Some(candidates) = crate::search::active(search, study_dir, rung)? else {
+            out.push_str(&format!("{head}: waits for rung {}\n", rung - 1));
+            continue;
+        };
+        let (mut done, mut failed, mut remaining) = (0, 0, 0);
+        for i in crate::search::rung_runs(search, rung, &candidates) {
+            match store::state(study_dir, &plan.runs[i].id) {
+                store::State::Done => done += 1,
+                store::State::Failed(_) => failed += 1,
+                _ => remaining += 1,
+            }
+        }
+        let decided = match crate::search::read_decision(study_dir, rung)? {
+            Some(d) => match d.winner {
+                Some(w) => format!(
+                    "; winner: candidate {w} ({}), {} = {}",
+                    search.candidates[w].describe(),
+                    search.spec.metric,
+                    d.ranked[0]
+                        .score
+                        .map_or("undefined".into(), |v| format!("{v:.4}"))
+                ),
+                None => format!("; {} promoted", d.promoted.len()),
+            },
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "{head}: {} candidates, {done} runs done, {failed} failed, {remaining} remaining{decided}\n",
+            candidates.len()
+        ));
+    }
+    Ok(out)
 }
 
 pub fn status(args: &StatusArgs) -> Result<()> {
@@ -509,6 +694,9 @@ pub fn status(args: &StatusArgs) -> Result<()> {
         failed.len(),
         damaged.len()
     );
+    if let Some(search) = &plan.search {
+        out.push_str(&search_status(&plan, search, &study_dir)?);
+    }
     for (id, first) in &failed {
         out.push_str(&format!("failed {id}: {first}\n"));
     }

@@ -12,7 +12,8 @@
 //! [`locate`] (spans, typed reading that locates serde's errors), `include` (merging,
 //! cycles), `resolve` (the base with one point's axis values, where each key came from),
 //! `expand` (grid and random axes), `checks` (range and data checks of a run config),
-//! [`overrides`] (`--set KEY=VALUE` from the command line);
+//! [`overrides`] (`--set KEY=VALUE` from the command line), [`search`] (`[search]`:
+//! successive halving over the candidates);
 //! `[datasets.pretrain]` is a [`crate::simulator::SimulatorSpec`].
 
 mod checks;
@@ -21,6 +22,7 @@ mod include;
 pub mod locate;
 pub mod overrides;
 mod resolve;
+pub mod search;
 
 pub use crate::errors::Problems;
 pub use crate::simulator::SimulatorSpec;
@@ -35,9 +37,12 @@ use ionode_train::run::RunConfig;
 use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations};
 use resolve::{get_path, set_path, ConfigOrigin};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
+
+/// The axis a search run's budget is recorded under (and its summary column).
+pub const SEARCH_BUDGET_AXIS: &str = "search.budget";
 
 /// Prefix of a path in a resolved config that lies in the study's results folder.
 pub const STUDY_PREFIX: &str = "$STUDY/";
@@ -104,6 +109,49 @@ pub struct Plan {
     /// The generator of the pre-training set, if the manifest gives one.
     pub pretrain_generator: Option<SimulatorSpec>,
     pub runs: Vec<PlannedRun>,
+    /// A successive halving search over the runs (absent for a full sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchPlan>,
+}
+
+/// A `[search]` expanded: every candidate's runs at every rung's budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchPlan {
+    pub spec: search::SearchSpec,
+    /// The budget of each rung.
+    pub budgets: Vec<search::Budget>,
+    pub candidates: Vec<Candidate>,
+}
+
+impl Candidate {
+    /// Its axis values in a stable order, a stage or constraint table by its kind (or
+    /// on/off).
+    pub fn describe(&self) -> String {
+        let sorted: BTreeMap<_, _> = self.axes.iter().collect();
+        sorted
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::Object(o) => match o.get("kind").and_then(|k| k.as_str()) {
+                    Some(kind) => format!("{k}={kind}"),
+                    None => format!("{k}=on"),
+                },
+                serde_json::Value::Null | serde_json::Value::Bool(false) => format!("{k}=off"),
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                v => format!("{k}={v}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One point of the grid x random axes, over its seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Axis path -> value (as in [`PlannedRun::axes`], without the seed and the budget).
+    pub axes: serde_json::Map<String, serde_json::Value>,
+    /// Per rung, the plan indices of its runs (one per seed; a run a method's budget does
+    /// not change is the same run at every rung).
+    pub runs: Vec<Vec<usize>>,
 }
 
 /// A loaded, checked manifest.
@@ -132,6 +180,7 @@ const TOP_KEYS: &[&str] = &[
     "base",
     "grid",
     "random",
+    "search",
 ];
 const DATASET_KEYS: &[&str] = &["pretrain", "measured"];
 const METRICS: &[&str] = &[
@@ -507,6 +556,60 @@ fn random_axes(
     expand::random_points(&axes, samples, seed)
 }
 
+/// `[search]`: the spec and its rung budgets, checked; the budget key may not be an axis.
+fn search_table(
+    merged: &Table,
+    locs: &Locations,
+    name: &str,
+    grid: &[GridAxis],
+    random: &[Vec<AxisValue>],
+    found: &mut Found,
+) -> Option<(search::SearchSpec, Vec<search::Budget>)> {
+    let at = |p: &[&str]| locs.at(p, name);
+    let t = match merged.get("search")? {
+        Value::Table(t) => t,
+        v => {
+            found.push(format!(
+                "{}: search: expected a table (budget, min, max, eta, metric, direction), found {v}",
+                at(&["search"])
+            ));
+            return None;
+        }
+    };
+    let locate = |p: &[String]| {
+        let mut q = key_path(&["search"]);
+        q.extend_from_slice(p);
+        locs.find(&q).map(|l| (l, show(&q)))
+    };
+    let (spec, problems) = typed::<search::SearchSpec>(t, &locate, name);
+    found.extend(problems);
+    let spec = spec?;
+    let before = found.list.len();
+    for (key, why) in spec.problems() {
+        found.push(format!("{}: search.{key}: {why}", at(&["search", key])));
+    }
+    let axes = grid.iter().map(|(a, _, _)| a.as_str()).chain(
+        random
+            .first()
+            .into_iter()
+            .flatten()
+            .map(|(a, _, _)| a.as_str()),
+    );
+    for axis in axes {
+        let b = spec.budget.as_str();
+        if axis == b || b.starts_with(&format!("{axis}.")) || axis.starts_with(&format!("{b}.")) {
+            found.push(format!(
+                "{}: search.budget: '{b}' is also the axis \"{axis}\"; the search sets the budget, remove the axis",
+                at(&["search", "budget"])
+            ));
+        }
+    }
+    (found.list.len() == before).then(|| {
+        let budgets = spec.budgets();
+        (spec, budgets)
+    })
+}
+
 /// Loads, checks and expands a manifest, with `--set` overrides applied after its
 /// includes (see [`overrides`]).
 pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
@@ -575,6 +678,11 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
 
     let grid = grid_axes(&merged, &locs, &name, &mut found);
     let random_points = random_axes(&merged, &locs, &name, seed, &mut found);
+    let search = search_table(&merged, &locs, &name, &grid, &random_points, &mut found);
+    let budgets: Vec<Option<search::Budget>> = match &search {
+        Some((_, b)) => b.iter().copied().map(Some).collect(),
+        None => vec![None],
+    };
 
     // The plan's size before it is built: grid points x random points x seeds.
     let size = grid
@@ -582,86 +690,129 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
         .try_fold(random_points.len() as u64, |n, (_, values, _)| {
             n.checked_mul(values.len() as u64)
         })
-        .and_then(|n| n.checked_mul(seeds.len() as u64));
+        .and_then(|n| n.checked_mul(seeds.len() as u64))
+        .and_then(|n| n.checked_mul(budgets.len() as u64));
     if size.is_none_or(|n| n > MAX_RUNS) {
         let axes: Vec<String> = grid
             .iter()
             .map(|(axis, values, _)| format!("{} x \"{axis}\"", values.len()))
             .collect();
         found.push(format!(
-            "{name}: the study has {} runs ({} grid, {} random point(s), {} seed(s)), more than the most, {MAX_RUNS}",
+            "{name}: the study has {} runs ({} grid, {} random point(s), {} seed(s){}), more than the most, {MAX_RUNS}",
             size.map_or("too many".to_string(), |n| n.to_string()),
             if axes.is_empty() { "no".to_string() } else { axes.join(", ") },
             random_points.len(),
-            seeds.len()
+            seeds.len(),
+            if search.is_some() {
+                format!(", {} rung(s)", budgets.len())
+            } else {
+                String::new()
+            }
         ));
         return Err(Problems(found.list));
     }
 
-    // Every point: its config, checked (located), normalised, one run per seed.
+    // Every point: its config at every rung's budget (one rung without a search), checked
+    // (located), normalised, one run per seed.
     let cache = DataCache::default();
     let resolve = |p: &Path| resolve_path(p, &dir, Path::new(""));
     let mut runs: Vec<PlannedRun> = Vec::new();
-    let mut ids: HashSet<String> = HashSet::new();
+    let mut index_of: HashMap<String, usize> = HashMap::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let budget_keys: Vec<&str> = search
+        .as_ref()
+        .map_or(vec![], |(s, _)| s.budget.split('.').collect());
     for point in expand::points(&grid, &random_points) {
-        let mut table = base.clone();
-        let mut ov = overrides.clone();
-        for (axis, value, at) in &point {
-            let keys: Vec<&str> = axis.split('.').collect();
-            set_path(&mut table, &keys, value.clone());
-            ov.push((keys.iter().map(|s| s.to_string()).collect(), at.clone()));
-        }
-        let origin = ConfigOrigin {
-            locs: &locs,
-            overrides: ov,
+        let mut candidate = Candidate {
+            axes: serde_json::Map::new(),
+            runs: Vec::new(),
         };
-        let locate = |p: &[String]| origin.locate(p);
-        let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
-        found.extend(problems);
-        let Some(mut config) = config else { continue };
-        check_config(&config, &locate, &name, &resolve, &cache, &mut found);
-        if !found.list.is_empty() {
-            // Keep checking the other points, but build no runs.
-            continue;
-        }
-        let ignored = config.normalise();
-        for &replicate in &seeds {
-            config.seed = replicate;
-            let json = serde_json::to_value(&config).expect("configs serialise");
-            let text = serde_json::to_string(&json).expect("JSON serialises");
-            let id = provenance::text_hash(&format!("{text}\nseed={replicate}"));
-            if !ids.insert(id.clone()) {
+        for budget in &budgets {
+            let mut table = base.clone();
+            let mut ov = overrides.clone();
+            for (axis, value, at) in &point {
+                let keys: Vec<&str> = axis.split('.').collect();
+                set_path(&mut table, &keys, value.clone());
+                ov.push((keys.iter().map(|s| s.to_string()).collect(), at.clone()));
+            }
+            if let Some(b) = budget {
+                set_path(&mut table, &budget_keys, b.to_toml());
+                ov.push((
+                    budget_keys.iter().map(|s| s.to_string()).collect(),
+                    key_path(&["search", "budget"]),
+                ));
+            }
+            let origin = ConfigOrigin {
+                locs: &locs,
+                overrides: ov,
+            };
+            let locate = |p: &[String]| origin.locate(p);
+            let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
+            found.extend(problems);
+            let Some(mut config) = config else { continue };
+            check_config(&config, &locate, &name, &resolve, &cache, &mut found);
+            if !found.list.is_empty() {
+                // Keep checking the other points, but build no runs.
                 continue;
             }
-            let run_seed = stream_seed(seed ^ RUN_SEED_SALT, replicate);
-            let resolved = RunConfig {
-                seed: run_seed,
-                ..config.clone()
-            };
-            let mut axes = serde_json::Map::new();
-            for (axis, _, _) in &point {
-                let skip = ignored
+            let ignored = config.normalise();
+            let skip = |axis: &str| {
+                ignored
                     .iter()
-                    .any(|i| axis == i || axis.starts_with(&format!("{i}.")));
-                let v = if skip {
-                    serde_json::Value::Null
-                } else {
-                    get_path(&json, axis)
-                        .cloned()
-                        .unwrap_or(serde_json::Value::Null)
+                    .any(|i| axis == *i || axis.starts_with(&format!("{i}.")))
+            };
+            let mut rung = Vec::new();
+            for &replicate in &seeds {
+                config.seed = replicate;
+                let json = serde_json::to_value(&config).expect("configs serialise");
+                let text = serde_json::to_string(&json).expect("JSON serialises");
+                let id = provenance::text_hash(&format!("{text}\nseed={replicate}"));
+                if let Some(&i) = index_of.get(&id) {
+                    rung.push(i);
+                    continue;
+                }
+                let run_seed = stream_seed(seed ^ RUN_SEED_SALT, replicate);
+                let resolved = RunConfig {
+                    seed: run_seed,
+                    ..config.clone()
                 };
-                axes.insert(axis.clone(), v);
+                let mut axes = serde_json::Map::new();
+                for (axis, _, _) in &point {
+                    let v = if skip(axis) {
+                        serde_json::Value::Null
+                    } else {
+                        get_path(&json, axis)
+                            .cloned()
+                            .unwrap_or(serde_json::Value::Null)
+                    };
+                    axes.insert(axis.clone(), v);
+                }
+                if candidate.axes.is_empty() {
+                    candidate.axes = axes.clone();
+                }
+                if let (Some(b), Some((s, _))) = (budget, &search) {
+                    let v = if skip(&s.budget) {
+                        serde_json::Value::Null
+                    } else {
+                        b.to_json()
+                    };
+                    axes.insert(SEARCH_BUDGET_AXIS.into(), v);
+                }
+                axes.insert("seed".into(), serde_json::json!(replicate));
+                index_of.insert(id.clone(), runs.len());
+                rung.push(runs.len());
+                runs.push(PlannedRun {
+                    index: runs.len(),
+                    id,
+                    seed: replicate,
+                    run_seed,
+                    axes,
+                    config: resolved,
+                });
             }
-            axes.insert("seed".into(), serde_json::json!(replicate));
-            runs.push(PlannedRun {
-                index: runs.len(),
-                id,
-                seed: replicate,
-                run_seed,
-                axes,
-                config: resolved,
-            });
+            candidate.runs.push(rung);
         }
+        candidates.push(candidate);
     }
     found.non_finite(non_finite(&merged, &locs, &name));
     if !found.list.is_empty() {
@@ -677,6 +828,11 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
         overrides: set.to_vec(),
         pretrain_generator: generator,
         runs,
+        search: search.map(|(spec, budgets)| SearchPlan {
+            spec,
+            budgets,
+            candidates,
+        }),
     };
     Ok(Manifest {
         path: path.to_path_buf(),

@@ -12,6 +12,7 @@ pub mod html;
 pub mod names;
 pub mod roles;
 pub mod scores;
+pub mod search;
 pub mod stats;
 pub mod summary;
 pub mod tables;

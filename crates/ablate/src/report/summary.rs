@@ -15,7 +15,9 @@
 //!   ion names, e.g. `test_mae_Mg^2+`);
 //! - `seconds_total`, `seconds_pretrain`, `seconds_finetune`, `synthetic` (bool),
 //!   `git_commit`, `git_dirty` (bool), `manifest_hash`, `created_utc`, `overrides` (the
-//!   study's `--set` arguments, one per line; null when none).
+//!   study's `--set` arguments, one per line; null when none); in a study with `[search]`,
+//!   `search.budget` (i64 or f64, before `created_utc`: the run's budget, null where its
+//!   method ignores it).
 //!
 //! An undefined value (a metric of an empty part, an R² of a constant target) is an empty
 //! cell, never NaN.
@@ -138,6 +140,31 @@ pub fn frame(study: &Study, roles: &[Roles]) -> Result<DataFrame> {
         (0..n).map(|i| p(i).git_dirty).collect::<Vec<_>>(),
     ));
     cols.push(text("manifest_hash", &|i| Some(p(i).manifest_hash.clone())));
+    let budget = |i: usize| {
+        runs[i]
+            .record
+            .head
+            .axes
+            .get(crate::manifest::SEARCH_BUDGET_AXIS)
+    };
+    if (0..n).any(|i| budget(i).is_some()) {
+        let name = crate::manifest::SEARCH_BUDGET_AXIS;
+        if (0..n).all(|i| budget(i).is_none_or(|v| v.is_null() || v.is_i64())) {
+            cols.push(Column::new(
+                name.into(),
+                (0..n)
+                    .map(|i| budget(i).and_then(|v| v.as_i64()))
+                    .collect::<Vec<_>>(),
+            ));
+        } else {
+            cols.push(Column::new(
+                name.into(),
+                (0..n)
+                    .map(|i| budget(i).and_then(|v| v.as_f64()))
+                    .collect::<Vec<_>>(),
+            ));
+        }
+    }
     cols.push(text("created_utc", &|i| Some(p(i).created_utc.clone())));
     cols.push(text("overrides", &|i| {
         let o = &p(i).overrides;

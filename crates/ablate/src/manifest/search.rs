@@ -1,0 +1,302 @@
+//! `[search]`: a manifest's candidates (its grid x random points, each over its seeds) as
+//! a successive halving search instead of a full sweep.
+//!
+//! ```toml
+//! [search]
+//! budget = "finetune.epochs"       # the run-config key that is the budget
+//! min = 2                          # budget of the first rung
+//! max = 18                         # budget of the last rung
+//! eta = 3                          # keep the best 1/eta of each rung
+//! metric = "measured.validation.mae"
+//! direction = "minimize"           # or "maximize"
+//! ```
+//!
+//! Rung k of K+1 (K = floor(log_eta(max / min))) runs its candidates at budget
+//! `max * eta^(k - K)` (rounded for an integer budget), so the last rung runs at `max`. A
+//! candidate's score at a rung is the mean of the metric over its seeds' runs; a failed run
+//! or an undefined metric scores worst. The best `max(1, floor(n / eta))` candidates (ties
+//! broken by the candidate's first run id) go on to the next rung. The metric is read from a
+//! run's train or validation part, never its test part: a search chooses a model, and a
+//! test split is never looked at to choose one.
+
+use serde::{Deserialize, Serialize};
+
+/// Most rungs (a budget range over eta^16 would be a mistake).
+pub const MAX_RUNGS: usize = 16;
+/// Largest reduction factor.
+pub const MAX_ETA: u64 = 100;
+
+const STAGES: &[&str] = &["measured", "pretrain"];
+const PARTS: &[&str] = &["validation", "train"];
+const METRICS: &[&str] = &[
+    "mae",
+    "rmse",
+    "r2",
+    "electroneutrality_mean",
+    "electroneutrality_max",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Minimize,
+    Maximize,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        })
+    }
+}
+
+/// A budget: an integer key (epochs) or a real one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Budget {
+    Int(i64),
+    Real(f64),
+}
+
+impl Budget {
+    /// The budget as a number.
+    pub fn value(self) -> f64 {
+        match self {
+            Budget::Int(i) => i as f64,
+            Budget::Real(r) => r,
+        }
+    }
+
+    /// As a TOML value to set in a run config.
+    pub fn to_toml(self) -> toml::Value {
+        match self {
+            Budget::Int(i) => toml::Value::Integer(i),
+            Budget::Real(r) => toml::Value::Float(r),
+        }
+    }
+
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            Budget::Int(i) => serde_json::json!(i),
+            Budget::Real(r) => serde_json::json!(r),
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Int(i) => write!(f, "{i}"),
+            Budget::Real(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// The `[search]` table as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSpec {
+    /// Dotted run-config key of the budget, e.g. `finetune.epochs`.
+    pub budget: String,
+    pub min: Budget,
+    pub max: Budget,
+    #[serde(default = "three")]
+    pub eta: u64,
+    /// `STAGE.PART.METRIC`, e.g. `measured.validation.mae`.
+    pub metric: String,
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+fn three() -> u64 {
+    3
+}
+
+/// Where a run's metric is read: stage (`measured` | `pretrain`), part, name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricRef {
+    pub stage: String,
+    pub part: String,
+    pub name: String,
+}
+
+impl SearchSpec {
+    /// Every problem of the table, each as (key, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Err(e) = self.metric_ref() {
+            out.push(("metric", e));
+        }
+        if !(2..=MAX_ETA).contains(&self.eta) {
+            out.push((
+                "eta",
+                format!("{}: expected a reduction factor in 2..={MAX_ETA}", self.eta),
+            ));
+        }
+        if self.budget.split('.').any(str::is_empty) {
+            out.push((
+                "budget",
+                format!(
+                    "'{}': expected a dotted run-config key such as \"finetune.epochs\"",
+                    self.budget
+                ),
+            ));
+        }
+        let (min, max) = (self.min.value(), self.max.value());
+        if matches!(self.min, Budget::Int(_)) != matches!(self.max, Budget::Int(_)) {
+            out.push((
+                "max",
+                "min and max must both be integers or both be reals".to_string(),
+            ));
+        } else if !(min.is_finite() && min > 0.0) {
+            out.push(("min", format!("{}: expected a positive budget", self.min)));
+        } else if !(max.is_finite() && max > min) {
+            out.push((
+                "max",
+                format!("{}: expected a budget above min = {}", self.max, self.min),
+            ));
+        } else if self.eta >= 2 && self.rung_count() > MAX_RUNGS {
+            out.push((
+                "max",
+                format!(
+                    "max / min = {} spans more than {MAX_RUNGS} rungs at eta = {}",
+                    max / min,
+                    self.eta
+                ),
+            ));
+        }
+        out
+    }
+
+    /// `STAGE.PART.METRIC` read and checked.
+    pub fn metric_ref(&self) -> Result<MetricRef, String> {
+        let parts: Vec<&str> = self.metric.split('.').collect();
+        let example = "expected STAGE.PART.METRIC such as \"measured.validation.mae\"";
+        let [stage, part, name] = parts[..] else {
+            return Err(format!("'{}': {example}", self.metric));
+        };
+        if part == "test" {
+            return Err(format!(
+                "'{}': a search never chooses by the test part (it is kept for the final score); \
+                 use \"{stage}.validation.{name}\"",
+                self.metric
+            ));
+        }
+        for (what, v, valid) in [
+            ("stage", stage, STAGES),
+            ("part", part, PARTS),
+            ("metric", name, METRICS),
+        ] {
+            if !valid.contains(&v) {
+                return Err(format!(
+                    "'{}': unknown {what} '{v}' (expected one of: {})",
+                    self.metric,
+                    valid.join(", ")
+                ));
+            }
+        }
+        Ok(MetricRef {
+            stage: stage.into(),
+            part: part.into(),
+            name: name.into(),
+        })
+    }
+
+    fn rung_count(&self) -> usize {
+        let ratio = self.max.value() / self.min.value();
+        // floor(log_eta(ratio)), robust to ratio being an exact power.
+        let mut k = 0usize;
+        let mut b = 1.0f64;
+        while b * self.eta as f64 <= ratio * (1.0 + 1e-12) && k <= MAX_RUNGS {
+            b *= self.eta as f64;
+            k += 1;
+        }
+        k + 1
+    }
+
+    /// The budget of each rung, increasing, the last = max (call after [`Self::problems`]
+    /// found none).
+    pub fn budgets(&self) -> Vec<Budget> {
+        let n = self.rung_count();
+        let max = self.max.value();
+        let mut out: Vec<Budget> = Vec::with_capacity(n);
+        for k in 0..n {
+            let b = max / (self.eta as f64).powi((n - 1 - k) as i32);
+            let b = match self.max {
+                Budget::Int(_) => Budget::Int((b.round() as i64).max(1)),
+                Budget::Real(_) => Budget::Real(b),
+            };
+            if out.last().is_none_or(|l| l.value() < b.value()) {
+                out.push(b);
+            }
+        }
+        out
+    }
+}
+
+/// How many candidates of `n` go on to the next rung.
+pub fn promoted_count(n: usize, eta: u64) -> usize {
+    (n / eta as usize).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(min: Budget, max: Budget, eta: u64) -> SearchSpec {
+        SearchSpec {
+            budget: "finetune.epochs".into(),
+            min,
+            max,
+            eta,
+            metric: "measured.validation.mae".into(),
+            direction: Direction::Minimize,
+        }
+    }
+
+    #[test]
+    fn rungs_end_at_max_and_grow_by_eta() {
+        use Budget::*;
+        assert_eq!(
+            spec(Int(2), Int(18), 3).budgets(),
+            vec![Int(2), Int(6), Int(18)]
+        );
+        assert_eq!(
+            spec(Int(1), Int(9), 3).budgets(),
+            vec![Int(1), Int(3), Int(9)]
+        );
+        // Not a power: the first rung is above min, the last is max.
+        assert_eq!(
+            spec(Int(1), Int(10), 3).budgets(),
+            vec![Int(1), Int(3), Int(10)]
+        );
+        assert_eq!(spec(Int(5), Int(8), 2).budgets(), vec![Int(8)]);
+        assert_eq!(
+            spec(Real(0.5), Real(2.0), 2).budgets(),
+            vec![Real(0.5), Real(1.0), Real(2.0)]
+        );
+        assert_eq!(promoted_count(18, 3), 6);
+        assert_eq!(promoted_count(2, 3), 1);
+    }
+
+    #[test]
+    fn bad_tables_are_refused_with_the_key() {
+        use Budget::*;
+        let mut s = spec(Int(4), Int(2), 1);
+        s.metric = "measured.test.mae".into();
+        let keys: Vec<&str> = s.problems().iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, vec!["metric", "eta", "max"]);
+        assert!(s.problems()[0].1.contains("never chooses by the test part"));
+        s.metric = "measured.validation.maes".into();
+        assert!(s
+            .metric_ref()
+            .unwrap_err()
+            .contains("unknown metric 'maes'"));
+        assert_eq!(spec(Int(1), Real(2.0), 2).problems()[0].0, "max");
+        assert_eq!(spec(Int(1), Int(1 << 40), 2).problems()[0].0, "max");
+        assert!(spec(Int(1), Int(9), 3).problems().is_empty());
+    }
+}

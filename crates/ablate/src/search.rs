@@ -1,0 +1,233 @@
+//! Successive halving over a study's candidates ([`crate::manifest::search`] is the
+//! `[search]` table): which candidates a rung runs, and the promotion decision once the
+//! rung is complete.
+//!
+//! The run store is the search's state. A rung's runs are ordinary runs (the budget is in
+//! their config, so each is cached by id and never redone); its decision is
+//! `RESULTS/<study>/search/rung-<k>.json`, written atomically once every run of the rung is
+//! DONE or FAILED, and computed only from those runs' records. So a search killed at any
+//! point resumes where it was, any number of processes (`--jobs`, `--shard`, Slurm tasks)
+//! reach the same decisions, and no server or lock is needed: two processes that decide a
+//! rung at once write the same file.
+
+use crate::manifest::search::{promoted_count, Direction, MetricRef};
+use crate::manifest::{Plan, SearchPlan};
+use crate::{output, record, store};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+
+/// One candidate's score at a rung.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub candidate: usize,
+    /// Mean of the metric over the candidate's runs; `None` when a run failed or its
+    /// metric is undefined (ranked last).
+    pub score: Option<f64>,
+    /// The runs scored, in seed order.
+    pub runs: Vec<String>,
+}
+
+/// The outcome of one complete rung.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub rung: usize,
+    pub budget: serde_json::Value,
+    pub metric: String,
+    pub direction: Direction,
+    /// Every candidate of the rung, best first.
+    pub ranked: Vec<Scored>,
+    /// The candidates that run at the next rung (empty at the last rung).
+    pub promoted: Vec<usize>,
+    /// The best candidate of the last rung: the search's result.
+    pub winner: Option<usize>,
+}
+
+/// Where a rung's decision is kept.
+pub fn decision_path(study_dir: &Path, rung: usize) -> PathBuf {
+    study_dir.join("search").join(format!("rung-{rung}.json"))
+}
+
+/// A rung's decision, if it was made.
+pub fn read_decision(study_dir: &Path, rung: usize) -> Result<Option<Decision>> {
+    let path = decision_path(study_dir, rung);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("'{}' is not a rung decision", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+    }
+}
+
+/// The candidates of a rung: all at rung 0, else the ones the previous rung promoted
+/// (`None` while that rung is undecided).
+pub fn active(search: &SearchPlan, study_dir: &Path, rung: usize) -> Result<Option<Vec<usize>>> {
+    if rung == 0 {
+        return Ok(Some((0..search.candidates.len()).collect()));
+    }
+    Ok(read_decision(study_dir, rung - 1)?.map(|d| d.promoted))
+}
+
+/// The plan indices a rung runs for these candidates, each once, in plan order.
+pub fn rung_runs(search: &SearchPlan, rung: usize, candidates: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = candidates
+        .iter()
+        .flat_map(|&c| search.candidates[c].runs[rung].iter().copied())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// A finished run's metric; `None` when it failed or the metric is undefined. `Err` when
+/// the run is not finished (missing or damaged).
+fn run_score(study_dir: &Path, id: &str, metric: &MetricRef) -> Result<Option<f64>, ()> {
+    match store::state(study_dir, id) {
+        store::State::Done => {}
+        store::State::Failed(_) => return Ok(None),
+        store::State::Missing | store::State::Damaged(_) => return Err(()),
+    }
+    let path = store::run_dir(study_dir, id).join(store::RUN_FILE);
+    let Ok(r) = record::read(&path) else {
+        return Err(());
+    };
+    let split = match metric.stage.as_str() {
+        "pretrain" => r.metrics.pretrain,
+        _ => r.metrics.measured,
+    };
+    let part = split.and_then(|s| match metric.part.as_str() {
+        "train" => s.train,
+        _ => s.validation,
+    });
+    Ok(part
+        .and_then(|m| match metric.name.as_str() {
+            "mae" => m.mae,
+            "rmse" => m.rmse,
+            "r2" => m.r2,
+            "electroneutrality_mean" => m.electroneutrality_mean,
+            "electroneutrality_max" => m.electroneutrality_max,
+            _ => None,
+        })
+        .filter(|v| v.is_finite()))
+}
+
+/// Best first: defined scores in the metric's direction, undefined last, ties by the
+/// candidate's first run id (a stable, content-derived order).
+fn rank(scored: &mut [Scored], direction: Direction) {
+    scored.sort_by(|a, b| {
+        let by_score = match (a.score, b.score) {
+            (Some(x), Some(y)) => match direction {
+                Direction::Minimize => x.total_cmp(&y),
+                Direction::Maximize => y.total_cmp(&x),
+            },
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        by_score.then_with(|| a.runs.first().cmp(&b.runs.first()))
+    });
+}
+
+/// The decision of a rung whose runs are all finished (`None` while any is not).
+pub fn decide(
+    plan: &Plan,
+    study_dir: &Path,
+    rung: usize,
+    candidates: &[usize],
+) -> Option<Decision> {
+    let search = plan.search.as_ref()?;
+    let metric = search.spec.metric_ref().ok()?;
+    let mut scored = Vec::with_capacity(candidates.len());
+    for &c in candidates {
+        let runs = &search.candidates[c].runs[rung];
+        let mut values = Vec::with_capacity(runs.len());
+        for &i in runs {
+            values.push(run_score(study_dir, &plan.runs[i].id, &metric).ok()?);
+        }
+        let score = values
+            .iter()
+            .copied()
+            .collect::<Option<Vec<f64>>>()
+            .filter(|v| !v.is_empty())
+            .map(|v| v.iter().sum::<f64>() / v.len() as f64);
+        scored.push(Scored {
+            candidate: c,
+            score,
+            runs: runs.iter().map(|&i| plan.runs[i].id.clone()).collect(),
+        });
+    }
+    rank(&mut scored, search.spec.direction);
+    let last = rung + 1 == search.budgets.len();
+    let promoted = if last {
+        vec![]
+    } else {
+        let n = promoted_count(scored.len(), search.spec.eta);
+        scored.iter().take(n).map(|s| s.candidate).collect()
+    };
+    Some(Decision {
+        rung,
+        budget: search.budgets[rung].to_json(),
+        metric: search.spec.metric.clone(),
+        direction: search.spec.direction,
+        winner: if last {
+            scored.first().map(|s| s.candidate)
+        } else {
+            None
+        },
+        ranked: scored,
+        promoted,
+    })
+}
+
+/// Writes a decision atomically; one already there is kept (it was computed from the
+/// same finished runs).
+pub fn write_decision(study_dir: &Path, d: &Decision) -> Result<()> {
+    let path = decision_path(study_dir, d.rung);
+    if path.exists() {
+        return Ok(());
+    }
+    let dir = path.parent().expect("decisions live in a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+    let text = serde_json::to_string_pretty(d).expect("decisions serialise") + "\n";
+    output::write_text(&path, &text)
+}
+
+/// The search's winner, once its last rung is decided.
+pub fn winner(plan: &Plan, study_dir: &Path) -> Result<Option<(usize, Decision)>> {
+    let Some(search) = &plan.search else {
+        return Ok(None);
+    };
+    let last = search.budgets.len() - 1;
+    Ok(read_decision(study_dir, last)?.and_then(|d| d.winner.map(|w| (w, d))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(candidate: usize, score: Option<f64>, id: &str) -> Scored {
+        Scored {
+            candidate,
+            score,
+            runs: vec![id.into()],
+        }
+    }
+
+    #[test]
+    fn ranking_puts_undefined_last_and_breaks_ties_by_run_id() {
+        let mut v = vec![
+            s(0, None, "a"),
+            s(1, Some(0.2), "c"),
+            s(2, Some(0.1), "d"),
+            s(3, Some(0.2), "b"),
+        ];
+        rank(&mut v, Direction::Minimize);
+        let order: Vec<usize> = v.iter().map(|x| x.candidate).collect();
+        assert_eq!(order, vec![2, 3, 1, 0]);
+        rank(&mut v, Direction::Maximize);
+        let order: Vec<usize> = v.iter().map(|x| x.candidate).collect();
+        assert_eq!(order, vec![3, 1, 2, 0]);
+    }
+}
