@@ -135,12 +135,13 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
     assert_eq!(done(&study("shards")), ran);
 
     // Killed with SIGKILL after a varying number of finished runs (in every rung), and
-    // resumed until it completes.
+    // resumed until it completes, alternating --jobs 2 and --jobs 1.
     let killed = results("killed");
     let k = killed.to_str().unwrap();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut kills = 0;
-    for _ in 0..12 {
+    for attempt in 0..12 {
+        let jobs = if attempt % 2 == 0 { "2" } else { "1" };
         let before = done(&study("killed")).len();
         if before >= ran.len() {
             break;
@@ -149,7 +150,7 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
         x ^= x >> 7;
         x ^= x << 17;
         let wait_for = before + 1 + (x % 9) as usize;
-        let mut child = spawn(&["run", file, "--jobs", "2", "--results", k]);
+        let mut child = spawn(&["run", file, "--jobs", jobs, "--results", k]);
         let start = Instant::now();
         loop {
             if done(&study("killed")).len() >= wait_for || child.try_wait().unwrap().is_some() {
