@@ -127,6 +127,29 @@ pub mod __bench {
     pub struct Gemm(crate::gemm::Gemm);
 
     impl Gemm {
+        /// `c += a^T b` for row-major `a` (k x m), `b` (k x n), `c` (m x n): a weight
+        /// gradient, the transpose read through strides.
+        pub fn matmul_tn_acc(
+            &mut self,
+            (m, n, k): (usize, usize, usize),
+            a: &[f64],
+            b: &[f64],
+            c: &mut [f64],
+        ) {
+            let cm = crate::gemm::MatMut {
+                data: c,
+                rs: n,
+                cs: 1,
+            };
+            self.0.run(
+                (m, n, k),
+                crate::gemm::MatRef::rows(a, m).t(),
+                crate::gemm::MatRef::rows(b, n),
+                cm,
+                true,
+            );
+        }
+
         /// `c = a b` for row-major `a` (m x k), `b` (k x n), `c` (m x n).
         pub fn matmul(
             &mut self,
