@@ -181,16 +181,17 @@ pub fn decide(
     })
 }
 
-/// Writes a decision atomically; one already there is kept (it was computed from the
-/// same finished runs).
+/// Writes a decision atomically unless the same one is there. Two processes deciding a
+/// rung from the same finished runs write the same text; a different one means the runs
+/// changed since (`--retry-failed` reran a failed run), and the new decision replaces it.
 pub fn write_decision(study_dir: &Path, d: &Decision) -> Result<()> {
     let path = decision_path(study_dir, d.rung);
-    if path.exists() {
+    let text = serde_json::to_string_pretty(d).expect("decisions serialise") + "\n";
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(());
     }
     let dir = path.parent().expect("decisions live in a folder");
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    let text = serde_json::to_string_pretty(d).expect("decisions serialise") + "\n";
     output::write_text(&path, &text)
 }
 
@@ -213,6 +214,36 @@ mod tests {
             score,
             runs: vec![id.into()],
         }
+    }
+
+    #[test]
+    fn a_decision_is_written_once_and_replaced_only_when_the_runs_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Decision {
+            rung: 0,
+            budget: serde_json::json!(1),
+            metric: "measured.validation.mae".into(),
+            direction: Direction::Minimize,
+            ranked: vec![s(1, Some(0.1), "b"), s(0, None, "a")],
+            promoted: vec![1],
+            winner: None,
+        };
+        write_decision(dir.path(), &d).unwrap();
+        let path = decision_path(dir.path(), 0);
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_decision(dir.path(), &d).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            written
+        );
+        assert_eq!(read_decision(dir.path(), 0).unwrap(), Some(d.clone()));
+        // A failed run retried and now scored: the decision follows the runs.
+        d.ranked = vec![s(0, Some(0.05), "a"), s(1, Some(0.1), "b")];
+        d.promoted = vec![0];
+        write_decision(dir.path(), &d).unwrap();
+        assert_eq!(read_decision(dir.path(), 0).unwrap(), Some(d));
+        assert_eq!(read_decision(dir.path(), 1).unwrap(), None);
     }
 
     #[test]

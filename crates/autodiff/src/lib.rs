@@ -131,32 +131,27 @@ pub mod __bench {
         /// gradient, the transpose read through strides.
         pub fn matmul_tn_acc(
             &mut self,
-            (m, n, k): (usize, usize, usize),
+            mnk: (usize, usize, usize),
             a: &[f64],
             b: &[f64],
             c: &mut [f64],
         ) {
-            let cm = crate::gemm::MatMut {
-                data: c,
-                rs: n,
-                cs: 1,
-            };
-            self.0.run(
-                (m, n, k),
-                crate::gemm::MatRef::rows(a, m).t(),
-                crate::gemm::MatRef::rows(b, n),
-                cm,
-                true,
-            );
+            let at = crate::gemm::MatRef::rows(a, mnk.0).t();
+            self.run(mnk, at, b, c, true);
         }
 
         /// `c = a b` for row-major `a` (m x k), `b` (k x n), `c` (m x n).
-        pub fn matmul(
+        pub fn matmul(&mut self, mnk: (usize, usize, usize), a: &[f64], b: &[f64], c: &mut [f64]) {
+            self.run(mnk, crate::gemm::MatRef::rows(a, mnk.2), b, c, false);
+        }
+
+        fn run(
             &mut self,
             (m, n, k): (usize, usize, usize),
-            a: &[f64],
+            a: crate::gemm::MatRef<'_>,
             b: &[f64],
             c: &mut [f64],
+            accumulate: bool,
         ) {
             let cm = crate::gemm::MatMut {
                 data: c,
@@ -165,10 +160,10 @@ pub mod __bench {
             };
             self.0.run(
                 (m, n, k),
-                crate::gemm::MatRef::rows(a, k),
+                a,
                 crate::gemm::MatRef::rows(b, n),
                 cm,
-                false,
+                accumulate,
             );
         }
     }

@@ -183,6 +183,7 @@ const TOP_KEYS: &[&str] = &[
     "search",
 ];
 const DATASET_KEYS: &[&str] = &["pretrain", "measured"];
+/// The metric names of a run (a manifest's `metrics`, a search's `metric`).
 const METRICS: &[&str] = &[
     "mae",
     "rmse",

@@ -28,13 +28,7 @@ pub const MAX_ETA: u64 = 100;
 
 const STAGES: &[&str] = &["measured", "pretrain"];
 const PARTS: &[&str] = &["validation", "train"];
-const METRICS: &[&str] = &[
-    "mae",
-    "rmse",
-    "r2",
-    "electroneutrality_mean",
-    "electroneutrality_max",
-];
+use super::METRICS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
