@@ -138,6 +138,10 @@ pub struct TrainArgs {
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Threads for a stage's micro-batches (a stage's `micro_batch`) [default: all cores].
+    /// The result is the same at any count.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 const LAB_EXAMPLES: &str = "\
@@ -417,7 +421,8 @@ pub struct RunArgs {
     /// (STUDY-set-HASH) unless an override sets `study`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Runs in parallel (each run is single-threaded) [default: all cores].
+    /// Runs in parallel [default: all cores]; each run's micro-batches (a stage's
+    /// `micro_batch`) get cores / jobs threads. Results do not depend on either.
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Run only the runs with plan index % N == I (0-based I), e.g. 0/4.

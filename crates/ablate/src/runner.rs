@@ -133,6 +133,7 @@ pub struct Executed {
 pub fn execute(
     config: &RunConfig,
     seed: u64,
+    threads: usize,
     cache: &DataCache,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<Executed> {
@@ -164,6 +165,7 @@ pub fn execute(
     let run_inputs = RunInputs {
         pretrain: pretrain.as_ref().map(|p| &p.0),
         measured: measured.as_ref().as_ref(),
+        threads,
     };
     let outcome = ionode_train::run::run(config, seed, run_inputs, &cache.pretrained, on_epoch)?;
     Ok(Executed { outcome, inputs })

@@ -184,6 +184,19 @@ impl ParamStore {
         (&mut self.values, &self.grads)
     }
 
+    /// Adds another store's gradients to these (the same parameters: a copy of this store
+    /// that a separate tape computed gradients into).
+    pub fn add_grads(&mut self, other: &ParamStore) {
+        assert_eq!(
+            self.grads.len(),
+            other.grads.len(),
+            "gradients of a store with other parameters"
+        );
+        for (g, o) in self.grads.iter_mut().zip(&other.grads) {
+            *g += o;
+        }
+    }
+
     /// Set every gradient to zero (gradients accumulate across backward passes otherwise).
     pub fn zero_grad(&mut self) {
         self.grads.fill(0.0);

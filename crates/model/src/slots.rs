@@ -39,6 +39,25 @@ impl Batch {
         }
     }
 
+    /// Rows `range` of the batch, as a batch of their own (a micro-batch).
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Batch {
+        use ndarray::{Axis, Slice};
+        let r = Slice::from(range);
+        Batch {
+            feed_mol_m3: self.feed_mol_m3.slice_axis(Axis(0), r).to_owned(),
+            mask: self.mask.slice_axis(Axis(0), r).to_owned(),
+            flux_m_s: self.flux_m_s.slice_axis(Axis(0), r).to_owned(),
+            target_permeate_mol_m3: self
+                .target_permeate_mol_m3
+                .as_ref()
+                .map(|t| t.slice_axis(Axis(0), r).to_owned()),
+            target_weight: self
+                .target_weight
+                .as_ref()
+                .map(|t| t.slice_axis(Axis(0), r).to_owned()),
+        }
+    }
+
     /// The same batch with permeate targets.
     pub fn with_target(mut self, target_permeate_mol_m3: Array2<f64>) -> Batch {
         self.target_permeate_mol_m3 = Some(target_permeate_mol_m3);

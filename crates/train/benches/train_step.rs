@@ -15,6 +15,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ionode_autodiff::{ParamStore, Tape};
 use ionode_model::{synthetic, ForwardOptions, Model, ModelConfig, Solver};
 use ionode_train::optim::Adam;
+use ionode_train::parallel::MicroBatches;
 use std::hint::black_box;
 
 /// Matrix-product FLOPs (2 per multiply-add) of one training step for `b` samples:
@@ -75,5 +76,40 @@ fn train_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step);
+/// The same step through [`MicroBatches`]: micro-batches of 32 rows (a size that does not
+/// depend on the thread count) on 1 and 2 threads, against the plain single-tape step.
+/// The parameters after a step are the same bits at either thread count (tested in the
+/// trainer); here only time is measured.
+fn train_step_threads(c: &mut Criterion) {
+    let cfg = ModelConfig::default();
+    let mut group = c.benchmark_group("train_step_threads");
+    group.sample_size(10);
+    for b in [64usize, 256, 1024] {
+        for (name, micro, threads) in [
+            ("whole", None, 1),
+            ("micro32_t1", Some(32), 1),
+            ("micro32_t2", Some(32), 2),
+        ] {
+            let mut store = ParamStore::new();
+            let model = Model::new(cfg.clone(), &mut store, 2026).expect("model");
+            let batch = synthetic::batch(&cfg, b, 7);
+            let mut adam = Adam::new(1e-3);
+            let mut tape = Tape::new();
+            let mut parts = MicroBatches::new(micro, threads).expect("pool");
+            group.throughput(Throughput::Elements(matmul_flops(&cfg, b) as u64));
+            group.bench_with_input(BenchmarkId::new(name, b), &b, |bench, _| {
+                bench.iter(|| {
+                    let loss = parts
+                        .gradient(&model, &mut store, &batch, &mut tape)
+                        .expect("gradient");
+                    adam.step(&mut store).expect("adam");
+                    black_box(loss)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, train_step_threads);
 criterion_main!(benches);

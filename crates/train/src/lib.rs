@@ -16,6 +16,8 @@
 //! - [`calibrate`]: the classical baseline, DSPM-DE with its membrane calibrated on the
 //!   training data;
 //! - [`optim`]: Adam and gradient clipping;
+//! - [`parallel`]: data-parallel mini-batch gradients over fixed micro-batches, the same
+//!   bits at any thread count;
 //! - [`trainer`]: one training stage (pre-training or fine-tuning) with early stopping;
 //! - [`run`]: **the run** as a typed value: [`run::RunConfig`] (validated in one place) and
 //!   [`run::run`], which chains the stages (or calibrates DSPM-DE) on loaded data and
@@ -32,6 +34,7 @@ pub mod error;
 pub mod measured;
 pub mod metrics;
 pub mod optim;
+pub mod parallel;
 pub mod run;
 pub mod split;
 pub mod trainer;

@@ -5,8 +5,9 @@
 //! starting from the previous stage's parameters (MODEL.md section 3).
 //!
 //! Everything is seeded explicitly (the batch order of epoch `e` is a function of
-//! `(seed, e)`; augmentation noise too), and the tape is single-threaded, so a stage gives
-//! the same bits for the same inputs. A non-finite loss stops the stage with an error
+//! `(seed, e)`; augmentation noise too), and a mini-batch is either one tape or fixed
+//! micro-batches reduced in a fixed order ([`crate::parallel`]), so a stage gives the same
+//! bits for the same inputs at any thread count. A non-finite loss stops the stage with an error
 //! naming the stage, epoch and loss; nothing else of a sweep is affected.
 
 use crate::augment::augment_epoch;
@@ -14,6 +15,7 @@ use crate::data::Samples;
 use crate::early_stop::{Decision, EarlyStopper, EarlyStopping};
 use crate::error::TrainError;
 use crate::optim::Adam;
+use crate::parallel::MicroBatches;
 use ionode_autodiff::{ParamStore, Tape};
 use ionode_model::{Batch, ForwardOptions, Model, State};
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,11 @@ pub struct StageConfig {
     /// NaN, and such a run must fail, not finish with meaningless predictions.
     #[serde(default = "default_divergence_factor")]
     pub divergence_factor: f64,
+    /// Cut each mini-batch into micro-batches of this many rows, computed in parallel on
+    /// the run's threads and reduced in a fixed order ([`crate::parallel`]): the same bits
+    /// at any thread count. Absent: a mini-batch is one piece (one thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_batch: Option<usize>,
 }
 
 /// The learning rate over a stage's Adam steps.
@@ -146,6 +153,7 @@ impl Default for StageConfig {
             loss: LossTarget::State,
             schedule: LrSchedule::Constant,
             divergence_factor: default_divergence_factor(),
+            micro_batch: None,
         }
     }
 }
@@ -186,6 +194,15 @@ impl StageConfig {
                 self.batch_size,
                 format!("a count in 1..={MAX_BATCH_SIZE}"),
             ));
+        }
+        if let Some(m) = self.micro_batch {
+            if !(1..=MAX_BATCH_SIZE).contains(&m) {
+                out.push(TrainError::invalid(
+                    "micro_batch",
+                    m,
+                    format!("a count in 1..={MAX_BATCH_SIZE}"),
+                ));
+            }
         }
         positive("learning_rate", self.learning_rate, &mut out);
         if let Some(clip) = self.clip_norm {
@@ -368,6 +385,31 @@ pub fn check_slots(model: &Model, samples: &Samples) -> Result<(), TrainError> {
     }
 }
 
+/// The loss of one chunk of rows, without gradients.
+fn chunk_loss(
+    model: &Model,
+    store: &ParamStore,
+    tape: &mut Tape,
+    samples: &Samples,
+    chunk: &[usize],
+    loss: LossTarget,
+) -> Result<f64, TrainError> {
+    tape.clear();
+    let previous = tape.set_grad_enabled(false);
+    let result = (|| {
+        let fwd = model.forward(
+            tape,
+            store,
+            &model_batch(samples, chunk, None, loss, model.config().state),
+            ForwardOptions::default(),
+        )?;
+        let loss = model.loss(tape, &fwd)?;
+        Ok::<f64, ionode_model::ModelError>(tape.item(loss.total))
+    })();
+    tape.set_grad_enabled(previous);
+    Ok(result?)
+}
+
 /// Mean loss over a sample set (no gradients), in chunks of `batch_size`.
 pub fn evaluate_loss(
     model: &Model,
@@ -380,20 +422,34 @@ pub fn evaluate_loss(
     let rows: Vec<usize> = (0..samples.len()).collect();
     let (mut total, mut count) = (0.0, 0usize);
     for chunk in rows.chunks(batch_size.max(1)) {
-        tape.clear();
-        let previous = tape.set_grad_enabled(false);
-        let result = (|| {
-            let fwd = model.forward(
-                tape,
-                store,
-                &model_batch(samples, chunk, None, loss, model.config().state),
-                ForwardOptions::default(),
-            )?;
-            let loss = model.loss(tape, &fwd)?;
-            Ok::<f64, ionode_model::ModelError>(tape.item(loss.total))
-        })();
-        tape.set_grad_enabled(previous);
-        total += result? * chunk.len() as f64;
+        total += chunk_loss(model, store, tape, samples, chunk, loss)? * chunk.len() as f64;
+        count += chunk.len();
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+/// [`evaluate_loss`] with its chunks on the threads of `micro` (each on its own tape),
+/// summed in chunk order: the same bits as [`evaluate_loss`].
+fn evaluate_loss_on(
+    micro: &mut MicroBatches,
+    model: &Model,
+    store: &ParamStore,
+    tape: &mut Tape,
+    samples: &Samples,
+    batch_size: usize,
+    loss: LossTarget,
+) -> Result<f64, TrainError> {
+    let rows: Vec<usize> = (0..samples.len()).collect();
+    let chunks: Vec<&[usize]> = rows.chunks(batch_size.max(1)).collect();
+    if !micro.is_parallel() || chunks.len() < 2 {
+        return evaluate_loss(model, store, tape, samples, batch_size, loss);
+    }
+    let values = micro.map_tapes(chunks.len(), |i, t| {
+        chunk_loss(model, store, t, samples, chunks[i], loss).map(|v| v * chunks[i].len() as f64)
+    });
+    let (mut total, mut count) = (0.0, 0usize);
+    for (v, chunk) in values.into_iter().zip(&chunks) {
+        total += v?;
         count += chunk.len();
     }
     Ok(total / count.max(1) as f64)
@@ -410,6 +466,7 @@ pub fn train_stage(
     validation: &Samples,
     config: &StageConfig,
     seed: u64,
+    threads: usize,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<StageReport, TrainError> {
     if train.is_empty() || validation.is_empty() {
@@ -428,6 +485,7 @@ pub fn train_stage(
     check_slots(model, validation)?;
     let started = Instant::now();
     let mut tape = Tape::new();
+    let mut micro = MicroBatches::new(config.micro_batch, threads.max(1))?;
     let mut adam = Adam::new(config.learning_rate);
     let mut stopper = EarlyStopper::new(config.early_stopping);
     let mut best = store.values().to_vec();
@@ -450,7 +508,8 @@ pub fn train_stage(
     // Parameters that cannot even be evaluated fail in the first step below, with the
     // stage and epoch.
     let reference_rows: Vec<usize> = (0..train.len().min(REFERENCE_ROWS)).collect();
-    let start_loss = evaluate_loss(
+    let start_loss = evaluate_loss_on(
+        &mut micro,
         model,
         store,
         &mut tape,
@@ -471,8 +530,6 @@ pub fn train_stage(
                 .schedule
                 .rate(config.learning_rate, step, total_steps);
             step += 1;
-            tape.clear();
-            store.zero_grad();
             let batch = model_batch(
                 train,
                 batch_rows,
@@ -488,11 +545,9 @@ pub fn train_stage(
                 loss: f64::NAN,
                 detail: e.to_string(),
             };
-            let fwd = model
-                .forward(&mut tape, store, &batch, ForwardOptions::default())
+            let value = micro
+                .gradient(model, store, &batch, &mut tape)
                 .map_err(diverged)?;
-            let loss = model.loss(&mut tape, &fwd).map_err(diverged)?;
-            let value = tape.item(loss.total);
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     stage: stage.to_string(),
@@ -501,7 +556,6 @@ pub fn train_stage(
                     detail: "non-finite training loss".into(),
                 });
             }
-            tape.backward_into(loss.total, store)?;
             if let Some(max_norm) = config.clip_norm {
                 crate::optim::clip_grad_norm(store, max_norm);
             }
@@ -527,7 +581,8 @@ pub fn train_stage(
                 ),
             });
         }
-        let validation_loss = evaluate_loss(
+        let validation_loss = evaluate_loss_on(
+            &mut micro,
             model,
             store,
             &mut tape,
@@ -628,6 +683,10 @@ mod tests {
     }
 
     fn run_with(config: StageConfig) -> (StageReport, Vec<f64>, usize) {
+        run_threads(config, 1)
+    }
+
+    fn run_threads(config: StageConfig, threads: usize) -> (StageReport, Vec<f64>, usize) {
         let data = samples();
         let split = SplitSpec::Random {
             test_fraction: 0.2,
@@ -647,6 +706,7 @@ mod tests {
             &validation,
             &config,
             5,
+            threads,
             &mut |_| reports += 1,
         )
         .unwrap();
@@ -682,9 +742,19 @@ mod tests {
         config: &StageConfig,
         seed: u64,
     ) -> String {
-        train_stage(stage, model, store, data, data, config, seed, &mut |_| {})
-            .unwrap_err()
-            .to_string()
+        train_stage(
+            stage,
+            model,
+            store,
+            data,
+            data,
+            config,
+            seed,
+            1,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string()
     }
 
     #[test]
@@ -748,6 +818,131 @@ mod tests {
             err.contains("pretrain.schedule.final_fraction") && err.contains("1.5"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn micro_batches_give_the_same_bits_at_any_thread_count() {
+        // Batches of 16 in micro-batches of 5, 5, 5 and 1 rows.
+        let config = StageConfig {
+            micro_batch: Some(5),
+            ..stage(2)
+        };
+        let (a, pa, _) = run_threads(config.clone(), 1);
+        for threads in [2, 3, 4] {
+            let (b, pb, _) = run_threads(config.clone(), threads);
+            assert_eq!(a.train_loss, b.train_loss, "{threads} threads");
+            assert_eq!(a.validation_loss, b.validation_loss, "{threads} threads");
+            assert_eq!(pa, pb, "{threads} threads");
+        }
+        // A micro-batch as large as the batch is the plain path, bit for bit.
+        let (whole, pw, _) = run_threads(stage(2), 1);
+        let (same, ps, _) = run_threads(
+            StageConfig {
+                micro_batch: Some(16),
+                ..stage(2)
+            },
+            2,
+        );
+        assert_eq!(whole.train_loss, same.train_loss);
+        assert_eq!(pw, ps);
+    }
+
+    #[test]
+    fn a_loss_evaluated_on_threads_has_the_same_bits() {
+        let data = samples();
+        let mut store = ParamStore::new();
+        let model = small_model(&mut store);
+        let mut tape = Tape::new();
+        let one = evaluate_loss(&model, &store, &mut tape, &data, 16, LossTarget::State).unwrap();
+        for threads in [2, 3] {
+            let mut micro = crate::parallel::MicroBatches::new(None, threads).unwrap();
+            let many = evaluate_loss_on(
+                &mut micro,
+                &model,
+                &store,
+                &mut tape,
+                &data,
+                16,
+                LossTarget::State,
+            )
+            .unwrap();
+            assert_eq!(one.to_bits(), many.to_bits(), "{threads} threads");
+        }
+        // Without micro_batch, a stage on 2 threads is the one-thread stage, bit for bit.
+        let (a, pa, _) = run_threads(stage(2), 1);
+        let (b, pb, _) = run_threads(stage(2), 2);
+        assert_eq!(a.validation_loss, b.validation_loss);
+        assert_eq!(pa, pb);
+    }
+
+    #[test]
+    fn predictions_on_threads_have_the_same_bits() {
+        let db = IonDb::builtin();
+        let species = SLOTS.iter().map(|n| db.get(n).unwrap().clone()).collect();
+        let mut config = SimulationConfig::new(species, Membrane::preset("nf270").unwrap(), 400, 9);
+        config.max_ions = 4;
+        config.fluxes = FluxGrid {
+            min_m_s: 3e-6,
+            max_m_s: 2e-5,
+            count: 3,
+            spacing: Spacing::Linear,
+        };
+        let sim = simulate(&config, &|| {}).unwrap();
+        let data = Samples::from_simulation(&sim, &SLOTS).unwrap().0;
+        assert!(data.len() > 1024, "three chunks of 512 at least");
+        let mut store = ParamStore::new();
+        let model = small_model(&mut store);
+        let one = crate::run::predict_neural_on(&model, &store, &data, 1).unwrap();
+        let two = crate::run::predict_neural_on(&model, &store, &data, 2).unwrap();
+        let bits = |a: &ndarray::Array2<f64>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&one), bits(&two));
+    }
+
+    #[test]
+    fn a_micro_batched_gradient_is_the_whole_batch_gradient() {
+        use crate::parallel::MicroBatches;
+        let data = samples();
+        let rows: Vec<usize> = (0..23).collect();
+        for en in [
+            ionode_model::Electroneutrality::Hard,
+            ionode_model::Electroneutrality::Soft {
+                lambda: 0.7,
+                also_trajectory: true,
+            },
+        ] {
+            let mut store = ParamStore::new();
+            let base = small_model(&mut ParamStore::new());
+            let cfg = ModelConfig {
+                electroneutrality: en,
+                ..base.config().clone()
+            };
+            let model = Model::new(cfg, &mut store, 3).unwrap();
+            let batch = model_batch(&data, &rows, None, LossTarget::Rejection, State::Scaled);
+            let mut tape = Tape::new();
+            let whole = MicroBatches::new(None, 1)
+                .unwrap()
+                .gradient(&model, &mut store, &batch, &mut tape)
+                .unwrap();
+            let g_whole = store.grads().to_vec();
+            let parts = MicroBatches::new(Some(4), 2)
+                .unwrap()
+                .gradient(&model, &mut store, &batch, &mut tape)
+                .unwrap();
+            let g_parts = store.grads().to_vec();
+            assert!(
+                (whole - parts).abs() <= 1e-12 * whole.abs(),
+                "{whole} vs {parts}"
+            );
+            let scale = g_whole.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            let worst = g_whole
+                .iter()
+                .zip(&g_parts)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                scale > 0.0 && worst <= 1e-11 * scale,
+                "{en:?}: {worst} of {scale}"
+            );
+        }
     }
 
     #[test]
@@ -822,6 +1017,7 @@ mod tests {
                 &validation,
                 &stage(2),
                 5,
+                1,
                 &mut |_| {},
             )
             .unwrap();

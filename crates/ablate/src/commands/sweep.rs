@@ -182,6 +182,7 @@ fn run_one(
     process: &Provenance,
     run: &PlannedRun,
     cache: &DataCache,
+    threads: usize,
 ) -> Result<f64> {
     let mut config = run.config.clone();
     let manifest_dir = m.dir();
@@ -193,7 +194,7 @@ fn run_one(
     };
     config.data.pretrain = config.data.pretrain.as_ref().map(&mut real);
     config.data.measured = config.data.measured.iter().map(&mut real).collect();
-    let executed = execute(&config, config.seed, cache, &mut |_| {})?;
+    let executed = execute(&config, config.seed, threads, cache, &mut |_| {})?;
     // Inputs are named as in the plan (stable), not by where this process found them.
     let inputs = executed
         .inputs
@@ -332,6 +333,7 @@ fn attempt(
     scanned: &store::State,
     cache: &DataCache,
     claims: &store::Claims,
+    threads: usize,
 ) -> Attempt {
     let dir = store::run_dir(study_dir, &run.id);
     let claim = match claims.claim(&dir) {
@@ -352,7 +354,7 @@ fn attempt(
     store::clear(&dir);
     tracing::info!(run = %run.id, index = run.index, axes = %manifest::axes_summary(run), "run starts");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_one(m, study_dir, process, run, cache)
+        run_one(m, study_dir, process, run, cache, threads)
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -443,6 +445,10 @@ fn run_batch(
     let cache = DataCache::default();
     let claims = store::Claims::start();
     let progress = Progress::new(label, todo.len());
+    // The machine divided between the runs: a run's micro-batches (`micro_batch`) get the
+    // cores left over by the other jobs; the results do not depend on it.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
@@ -456,7 +462,7 @@ fn run_batch(
         pool.install(|| {
             pending.par_iter().with_max_len(1).for_each(|item| {
                 let (r, scanned) = *item;
-                let a = attempt(m, study_dir, &process, r, scanned, &cache, &claims);
+                let a = attempt(m, study_dir, &process, r, scanned, &cache, &claims, threads);
                 match &a {
                     Attempt::Busy(owner) => {
                         if let Ok(mut b) = busy.lock() {

@@ -97,8 +97,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let text = crate::limits::read_text(&args.config, crate::limits::MAX_TEXT_FILE_BYTES)
         .or_usage(|| format!("cannot read config '{}'", args.config.display()))?;
     let bar = progress_bar();
-    let executed = execute(&config, config.seed, &cache, &mut report_epoch(&bar))
-        .with_context(|| format!("config '{}'", args.config.display()))?;
+    let threads = match args.threads {
+        Some(0) => return Err(crate::usage!("--threads 0: expected at least 1")),
+        Some(n) if n > crate::limits::MAX_JOBS => {
+            return Err(crate::usage!(
+                "--threads {n}: expected at most {}",
+                crate::limits::MAX_JOBS
+            ))
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let executed = execute(
+        &config,
+        config.seed,
+        threads,
+        &cache,
+        &mut report_epoch(&bar),
+    )
+    .with_context(|| format!("config '{}'", args.config.display()))?;
     bar.finish_and_clear();
     let outcome = &executed.outcome;
 

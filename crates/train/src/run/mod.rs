@@ -37,6 +37,9 @@ pub struct RunInputs<'a> {
     pub pretrain: Option<&'a Samples>,
     /// The measured data, all files concatenated.
     pub measured: Option<&'a Samples>,
+    /// Threads a stage may use for its micro-batches (`micro_batch`); 0 or 1: one. An
+    /// execution setting, not part of the run: the result is the same at any count.
+    pub threads: usize,
 }
 
 /// What pre-training leaves behind.
@@ -81,14 +84,50 @@ pub fn predict_neural(
     store: &ParamStore,
     samples: &Samples,
 ) -> Result<Array2<f64>, TrainError> {
-    let mut out = Array2::zeros(samples.feed_mol_m3.dim());
-    let mut tape = Tape::new();
+    predict_neural_on(model, store, samples, 1)
+}
+
+/// [`predict_neural`] with its fixed chunks of 512 rows on `threads` threads, each chunk on
+/// its own tape: the same bits at any thread count.
+pub fn predict_neural_on(
+    model: &Model,
+    store: &ParamStore,
+    samples: &Samples,
+    threads: usize,
+) -> Result<Array2<f64>, TrainError> {
     let rows: Vec<usize> = (0..samples.len()).collect();
-    for chunk in rows.chunks(512) {
+    let chunks: Vec<&[usize]> = rows.chunks(512).collect();
+    let one = |chunk: &[usize], tape: &mut Tape| {
         let b = samples.to_batch_arrays(chunk);
-        let pred = model.predict_with(&mut tape, store, &Batch::new(b.feed, b.mask, b.flux))?;
+        model
+            .predict_with(tape, store, &Batch::new(b.feed, b.mask, b.flux))
+            .map(|p| p.permeate_mol_m3)
+    };
+    let predicted: Vec<Result<Array2<f64>, ionode_model::ModelError>> =
+        if threads > 1 && chunks.len() > 1 {
+            use rayon::prelude::*;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| {
+                    TrainError::invalid("threads", threads, format!("a pool that starts ({e})"))
+                })?;
+            pool.install(|| {
+                chunks
+                    .par_iter()
+                    .with_max_len(1)
+                    .map_init(Tape::new, |tape, chunk| one(chunk, tape))
+                    .collect()
+            })
+        } else {
+            let mut tape = Tape::new();
+            chunks.iter().map(|chunk| one(chunk, &mut tape)).collect()
+        };
+    let mut out = Array2::zeros(samples.feed_mol_m3.dim());
+    for (chunk, pred) in chunks.iter().zip(predicted) {
+        let pred = pred?;
         for (k, &row) in chunk.iter().enumerate() {
-            out.row_mut(row).assign(&pred.permeate_mol_m3.row(k));
+            out.row_mut(row).assign(&pred.row(k));
         }
     }
     Ok(out)
@@ -141,6 +180,7 @@ fn scored_stage(
     split: &Split,
     config: Option<&crate::trainer::StageConfig>,
     seed: u64,
+    threads: usize,
     last: Option<&StageReport>,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<(Pretrained, Array2<f64>), TrainError> {
@@ -166,10 +206,11 @@ fn scored_stage(
             &validation,
             config,
             seed,
+            threads,
             on_epoch,
         )?);
     }
-    let predicted = predict_neural(model, store, samples)?;
+    let predicted = predict_neural_on(model, store, samples, threads)?;
     if let Some(detail) = implausible(samples, predicted.view()) {
         // A run whose loss went astronomically wrong without becoming NaN ends here,
         // failed like a NaN, not DONE with meaningless metrics.
@@ -307,6 +348,7 @@ pub fn run(
                             split,
                             stage_config.as_ref(),
                             seed,
+                            inputs.threads,
                             curves.last(),
                             on_epoch,
                         )
@@ -329,6 +371,7 @@ pub fn run(
                         split,
                         stage_config.as_ref(),
                         seed,
+                        inputs.threads,
                         curves.last(),
                         on_epoch,
                     )?;
