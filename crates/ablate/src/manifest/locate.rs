@@ -251,6 +251,16 @@ fn first_error<T: serde::de::DeserializeOwned>(
             .filter(|p| !p.starts_with('['))
             .cloned()
             .collect();
+        // A missing field is the fault of the table that lacks it: the key whose value
+        // spans exactly the error (none: the document itself), not the table's first key.
+        if message.starts_with("missing field") {
+            let span = e.span();
+            target = spans(&text)
+                .into_iter()
+                .find(|(_, _, v)| Some(v.clone()) == span)
+                .map(|(p, _, _)| p.into_iter().filter(|k| !k.starts_with('[')).collect())
+                .unwrap_or_default();
+        }
         let unknown = message.strip_prefix("unknown field `").map(|rest| {
             let key = rest.split('`').next().unwrap_or("").to_string();
             let valid: Vec<String> = rest
@@ -420,6 +430,42 @@ mod tests {
         assert!(value.is_none());
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[1].contains("missing field `c`"), "{problems:?}");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Needs {
+        #[serde(default)]
+        first: u32,
+        inner: Option<NeedsInner>,
+        required: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct NeedsInner {
+        #[serde(default)]
+        x: u32,
+        kind: String,
+    }
+
+    #[test]
+    fn a_missing_field_names_the_table_that_lacks_it() {
+        let check = |text: &str, want: &str| {
+            let table: Table = toml::from_str(text).unwrap();
+            let mut locs = Locations::default();
+            locs.record("f.toml", text);
+            let locate = |p: &[String]| locs.find(p).map(|l| (l, show(p)));
+            let (_, problems) = typed::<Needs>(&table, &locate, "f.toml");
+            assert_eq!(problems, vec![want.to_string()]);
+        };
+        // Not `first` (the first key of the document), but the document.
+        check("first = 1\n", "f.toml: missing field `required`");
+        // Not `inner.x`, but `inner`.
+        check(
+            "required = 1\n[inner]\nx = 2\n",
+            "f.toml:2:2: inner: missing field `kind`",
+        );
     }
 
     #[test]
