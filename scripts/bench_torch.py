@@ -1,6 +1,7 @@
 """PyTorch peer of the `train_step` benchmark (docs/BENCH.md).
 
-The same step as crates/train/benches/train_step.rs, in PyTorch eager, float64, one thread:
+The same step as crates/train/benches/train_step.rs, in PyTorch eager, float64, on
+`--threads` threads (default 1; scripts/bench-torch sets the OpenMP variables to match):
 tokens [x_i, log(c_f,i/c_scale + 1e-12) m_i, t] -> Linear(3, 16) + sinusoidal slot encoding
 -> one attention head (16x16 W_q, W_k, W_v, no bias; absent keys masked; absent rows zeroed)
 -> flatten (112) ++ t -> Linear 113-64-64-64-64-7 with tanh after the first four -> times mask
@@ -22,10 +23,12 @@ import statistics
 import time
 
 import numpy as np
+import os
+
 import torch
 import torchdiffeq
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
 torch.set_default_dtype(torch.float64)
 
 S, D, H, STEPS = 7, 16, 64, 16
@@ -163,6 +166,8 @@ def main():
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
     p.add_argument("--min-time", type=float, default=8.0, help="seconds per measurement")
     p.add_argument("--min-reps", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads (read by scripts/bench-torch, which sets them up)")
     a = p.parse_args()
     print(f"torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, threads {torch.get_num_threads()}, float64")
     print(f"{matmul_flops(1)} matmul FLOP per sample and step")
