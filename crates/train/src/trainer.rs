@@ -640,9 +640,15 @@ mod tests {
 
     /// A small simulated set on four slots.
     fn samples() -> Samples {
+        samples_of(48, 7)
+    }
+
+    /// `feeds` simulated feeds x 3 fluxes over the test slots.
+    fn samples_of(feeds: usize, seed: u64) -> Samples {
         let db = IonDb::builtin();
         let species = SLOTS.iter().map(|n| db.get(n).unwrap().clone()).collect();
-        let mut config = SimulationConfig::new(species, Membrane::preset("nf270").unwrap(), 48, 7);
+        let mut config =
+            SimulationConfig::new(species, Membrane::preset("nf270").unwrap(), feeds, seed);
         config.max_ions = 4;
         config.fluxes = FluxGrid {
             min_m_s: 3e-6,
@@ -877,18 +883,7 @@ mod tests {
 
     #[test]
     fn predictions_on_threads_have_the_same_bits() {
-        let db = IonDb::builtin();
-        let species = SLOTS.iter().map(|n| db.get(n).unwrap().clone()).collect();
-        let mut config = SimulationConfig::new(species, Membrane::preset("nf270").unwrap(), 400, 9);
-        config.max_ions = 4;
-        config.fluxes = FluxGrid {
-            min_m_s: 3e-6,
-            max_m_s: 2e-5,
-            count: 3,
-            spacing: Spacing::Linear,
-        };
-        let sim = simulate(&config, &|| {}).unwrap();
-        let data = Samples::from_simulation(&sim, &SLOTS).unwrap().0;
+        let data = samples_of(400, 9);
         assert!(data.len() > 1024, "three chunks of 512 at least");
         let mut store = ParamStore::new();
         let model = small_model(&mut store);
