@@ -71,29 +71,41 @@ impl MicroBatches {
         self.pool.is_some()
     }
 
-    /// `f(i, tape)` for `i` in `0..n`, each on its own tape kept across calls, on the
-    /// threads; the results in order of `i`.
+    /// `f(i, tape)` for `i` in `0..n` on the threads, the results in order of `i`. Thread
+    /// `t` takes `i = t, t + T, ...` on its own tape (kept across calls), so there are as
+    /// many tapes as threads, however many chunks there are.
     pub fn map_tapes<R, F>(&mut self, n: usize, f: F) -> Vec<R>
     where
         R: Send,
         F: Fn(usize, &mut Tape) -> R + Sync,
     {
         use rayon::prelude::*;
-        while self.tapes.len() < n {
+        let threads = self
+            .pool
+            .as_ref()
+            .map_or(1, |p| p.current_num_threads())
+            .max(1);
+        while self.tapes.len() < threads {
             self.tapes.push(Tape::new());
         }
-        let tapes = &mut self.tapes[..n];
-        match &self.pool {
+        let tapes = &mut self.tapes[..threads];
+        let work = |(t, tape): (usize, &mut Tape)| -> Vec<(usize, R)> {
+            (t..n).step_by(threads).map(|i| (i, f(i, tape))).collect()
+        };
+        let parts: Vec<Vec<(usize, R)>> = match &self.pool {
             Some(pool) => pool.install(|| {
                 tapes
                     .par_iter_mut()
                     .with_max_len(1)
                     .enumerate()
-                    .map(|(i, t)| f(i, t))
+                    .map(work)
                     .collect()
             }),
-            None => tapes.iter_mut().enumerate().map(|(i, t)| f(i, t)).collect(),
-        }
+            None => tapes.iter_mut().enumerate().map(work).collect(),
+        };
+        let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, r)| r).collect()
     }
 
     /// The loss of `batch` and its gradient in `store`'s gradients (zeroed first).
