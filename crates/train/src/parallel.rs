@@ -225,3 +225,19 @@ where
     };
     results.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluations_keep_one_tape_per_thread_and_their_order() {
+        let mut m = MicroBatches::new(None, 3).unwrap();
+        let out = m.map_tapes(100, |i, _| i * i);
+        assert_eq!(out, (0..100).map(|i| i * i).collect::<Vec<_>>());
+        assert_eq!(m.tapes.len(), 3, "one tape per thread, not per chunk");
+        let mut one = MicroBatches::new(None, 1).unwrap();
+        assert_eq!(one.map_tapes(5, |i, _| i), vec![0, 1, 2, 3, 4]);
+        assert_eq!(one.tapes.len(), 1);
+    }
+}
