@@ -166,8 +166,7 @@ impl MicroBatches {
         each(self.pool.as_ref(), workers, forward)?;
         let weight: f64 = workers.iter().map(|w| w.weight).sum();
         // Backward: each micro-batch's share of the mini-batch loss.
-        let values = std::sync::Mutex::new(vec![0.0; n]);
-        let backward = |(i, w): (usize, &mut Worker)| -> Result<(), ModelError> {
+        let backward = |(_, w): (usize, &mut Worker)| -> Result<f64, ModelError> {
             let mse = w.mse.expect("the forward pass ran");
             let mut total = w.tape.scale(mse, w.weight / weight)?;
             if let Some(p) = w.penalty {
@@ -178,17 +177,13 @@ impl MicroBatches {
             if value.is_finite() {
                 w.tape.backward_into(total, &mut w.grads)?;
             }
-            if let Ok(mut v) = values.lock() {
-                v[i] = value;
-            }
-            Ok(())
+            Ok(value)
         };
-        each(self.pool.as_ref(), workers, backward)?;
+        let values = each(self.pool.as_ref(), workers, backward)?;
         // Reduce in micro-batch order: the same sum at any thread count.
         for w in workers.iter() {
             store.add_grads(&w.grads);
         }
-        let values = values.into_inner().unwrap_or_default();
         Ok(values.iter().sum())
     }
 }
@@ -205,14 +200,19 @@ fn every_part_weighs(batch: &Batch, micro: usize) -> bool {
     })
 }
 
-/// Runs `f` on every worker with its index, on the pool if there is one; the first error
-/// in worker order is returned.
-fn each<F>(pool: Option<&rayon::ThreadPool>, workers: &mut [Worker], f: F) -> Result<(), ModelError>
+/// Runs `f` on every worker with its index, on the pool if there is one: the results in
+/// worker order, or the first error in worker order.
+fn each<R, F>(
+    pool: Option<&rayon::ThreadPool>,
+    workers: &mut [Worker],
+    f: F,
+) -> Result<Vec<R>, ModelError>
 where
-    F: Fn((usize, &mut Worker)) -> Result<(), ModelError> + Sync,
+    R: Send,
+    F: Fn((usize, &mut Worker)) -> Result<R, ModelError> + Sync,
 {
     use rayon::prelude::*;
-    let results: Vec<Result<(), ModelError>> = match pool {
+    let results: Vec<Result<R, ModelError>> = match pool {
         Some(pool) => pool.install(|| {
             workers
                 .par_iter_mut()

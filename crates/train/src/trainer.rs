@@ -420,16 +420,16 @@ pub fn evaluate_loss(
     loss: LossTarget,
 ) -> Result<f64, TrainError> {
     let rows: Vec<usize> = (0..samples.len()).collect();
-    let (mut total, mut count) = (0.0, 0usize);
-    for chunk in rows.chunks(batch_size.max(1)) {
-        total += chunk_loss(model, store, tape, samples, chunk, loss)? * chunk.len() as f64;
-        count += chunk.len();
-    }
-    Ok(total / count.max(1) as f64)
+    let chunks: Vec<&[usize]> = rows.chunks(batch_size.max(1)).collect();
+    let values = chunks
+        .iter()
+        .map(|chunk| chunk_loss(model, store, tape, samples, chunk, loss))
+        .collect();
+    mean_over_chunks(values, &chunks)
 }
 
-/// [`evaluate_loss`] with its chunks on the threads of `micro` (each on its own tape),
-/// summed in chunk order: the same bits as [`evaluate_loss`].
+/// [`evaluate_loss`] with its chunks on the threads of `micro` (each thread on its own
+/// tape): the same chunks summed in the same order, so the same bits.
 fn evaluate_loss_on(
     micro: &mut MicroBatches,
     model: &Model,
@@ -445,11 +445,19 @@ fn evaluate_loss_on(
         return evaluate_loss(model, store, tape, samples, batch_size, loss);
     }
     let values = micro.map_tapes(chunks.len(), |i, t| {
-        chunk_loss(model, store, t, samples, chunks[i], loss).map(|v| v * chunks[i].len() as f64)
+        chunk_loss(model, store, t, samples, chunks[i], loss)
     });
+    mean_over_chunks(values, &chunks)
+}
+
+/// The row-weighted mean of chunk losses, summed in chunk order.
+fn mean_over_chunks(
+    values: Vec<Result<f64, TrainError>>,
+    chunks: &[&[usize]],
+) -> Result<f64, TrainError> {
     let (mut total, mut count) = (0.0, 0usize);
-    for (v, chunk) in values.into_iter().zip(&chunks) {
-        total += v?;
+    for (v, chunk) in values.into_iter().zip(chunks) {
+        total += v? * chunk.len() as f64;
         count += chunk.len();
     }
     Ok(total / count.max(1) as f64)
