@@ -1,9 +1,12 @@
 //! The tape's GEMM against the `gemm` crate (the kernels behind faer: run-time
-//! AVX2/AVX-512 dispatch, strided views, alpha/beta accumulation), one thread, on the
-//! matrix products of one `train_step` of the attention neural ODE at batch B
-//! (BENCH.md): the ODE field's linear layers on the 7 slots of every row (M = 7B, K = 16 or
-//! 64), the head on the pooled rows (M = B, K = 113), and the weight gradients, which
-//! contract over the rows (K = 7B or B) and accumulate into the gradient (C += A^T B).
+//! AVX2/AVX-512 dispatch, strided views, alpha/beta accumulation), one thread, on every
+//! matrix product of one `train_step` of the attention neural ODE at batch B (BENCH.md;
+//! MODEL.md's defaults: S = 7 slots, d = 16, 4 token features, ODENet 113 -> 64 x 4 -> 7):
+//! per field evaluation the token embedding and Q, K, V on the 7B token rows, the ODENet's
+//! layers on the B pooled rows, the per-sample attention products (7 x 16 x 7), and in
+//! backward each linear layer's input gradient `dX = G W^T` (B read transposed) and weight
+//! gradient `dW += X^T G` (A read transposed, contracting over the rows), exactly as
+//! `backward.rs` calls the kernel.
 //!
 //!   cargo bench -p ionode-autodiff --bench gemm_peer
 //!
@@ -15,45 +18,61 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ionode_autodiff::__bench::Gemm;
 use std::hint::black_box;
 
-/// One product: C (m x n) = A (m x k) B (k x n), or C += A^T B with A stored k x m.
+/// One product `C (m x n) (+)= op(A) op(B)`; a transposed A is stored `k x m`, a
+/// transposed B `n x k`, both row-major.
 #[derive(Clone, Copy)]
 struct Shape {
     name: &'static str,
     m: usize,
     n: usize,
     k: usize,
-    transposed_a: bool,
+    ta: bool,
+    tb: bool,
+    accumulate: bool,
 }
 
 fn shapes(b: usize) -> Vec<Shape> {
-    let s = |name, m, n, k, transposed_a| Shape {
+    let s = |name, (m, n, k), (ta, tb), accumulate| Shape {
         name,
         m,
         n,
         k,
-        transposed_a,
+        ta,
+        tb,
+        accumulate,
     };
+    let (rows, tok) = (b, 7 * b);
+    let (nn, nt, tn) = ((false, false), (false, true), (true, false));
     vec![
-        s("field_in", 7 * b, 64, 16, false),
-        s("field_hidden", 7 * b, 64, 64, false),
-        s("field_out", 7 * b, 16, 64, false),
-        s("head", b, 64, 113, false),
-        s("grad_field_in", 16, 64, 7 * b, true),
-        s("grad_field_hidden", 64, 64, 7 * b, true),
-        s("grad_head", 113, 64, b, true),
+        // forward (a linear layer with bias writes the bias, then accumulates)
+        s("embed", (tok, 16, 4), nn, true),
+        s("qkv", (tok, 16, 16), nn, false),
+        s("net_in", (rows, 64, 113), nn, true),
+        s("net_hidden", (rows, 64, 64), nn, true),
+        s("net_out", (rows, 7, 64), nn, true),
+        s("scores", (7, 7, 16), nt, false),
+        s("att_v", (7, 16, 7), nn, false),
+        // input gradients dX += G W^T
+        s("d_embed", (tok, 4, 16), nt, true),
+        s("d_qkv", (tok, 16, 16), nt, true),
+        s("d_net_in", (rows, 113, 64), nt, true),
+        s("d_net_hidden", (rows, 64, 64), nt, true),
+        s("d_net_out", (rows, 64, 7), nt, true),
+        // weight gradients dW += X^T G
+        s("w_embed", (4, 16, tok), tn, true),
+        s("w_qkv", (16, 16, tok), tn, true),
+        s("w_net_in", (113, 64, rows), tn, true),
+        s("w_net_hidden", (64, 64, rows), tn, true),
+        s("w_net_out", (64, 7, rows), tn, true),
     ]
 }
 
 /// The `gemm` crate on the same row-major buffers (its dst := alpha dst + beta A B).
 fn peer(sh: Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
     let (m, n, k) = (sh.m, sh.n, sh.k);
-    // Row-major A (m x k): row stride k, column stride 1; A^T of a k x m buffer: row
-    // stride 1, column stride m.
-    let (a_cs, a_rs) = if sh.transposed_a {
-        (m as isize, 1)
-    } else {
-        (1, k as isize)
-    };
+    // (column stride, row stride) of A (m x k) and B (k x n) as stored.
+    let (a_cs, a_rs) = if sh.ta { (m, 1) } else { (1, k) };
+    let (b_cs, b_rs) = if sh.tb { (k, 1) } else { (1, n) };
     // SAFETY: the buffers hold m*k, k*n and m*n elements, the strides stay inside them,
     // and dst does not alias the inputs.
     unsafe {
@@ -64,13 +83,13 @@ fn peer(sh: Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
             c.as_mut_ptr(),
             1,
             n as isize,
-            sh.transposed_a,
+            sh.accumulate,
             a.as_ptr(),
-            a_cs,
-            a_rs,
+            a_cs as isize,
+            a_rs as isize,
             b.as_ptr(),
-            1,
-            n as isize,
+            b_cs as isize,
+            b_rs as isize,
             1.0,
             1.0,
             false,
@@ -82,11 +101,7 @@ fn peer(sh: Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
 }
 
 fn ours(g: &mut Gemm, sh: Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
-    if sh.transposed_a {
-        g.matmul_tn_acc((sh.m, sh.n, sh.k), a, b, c)
-    } else {
-        g.matmul((sh.m, sh.n, sh.k), a, b, c)
-    }
+    g.product((sh.m, sh.n, sh.k), (sh.ta, sh.tb), a, b, c, sh.accumulate)
 }
 
 fn bench(c: &mut Criterion) {
@@ -95,6 +110,10 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(std::time::Duration::from_secs(2));
     for batch in [64, 256, 1024] {
         for sh in shapes(batch) {
+            // The per-sample attention products do not depend on B: time them once.
+            if sh.m * sh.n * sh.k < 4096 && batch != 64 {
+                continue;
+            }
             let a = values(sh.m * sh.k, 1, 1.0);
             let b = values(sh.k * sh.n, 2, 1.0);
             let mut out = vec![0.0; sh.m * sh.n];

@@ -26,21 +26,28 @@ impl Tape {
         let (lo, hi) = grads.split_at_mut(node.off);
         let g = &hi[..node.shape.numel()];
         let y = &vals[node.range()];
-        // Whether input `j` takes a gradient. If so, mark it reached and, on the first touch
-        // of its storage this sweep, zero its gradient region (just before it is accumulated
-        // into, so the region is cache-hot; aliases share their root's region and flag).
-        let mut wants = |j: u32, lo: &mut [f64]| {
+        // Whether input `j` takes a gradient: `None` if not, else `Some(fresh)`. It marks `j`
+        // reached. On the first touch of its storage this sweep the gradient region holds
+        // stale values: a rule that writes every element of it (`overwrite`) gets
+        // `Some(true)` and must store instead of add; otherwise the region is zeroed here
+        // (just before it is accumulated into, so it is cache-hot) and the answer is
+        // `Some(false)`. Aliases share their root's region and flag. Storing instead of
+        // zeroing and adding gives the same values and saves a pass over the region.
+        let mut wants = |j: u32, lo: &mut [f64], overwrite: bool| -> Option<bool> {
             let n = nodes[j as usize];
             if !n.rg {
-                return false;
+                return None;
             }
             reached[j as usize] = true;
             let root = storage_root(n.op, j) as usize;
-            if !zeroed[root] {
-                lo[n.range()].fill(0.0);
-                zeroed[root] = true;
+            if zeroed[root] {
+                return Some(false);
             }
-            true
+            zeroed[root] = true;
+            if !overwrite {
+                lo[n.range()].fill(0.0);
+            }
+            Some(overwrite)
         };
         let range = |j: u32| nodes[j as usize].range();
         let shape = |j: u32| nodes[j as usize].shape;
@@ -58,41 +65,66 @@ impl Tape {
                 let plan =
                     Bcast::new(op.name(), shape(a), shape(b)).expect("checked when recorded");
                 let (x, z) = (&vals[range(a)], &vals[range(b)]);
-                if wants(a, lo) {
+                // Without broadcasting each input element takes exactly one output element.
+                let same = plan.same;
+                if let Some(fresh) = wants(a, lo, same) {
                     let ga = &mut lo[range(a)];
-                    match op {
-                        BinOp::Add => acc_bcast(&plan, ga, Side::A, |o, _, _| g[o]),
-                        BinOp::Sub => acc_bcast(&plan, ga, Side::A, |o, _, _| g[o]),
-                        BinOp::Mul => acc_bcast(&plan, ga, Side::A, |o, _, j| g[o] * z[j]),
-                        BinOp::Div => acc_bcast(&plan, ga, Side::A, |o, _, j| g[o] / z[j]),
+                    if fresh {
+                        match op {
+                            BinOp::Add | BinOp::Sub => ga.copy_from_slice(g),
+                            BinOp::Mul => set_each(ga, |o| g[o] * z[o]),
+                            BinOp::Div => set_each(ga, |o| g[o] / z[o]),
+                        }
+                    } else {
+                        match op {
+                            BinOp::Add => acc_bcast(&plan, ga, Side::A, |o, _, _| g[o]),
+                            BinOp::Sub => acc_bcast(&plan, ga, Side::A, |o, _, _| g[o]),
+                            BinOp::Mul => acc_bcast(&plan, ga, Side::A, |o, _, j| g[o] * z[j]),
+                            BinOp::Div => acc_bcast(&plan, ga, Side::A, |o, _, j| g[o] / z[j]),
+                        }
                     }
                 }
-                if wants(b, lo) {
+                if let Some(fresh) = wants(b, lo, same) {
                     let gb = &mut lo[range(b)];
-                    match op {
-                        BinOp::Add => acc_bcast(&plan, gb, Side::B, |o, _, _| g[o]),
-                        BinOp::Sub => acc_bcast(&plan, gb, Side::B, |o, _, _| -g[o]),
-                        BinOp::Mul => acc_bcast(&plan, gb, Side::B, |o, i, _| g[o] * x[i]),
-                        BinOp::Div => {
-                            acc_bcast(&plan, gb, Side::B, |o, i, j| -g[o] * x[i] / (z[j] * z[j]))
+                    if fresh {
+                        match op {
+                            BinOp::Add => gb.copy_from_slice(g),
+                            BinOp::Sub => set_each(gb, |o| -g[o]),
+                            BinOp::Mul => set_each(gb, |o| g[o] * x[o]),
+                            BinOp::Div => set_each(gb, |o| -g[o] * x[o] / (z[o] * z[o])),
+                        }
+                    } else {
+                        match op {
+                            BinOp::Add => acc_bcast(&plan, gb, Side::B, |o, _, _| g[o]),
+                            BinOp::Sub => acc_bcast(&plan, gb, Side::B, |o, _, _| -g[o]),
+                            BinOp::Mul => acc_bcast(&plan, gb, Side::B, |o, i, _| g[o] * x[i]),
+                            BinOp::Div => acc_bcast(&plan, gb, Side::B, |o, i, j| {
+                                -g[o] * x[i] / (z[j] * z[j])
+                            }),
                         }
                     }
                 }
             }
             Op::Unary(op, a) => {
-                if wants(a, lo) {
+                if let Some(fresh) = wants(a, lo, true) {
                     let x = &vals[range(a)];
                     let ga = &mut lo[range(a)];
-                    let it = ga.iter_mut().zip(g).zip(x.iter().zip(y));
+                    if let UnOp::Scale(c) = op {
+                        put_each(ga, fresh, |o| c * g[o]);
+                        return;
+                    }
+                    // `f` is a plain function of (g, x, y); each call below inlines its own.
+                    let mut put =
+                        |f: fn(f64, f64, f64) -> f64| put_each(ga, fresh, |o| f(g[o], x[o], y[o]));
                     match op {
-                        UnOp::Neg => it.for_each(|((d, &g), _)| *d -= g),
-                        UnOp::Scale(c) => it.for_each(|((d, &g), _)| *d += c * g),
-                        UnOp::Shift(_) => it.for_each(|((d, &g), _)| *d += g),
-                        UnOp::Exp => it.for_each(|((d, &g), (_, &y))| *d += g * y),
-                        UnOp::Log => it.for_each(|((d, &g), (&x, _))| *d += g / x),
-                        UnOp::Tanh => it.for_each(|((d, &g), (_, &y))| *d += g * (1.0 - y * y)),
-                        UnOp::Square => it.for_each(|((d, &g), (&x, _))| *d += 2.0 * g * x),
-                        UnOp::Sqrt => it.for_each(|((d, &g), (_, &y))| *d += 0.5 * g / y),
+                        UnOp::Neg => put(|g, _, _| -g),
+                        UnOp::Scale(_) => unreachable!("handled above"),
+                        UnOp::Shift(_) => put(|g, _, _| g),
+                        UnOp::Exp => put(|g, _, y| g * y),
+                        UnOp::Log => put(|g, x, _| g / x),
+                        UnOp::Tanh => put(|g, _, y| g * (1.0 - y * y)),
+                        UnOp::Square => put(|g, x, _| 2.0 * g * x),
+                        UnOp::Sqrt => put(|g, _, y| 0.5 * g / y),
                     }
                 }
             }
@@ -103,10 +135,13 @@ impl Tape {
                 let gm = |bi: usize| {
                     crate::gemm::MatRef::rows(&g[bi * d.m * d.n..(bi + 1) * d.m * d.n], d.n)
                 };
-                if wants(a, lo) {
-                    // d op(A) = G op(B)^T, written through op(A)'s own strides.
+                if let Some(fresh) = wants(a, lo, true) {
+                    // d op(A) = G op(B)^T, written through op(A)'s own strides. The batch's
+                    // slices cover the region once, or (a shared operand, stride 0) are one
+                    // slice that every batch entry adds to.
                     let ga = &mut lo[range(a)];
                     for bi in 0..d.batch {
+                        let add = !fresh || (d.sa == 0 && bi > 0);
                         let opa = d.op_a(x, bi, ta);
                         let s = bi * d.sa;
                         let c = MatMut {
@@ -114,13 +149,14 @@ impl Tape {
                             rs: opa.rs,
                             cs: opa.cs,
                         };
-                        gemm.run((d.m, d.k, d.n), gm(bi), d.op_b(z, bi, tb).t(), c, true);
+                        gemm.run((d.m, d.k, d.n), gm(bi), d.op_b(z, bi, tb).t(), c, add);
                     }
                 }
-                if wants(b, lo) {
+                if let Some(fresh) = wants(b, lo, true) {
                     // d op(B) = op(A)^T G.
                     let gb = &mut lo[range(b)];
                     for bi in 0..d.batch {
+                        let add = !fresh || (d.sb == 0 && bi > 0);
                         let opb = d.op_b(z, bi, tb);
                         let s = bi * d.sb;
                         let c = MatMut {
@@ -128,7 +164,7 @@ impl Tape {
                             rs: opb.rs,
                             cs: opb.cs,
                         };
-                        gemm.run((d.k, d.n, d.m), d.op_a(x, bi, ta).t(), gm(bi), c, true);
+                        gemm.run((d.k, d.n, d.m), d.op_a(x, bi, ta).t(), gm(bi), c, add);
                     }
                 }
             }
@@ -136,7 +172,7 @@ impl Tape {
                 let (fan_in, fan_out) = (shape(w).dim(0), shape(w).dim(1));
                 let rows = shape(x).numel() / fan_in;
                 let gm = crate::gemm::MatRef::rows(g, fan_out);
-                if wants(x, lo) {
+                if let Some(fresh) = wants(x, lo, true) {
                     // dX = G W^T
                     let c = MatMut {
                         data: &mut lo[range(x)],
@@ -144,9 +180,9 @@ impl Tape {
                         cs: 1,
                     };
                     let wt = crate::gemm::MatRef::rows(&vals[range(w)], fan_out).t();
-                    gemm.run((rows, fan_in, fan_out), gm, wt, c, true);
+                    gemm.run((rows, fan_in, fan_out), gm, wt, c, !fresh);
                 }
-                if wants(w, lo) {
+                if let Some(fresh) = wants(w, lo, true) {
                     // dW = X^T G
                     let c = MatMut {
                         data: &mut lo[range(w)],
@@ -154,10 +190,10 @@ impl Tape {
                         cs: 1,
                     };
                     let xt = crate::gemm::MatRef::rows(&vals[range(x)], fan_in).t();
-                    gemm.run((fan_in, fan_out, rows), xt, gm, c, true);
+                    gemm.run((fan_in, fan_out, rows), xt, gm, c, !fresh);
                 }
                 if let Some(b) = b {
-                    if wants(b, lo) {
+                    if wants(b, lo, false).is_some() {
                         let gb = &mut lo[range(b)];
                         for row in g.chunks_exact(fan_out) {
                             for (d, &e) in gb.iter_mut().zip(row) {
@@ -168,7 +204,7 @@ impl Tape {
                 }
             }
             Op::Transpose(a) => {
-                if wants(a, lo) {
+                if wants(a, lo, false).is_some() {
                     let s = shape(a);
                     let r = s.rank();
                     let (rows, cols) = (s.dim(r - 2), s.dim(r - 1));
@@ -191,12 +227,16 @@ impl Tape {
                 let mut cum = 0;
                 for &j in &operands[start as usize..(start + len) as usize] {
                     let w = shape(j).dim(axis) * inner;
-                    if wants(j, lo) {
+                    // Each operand's gradient is its own part of g, read once.
+                    if let Some(fresh) = wants(j, lo, true) {
                         let gj = &mut lo[range(j)];
                         for o in 0..outer {
                             let s = o * total * inner + cum;
-                            for (d, &e) in gj[o * w..(o + 1) * w].iter_mut().zip(&g[s..s + w]) {
-                                *d += e;
+                            let (dst, src) = (&mut gj[o * w..(o + 1) * w], &g[s..s + w]);
+                            if fresh {
+                                dst.copy_from_slice(src);
+                            } else {
+                                dst.iter_mut().zip(src).for_each(|(d, &e)| *d += e);
                             }
                         }
                     }
@@ -209,7 +249,7 @@ impl Tape {
                 start,
                 len,
             } => {
-                if wants(x, lo) {
+                if wants(x, lo, false).is_some() {
                     let (outer, n, inner) = shape(x).split_at_axis(axis as usize);
                     let w = len as usize * inner;
                     let gx = &mut lo[range(x)];
@@ -222,7 +262,7 @@ impl Tape {
                 }
             }
             Op::Sum { x, axis, scale } => {
-                if wants(x, lo) {
+                if wants(x, lo, false).is_some() {
                     let gx = &mut lo[range(x)];
                     match axis {
                         None => {
@@ -245,7 +285,7 @@ impl Tape {
                 }
             }
             Op::Softmax { x, axis, .. } => {
-                if wants(x, lo) {
+                if wants(x, lo, false).is_some() {
                     let s = shape(x);
                     let dims = s.padded();
                     let ax = axis as usize + MAX_RANK - s.rank();
@@ -279,9 +319,9 @@ impl Tape {
                 }
             }
             Op::Project { f, w } => {
-                if wants(f, lo) {
+                if let Some(fresh) = wants(f, lo, true) {
                     let s = shape(f).last();
-                    project_rows(&mut lo[range(f)], g, &vals[range(w)], s, true);
+                    project_rows(&mut lo[range(f)], g, &vals[range(w)], s, !fresh);
                 }
             }
         }
@@ -293,6 +333,26 @@ pub(crate) fn storage_root(op: Op, j: u32) -> u32 {
     match op {
         Op::Alias(root) => root,
         _ => j,
+    }
+}
+
+/// `d[o] = f(o)` for every element.
+#[inline(always)]
+fn set_each(d: &mut [f64], f: impl Fn(usize) -> f64) {
+    for (o, v) in d.iter_mut().enumerate() {
+        *v = f(o);
+    }
+}
+
+/// `d[o] = f(o)` when `fresh` (the region's first touch), else `d[o] += f(o)`.
+#[inline(always)]
+fn put_each(d: &mut [f64], fresh: bool, f: impl Fn(usize) -> f64) {
+    if fresh {
+        set_each(d, f);
+    } else {
+        for (o, v) in d.iter_mut().enumerate() {
+            *v += f(o);
+        }
     }
 }
 

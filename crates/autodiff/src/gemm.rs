@@ -58,6 +58,30 @@ pub(crate) struct MatMut<'a> {
     pub cs: usize,
 }
 
+/// How a product's result meets what C held before.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Write<'a> {
+    /// `C = A B`.
+    Set,
+    /// `C += A B` (gradient accumulation).
+    Add,
+    /// `C = A B + 1 bias^T`: a linear layer's bias (one per column) added in the
+    /// write-back, instead of a pass that first fills every row of C with it.
+    Bias(&'a [f64]),
+}
+
+impl Write<'_> {
+    /// The new value of `C[i][j]` from its old value and the product's `v`.
+    #[inline(always)]
+    fn put(self, old: f64, v: f64, j: usize) -> f64 {
+        match self {
+            Write::Set => v,
+            Write::Add => old + v,
+            Write::Bias(b) => v + b[j],
+        }
+    }
+}
+
 /// Which micro-kernel build to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
@@ -131,31 +155,44 @@ impl Gemm {
     /// `C = A B` (or `C += A B` when `accumulate`), with A `m x k`, B `k x n`, C `m x n`.
     pub fn run(
         &mut self,
-        (m, n, k): (usize, usize, usize),
+        mnk: (usize, usize, usize),
         a: MatRef<'_>,
         b: MatRef<'_>,
         c: MatMut<'_>,
         accumulate: bool,
     ) {
+        let w = if accumulate { Write::Add } else { Write::Set };
+        self.run_with(mnk, a, b, c, w)
+    }
+
+    /// `C (+)= A B` written as `w` says; a [`Write::Bias`] holds `n` values.
+    pub fn run_with(
+        &mut self,
+        (m, n, k): (usize, usize, usize),
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        c: MatMut<'_>,
+        w: Write<'_>,
+    ) {
         if m == 0 || n == 0 {
             return;
         }
         // A column-major C (as gradients of transposed operands are) is solved as the
-        // transposed problem C^T = B^T A^T, whose output rows are contiguous.
-        if c.cs != 1 && c.rs == 1 {
+        // transposed problem C^T = B^T A^T, whose output rows are contiguous. (A bias is
+        // per column of C, so a biased product keeps its orientation.)
+        if c.cs != 1 && c.rs == 1 && !matches!(w, Write::Bias(_)) {
             let ct = MatMut {
                 data: c.data,
                 rs: c.cs,
                 cs: 1,
             };
-            return self.run((n, m, k), b.t(), a.t(), ct, accumulate);
+            return self.run_with((n, m, k), b.t(), a.t(), ct, w);
         }
         if k == 0 {
-            if !accumulate {
-                for i in 0..m {
-                    for j in 0..n {
-                        c.data[i * c.rs + j * c.cs] = 0.0;
-                    }
+            for i in 0..m {
+                for j in 0..n {
+                    let cij = &mut c.data[i * c.rs + j * c.cs];
+                    *cij = w.put(*cij, 0.0, j);
                 }
             }
             return;
@@ -172,15 +209,15 @@ impl Gemm {
         let (pa, pb) = (&mut self.pa[..], &mut self.pb[..]);
         let mnk = (m, n, k);
         match self.kernel {
-            Kernel::Generic => gemm_impl::<false, 4, 8>(pa, pb, mnk, a, b, c, accumulate),
+            Kernel::Generic => gemm_impl::<false, 4, 8>(pa, pb, mnk, a, b, c, w),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::Avx2Fma` is only constructed by `Kernel::detect` after
             // `is_x86_feature_detected!` confirmed AVX2 and FMA on this CPU.
-            Kernel::Avx2Fma => unsafe { gemm_avx2_fma(pa, pb, mnk, a, b, c, accumulate) },
+            Kernel::Avx2Fma => unsafe { gemm_avx2_fma(pa, pb, mnk, a, b, c, w) },
             #[cfg(ionode_avx512)]
             // SAFETY: `Kernel::Avx512` is only constructed by `Kernel::detect` after
             // `is_x86_feature_detected!("avx512f")` on this CPU.
-            Kernel::Avx512 => unsafe { gemm_avx512(pa, pb, mnk, a, b, c, accumulate) },
+            Kernel::Avx512 => unsafe { gemm_avx512(pa, pb, mnk, a, b, c, w) },
         }
     }
 }
@@ -194,9 +231,9 @@ fn gemm_avx2_fma(
     a: MatRef<'_>,
     b: MatRef<'_>,
     c: MatMut<'_>,
-    accumulate: bool,
+    w: Write<'_>,
 ) {
-    gemm_impl::<true, 6, 8>(pa, pb, mnk, a, b, c, accumulate)
+    gemm_impl::<true, 6, 8>(pa, pb, mnk, a, b, c, w)
 }
 
 #[cfg(ionode_avx512)]
@@ -208,9 +245,9 @@ fn gemm_avx512(
     a: MatRef<'_>,
     b: MatRef<'_>,
     c: MatMut<'_>,
-    accumulate: bool,
+    w: Write<'_>,
 ) {
-    gemm_impl::<true, 8, 8>(pa, pb, mnk, a, b, c, accumulate)
+    gemm_impl::<true, 8, 8>(pa, pb, mnk, a, b, c, w)
 }
 
 #[inline(always)]
@@ -221,17 +258,19 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
     a: MatRef<'_>,
     b: MatRef<'_>,
     c: MatMut<'_>,
-    accumulate: bool,
+    w: Write<'_>,
 ) {
     // Tiny products (per-sample attention, 7 x 16 x 7) lose more to packing than they gain:
-    // compute them directly. (Measured: widening this to thin or narrow products is slower.)
+    // compute them directly, in 4 x 8 register tiles (`gemm_peer` times each shape).
     if m * n * k <= SMALL {
-        // (Rows shorter than one SIMD register are faster through the packed path.)
         if c.cs == 1 && b.cs == 1 && n >= 8 {
-            return small_axpy::<FMA>((m, n, k), a, b, c, accumulate);
+            return small_axpy::<FMA>((m, n, k), a, b, c, w);
+        }
+        if n <= 8 && pb.len() >= 8 * k {
+            return small_narrow::<FMA>(pb, (m, n, k), a, b, c, w);
         }
         if a.cs == 1 && b.rs == 1 {
-            return small_dot::<FMA>((m, n, k), a, b, c, accumulate);
+            return small_dot::<FMA>((m, n, k), a, b, c, w);
         }
     }
     for jc in (0..n).step_by(NC) {
@@ -239,7 +278,8 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             pack_b::<NR>(pb, b, pc, kc, jc, nc);
-            let overwrite = pc == 0 && !accumulate;
+            // Only the first depth block meets C's old values; the rest add to it.
+            let wr = if pc == 0 { w } else { Write::Add };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 pack_a::<MR>(pa, a, ic, mc, pc, kc);
@@ -252,7 +292,7 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
                         let tile = micro::<FMA, MR, NR>(ap, bp);
                         let i0 = ic + r * MR;
                         let mr = MR.min(ic + mc - i0);
-                        store(&tile, c.data, c.rs, c.cs, i0, j0, mr, nr, overwrite);
+                        store(&tile, c.data, c.rs, c.cs, i0, j0, mr, nr, wr);
                     }
                 }
             }
@@ -272,28 +312,122 @@ fn fma<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     }
 }
 
-/// `C (+)= A B` row by row as axpys over contiguous rows of B and C.
+/// `C (+)= A B` for a small product whose B is stored as contiguous rows (`brs` apart) of
+/// at least `8 * blocks` columns: every 4-row x 8-column tile of C is held in registers
+/// across the whole depth, so four independent FMA chains run at once and nothing is
+/// packed. Only the first `n` columns and `m` rows are written (a last partial row group
+/// recomputes row `m - 1` and discards it). Used for the per-sample attention products.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn small_tiles<const FMA: bool>(
+    bsrc: &[f64],
+    brs: usize,
+    blocks: usize,
+    (m, n, k): (usize, usize, usize),
+    a: MatRef<'_>,
+    c: &mut MatMut<'_>,
+    w: Write<'_>,
+) {
+    for i0 in (0..m).step_by(4) {
+        let rows = 4.min(m - i0);
+        let ri: [usize; 4] = std::array::from_fn(|r| (i0 + r).min(m - 1));
+        for q in 0..blocks {
+            let j0 = q * 8;
+            let mut acc = [[0.0; 8]; 4];
+            for p in 0..k {
+                let s = p * brs + j0;
+                let brow: &[f64; 8] = (&bsrc[s..s + 8]).try_into().expect("8 columns");
+                for r in 0..4 {
+                    let air = a.at(ri[r], p);
+                    for l in 0..8 {
+                        acc[r][l] = fma::<FMA>(air, brow[l], acc[r][l]);
+                    }
+                }
+            }
+            let cols = 8.min(n - j0);
+            for (r, row) in acc.iter().enumerate().take(rows) {
+                if c.cs == 1 && cols == 8 {
+                    let s = (i0 + r) * c.rs + j0;
+                    let dst: &mut [f64; 8] = (&mut c.data[s..s + 8]).try_into().expect("8");
+                    match w {
+                        Write::Set => *dst = *row,
+                        Write::Add => (0..8).for_each(|l| dst[l] += row[l]),
+                        Write::Bias(b) => {
+                            let b: &[f64; 8] = b[j0..j0 + 8].try_into().expect("8");
+                            (0..8).for_each(|l| dst[l] = row[l] + b[l]);
+                        }
+                    }
+                    continue;
+                }
+                for (l, &v) in row.iter().enumerate().take(cols) {
+                    let cij = &mut c.data[(i0 + r) * c.rs + (j0 + l) * c.cs];
+                    *cij = w.put(*cij, v, j0 + l);
+                }
+            }
+        }
+    }
+}
+
+/// `C (+)= A B` for a small product with contiguous rows of B and C: the full 8-column
+/// blocks through [`small_tiles`], the last `n % 8` columns element by element.
 #[inline(always)]
 fn small_axpy<const FMA: bool>(
     (m, n, k): (usize, usize, usize),
     a: MatRef<'_>,
     b: MatRef<'_>,
-    c: MatMut<'_>,
-    accumulate: bool,
+    mut c: MatMut<'_>,
+    w: Write<'_>,
 ) {
+    let full = n - n % 8;
+    small_tiles::<FMA>(b.data, b.rs, full / 8, (m, full, k), a, &mut c, w);
     for i in 0..m {
-        let crow = &mut c.data[i * c.rs..i * c.rs + n];
-        if !accumulate {
-            crow.fill(0.0);
+        for j in full..n {
+            let mut acc = 0.0;
+            for p in 0..k {
+                acc = fma::<FMA>(a.at(i, p), b.data[p * b.rs + j], acc);
+            }
+            let cij = &mut c.data[i * c.rs + j];
+            *cij = w.put(*cij, acc, j);
         }
-        for p in 0..k {
-            let aip = a.at(i, p);
-            let brow = &b.data[p * b.rs..p * b.rs + n];
-            for (cj, &bj) in crow.iter_mut().zip(brow) {
-                *cj = fma::<FMA>(aip, bj, *cj);
+    }
+}
+
+/// `C (+)= A B` for a small product with at most 8 columns in any layout (attention scores
+/// `Q K^T` read B transposed): B is copied into `bt` (`k x 8`, zero padded), then
+/// [`small_tiles`]. (Dot products would end each of the `m n` entries with a horizontal
+/// reduction.)
+#[inline(always)]
+fn small_narrow<const FMA: bool>(
+    bt: &mut [f64],
+    (m, n, k): (usize, usize, usize),
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    mut c: MatMut<'_>,
+    w: Write<'_>,
+) {
+    let bt = &mut bt[..8 * k];
+    if b.rs == 1 {
+        // B^T stored row-major (`Q K^T`): each column of B is a contiguous slice.
+        for j in 0..8 {
+            if j < n {
+                let col = &b.data[j * b.cs..j * b.cs + k];
+                for (p, &v) in col.iter().enumerate() {
+                    bt[p * 8 + j] = v;
+                }
+            } else {
+                for p in 0..k {
+                    bt[p * 8 + j] = 0.0;
+                }
+            }
+        }
+    } else {
+        for (p, row) in bt.chunks_exact_mut(8).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if j < n { b.at(p, j) } else { 0.0 };
             }
         }
     }
+    small_tiles::<FMA>(bt, 8, 1, (m, n, k), a, &mut c, w);
 }
 
 /// `C (+)= A B` as dot products of contiguous rows of A with contiguous columns of B.
@@ -303,7 +437,7 @@ fn small_dot<const FMA: bool>(
     a: MatRef<'_>,
     b: MatRef<'_>,
     c: MatMut<'_>,
-    accumulate: bool,
+    w: Write<'_>,
 ) {
     for i in 0..m {
         let arow = &a.data[i * a.rs..i * a.rs + k];
@@ -324,7 +458,7 @@ fn small_dot<const FMA: bool>(
             let d =
                 ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
             let cij = &mut c.data[i * c.rs + j * c.cs];
-            *cij = if accumulate { *cij + d } else { d };
+            *cij = w.put(*cij, d, j);
         }
     }
 }
@@ -359,24 +493,30 @@ fn store<const MR: usize, const NR: usize>(
     j0: usize,
     mr: usize,
     nr: usize,
-    overwrite: bool,
+    w: Write<'_>,
 ) {
-    for (i, row) in tile.iter().enumerate().take(mr) {
-        let base = (i0 + i) * rs + j0 * cs;
-        if cs == 1 {
-            let dst = &mut c[base..base + nr];
-            if overwrite {
-                dst.copy_from_slice(&row[..nr]);
-            } else {
-                for (d, s) in dst.iter_mut().zip(row) {
-                    *d += s;
+    if cs == 1 && mr == MR && nr == NR {
+        // A full tile into row-major C: fixed-length rows, so the loads, adds and stores
+        // are whole vector registers (the general loop below runs element by element).
+        for (i, row) in tile.iter().enumerate() {
+            let base = (i0 + i) * rs + j0;
+            let dst: &mut [f64; NR] = (&mut c[base..base + NR]).try_into().expect("NR row");
+            match w {
+                Write::Set => *dst = *row,
+                Write::Add => (0..NR).for_each(|j| dst[j] += row[j]),
+                Write::Bias(b) => {
+                    let b: &[f64; NR] = b[j0..j0 + NR].try_into().expect("NR bias");
+                    (0..NR).for_each(|j| dst[j] = row[j] + b[j]);
                 }
             }
-        } else {
-            for (j, s) in row.iter().enumerate().take(nr) {
-                let d = &mut c[base + j * cs];
-                *d = if overwrite { *s } else { *d + s };
-            }
+        }
+        return;
+    }
+    for (i, row) in tile.iter().enumerate().take(mr) {
+        let base = (i0 + i) * rs + j0 * cs;
+        for (j, &s) in row.iter().enumerate().take(nr) {
+            let d = &mut c[base + j * cs];
+            *d = w.put(*d, s, j0 + j);
         }
     }
 }
@@ -409,6 +549,16 @@ fn pack_a<const MR: usize>(
             }
             continue;
         }
+        if a.rs == 1 {
+            // Column-major A (a transposed operand, as in every weight gradient `X^T G`):
+            // the MR rows of one depth are contiguous, so a panel row is one copy.
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                let s = (pc + p) * a.cs + i0;
+                dst[..rows].copy_from_slice(&a.data[s..s + rows]);
+                dst[rows..].fill(0.0);
+            }
+            continue;
+        }
         for i in 0..MR {
             let row = i0 + i;
             if i < rows {
@@ -438,6 +588,20 @@ fn pack_b<const NR: usize>(
         let panel = &mut pb[q * kc * NR..(q + 1) * kc * NR];
         let j0 = jc + q * NR;
         let nr = NR.min(jc + nc - j0);
+        if b.rs == 1 && b.cs != 1 && nr == NR {
+            // Column-major B (a transposed weight, as in every input gradient `G W^T`): read
+            // the NR columns as contiguous slices and interleave them (a small transpose).
+            let src: [&[f64]; NR] = std::array::from_fn(|j| {
+                let s = (j0 + j) * b.cs + pc;
+                &b.data[s..s + kc]
+            });
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                for j in 0..NR {
+                    dst[j] = src[j][p];
+                }
+            }
+            continue;
+        }
         for p in 0..kc {
             let dst = &mut panel[p * NR..(p + 1) * NR];
             if b.cs == 1 && nr == NR {
@@ -471,6 +635,20 @@ mod tests {
         acc: bool,
         colmajor: bool,
     ) {
+        check_write(kernel, (m, n, k), (ta, tb), acc, colmajor, false);
+        if !acc {
+            check_write(kernel, (m, n, k), (ta, tb), acc, colmajor, true);
+        }
+    }
+
+    fn check_write(
+        kernel: Kernel,
+        (m, n, k): (usize, usize, usize),
+        (ta, tb): (bool, bool),
+        acc: bool,
+        colmajor: bool,
+        with_bias: bool,
+    ) {
         let mut s = (m * 131 + n * 17 + k) as u64;
         let a: Vec<f64> = (0..m * k).map(|_| lcg(&mut s)).collect();
         let b: Vec<f64> = (0..k * n).map(|_| lcg(&mut s)).collect();
@@ -486,9 +664,15 @@ mod tests {
             MatRef::rows(&b, n)
         };
         let (rs, cs) = if colmajor { (1, m) } else { (n, 1) };
+        let bias: Vec<f64> = (0..n).map(|_| lcg(&mut s)).collect();
+        let write = match (acc, with_bias) {
+            (true, _) => Write::Add,
+            (false, true) => Write::Bias(&bias),
+            (false, false) => Write::Set,
+        };
         let mut c = c0.clone();
         let mut g = Gemm::with_kernel(kernel);
-        g.run(
+        g.run_with(
             (m, n, k),
             ar,
             br,
@@ -497,18 +681,22 @@ mod tests {
                 rs,
                 cs,
             },
-            acc,
+            write,
         );
         for i in 0..m {
             for j in 0..n {
-                let mut want = if acc { c0[i * rs + j * cs] } else { 0.0 };
+                let mut want = match write {
+                    Write::Add => c0[i * rs + j * cs],
+                    Write::Bias(b) => b[j],
+                    Write::Set => 0.0,
+                };
                 for p in 0..k {
                     want += ar.at(i, p) * br.at(p, j);
                 }
                 let got = c[i * rs + j * cs];
                 assert!(
                     (got - want).abs() < 1e-12 * (1.0 + k as f64),
-                    "{kernel:?} m{m} n{n} k{k} ta{ta} tb{tb} acc{acc} cm{colmajor} ({i},{j}): {got} vs {want}"
+                    "{kernel:?} m{m} n{n} k{k} ta{ta} tb{tb} {write:?} cm{colmajor} ({i},{j}): {got} vs {want}"
                 );
             }
         }
@@ -541,6 +729,10 @@ mod tests {
                 (7, 7, 16),
                 (16, 16, 16),
                 (17, 17, 17),
+                (7, 16, 7),
+                (5, 3, 40),
+                (2, 8, 300),
+                (6, 20, 9),
             ] {
                 for (ta, tb, acc) in [
                     (false, false, false),

@@ -145,6 +145,37 @@ pub mod __bench {
             self.run(mnk, crate::gemm::MatRef::rows(a, mnk.2), b, c, false);
         }
 
+        /// `c (+)= op(a) op(b)` for row-major buffers, `op` transposing when `ta` / `tb`
+        /// (a stored `k x m`, b stored `n x k`): every orientation the tape's backward uses.
+        #[allow(clippy::too_many_arguments)]
+        pub fn product(
+            &mut self,
+            (m, n, k): (usize, usize, usize),
+            (ta, tb): (bool, bool),
+            a: &[f64],
+            b: &[f64],
+            c: &mut [f64],
+            accumulate: bool,
+        ) {
+            use crate::gemm::MatRef;
+            let a = if ta {
+                MatRef::rows(a, m).t()
+            } else {
+                MatRef::rows(a, k)
+            };
+            let b = if tb {
+                MatRef::rows(b, k).t()
+            } else {
+                MatRef::rows(b, n)
+            };
+            let cm = crate::gemm::MatMut {
+                data: c,
+                rs: n,
+                cs: 1,
+            };
+            self.0.run((m, n, k), a, b, cm, accumulate);
+        }
+
         fn run(
             &mut self,
             (m, n, k): (usize, usize, usize),

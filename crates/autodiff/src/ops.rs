@@ -2,7 +2,7 @@
 
 use crate::error::{AdError, Result};
 use crate::fastmath;
-use crate::gemm::{MatMut, MatRef};
+use crate::gemm::{MatMut, MatRef, Write};
 use crate::shape::{Bcast, Shape, MAX_RANK};
 use crate::tape::{BinOp, Op, Tape, UnOp, Var};
 
@@ -315,23 +315,22 @@ impl Tape {
             rg,
         );
         let (src, out) = Tape::split_out(&mut self.vals, r);
-        if let Some(ib) = ib {
-            let bias = &src[self.nodes[ib as usize].range()];
-            for row in out.chunks_exact_mut(fan_out) {
-                row.copy_from_slice(bias);
-            }
-        }
+        // The bias is added in the product's write-back (no pass filling the rows first).
+        let write = match ib {
+            Some(ib) => Write::Bias(&src[self.nodes[ib as usize].range()]),
+            None => Write::Set,
+        };
         let c = MatMut {
             data: out,
             rs: fan_out,
             cs: 1,
         };
-        self.gemm.run(
+        self.gemm.run_with(
             (rows, fan_out, fan_in),
             MatRef::rows(&src[nx.range()], fan_in),
             MatRef::rows(&src[nw.range()], fan_out),
             c,
-            ib.is_some(),
+            write,
         );
         Ok(v)
     }
