@@ -230,13 +230,21 @@ impl Tape {
                     // Each operand's gradient is its own part of g, read once.
                     if let Some(fresh) = wants(j, lo, true) {
                         let gj = &mut lo[range(j)];
-                        for o in 0..outer {
-                            let s = o * total * inner + cum;
-                            let (dst, src) = (&mut gj[o * w..(o + 1) * w], &g[s..s + w]);
-                            if fresh {
-                                dst.copy_from_slice(src);
-                            } else {
-                                dst.iter_mut().zip(src).for_each(|(d, &e)| *d += e);
+                        if w == 1 {
+                            // One element per row: a strided read (see the forward).
+                            for (o, d) in gj.iter_mut().enumerate() {
+                                let e = g[o * total * inner + cum];
+                                *d = if fresh { e } else { *d + e };
+                            }
+                        } else {
+                            for o in 0..outer {
+                                let s = o * total * inner + cum;
+                                let (dst, src) = (&mut gj[o * w..(o + 1) * w], &g[s..s + w]);
+                                if fresh {
+                                    dst.copy_from_slice(src);
+                                } else {
+                                    dst.iter_mut().zip(src).for_each(|(d, &e)| *d += e);
+                                }
                             }
                         }
                     }

@@ -441,9 +441,17 @@ impl Tape {
             let n = self.nodes[ix as usize];
             let w = n.shape.dim(axis) * inner;
             let x = &src[n.range()];
-            for o in 0..outer {
-                let d = o * total * inner + cum;
-                out[d..d + w].copy_from_slice(&x[o * w..(o + 1) * w]);
+            if w == 1 {
+                // One element per row (a token's features): a strided gather, not a
+                // `memcpy` call per element.
+                for (o, &v) in x.iter().enumerate() {
+                    out[o * total * inner + cum] = v;
+                }
+            } else {
+                for o in 0..outer {
+                    let d = o * total * inner + cum;
+                    out[d..d + w].copy_from_slice(&x[o * w..(o + 1) * w]);
+                }
             }
             cum += w;
         }

@@ -50,6 +50,11 @@ fn graph(t: &mut Tape, v: &[Vec<f64>]) -> Result<(Var, Vec<Var>)> {
     let part = t.slice(flat, 1, 2, s)?;
     let f = t.project_orthogonal(part, dir)?;
     let both = t.concat(&[f, part], 1)?;
+    // One element per row and operand, as the model's token features are joined.
+    let (f3, part3) = (t.reshape(f, &[b, s, 1])?, t.reshape(part, &[b, s, 1])?);
+    let tokens = t.concat(&[f3, part3, f3], 2)?;
+    let tokens = t.reshape(tokens, &[b, 3 * s])?;
+    let both = t.concat(&[both, tokens], 1)?;
     let both = t.square(both)?;
     let rows = t.sum_axis(both, 1)?;
     let loss = t.mean(rows)?;
