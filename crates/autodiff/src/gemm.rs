@@ -262,16 +262,21 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
 ) {
     // Tiny products (per-sample attention, 7 x 16 x 7) lose more to packing than they gain:
     // compute them directly, in 4 x 8 register tiles (`gemm_peer` times each shape).
-    if m * n * k <= SMALL {
+    let tiny = m * n * k <= SMALL;
+    // A weight gradient `X^T G` with fewer rows than one packed panel (the token
+    // embedding's 4): packing would copy both operands per depth block for half-empty
+    // tiles. (Measured: at 16 rows the packed path is faster.)
+    let thin_m = m <= 8 && a.rs == 1;
+    if tiny || k <= THIN_K || thin_m {
         if c.cs == 1 && b.cs == 1 && n >= 8 {
             return small_axpy::<FMA>((m, n, k), a, b, c, w);
         }
         if n <= 8 && pb.len() >= 8 * k {
             return small_narrow::<FMA>(pb, (m, n, k), a, b, c, w);
         }
-        if a.cs == 1 && b.rs == 1 {
-            return small_dot::<FMA>((m, n, k), a, b, c, w);
-        }
+    }
+    if tiny && a.cs == 1 && b.rs == 1 {
+        return small_dot::<FMA>((m, n, k), a, b, c, w);
     }
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
@@ -303,6 +308,10 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
 /// Products with `m * n * k` at most this go through the unpacked paths.
 const SMALL: usize = 4096;
 
+/// Products this shallow (token embedding K = 4, Q/K/V K = 16) go through the unpacked
+/// paths whatever their size: packing A would cost as much as the product.
+const THIN_K: usize = 16;
+
 #[inline(always)]
 fn fma<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     if FMA {
@@ -312,11 +321,15 @@ fn fma<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     }
 }
 
+/// Rows of C per register tile of the unpacked paths: eight independent FMA chains, enough
+/// to keep two FMA units busy at a latency of four cycles.
+const TR: usize = 4;
+
 /// `C (+)= A B` for a small product whose B is stored as contiguous rows (`brs` apart) of
-/// at least `8 * blocks` columns: every 4-row x 8-column tile of C is held in registers
-/// across the whole depth, so four independent FMA chains run at once and nothing is
-/// packed. Only the first `n` columns and `m` rows are written (a last partial row group
-/// recomputes row `m - 1` and discards it). Used for the per-sample attention products.
+/// at least `8 * blocks` columns: every `TR`-row x 8-column tile of C is held in registers
+/// across the whole depth and nothing is packed. Only the first `n` columns and `m` rows
+/// are written (a last partial row group recomputes row `m - 1` and discards it). Used for
+/// the per-sample attention products and for products of depth at most `THIN_K`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn small_tiles<const FMA: bool>(
@@ -349,16 +362,16 @@ fn small_tiles_with<const FMA: bool>(
     c: &mut MatMut<'_>,
     put: impl Fn(f64, f64, usize) -> f64,
 ) {
-    for i0 in (0..m).step_by(4) {
-        let rows = 4.min(m - i0);
-        let ri: [usize; 4] = std::array::from_fn(|r| (i0 + r).min(m - 1));
+    for i0 in (0..m).step_by(TR) {
+        let rows = TR.min(m - i0);
+        let ri: [usize; TR] = std::array::from_fn(|r| (i0 + r).min(m - 1));
         for q in 0..blocks {
             let j0 = q * 8;
-            let mut acc = [[0.0; 8]; 4];
+            let mut acc = [[0.0; 8]; TR];
             for p in 0..k {
                 let s = p * brs + j0;
                 let brow: &[f64; 8] = (&bsrc[s..s + 8]).try_into().expect("8 columns");
-                for r in 0..4 {
+                for r in 0..TR {
                     let air = a.at(ri[r], p);
                     for l in 0..8 {
                         acc[r][l] = fma::<FMA>(air, brow[l], acc[r][l]);
@@ -583,8 +596,14 @@ fn pack_a<const MR: usize>(
             // the MR rows of one depth are contiguous, so a panel row is one copy.
             for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
                 let s = (pc + p) * a.cs + i0;
-                dst[..rows].copy_from_slice(&a.data[s..s + rows]);
-                dst[rows..].fill(0.0);
+                if rows == MR {
+                    // Fixed length: register moves, not a `memcpy` call per depth.
+                    let dst: &mut [f64; MR] = dst.try_into().expect("MR panel row");
+                    *dst = a.data[s..s + MR].try_into().expect("MR rows");
+                } else {
+                    dst[..rows].copy_from_slice(&a.data[s..s + rows]);
+                    dst[rows..].fill(0.0);
+                }
             }
             continue;
         }
@@ -635,7 +654,8 @@ fn pack_b<const NR: usize>(
             let dst = &mut panel[p * NR..(p + 1) * NR];
             if b.cs == 1 && nr == NR {
                 let s = (pc + p) * b.rs + j0;
-                dst.copy_from_slice(&b.data[s..s + NR]);
+                let dst: &mut [f64; NR] = dst.try_into().expect("NR panel row");
+                *dst = b.data[s..s + NR].try_into().expect("NR columns");
             } else {
                 for (j, d) in dst.iter_mut().enumerate() {
                     *d = if j < nr { b.at(pc + p, j0 + j) } else { 0.0 };
@@ -762,6 +782,10 @@ mod tests {
                 (5, 3, 40),
                 (2, 8, 300),
                 (6, 20, 9),
+                (300, 16, 4),
+                (300, 4, 16),
+                (70, 20, 7),
+                (90, 64, 7),
             ] {
                 for (ta, tb, acc) in [
                     (false, false, false),
