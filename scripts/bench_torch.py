@@ -11,7 +11,10 @@ does); masked MSE on x(t) against c_p/c_scale (c_p = 0.5 c_f: the target does no
 cost); backward; one Adam step (lr 1e-3).
 
 Two integrators: a hand-written RK4 and torchdiffeq.odeint(method="rk4", step_size=1/16)
-(torchdiffeq's "rk4" is the 3/8-rule variant: also 4 field evaluations per step).
+(torchdiffeq's "rk4" is the 3/8-rule variant: also 4 field evaluations per step). With
+`--compile`, also the hand-written RK4 under torch.compile (Inductor, default mode; the
+forward and loss are compiled, AOTAutograd compiles the backward; compilation happens in the
+untimed warm-up steps and its duration is printed).
 
 Prints the median seconds per step at batch 64, 256, 1024 and GFLOP/s with the same matmul
 FLOP count as the Rust benchmark.
@@ -140,18 +143,27 @@ def bench(integrator, b, min_time, min_reps):
     cs = model.bind(feed, mask, flux)
     target = torch.tensor(0.5 * feed) * model.m / cs
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    run = model.rk4 if integrator == "rk4" else model.odeint
+    run = model.odeint if integrator == "torchdiffeq" else model.rk4
+
+    def loss_of():
+        x = run(model.x0)
+        return ((x - target) ** 2 * model.m).sum() / model.m.sum()
+
+    if integrator == "rk4-compiled":
+        loss_of = torch.compile(loss_of)
 
     def step():
         opt.zero_grad(set_to_none=False)
-        x = run(model.x0)
-        loss = ((x - target) ** 2 * model.m).sum() / model.m.sum()
+        loss = loss_of()
         loss.backward()
         opt.step()
         return loss.item()
 
+    t0 = time.perf_counter()
     step()
     step()
+    if integrator == "rk4-compiled":
+        print(f"  (torch.compile at batch {b}: {time.perf_counter() - t0:.1f} s for the first two steps)")
     times = []
     start = time.perf_counter()
     while len(times) < min_reps or time.perf_counter() - start < min_time:
@@ -168,10 +180,16 @@ def main():
     p.add_argument("--min-reps", type=int, default=10)
     p.add_argument("--threads", type=int, default=1,
                    help="intra-op threads (read by scripts/bench-torch, which sets them up)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the hand-written RK4 under torch.compile")
+    p.add_argument("--integrators", nargs="+", default=None,
+                   choices=["rk4", "torchdiffeq", "rk4-compiled"],
+                   help="which integrators to time (default: rk4 torchdiffeq, + rk4-compiled with --compile)")
     a = p.parse_args()
     print(f"torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, threads {torch.get_num_threads()}, float64")
     print(f"{matmul_flops(1)} matmul FLOP per sample and step")
-    for integrator in ["rk4", "torchdiffeq"]:
+    integrators = a.integrators or (["rk4", "torchdiffeq"] + (["rk4-compiled"] if a.compile else []))
+    for integrator in integrators:
         for b in a.batches:
             med, n = bench(integrator, b, a.min_time, a.min_reps)
             print(f"train_step torch-{integrator} batch {b}: median {med:.6f} s/step "

@@ -31,14 +31,19 @@
 //!   ([`ParamStore::values_and_grads_mut`]).
 //! * **Speed.** Matrix products use the crate's own GEMM (packed panels, register tiles,
 //!   AVX-512 / AVX2+FMA copies chosen at run time, arbitrary strides so transposes in
-//!   backward are free, accumulate-into-output for gradients) because ndarray's `dot`
-//!   (matrixmultiply) allocates a packing buffer on every call. On the MLP's shapes it is
-//!   as fast as ndarray's `general_mat_mul` (see `benches/compare.rs`). `tanh` and `exp` are
-//!   branch-free vectorised Cephes approximations (a few ulp; [`fastmath`]); `tanh` is about
-//!   12x faster than libm's.
-//! * **Gradients zeroed on first touch.** Backward zeroes an input's gradient region just
-//!   before the first accumulation into it (cache-hot), not in one sweep over the arena;
-//!   nodes the sweep never reaches are zeroed at the end, so every gradient read is exact.
+//!   backward are free, accumulate-into-output for gradients, a linear layer's bias added
+//!   in the write-back) because ndarray's `dot` (matrixmultiply) and the `gemm` crate
+//!   allocate on every call. Tiny and shallow products (per-sample attention, K <= 16) skip
+//!   packing and run in 4 x 8 register tiles. `benches/gemm_peer.rs` times every product of
+//!   the model's training step against the `gemm` crate. `tanh` and `exp` are branch-free
+//!   vectorised Cephes approximations (a few ulp; [`fastmath`]); `tanh` is about 12x faster
+//!   than libm's.
+//! * **Gradients written on first touch.** Backward initialises an input's gradient region
+//!   when it first reaches it (cache-hot), not in one sweep over the arena: a rule that
+//!   writes every element of the region (products, element-wise ops without broadcasting,
+//!   concatenation, projection) stores instead of adding, the others zero it first; nodes
+//!   the sweep never reaches are zeroed at the end, so every gradient read is exact
+//!   (`tests/reuse.rs`: a reused tape gives a new tape's gradients bit for bit).
 //! * **Errors at recording time.** Every op checks shapes when it is recorded and returns
 //!   [`AdError`] naming the op and both shapes; a failed op records nothing.
 //!

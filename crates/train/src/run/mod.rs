@@ -87,7 +87,7 @@ pub fn predict_neural(
     predict_neural_on(model, store, samples, 1)
 }
 
-/// [`predict_neural`] with its fixed chunks of 512 rows on `threads` threads, each chunk on
+/// [`predict_neural`] with its fixed chunks of 512 rows on `threads` threads, each thread on
 /// its own tape: the same bits at any thread count.
 pub fn predict_neural_on(
     model: &Model,
@@ -103,26 +103,10 @@ pub fn predict_neural_on(
             .predict_with(tape, store, &Batch::new(b.feed, b.mask, b.flux))
             .map(|p| p.permeate_mol_m3)
     };
-    let predicted: Vec<Result<Array2<f64>, ionode_model::ModelError>> =
-        if threads > 1 && chunks.len() > 1 {
-            use rayon::prelude::*;
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| {
-                    TrainError::invalid("threads", threads, format!("a pool that starts ({e})"))
-                })?;
-            pool.install(|| {
-                chunks
-                    .par_iter()
-                    .with_max_len(1)
-                    .map_init(Tape::new, |tape, chunk| one(chunk, tape))
-                    .collect()
-            })
-        } else {
-            let mut tape = Tape::new();
-            chunks.iter().map(|chunk| one(chunk, &mut tape)).collect()
-        };
+    // One tape per thread, reused across its chunks (a tape per chunk would grow a fresh
+    // arena of tens of MB for each of them).
+    let mut pool = crate::parallel::MicroBatches::new(None, threads.max(1))?;
+    let predicted = pool.map_tapes(chunks.len(), |i, tape| one(chunks[i], tape));
     let mut out = Array2::zeros(samples.feed_mol_m3.dim());
     for (chunk, pred) in chunks.iter().zip(predicted) {
         let pred = pred?;
