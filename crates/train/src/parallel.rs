@@ -93,7 +93,7 @@ impl MicroBatches {
             (t..n).step_by(threads).map(|i| (i, f(i, tape))).collect()
         };
         let parts: Vec<Vec<(usize, R)>> = match &self.pool {
-            Some(pool) => pool.install(|| {
+            Some(pool) => install(pool, || {
                 tapes
                     .par_iter_mut()
                     .with_max_len(1)
@@ -202,6 +202,24 @@ fn every_part_weighs(batch: &Batch, micro: usize) -> bool {
 
 /// Runs `f` on every worker with its index, on the pool if there is one: the results in
 /// worker order, or the first error in worker order.
+/// `pool.install(op)`, but never stealing work of another pool while it waits.
+///
+/// Called from a worker of another rayon pool (a sweep's runs), `install` keeps that worker
+/// busy with the outer pool's jobs until `op` is done. If the waiting worker holds a lock
+/// those jobs need (the sweep's shared pre-trained model is built once, under a `OnceLock`,
+/// by the first run that asks), a stolen job waits on it forever. So from a rayon worker
+/// the pool is entered from a plain scoped thread, and the worker only blocks.
+fn install<R: Send>(pool: &rayon::ThreadPool, op: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_none() {
+        return pool.install(op);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| pool.install(op))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 fn each<R, F>(
     pool: Option<&rayon::ThreadPool>,
     workers: &mut [Worker],
@@ -213,7 +231,7 @@ where
 {
     use rayon::prelude::*;
     let results: Vec<Result<R, ModelError>> = match pool {
-        Some(pool) => pool.install(|| {
+        Some(pool) => install(pool, || {
             workers
                 .par_iter_mut()
                 .with_max_len(1)
