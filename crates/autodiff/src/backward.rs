@@ -109,22 +109,15 @@ impl Tape {
                 if let Some(fresh) = wants(a, lo, true) {
                     let x = &vals[range(a)];
                     let ga = &mut lo[range(a)];
-                    if let UnOp::Scale(c) = op {
-                        put_each(ga, fresh, |o| c * g[o]);
-                        return;
-                    }
-                    // `f` is a plain function of (g, x, y); each call below inlines its own.
-                    let mut put =
-                        |f: fn(f64, f64, f64) -> f64| put_each(ga, fresh, |o| f(g[o], x[o], y[o]));
                     match op {
-                        UnOp::Neg => put(|g, _, _| -g),
-                        UnOp::Scale(_) => unreachable!("handled above"),
-                        UnOp::Shift(_) => put(|g, _, _| g),
-                        UnOp::Exp => put(|g, _, y| g * y),
-                        UnOp::Log => put(|g, x, _| g / x),
-                        UnOp::Tanh => put(|g, _, y| g * (1.0 - y * y)),
-                        UnOp::Square => put(|g, x, _| 2.0 * g * x),
-                        UnOp::Sqrt => put(|g, _, y| 0.5 * g / y),
+                        UnOp::Neg => put_each(ga, fresh, |o| -g[o]),
+                        UnOp::Scale(c) => put_each(ga, fresh, |o| c * g[o]),
+                        UnOp::Shift(_) => put_each(ga, fresh, |o| g[o]),
+                        UnOp::Exp => put_each(ga, fresh, |o| g[o] * y[o]),
+                        UnOp::Log => put_each(ga, fresh, |o| g[o] / x[o]),
+                        UnOp::Tanh => put_each(ga, fresh, |o| g[o] * (1.0 - y[o] * y[o])),
+                        UnOp::Square => put_each(ga, fresh, |o| 2.0 * g[o] * x[o]),
+                        UnOp::Sqrt => put_each(ga, fresh, |o| 0.5 * g[o] / y[o]),
                     }
                 }
             }
