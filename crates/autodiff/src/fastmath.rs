@@ -4,8 +4,8 @@
 //! that is as much time as the matmuls themselves. These versions use the Cephes rational
 //! approximations (relative error a few ulp, checked against std over wide ranges in the
 //! tests) written without branches, so a slice loop compiles to SIMD code; on x86-64 an
-//! AVX-512 or AVX2 build of the loop is picked at run time. No fused multiply-add is used, so results
-//! are bit-identical whichever build runs.
+//! AVX-512 or AVX2 build of the loop runs when the CPU has it ([`crate::isa`]). No fused
+//! multiply-add is used, so results are bit-identical whichever build runs.
 
 // Coefficients are quoted digit for digit from Cephes so they can be checked against it.
 #![allow(clippy::excessive_precision)]
@@ -104,45 +104,55 @@ pub fn tanh(x: f64) -> f64 {
     (num / den).copysign(x)
 }
 
-macro_rules! dispatch_unary {
-    ($name:ident, $f:path, $doc:literal) => {
-        #[doc = $doc]
-        pub fn $name(out: &mut [f64], x: &[f64]) {
-            #[inline(always)]
-            fn body(out: &mut [f64], x: &[f64]) {
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = $f(v);
-                }
-            }
+/// Runs `body` compiled for the current [`crate::isa::kernel_path`]: the same operations
+/// at another vector width (no fused multiply-add in any copy, so the same bits).
+macro_rules! on_kernel_path {
+    ($body:ident($($arg:ident: $ty:ty),*)) => {{
+        match crate::isa::kernel_path() {
             #[cfg(ionode_avx512)]
-            {
+            crate::isa::KernelPath::Avx512 => {
                 #[target_feature(enable = "avx512f,avx2")]
-                fn avx512(out: &mut [f64], x: &[f64]) {
-                    body(out, x)
+                fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: AVX-512F support was just confirmed on this CPU.
-                    return unsafe { avx512(out, x) };
-                }
+                // SAFETY: `kernel_path` only returns a path this CPU supports.
+                unsafe { avx512($($arg),*) }
             }
             #[cfg(target_arch = "x86_64")]
-            {
+            crate::isa::KernelPath::Avx2 => {
                 #[target_feature(enable = "avx2")]
-                fn avx2(out: &mut [f64], x: &[f64]) {
-                    body(out, x)
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: AVX2 support was just confirmed on this CPU.
-                    return unsafe { avx2(out, x) };
-                }
+                // SAFETY: as above.
+                unsafe { avx2($($arg),*) }
             }
-            body(out, x)
+            _ => $body($($arg),*),
         }
-    };
+    }};
 }
 
-dispatch_unary!(exp_slice, exp, "`out[i] = exp(x[i])` (vectorised).");
-dispatch_unary!(tanh_slice, tanh, "`out[i] = tanh(x[i])` (vectorised).");
+/// `out[i] = exp(x[i])` (vectorised).
+pub fn exp_slice(out: &mut [f64], x: &[f64]) {
+    #[inline(always)]
+    fn body(out: &mut [f64], x: &[f64]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = exp(v);
+        }
+    }
+    on_kernel_path!(body(out: &mut [f64], x: &[f64]))
+}
+
+/// `out[i] = tanh(x[i])` (vectorised).
+pub fn tanh_slice(out: &mut [f64], x: &[f64]) {
+    #[inline(always)]
+    fn body(out: &mut [f64], x: &[f64]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = tanh(v);
+        }
+    }
+    on_kernel_path!(body(out: &mut [f64], x: &[f64]))
+}
 
 /// In-place `v[i] = exp(v[i])` (vectorised).
 pub fn exp_inplace(v: &mut [f64]) {
@@ -152,29 +162,7 @@ pub fn exp_inplace(v: &mut [f64]) {
             *x = exp(*x);
         }
     }
-    #[cfg(ionode_avx512)]
-    {
-        #[target_feature(enable = "avx512f,avx2")]
-        fn avx512(v: &mut [f64]) {
-            body(v)
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F support was just confirmed on this CPU.
-            return unsafe { avx512(v) };
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        fn avx2(v: &mut [f64]) {
-            body(v)
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just confirmed on this CPU.
-            return unsafe { avx2(v) };
-        }
-    }
-    body(v)
+    on_kernel_path!(body(v: &mut [f64]))
 }
 
 #[cfg(test)]

@@ -10,8 +10,13 @@
 //! block of B into `NR`-wide column panels and an `MC x KC` block of A into `MR`-tall row
 //! panels, then run an `MR x NR` register-tile micro-kernel over the panels. The micro-kernel
 //! is plain safe Rust written so LLVM vectorises it; on x86-64, copies compiled for AVX2+FMA
-//! (6 x 8 tile) and AVX-512 (8 x 8 tile) are selected at run time. The `unsafe` here is
-//! only the call into those copies, guarded by `is_x86_feature_detected!`.
+//! (6 x 8 tile) and AVX-512 (8 x 8 tile) are selected at run time ([`crate::isa`]). Every
+//! copy computes each element of C as the same chain of fused multiply-adds in depth order,
+//! so all of them give the same bits (the tile only decides how many chains run at once).
+//! The `unsafe` here is only the call into those copies, guarded by
+//! [`KernelPath::is_available`].
+
+use crate::isa::{kernel_path, KernelPath};
 
 /// Rows of A packed at once (a multiple of 24, hence of every MR used: 4, 6, 8).
 const MC: usize = 96;
@@ -82,46 +87,12 @@ impl Write<'_> {
     }
 }
 
-/// Which micro-kernel build to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kernel {
-    /// Portable code (whatever the compile target allows).
-    Generic,
-    /// x86-64 with AVX2 and FMA, detected at run time.
-    #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-    /// x86-64 with AVX-512F, detected at run time (needs rustc >= 1.89, see build.rs).
-    #[cfg(ionode_avx512)]
-    Avx512,
-}
-
-impl Kernel {
-    /// The best kernel this CPU supports.
-    pub fn detect() -> Kernel {
-        #[cfg(ionode_avx512)]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Kernel::Avx512;
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Kernel::Avx2Fma;
-            }
-        }
-        Kernel::Generic
-    }
-}
-
 /// Reusable packing buffers; they grow to the largest problem seen and are never shrunk.
 #[derive(Debug)]
 pub(crate) struct Gemm {
     pa: Vec<f64>,
     pb: Vec<f64>,
-    kernel: Kernel,
+    kernel: KernelPath,
 }
 
 impl Default for Gemm {
@@ -129,7 +100,7 @@ impl Default for Gemm {
         Gemm {
             pa: Vec::new(),
             pb: Vec::new(),
-            kernel: Kernel::detect(),
+            kernel: kernel_path(),
         }
     }
 }
@@ -140,7 +111,7 @@ fn round_up(x: usize, to: usize) -> usize {
 
 impl Gemm {
     #[cfg(test)]
-    pub fn with_kernel(kernel: Kernel) -> Gemm {
+    pub fn with_kernel(kernel: KernelPath) -> Gemm {
         Gemm {
             kernel,
             ..Gemm::default()
@@ -209,15 +180,14 @@ impl Gemm {
         let (pa, pb) = (&mut self.pa[..], &mut self.pb[..]);
         let mnk = (m, n, k);
         match self.kernel {
-            Kernel::Generic => gemm_impl::<false, 4, 8>(pa, pb, mnk, a, b, c, w),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Kernel::Avx2Fma` is only constructed by `Kernel::detect` after
-            // `is_x86_feature_detected!` confirmed AVX2 and FMA on this CPU.
-            Kernel::Avx2Fma => unsafe { gemm_avx2_fma(pa, pb, mnk, a, b, c, w) },
+            // SAFETY: `kernel_path` and `with_kernel`'s callers only give a path that
+            // `is_available` confirmed on this CPU (AVX2 and FMA).
+            KernelPath::Avx2 => unsafe { gemm_avx2_fma(pa, pb, mnk, a, b, c, w) },
             #[cfg(ionode_avx512)]
-            // SAFETY: `Kernel::Avx512` is only constructed by `Kernel::detect` after
-            // `is_x86_feature_detected!("avx512f")` on this CPU.
-            Kernel::Avx512 => unsafe { gemm_avx512(pa, pb, mnk, a, b, c, w) },
+            // SAFETY: as above, AVX-512F, AVX2 and FMA confirmed.
+            KernelPath::Avx512 => unsafe { gemm_avx512(pa, pb, mnk, a, b, c, w) },
+            _ => gemm_impl::<4, 8>(pa, pb, mnk, a, b, c, w),
         }
     }
 }
@@ -233,7 +203,7 @@ fn gemm_avx2_fma(
     c: MatMut<'_>,
     w: Write<'_>,
 ) {
-    gemm_impl::<true, 6, 8>(pa, pb, mnk, a, b, c, w)
+    gemm_impl::<6, 8>(pa, pb, mnk, a, b, c, w)
 }
 
 #[cfg(ionode_avx512)]
@@ -247,11 +217,11 @@ fn gemm_avx512(
     c: MatMut<'_>,
     w: Write<'_>,
 ) {
-    gemm_impl::<true, 8, 8>(pa, pb, mnk, a, b, c, w)
+    gemm_impl::<8, 8>(pa, pb, mnk, a, b, c, w)
 }
 
 #[inline(always)]
-fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
+fn gemm_impl<const MR: usize, const NR: usize>(
     pa: &mut [f64],
     pb: &mut [f64],
     (m, n, k): (usize, usize, usize),
@@ -269,14 +239,14 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
     let thin_m = m <= 8 && a.rs == 1;
     if tiny || k <= THIN_K || thin_m {
         if c.cs == 1 && b.cs == 1 && n >= 8 {
-            return small_axpy::<FMA>((m, n, k), a, b, c, w);
+            return small_axpy((m, n, k), a, b, c, w);
         }
         if n <= 8 && pb.len() >= 8 * k {
-            return small_narrow::<FMA>(pb, (m, n, k), a, b, c, w);
+            return small_narrow(pb, (m, n, k), a, b, c, w);
         }
     }
     if tiny && a.cs == 1 && b.rs == 1 {
-        return small_dot::<FMA>((m, n, k), a, b, c, w);
+        return small_dot((m, n, k), a, b, c, w);
     }
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
@@ -294,7 +264,7 @@ fn gemm_impl<const FMA: bool, const MR: usize, const NR: usize>(
                     let nr = NR.min(jc + nc - j0);
                     for r in 0..mc.div_ceil(MR) {
                         let ap = &pa[r * kc * MR..(r + 1) * kc * MR];
-                        let tile = micro::<FMA, MR, NR>(ap, bp);
+                        let tile = micro::<MR, NR>(ap, bp);
                         let i0 = ic + r * MR;
                         let mr = MR.min(ic + mc - i0);
                         store(&tile, c.data, c.rs, c.cs, i0, j0, mr, nr, wr);
@@ -312,13 +282,10 @@ const SMALL: usize = 4096;
 /// paths whatever their size: packing A would cost as much as the product.
 const THIN_K: usize = 16;
 
+/// `a b + c` rounded once: the one product step of every path (see [`crate::isa`]).
 #[inline(always)]
-fn fma<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
+fn fma(a: f64, b: f64, c: f64) -> f64 {
+    a.mul_add(b, c)
 }
 
 /// Rows of C per register tile of the unpacked paths: eight independent FMA chains, enough
@@ -332,7 +299,7 @@ const TR: usize = 4;
 /// the per-sample attention products and for products of depth at most `THIN_K`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn small_tiles<const FMA: bool>(
+fn small_tiles(
     bsrc: &[f64],
     brs: usize,
     blocks: usize,
@@ -344,16 +311,16 @@ fn small_tiles<const FMA: bool>(
     // One copy of the loops per write mode: a `match` inside them keeps LLVM from holding
     // the tile in registers (measured: 2.7x slower on 7 x 16 x 7).
     match w {
-        Write::Set => small_tiles_with::<FMA>(bsrc, brs, blocks, mnk, a, c, |_, v, _| v),
-        Write::Add => small_tiles_with::<FMA>(bsrc, brs, blocks, mnk, a, c, |o, v, _| o + v),
-        Write::Bias(b) => small_tiles_with::<FMA>(bsrc, brs, blocks, mnk, a, c, |_, v, j| v + b[j]),
+        Write::Set => small_tiles_with(bsrc, brs, blocks, mnk, a, c, |_, v, _| v),
+        Write::Add => small_tiles_with(bsrc, brs, blocks, mnk, a, c, |o, v, _| o + v),
+        Write::Bias(b) => small_tiles_with(bsrc, brs, blocks, mnk, a, c, |_, v, j| v + b[j]),
     }
 }
 
 /// [`small_tiles`] for one write mode, `put(old, v, column)`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn small_tiles_with<const FMA: bool>(
+fn small_tiles_with(
     bsrc: &[f64],
     brs: usize,
     blocks: usize,
@@ -374,7 +341,7 @@ fn small_tiles_with<const FMA: bool>(
                 for r in 0..TR {
                     let air = a.at(ri[r], p);
                     for l in 0..8 {
-                        acc[r][l] = fma::<FMA>(air, brow[l], acc[r][l]);
+                        acc[r][l] = fma(air, brow[l], acc[r][l]);
                     }
                 }
             }
@@ -400,7 +367,7 @@ fn small_tiles_with<const FMA: bool>(
 /// `C (+)= A B` for a small product with contiguous rows of B and C: the full 8-column
 /// blocks through [`small_tiles`], the last `n % 8` columns element by element.
 #[inline(always)]
-fn small_axpy<const FMA: bool>(
+fn small_axpy(
     (m, n, k): (usize, usize, usize),
     a: MatRef<'_>,
     b: MatRef<'_>,
@@ -408,12 +375,12 @@ fn small_axpy<const FMA: bool>(
     w: Write<'_>,
 ) {
     let full = n - n % 8;
-    small_tiles::<FMA>(b.data, b.rs, full / 8, (m, full, k), a, &mut c, w);
+    small_tiles(b.data, b.rs, full / 8, (m, full, k), a, &mut c, w);
     for i in 0..m {
         for j in full..n {
             let mut acc = 0.0;
             for p in 0..k {
-                acc = fma::<FMA>(a.at(i, p), b.data[p * b.rs + j], acc);
+                acc = fma(a.at(i, p), b.data[p * b.rs + j], acc);
             }
             let cij = &mut c.data[i * c.rs + j];
             *cij = w.put(*cij, acc, j);
@@ -426,7 +393,7 @@ fn small_axpy<const FMA: bool>(
 /// [`small_tiles`]. (Dot products would end each of the `m n` entries with a horizontal
 /// reduction.)
 #[inline(always)]
-fn small_narrow<const FMA: bool>(
+fn small_narrow(
     bt: &mut [f64],
     (m, n, k): (usize, usize, usize),
     a: MatRef<'_>,
@@ -456,12 +423,12 @@ fn small_narrow<const FMA: bool>(
             }
         }
     }
-    small_tiles::<FMA>(bt, 8, 1, (m, n, k), a, &mut c, w);
+    small_tiles(bt, 8, 1, (m, n, k), a, &mut c, w);
 }
 
 /// `C (+)= A B` as dot products of contiguous rows of A with contiguous columns of B.
 #[inline(always)]
-fn small_dot<const FMA: bool>(
+fn small_dot(
     (m, n, k): (usize, usize, usize),
     a: MatRef<'_>,
     b: MatRef<'_>,
@@ -478,11 +445,11 @@ fn small_dot<const FMA: bool>(
             let (ar, br) = (ac.remainder(), bc.remainder());
             for (x, y) in ac.zip(bc) {
                 for l in 0..8 {
-                    acc[l] = fma::<FMA>(x[l], y[l], acc[l]);
+                    acc[l] = fma(x[l], y[l], acc[l]);
                 }
             }
             for (l, (x, y)) in ar.iter().zip(br).enumerate() {
-                acc[l] = fma::<FMA>(*x, *y, acc[l]);
+                acc[l] = fma(*x, *y, acc[l]);
             }
             let d =
                 ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
@@ -494,17 +461,14 @@ fn small_dot<const FMA: bool>(
 
 /// The register tile: `MR x NR` dot products of length `kc` over packed panels.
 #[inline(always)]
-fn micro<const FMA: bool, const MR: usize, const NR: usize>(
-    ap: &[f64],
-    bp: &[f64],
-) -> [[f64; NR]; MR] {
+fn micro<const MR: usize, const NR: usize>(ap: &[f64], bp: &[f64]) -> [[f64; NR]; MR] {
     let mut acc = [[0.0; NR]; MR];
     for (a, b) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
         let a: &[f64; MR] = a.try_into().expect("MR chunk");
         let b: &[f64; NR] = b.try_into().expect("NR chunk");
         for i in 0..MR {
             for j in 0..NR {
-                acc[i][j] = fma::<FMA>(a[i], b[j], acc[i][j]);
+                acc[i][j] = fma(a[i], b[j], acc[i][j]);
             }
         }
     }
@@ -677,7 +641,7 @@ mod tests {
     }
 
     fn check(
-        kernel: Kernel,
+        kernel: KernelPath,
         (m, n, k): (usize, usize, usize),
         ta: bool,
         tb: bool,
@@ -691,7 +655,7 @@ mod tests {
     }
 
     fn check_write(
-        kernel: Kernel,
+        kernel: KernelPath,
         (m, n, k): (usize, usize, usize),
         (ta, tb): (bool, bool),
         acc: bool,
@@ -751,52 +715,96 @@ mod tests {
         }
     }
 
+    /// Shapes of every path of `gemm_impl`: tiny, shallow, thin, packed, several depth
+    /// blocks (k > KC), several row blocks (m > MC), partial tiles.
+    const SHAPES: [(usize, usize, usize); 22] = [
+        (1, 1, 1),
+        (3, 5, 2),
+        (4, 8, 16),
+        (5, 9, 17),
+        (73, 17, 3),
+        (7, 7, 16),
+        (9, 1030, 5),
+        (2, 3, 300),
+        (150, 64, 113),
+        (448, 16, 3),
+        (16, 16, 16),
+        (17, 17, 17),
+        (7, 16, 7),
+        (5, 3, 40),
+        (2, 8, 300),
+        (6, 20, 9),
+        (300, 16, 4),
+        (300, 4, 16),
+        (70, 20, 7),
+        (90, 64, 7),
+        (200, 33, 600),
+        (13, 7, 64),
+    ];
+
+    const LAYOUTS: [(bool, bool, bool); 4] = [
+        (false, false, false),
+        (true, false, true),
+        (false, true, false),
+        (true, true, true),
+    ];
+
     #[test]
     fn gemm_matches_naive_on_edge_shapes() {
-        let mut kernels = vec![Kernel::Generic];
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            kernels.push(Kernel::Avx2Fma);
-        }
-        #[cfg(ionode_avx512)]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            kernels.push(Kernel::Avx512);
-        }
-        for kern in kernels {
-            for &(m, n, k) in &[
-                (1, 1, 1),
-                (3, 5, 2),
-                (4, 8, 16),
-                (5, 9, 17),
-                (73, 17, 3),
-                (7, 7, 16),
-                (9, 1030, 5),
-                (2, 3, 300),
-                (150, 64, 113),
-                (448, 16, 3),
-                (7, 7, 16),
-                (16, 16, 16),
-                (17, 17, 17),
-                (7, 16, 7),
-                (5, 3, 40),
-                (2, 8, 300),
-                (6, 20, 9),
-                (300, 16, 4),
-                (300, 4, 16),
-                (70, 20, 7),
-                (90, 64, 7),
-            ] {
-                for (ta, tb, acc) in [
-                    (false, false, false),
-                    (true, false, true),
-                    (false, true, false),
-                    (true, true, true),
-                ] {
+        for kern in KernelPath::available() {
+            for &(m, n, k) in &SHAPES {
+                for (ta, tb, acc) in LAYOUTS {
                     for colmajor in [false, true] {
                         check(kern, (m, n, k), ta, tb, acc, colmajor);
                     }
                 }
+            }
+        }
+    }
+
+    /// `C` from one path: every write mode, every layout, concatenated.
+    fn outputs(kernel: KernelPath, (m, n, k): (usize, usize, usize)) -> Vec<u64> {
+        let mut s = (m * 7 + n * 3 + k) as u64;
+        let a: Vec<f64> = (0..m * k).map(|_| lcg(&mut s)).collect();
+        let b: Vec<f64> = (0..k * n).map(|_| lcg(&mut s)).collect();
+        let c0: Vec<f64> = (0..m * n).map(|_| lcg(&mut s)).collect();
+        let bias: Vec<f64> = (0..n).map(|_| lcg(&mut s)).collect();
+        let mut bits = Vec::new();
+        let mut g = Gemm::with_kernel(kernel);
+        for (ta, tb, _) in LAYOUTS {
+            let ar = if ta {
+                MatRef::rows(&a, m).t()
+            } else {
+                MatRef::rows(&a, k)
+            };
+            let br = if tb {
+                MatRef::rows(&b, k).t()
+            } else {
+                MatRef::rows(&b, n)
+            };
+            for colmajor in [false, true] {
+                let (rs, cs) = if colmajor { (1, m) } else { (n, 1) };
+                for write in [Write::Set, Write::Add, Write::Bias(&bias)] {
+                    let mut c = c0.clone();
+                    let data = &mut c;
+                    g.run_with((m, n, k), ar, br, MatMut { data, rs, cs }, write);
+                    bits.extend(c.iter().map(|v| v.to_bits()));
+                }
+            }
+        }
+        bits
+    }
+
+    /// Every path this CPU has gives the portable path's bits (see `crate::isa`).
+    #[test]
+    fn every_kernel_path_gives_the_same_bits() {
+        for &mnk in &SHAPES {
+            let want = outputs(KernelPath::Portable, mnk);
+            for kern in KernelPath::available() {
+                assert!(
+                    outputs(kern, mnk) == want,
+                    "{kern} differs from portable at {mnk:?}"
+                );
             }
         }
     }

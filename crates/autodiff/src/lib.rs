@@ -30,7 +30,8 @@
 //!   store. An optimiser (in the `train` crate) updates the flat vectors in one loop
 //!   ([`ParamStore::values_and_grads_mut`]).
 //! * **Speed.** Matrix products use the crate's own GEMM (packed panels, register tiles,
-//!   AVX-512 / AVX2+FMA copies chosen at run time, arbitrary strides so transposes in
+//!   AVX-512 / AVX2+FMA copies chosen at run time and giving the portable code's bits
+//!   ([`isa`]), arbitrary strides so transposes in
 //!   backward are free, accumulate-into-output for gradients, a linear layer's bias added
 //!   in the write-back) because ndarray's `dot` (matrixmultiply) and the `gemm` crate
 //!   allocate on every call. Tiny and shallow products (per-sample attention, K <= 16) skip
@@ -114,12 +115,14 @@ mod error;
 pub mod fastmath;
 mod gemm;
 pub mod gradcheck;
+pub mod isa;
 mod ops;
 mod params;
 mod shape;
 mod tape;
 
 pub use error::{AdError, Result};
+pub use isa::{force_kernel_path, kernel_path, KernelPath};
 pub use params::{ParamId, ParamStore};
 pub use shape::{Shape, MAX_RANK};
 pub use tape::{Tape, TapeStats, Var};

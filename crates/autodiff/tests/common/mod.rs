@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod every_op;
 pub mod mini;
 
 use ionode_autodiff::gradcheck::{check_params, GradCheck, GradCheckReport};
