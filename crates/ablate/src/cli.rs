@@ -496,3 +496,61 @@ pub struct SlurmArgs {
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results: PathBuf,
 }
+
+/// Prints a command-line error as clap does and returns its exit code; an argument that is
+/// not valid UTF-8 (which clap reports without saying which) is named by its position, its
+/// flag and its text as far as it can be shown.
+pub fn exit_with(e: clap::Error) -> std::process::ExitCode {
+    if e.kind() == clap::error::ErrorKind::InvalidUtf8 {
+        if let Some(line) = non_utf8_argument(std::env::args_os().skip(1)) {
+            eprintln!("error: {line}");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    let _ = e.print();
+    std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// The first argument that is not valid UTF-8, described for an error line.
+fn non_utf8_argument(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    let mut previous: Option<String> = None;
+    for (i, arg) in args.enumerate() {
+        match arg.to_str() {
+            Some(text) => previous = Some(text.to_string()),
+            None => {
+                let after = previous
+                    .filter(|p| p.starts_with('-'))
+                    .map_or(String::new(), |p| format!(", the value of {p}"));
+                return Some(format!(
+                    "argument {} ('{}'{after}) is not valid UTF-8 (shown with U+FFFD for the \
+                     bytes that are not); this argument must be text",
+                    i + 1,
+                    arg.to_string_lossy()
+                ));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn a_non_utf8_argument_is_named_by_position_and_flag() {
+        let args = [
+            std::ffi::OsString::from("slurm"),
+            "--account".into(),
+            std::ffi::OsString::from_vec(b"ab\xffc".to_vec()),
+        ];
+        let line = non_utf8_argument(args.into_iter()).unwrap();
+        assert!(
+            line.contains("argument 3") && line.contains("--account"),
+            "{line}"
+        );
+        assert!(line.contains("ab\u{FFFD}c"), "{line}");
+        assert_eq!(non_utf8_argument(std::iter::empty()), None);
+    }
+}

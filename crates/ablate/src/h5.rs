@@ -12,10 +12,19 @@ use ndarray::{ArrayView, Dimension};
 use std::path::Path;
 use std::str::FromStr;
 
-/// Creates `path` through `path.tmp`: `fill` writes the content, the file is closed, then
-/// renamed. The parent folder is created if needed.
+/// Creates `path` through a temporary file: `fill` writes the content, the file is closed,
+/// then renamed into place. The parent folder is created if needed.
 pub fn create_atomically(path: &Path, fill: impl FnOnce(&hdf5::File) -> Result<()>) -> Result<()> {
-    crate::output::write_atomically(path, |tmp| {
+    create_with(path, crate::output::Commit::Replace, fill)
+}
+
+/// [`create_atomically`] with the given way of taking its place.
+pub fn create_with(
+    path: &Path,
+    commit: crate::output::Commit<'_>,
+    fill: impl FnOnce(&hdf5::File) -> Result<()>,
+) -> Result<()> {
+    crate::output::write_with(path, commit, |tmp| {
         let file = hdf5::File::create(tmp)
             .with_context(|| format!("cannot create HDF5 file '{}'", tmp.display()))?;
         fill(&file).with_context(|| format!("while writing '{}'", tmp.display()))?;
@@ -86,6 +95,23 @@ pub fn string_dataset(group: &Group, name: &str, values: &[String]) -> Result<Da
 }
 
 /// Reads a 1-D dataset of UTF-8 strings.
+/// The most elements a dataset may hold to be read (2 GiB of f64): a damaged or hostile
+/// file that declares more is refused before anything is allocated for it.
+pub const MAX_DATASET_ELEMENTS: usize = 1 << 28;
+
+/// Opens a dataset to read it, refusing one larger than [`MAX_DATASET_ELEMENTS`].
+pub fn open_dataset(group: &Group, name: &str) -> hdf5::Result<Dataset> {
+    let d = group.dataset(name)?;
+    if d.size() > MAX_DATASET_ELEMENTS {
+        return Err(format!(
+            "{} elements, more than the most that is read, {MAX_DATASET_ELEMENTS}",
+            d.size()
+        )
+        .into());
+    }
+    Ok(d)
+}
+
 pub fn read_strings(group: &Group, name: &str) -> Result<Vec<String>> {
     let values: Vec<VarLenUnicode> = group
         .dataset(name)

@@ -22,16 +22,20 @@ pub const MAX_RUNS: u64 = 100_000;
 pub const MAX_TEXT_FILE_BYTES: u64 = 64 << 20;
 /// Largest data file (measured CSV or Parquet) that is read.
 pub const MAX_DATA_FILE_BYTES: u64 = 1 << 30;
+/// Largest HDF5 file that is read (a simulated pre-training set, a run record).
+pub const MAX_HDF5_FILE_BYTES: u64 = 64 << 30;
 
-/// Reads a file the user named: a regular file of at most `max` bytes.
-pub fn read_file(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
+/// The refusal of a file that is not a regular one of at most `max` bytes.
+fn check_meta(meta: &std::fs::Metadata, max: u64) -> std::io::Result<()> {
     if !meta.is_file() {
-        return Err(std::io::Error::other(
-            "not a regular file (a folder or a device)",
-        ));
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "a FIFO, socket or device"
+        };
+        return Err(std::io::Error::other(format!(
+            "not a regular file ({what})"
+        )));
     }
     if meta.len() > max {
         return Err(std::io::Error::other(format!(
@@ -39,7 +43,42 @@ pub fn read_file(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
             meta.len()
         )));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    Ok(())
+}
+
+/// Opens a file the user named for reading: a regular file of at most `max` bytes, noted
+/// as an input of this process. It is opened without blocking, so a FIFO or a device is
+/// refused instead of waiting for a writer forever.
+pub fn open_input(path: &std::path::Path, max: u64) -> std::io::Result<std::fs::File> {
+    let file = open_regular(path, max)?;
+    crate::inputs::note(&file.metadata()?);
+    Ok(file)
+}
+
+/// Opens a regular file of at most `max` bytes for reading, without blocking on a FIFO or
+/// a device (refused instead), and without noting it as an input.
+pub fn open_regular(path: &std::path::Path, max: u64) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    check_meta(&file.metadata()?, max)?;
+    Ok(file)
+}
+
+/// Checks, before a library opens it by name (HDF5), that `path` is a regular file of at
+/// most `max` bytes, and notes it as an input of this process.
+pub fn check_input(path: &std::path::Path, max: u64) -> std::io::Result<()> {
+    open_input(path, max).map(drop)
+}
+
+/// Reads a file the user named: a regular file of at most `max` bytes ([`open_input`]).
+pub fn read_file(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_input(path, max)?;
+    let len = file.metadata()?.len();
+    let mut bytes = Vec::with_capacity(len as usize);
     // `take` also bounds a file that grows while it is read.
     file.take(max).read_to_end(&mut bytes)?;
     Ok(bytes)
@@ -72,5 +111,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a regular file"), "{e}");
+        // A FIFO with no writer: refused at once, not waited on.
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = read_text(&fifo, 100).unwrap_err().to_string();
+        assert!(e.contains("FIFO"), "{e}");
+        assert!(crate::inputs::is_input(&std::fs::metadata(&f).unwrap()));
+        assert!(!crate::inputs::is_input(
+            &std::fs::metadata(dir.path()).unwrap()
+        ));
     }
 }

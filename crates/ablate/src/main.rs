@@ -5,12 +5,16 @@
 //! command does lives in the `ionode_ablate` library; the numerical crates never print or exit.
 
 use clap::Parser;
-use ionode_ablate::{cli, commands, logging};
+use ionode_ablate::{cli, commands, interrupt, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::exit_with(e),
+    };
     logging::init(cli.verbose);
+    interrupt::install();
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -112,8 +112,20 @@ pub fn read_file(path: &Path) -> Result<Membrane> {
         return Err(crate::usage!("membrane file: {}", problems.join("; ")));
     }
     let m = file.expect("no problems, so a value").membrane();
-    m.validate()
-        .map_err(|e| crate::usage!("membrane file '{name}': {e}"))?;
+    m.validate().map_err(|e| {
+        // Located at the first key the physics names.
+        let text = e.to_string();
+        let key = [
+            "pore_radius_m",
+            "effective_thickness_m",
+            "charge_density_mol_m3",
+            "pore_dielectric",
+        ]
+        .into_iter()
+        .find(|k| text.contains(k));
+        let at = key.map_or(name.clone(), |k| locs.at(&[k], &name));
+        crate::usage!("{at}: {text}")
+    })?;
     Ok(m)
 }
 
@@ -183,7 +195,18 @@ mod tests {
         )
         .unwrap();
         let e = format!("{:#}", read_file(&path).unwrap_err());
+        assert!(e.contains(&format!("{}:1:1: ", path.display())), "{e}");
         assert!(e.contains("SI units"), "{e}");
+        std::fs::write(
+            &path,
+            "# a comment\npore_radius_m = 5e-10\neffective_thickness_m = 1e-6\ncharge_density_mol_m3 = -1\npore_dielectric = -40\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_file(&path).unwrap_err());
+        assert!(
+            e.contains(&format!("{}:5:1: ", path.display())) && e.contains("pore_dielectric"),
+            "{e}"
+        );
         let e = format!("{:#}", resolve("nf90", dir.path()).unwrap_err());
         assert!(e.contains("nf270") && e.contains("FILE.toml"), "{e}");
     }

@@ -76,7 +76,7 @@ pub fn text_hash(text: &str) -> String {
 pub fn file_hash(path: &std::path::Path) -> anyhow::Result<String> {
     use anyhow::Context;
     let mut hasher = blake3::Hasher::new();
-    std::fs::File::open(path)
+    crate::limits::open_regular(path, u64::MAX)
         .and_then(|f| hasher.update_reader(f).map(|_| ()))
         .with_context(|| format!("cannot read '{}'", path.display()))?;
     Ok(hasher.finalize().to_hex().to_string())

@@ -169,7 +169,7 @@ impl Provenance {
             plan_index: None,
             git_commit: git.commit,
             git_dirty: git.dirty,
-            host: crate::store::hostname(),
+            host: crate::process::hostname(),
             ionode_version: env!("CARGO_PKG_VERSION").to_string(),
             created_utc: String::new(),
             command_line: command_line(std::env::args()),
@@ -248,14 +248,15 @@ pub fn method_name(m: Method) -> &'static str {
 // ---------------------------------------------------------------------------------------
 // Writing
 
-/// Writes a run's record to `path` (atomically: a temporary name, then a rename).
+/// Writes a run's record to `path` through a temporary file that `commit` puts in place.
 pub fn write(
     path: &Path,
     head: &Head,
     outcome: &RunOutcome,
     membrane_toml: Option<&str>,
+    commit: crate::output::Commit<'_>,
 ) -> Result<()> {
-    h5::create_atomically(path, |file| {
+    h5::create_with(path, commit, |file| {
         write_head(file, head)?;
         let o = outcome;
         h5::attr_scalar(file, name::SYNTHETIC, o.synthetic)?;
@@ -487,6 +488,8 @@ struct Reader {
 
 impl Reader {
     fn open(path: &Path) -> Result<Reader> {
+        crate::limits::check_input(path, crate::limits::MAX_HDF5_FILE_BYTES)
+            .map_err(|e| anyhow!("cannot read run file '{}': {e}", path.display()))?;
         let file = hdf5::File::open(path).map_err(|e| {
             anyhow!(
                 "cannot read run file '{}' (corrupt or not HDF5): {e}",
@@ -544,13 +547,13 @@ impl Reader {
     }
 
     fn floats(&self, g: &Group, at: &str, n: &str) -> Result<Vec<f64>> {
-        g.dataset(n)
+        h5::open_dataset(g, n)
             .and_then(|d| d.read_raw::<f64>())
             .map_err(|e| anyhow!("'{}': {at}/{n}: {e}", self.path))
     }
 
     fn u64s(&self, g: &Group, at: &str, n: &str) -> Result<Vec<u64>> {
-        g.dataset(n)
+        h5::open_dataset(g, n)
             .and_then(|d| d.read_raw::<u64>())
             .map_err(|e| anyhow!("'{}': {at}/{n}: {e}", self.path))
     }
@@ -754,7 +757,7 @@ pub fn read_attention(path: &Path) -> Result<Attention> {
     let g = r.group(name::ATTENTION)?;
     let at = name::ATTENTION;
     let read3 = |n: &str| {
-        g.dataset(n)
+        h5::open_dataset(&g, n)
             .and_then(|d| d.read::<f64, ndarray::Ix3>())
             .map_err(|e| anyhow!("'{}': {at}/{n}: {e}", r.path))
     };

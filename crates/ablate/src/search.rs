@@ -8,7 +8,9 @@
 //! DONE or FAILED, and computed only from those runs' records. So a search killed at any
 //! point resumes where it was, any number of processes (`--jobs`, `--shard`, Slurm tasks)
 //! reach the same decisions, and no server or lock is needed: two processes that decide a
-//! rung at once write the same file.
+//! rung at once write the same file. A decision records the hash of the search it was made
+//! for; one of another search (the grid changed, `plan --force`) is never read as this
+//! search's, so it is simply made again.
 
 use crate::manifest::search::{promoted_count, Direction, MetricRef};
 use crate::manifest::{Plan, SearchPlan};
@@ -32,6 +34,10 @@ pub struct Scored {
 /// The outcome of one complete rung.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
+    /// [`search_hash`] of the search it was made for (empty in decisions written before
+    /// it was recorded, which are therefore made again).
+    #[serde(default)]
+    pub search: String,
     pub rung: usize,
     pub budget: serde_json::Value,
     pub metric: String,
@@ -49,16 +55,36 @@ pub fn decision_path(study_dir: &Path, rung: usize) -> PathBuf {
     study_dir.join("search").join(format!("rung-{rung}.json"))
 }
 
-/// A rung's decision, if it was made.
-pub fn read_decision(study_dir: &Path, rung: usize) -> Result<Option<Decision>> {
+/// The identity of a search: its candidates, rungs and metric (the plan's search table).
+pub fn search_hash(search: &SearchPlan) -> String {
+    crate::provenance::text_hash(&serde_json::to_string(search).expect("a search serialises"))
+}
+
+/// A rung's decision for this search, if it was made: a file that is unreadable (a
+/// writer killed mid-way leaves none, but a disk may) or was made for another search
+/// counts as not made.
+pub fn read_decision(
+    study_dir: &Path,
+    search: &SearchPlan,
+    rung: usize,
+) -> Result<Option<Decision>> {
     let path = decision_path(study_dir, rung);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("'{}' is not a rung decision", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
-    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+    };
+    let Ok(d) = serde_json::from_str::<Decision>(&text) else {
+        tracing::warn!(path = %path.display(), "an unreadable rung decision is made again");
+        return Ok(None);
+    };
+    let fits = d.search == search_hash(search)
+        && d.rung == rung
+        && d.ranked
+            .iter()
+            .all(|s| s.candidate < search.candidates.len())
+        && d.promoted.iter().all(|&c| c < search.candidates.len());
+    Ok(fits.then_some(d))
 }
 
 /// The candidates of a rung: all at rung 0, else the ones the previous rung promoted
@@ -67,7 +93,7 @@ pub fn active(search: &SearchPlan, study_dir: &Path, rung: usize) -> Result<Opti
     if rung == 0 {
         return Ok(Some((0..search.candidates.len()).collect()));
     }
-    Ok(read_decision(study_dir, rung - 1)?.map(|d| d.promoted))
+    Ok(read_decision(study_dir, search, rung - 1)?.map(|d| d.promoted))
 }
 
 /// The plan indices a rung runs for these candidates, each once, in plan order.
@@ -167,6 +193,7 @@ pub fn decide(
         scored.iter().take(n).map(|s| s.candidate).collect()
     };
     Some(Decision {
+        search: search_hash(search),
         rung,
         budget: search.budgets[rung].to_json(),
         metric: search.spec.metric.clone(),
@@ -201,7 +228,7 @@ pub fn winner(plan: &Plan, study_dir: &Path) -> Result<Option<(usize, Decision)>
         return Ok(None);
     };
     let last = search.budgets.len() - 1;
-    Ok(read_decision(study_dir, last)?.and_then(|d| d.winner.map(|w| (w, d))))
+    Ok(read_decision(study_dir, search, last)?.and_then(|d| d.winner.map(|w| (w, d))))
 }
 
 #[cfg(test)]
@@ -216,10 +243,34 @@ mod tests {
         }
     }
 
+    /// A search of `n` candidates over two rungs.
+    fn search(n: usize) -> SearchPlan {
+        use crate::manifest::search::{Budget, SearchSpec};
+        SearchPlan {
+            spec: SearchSpec {
+                budget: "finetune.epochs".into(),
+                min: Budget::Int(1),
+                max: Budget::Int(3),
+                eta: 3,
+                metric: "measured.validation.mae".into(),
+                direction: Direction::Minimize,
+            },
+            budgets: vec![Budget::Int(1), Budget::Int(3)],
+            candidates: (0..n)
+                .map(|c| crate::manifest::Candidate {
+                    axes: Default::default(),
+                    runs: vec![vec![2 * c], vec![2 * c + 1]],
+                })
+                .collect(),
+        }
+    }
+
     #[test]
     fn a_decision_is_written_once_and_replaced_only_when_the_runs_changed() {
         let dir = tempfile::tempdir().unwrap();
+        let plan = search(2);
         let mut d = Decision {
+            search: search_hash(&plan),
             rung: 0,
             budget: serde_json::json!(1),
             metric: "measured.validation.mae".into(),
@@ -237,13 +288,48 @@ mod tests {
             std::fs::metadata(&path).unwrap().modified().unwrap(),
             written
         );
-        assert_eq!(read_decision(dir.path(), 0).unwrap(), Some(d.clone()));
+        assert_eq!(
+            read_decision(dir.path(), &plan, 0).unwrap(),
+            Some(d.clone())
+        );
         // A failed run retried and now scored: the decision follows the runs.
         d.ranked = vec![s(0, Some(0.05), "a"), s(1, Some(0.1), "b")];
         d.promoted = vec![0];
         write_decision(dir.path(), &d).unwrap();
-        assert_eq!(read_decision(dir.path(), 0).unwrap(), Some(d));
-        assert_eq!(read_decision(dir.path(), 1).unwrap(), None);
+        assert_eq!(read_decision(dir.path(), &plan, 0).unwrap(), Some(d));
+        assert_eq!(read_decision(dir.path(), &plan, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn a_decision_of_another_search_or_an_unreadable_one_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (search(5), search(2));
+        let d = Decision {
+            search: search_hash(&old),
+            rung: 0,
+            budget: serde_json::json!(1),
+            metric: "measured.validation.mae".into(),
+            direction: Direction::Minimize,
+            ranked: vec![s(4, Some(0.1), "e")],
+            promoted: vec![4],
+            winner: None,
+        };
+        write_decision(dir.path(), &d).unwrap();
+        assert_eq!(read_decision(dir.path(), &old, 0).unwrap(), Some(d.clone()));
+        assert_eq!(read_decision(dir.path(), &new, 0).unwrap(), None);
+        assert_eq!(active(&new, dir.path(), 1).unwrap(), None);
+        // Forged with the new search's hash, it still names a candidate that is not there.
+        write_decision(
+            dir.path(),
+            &Decision {
+                search: search_hash(&new),
+                ..d
+            },
+        )
+        .unwrap();
+        assert_eq!(read_decision(dir.path(), &new, 0).unwrap(), None);
+        std::fs::write(decision_path(dir.path(), 0), "").unwrap();
+        assert_eq!(read_decision(dir.path(), &new, 0).unwrap(), None);
     }
 
     #[test]

@@ -94,18 +94,19 @@ pub fn write(
 
 /// Loads a simulated dataset back from `ablate simulate`'s HDF5 file.
 pub fn read(path: &Path) -> Result<Dataset> {
+    crate::limits::check_input(path, crate::limits::MAX_HDF5_FILE_BYTES)
+        .or_usage(|| format!("cannot open pre-training set '{}'", path.display()))?;
     let file = hdf5::File::open(path)
         .or_usage(|| format!("cannot open pre-training set '{}'", path.display()))?;
     let ctx = |name: &str| format!("pre-training set '{}': dataset '{name}'", path.display());
     let species = h5::read_strings(&file, "species").with_context(|| ctx("species"))?;
     // Each feed's temperature; files written before temperature ranges existed record one
     // temperature in their generator config.
-    let n_samples = file
-        .dataset("feed")
+    let n_samples = h5::open_dataset(&file, "feed")
         .map(|d| d.shape().first().copied().unwrap_or(0))
         .with_context(|| ctx("feed"))?;
     let temperature_k = if file.link_exists("temperature_k") {
-        file.dataset("temperature_k")
+        h5::open_dataset(&file, "temperature_k")
             .and_then(|d| d.read_raw::<f64>())
             .with_context(|| ctx("temperature_k"))?
     } else {
@@ -126,36 +127,28 @@ pub fn read(path: &Path) -> Result<Dataset> {
     };
     Ok(Dataset {
         temperature_k,
-        charges: file
-            .dataset("charge")
+        charges: h5::open_dataset(&file, "charge")
             .and_then(|d| d.read_raw::<i32>())
             .with_context(|| ctx("charge"))?,
-        fluxes_m_s: file
-            .dataset("flux_m_s")
+        fluxes_m_s: h5::open_dataset(&file, "flux_m_s")
             .and_then(|d| d.read_raw::<f64>())
             .with_context(|| ctx("flux_m_s"))?,
-        feed: file
-            .dataset("feed")
+        feed: h5::open_dataset(&file, "feed")
             .and_then(|d| d.read_2d::<f64>())
             .with_context(|| ctx("feed"))?,
-        mask: file
-            .dataset("mask")
+        mask: h5::open_dataset(&file, "mask")
             .and_then(|d| d.read_2d::<u8>())
             .with_context(|| ctx("mask"))?,
-        permeate: file
-            .dataset("permeate")
+        permeate: h5::open_dataset(&file, "permeate")
             .and_then(|d| d.read::<f64, ndarray::Ix3>())
             .with_context(|| ctx("permeate"))?,
-        rejection: file
-            .dataset("rejection")
+        rejection: h5::open_dataset(&file, "rejection")
             .and_then(|d| d.read::<f64, ndarray::Ix3>())
             .with_context(|| ctx("rejection"))?,
-        pressure_pa: file
-            .dataset("pressure_pa")
+        pressure_pa: h5::open_dataset(&file, "pressure_pa")
             .and_then(|d| d.read_2d::<f64>())
             .with_context(|| ctx("pressure_pa"))?,
-        status: file
-            .dataset("status")
+        status: h5::open_dataset(&file, "status")
             .and_then(|d| d.read_2d::<u8>())
             .with_context(|| ctx("status"))?,
         species,

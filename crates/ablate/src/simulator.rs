@@ -278,6 +278,38 @@ impl SimulatorSpec {
         format!("pretrain-{}.h5", provenance::text_hash(&json))
     }
 
+    /// Simulates the dataset (the spec's membrane file relative to `base`) on `threads`
+    /// threads (all cores when `None`) and writes it to `out` atomically; `tick` is called
+    /// once per finished sample. Returns the data's configuration and the data.
+    pub fn generate(
+        &self,
+        base: &Path,
+        db: &IonDb,
+        threads: Option<usize>,
+        out: &Path,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<(SimulationConfig, ionode_physics::simulate::Dataset)> {
+        let config = self.to_config(base, db)?;
+        let json = self.config_json(&config);
+        tracing::info!("config: {json}");
+        let data = match threads {
+            Some(n) if !(1..=crate::limits::MAX_JOBS).contains(&n) => {
+                return Err(crate::usage!(
+                    "--threads {n}: expected 1..={} threads",
+                    crate::limits::MAX_JOBS
+                ))
+            }
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot start {n} worker threads: {e}"))?
+                .install(|| ionode_physics::simulate::simulate(&config, tick)),
+            None => ionode_physics::simulate::simulate(&config, tick),
+        }?;
+        crate::simfile::write(out, &data, &config, &json)?;
+        Ok((config, data))
+    }
+
     /// The membrane value as a path from `base` if it is a file (for a manifest, whose
     /// membrane file is relative to the manifest's folder).
     pub fn with_membrane_from(&self, base: &Path) -> SimulatorSpec {

@@ -4,6 +4,7 @@
 //! and the figures; bad study folders get one clear error.
 
 use hdf5_metno as hdf5;
+use ionode_ablate::manifest::{Plan, PlannedRun};
 use ionode_ablate::record::{self, Head, Provenance};
 use ionode_model::SavedParams;
 use ionode_train::metrics::{IonMetrics, Metrics, SplitMetrics};
@@ -43,6 +44,54 @@ fn ablate(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes `dir/plan.json` naming every run folder of `dir`, as `ablate run` would have
+/// planned them (a folder whose record cannot be read gets a placeholder config).
+fn write_plan(dir: &Path) {
+    let mut ids: Vec<String> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    let runs = ids
+        .into_iter()
+        .enumerate()
+        .map(|(index, id)| {
+            let record = {
+                let _guard = files_lock();
+                record::read(&dir.join("runs").join(&id).join("run.h5"))
+            };
+            let config = record.map_or_else(
+                |_| neural("node", "hard", false, &first_n(5), 1),
+                |r| r.head.config,
+            );
+            PlannedRun {
+                index,
+                id,
+                seed: 0,
+                run_seed: config.seed,
+                axes: Default::default(),
+                config,
+            }
+        })
+        .collect();
+    let plan = Plan {
+        study: dir.file_name().unwrap().to_string_lossy().into_owned(),
+        manifest: "study.toml".into(),
+        manifest_hash: "mh-0123abcd".into(),
+        seed: 1,
+        metrics: vec![],
+        overrides: vec![],
+        pretrain_generator: None,
+        runs,
+        search: None,
+    };
+    std::fs::write(
+        dir.join("plan.json"),
+        serde_json::to_string_pretty(&plan).unwrap(),
+    )
+    .unwrap();
 }
 
 fn mark_done(run_dir: &Path) {
@@ -284,7 +333,14 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
     };
     let _guard = files_lock();
     let run_dir = dir.join("runs").join(&f.id);
-    record::write(&run_dir.join("run.h5"), &head, &outcome, None).unwrap();
+    record::write(
+        &run_dir.join("run.h5"),
+        &head,
+        &outcome,
+        None,
+        ionode_ablate::output::Commit::Replace,
+    )
+    .unwrap();
     if done {
         mark_done(&run_dir);
     }
@@ -346,6 +402,7 @@ fn study_a(root: &Path) -> PathBuf {
         synthetic: true,
     };
     write_run(&dir, &unfinished, false);
+    write_plan(&dir);
     dir
 }
 
@@ -386,6 +443,7 @@ fn study_b(root: &Path) -> PathBuf {
             }
         }
     }
+    write_plan(&dir);
     dir
 }
 
@@ -534,10 +592,7 @@ fn report_of_a_full_study_writes_summary_tables_and_figures() {
     let out = text(&r.stdout);
     assert!(r.status.success(), "{}\n{}", out, text(&r.stderr));
     assert!(out.contains("80 finished run(s)"), "{out}");
-    assert!(
-        out.contains("1 run folder(s) without DONE skipped"),
-        "{out}"
-    );
+    assert!(out.contains("1 started but not finished"), "{out}");
     let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
     assert!(!csv.contains("zz-unfinished"));
 
@@ -730,9 +785,15 @@ fn bad_study_folders_get_one_clear_error() {
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(empty.join("runs/r1")).unwrap();
     let err = fail(&empty);
+    assert!(err.contains("has no plan.json"), "{err}");
+    std::fs::write(empty.join("plan.json"), "").unwrap();
+    let err = fail(&empty);
+    assert!(err.contains("plan.json' is empty"), "{err}");
+    write_plan(&empty);
+    let err = fail(&empty);
     assert!(err.contains("no finished runs"), "{err}");
     assert!(
-        err.contains("1 run folder(s) without a DONE marker skipped"),
+        err.contains("1 of its 1 planned runs started but not finished"),
         "{err}"
     );
 
@@ -740,6 +801,7 @@ fn bad_study_folders_get_one_clear_error() {
     std::fs::create_dir_all(corrupt.join("runs/r1")).unwrap();
     std::fs::write(corrupt.join("runs/r1/run.h5"), "not hdf5 at all").unwrap();
     mark_done(&corrupt.join("runs/r1"));
+    write_plan(&corrupt);
     let err = fail(&corrupt);
     assert!(err.contains("runs/r1/run.h5"), "names the file: {err}");
     assert!(err.contains("corrupt or not HDF5"), "{err}");
@@ -756,11 +818,62 @@ fn bad_study_folders_get_one_clear_error() {
     file.close().unwrap();
     drop(guard);
     mark_done(&bare.join("runs/r1"));
+    write_plan(&bare);
     let err = fail(&bare);
     assert!(
         err.contains("runs/r1/run.h5': missing attribute 'study'"),
         "{err}"
     );
+}
+
+/// The study's runs are its plan's: a folder of an older plan is left out, and a run's
+/// files copied into another planned run's folder are not a second finished run.
+#[test]
+fn runs_outside_the_plan_and_copied_runs_are_not_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = study_b(tmp.path());
+    let whole = ablate(&["report", dir.to_str().unwrap()]);
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    assert!(
+        text(&whole.stdout).starts_with("18 finished run(s)"),
+        "{}",
+        text(&whole.stdout)
+    );
+    // A folder no plan names (the runs of a replaced plan), and a copy of a finished run
+    // into the folder of a planned run that never ran.
+    let runs = dir.join("runs");
+    let copy_of = |from: &str, to: &str| {
+        std::fs::create_dir_all(runs.join(to)).unwrap();
+        for f in ["run.h5", "DONE"] {
+            std::fs::copy(runs.join(from).join(f), runs.join(to).join(f)).unwrap();
+        }
+    };
+    copy_of("neural-16-NaCl-s0", "old-plan-run");
+    let mut plan: Plan =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    let mut extra = plan.runs[0].clone();
+    extra.id = "never-ran".into();
+    extra.index = plan.runs.len();
+    plan.runs.push(extra);
+    std::fs::write(dir.join("plan.json"), serde_json::to_string(&plan).unwrap()).unwrap();
+    copy_of("neural-16-NaCl-s0", "never-ran");
+    // The copied DONE names no run (as markers of older versions): the record's id decides.
+    let done = std::fs::read_to_string(runs.join("never-ran/DONE")).unwrap();
+    assert!(!done.contains("\nrun "), "{done}");
+    let r = ablate(&["report", dir.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let out = text(&r.stdout);
+    assert!(out.starts_with("18 finished run(s)"), "{out}");
+    assert!(
+        out.contains("1 folder(s) that are no run of the plan left out"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skipped damaged run never-ran: its run.h5 is run neural-16-NaCl-s0's"),
+        "{out}"
+    );
+    let summary = parquet(&dir.join("summary.parquet"));
+    assert_eq!(summary.height(), 18);
 }
 
 /// Every LaTeX table compiles in a plain `article` (6.5 in text width, as most journals'

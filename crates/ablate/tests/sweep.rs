@@ -657,9 +657,10 @@ fn the_slurm_script_runs_one_shard_per_array_task_with_this_binary() {
         "#SBATCH --constraint=zen4".into(),
         format!("#SBATCH --chdir={}", cwd.display()),
         format!("#SBATCH --output={}/slurm/%A_%a.out", study.display()),
-        format!("ablate=\"${{ABLATE:-{}}}\"", exe.display()),
+        format!("ablate={}", exe.display()),
+        "if [ -n \"${ABLATE:-}\" ]; then ablate=\"$ABLATE\"; fi".into(),
         format!(
-            "exec \"$ablate\" run {} --set seeds=2 --shard \"${{SLURM_ARRAY_TASK_ID}}/4\" --jobs 2 --results {}",
+            "exec \"$ablate\" run {} --set seeds=2 --results {} --shard \"${{SLURM_ARRAY_TASK_ID}}/4\" --jobs 2",
             file.display(),
             results.display()
         ),

@@ -8,39 +8,80 @@
 //! from `summary.parquet` with polars.
 
 use crate::cli::ReportArgs;
+use crate::output;
 use crate::report::collect::collect;
 use crate::report::{figures, groups, html, roles, summary, tables};
 use anyhow::Result;
 use std::fmt::Write as _;
+use std::path::Path;
+
+/// What a report folder holds; a folder with anything else is not replaced.
+const REPORT_ENTRIES: [&str; 5] = [
+    "index.html",
+    "tables",
+    "figures",
+    "summary.csv",
+    "summary.parquet",
+];
+
+/// Refuses to replace a folder that holds more than an earlier report (`--out` naming a
+/// folder of the user's).
+fn check_replaceable(out: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !REPORT_ENTRIES.contains(&name.as_str()) {
+            return Err(crate::usage!(
+                "--out '{}' holds '{name}', which is no part of a report: the report replaces \
+                 the whole folder, so give a new folder or an earlier report's",
+                out.display()
+            ));
+        }
+    }
+    Ok(())
+}
 
 pub fn run(args: &ReportArgs) -> Result<()> {
     let study = collect(&args.dir)?;
     let out = args.out.clone().unwrap_or_else(|| args.dir.join("report"));
-    let roles = roles(&study);
-    let mut df = summary::frame(&study, &roles)?;
+    check_replaceable(&out)?;
     // With --out everything goes there (the study folder may be read-only); without it
     // the summary sits beside the runs and the rest under DIR/report.
     let summary_dir = args.out.clone().unwrap_or_else(|| args.dir.clone());
-    std::fs::create_dir_all(&summary_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", summary_dir.display()))?;
-    summary::write(&mut df, &summary_dir)?;
+    // The report is written into a temporary folder that replaces the old one whole at the
+    // end: a reader (or an interrupted report) never sees old and new files mixed.
+    let tmp = output::tmp_dir(&out)?;
+    let roles = roles(&study);
+    let mut df = summary::frame(&study, &roles)?;
+    summary::write(&mut df, if args.out.is_some() { &tmp } else { &args.dir })?;
     let groups = groups(&roles);
     let metrics = tables::Metrics::of(&df)?;
-    let (mut tables, table_notes) = tables::write(&study, &groups, &metrics, &out)?;
-    if let Some(t) = crate::report::search::write(&args.dir, &out)? {
+    let (mut tables, table_notes) = tables::write(&study, &groups, &metrics, &tmp)?;
+    if let Some(t) = crate::report::search::write(&study.plan, &args.dir, &tmp)? {
         tables.insert(0, t);
     }
-    let (figs, fig_notes) = figures::write(&study, &groups, &metrics.test_mae, &out)?;
+    let (figs, fig_notes) = figures::write(&study, &groups, &metrics.test_mae, &tmp)?;
     let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
-    html::write(&study, &df, &tables, &figs, &notes, &out)?;
+    html::write(&study, &df, &tables, &figs, &notes, &tmp)?;
+    output::finish_dir(&tmp, &out)?;
 
     let mut text = String::new();
     writeln!(
         text,
-        "{} finished run(s) read from {}; {} run folder(s) without DONE skipped{}",
+        "{} finished run(s) of the plan read from {}; {} started but not finished{}{}",
         study.runs.len(),
         study.dir.join("runs").display(),
         study.skipped.len(),
+        if study.foreign.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} folder(s) that are no run of the plan left out (an older plan's runs, or copies)",
+                study.foreign.len()
+            )
+        },
         if study.synthetic() {
             " (synthetic data)"
         } else {

@@ -9,10 +9,9 @@
 
 use crate::cli::SimulateArgs;
 use crate::ions;
-use crate::limits::MAX_JOBS;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ionode_physics::simulate::simulate;
+use std::path::Path;
 use std::time::Instant;
 
 fn progress_bar(samples: usize) -> ProgressBar {
@@ -28,28 +27,14 @@ fn progress_bar(samples: usize) -> ProgressBar {
 
 pub fn run(args: &SimulateArgs) -> Result<()> {
     let db = ions::load(args.ions.as_deref())?;
-    let config = args.spec.to_config(std::path::Path::new(""), &db)?;
-    let cfg_json = args.spec.config_json(&config);
-    tracing::info!("config: {cfg_json}");
     let start = Instant::now();
-    let bar = progress_bar(config.samples);
+    let bar = progress_bar(args.spec.samples);
     let tick = || bar.inc(1);
-    let data = match args.threads {
-        Some(n) if !(1..=MAX_JOBS).contains(&n) => {
-            return Err(crate::usage!(
-                "--threads {n}: expected 1..={MAX_JOBS} threads"
-            ))
-        }
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot start {n} worker threads: {e}"))?
-            .install(|| simulate(&config, &tick)),
-        None => simulate(&config, &tick),
-    }?;
+    let (config, data) = args
+        .spec
+        .generate(Path::new(""), &db, args.threads, &args.out, &tick)?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    crate::simfile::write(&args.out, &data, &config, &cfg_json)?;
     let points = data.status.len();
     let failed = data.failures.len();
     tracing::info!(

@@ -9,7 +9,6 @@
 //! and `--shard` change where and when a run executes, never its result.
 
 use crate::cli::{CheckArgs, PlanArgs, RunArgs, SlurmArgs, StatusArgs};
-use crate::errors::OrUsage;
 use crate::limits::{MAX_JOBS, MAX_SHARDS};
 use crate::manifest::{self, Manifest, Plan, PlannedRun, STUDY_PREFIX};
 use crate::record::{self, Provenance};
@@ -31,12 +30,21 @@ fn plan_text(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("plans serialise") + "\n"
 }
 
-/// Writes `plan.json` unless the same plan is there; a different one needs `force`.
+/// Writes `plan.json` unless the same plan is there; a different one needs `force`. The
+/// same manifest named by another path (`./x.toml`, an absolute path, a symbolic link) is
+/// the same plan: only the runs, the data generator and the search are compared.
 fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
     let path = study_dir.join("plan.json");
     let text = plan_text(plan);
-    if let Ok(old) = std::fs::read_to_string(&path) {
-        if old == text {
+    if path.exists() {
+        let same = Plan::read(study_dir).ok().is_some_and(|old| {
+            let named_as_now = Plan {
+                manifest: plan.manifest.clone(),
+                ..old
+            };
+            named_as_now == *plan
+        });
+        if same {
             return Ok(());
         }
         if !force {
@@ -69,17 +77,32 @@ pub fn check(args: &CheckArgs) -> Result<()> {
         methods.into_iter().collect::<Vec<_>>().join(", ")
     );
     if let Some(s) = &m.plan.search {
-        // The most runs the search can start (rung k runs the promoted ones only).
+        // The most runs the search can start: at each rung, the promoted candidates with
+        // the most runs no earlier rung ran (a method the budget does not change reuses
+        // its run at every rung), never more than the plan holds.
         let mut active = s.candidates.len();
         let (mut most, mut spent) = (0, 0.0);
-        let seeds = s.candidates[0].runs[0].len();
         for (rung, budget) in s.budgets.iter().enumerate() {
-            most += active * seeds;
-            spent += (active * seeds) as f64 * budget.value();
+            let mut new: Vec<usize> = s
+                .candidates
+                .iter()
+                .map(|c| {
+                    let earlier = &c.runs[..rung];
+                    c.runs[rung]
+                        .iter()
+                        .filter(|i| !earlier.iter().any(|r| r.contains(i)))
+                        .count()
+                })
+                .collect();
+            new.sort_unstable_by(|a, b| b.cmp(a));
+            let added: usize = new.iter().take(active).sum();
+            most += added;
+            spent += added as f64 * budget.value();
             if rung + 1 < s.budgets.len() {
                 active = crate::manifest::search::promoted_count(active, s.spec.eta);
             }
         }
+        let most = most.min(n);
         let last = s.budgets.len() - 1;
         let full: std::collections::BTreeSet<usize> = s
             .candidates
@@ -143,8 +166,10 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
     })
 }
 
-/// Generates the manifest's pre-training set (as `ablate simulate` would) unless the file
-/// of its hash is there. Concurrent shards write distinct temporary files and rename.
+/// Generates the manifest's pre-training set (as `ablate simulate` would) unless a whole
+/// one is there: a file that does not read back as the generator's data (truncated by a
+/// full disk or a kill, edited) is generated again. Concurrent shards each write their own
+/// temporary file and rename it; the data are the same bits whoever writes them.
 fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()> {
     let Some(spec) = &m.plan.pretrain_generator else {
         return Ok(());
@@ -153,29 +178,63 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
     let config = spec
         .to_config(&m.dir(), &db)
         .context("the generator of [datasets.pretrain]")?;
-    let name = spec.file_name(&config.membrane);
-    let path = study_dir.join("data").join(&name);
-    if path.exists() {
-        return Ok(());
-    }
-    let tmp = study_dir
+    let path = study_dir
         .join("data")
-        .join(format!("{name}.{}.h5", std::process::id()));
-    tracing::info!(path = %path.display(), "generating the pre-training set");
-    super::simulate::run(&crate::cli::SimulateArgs {
-        spec: spec.with_membrane_from(&m.dir()),
-        out: tmp.clone(),
-        threads: Some(threads),
-        ions: None,
-    })
-    .context("generating the pre-training set of [datasets.pretrain]")?;
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("cannot rename '{}' to '{}'", tmp.display(), path.display()))
+        .join(spec.file_name(&config.membrane));
+    if path.exists() {
+        match crate::simfile::read(&path) {
+            Ok(d) if d.feed.nrows() == config.samples
+                && d.fluxes_m_s.len() == config.fluxes.count
+                && d.species.len() == config.species.len() =>
+            {
+                return Ok(())
+            }
+            Ok(_) => eprintln!(
+                "the generated pre-training set '{}' does not hold what its generator makes; generating it again",
+                path.display()
+            ),
+            Err(e) => eprintln!(
+                "the generated pre-training set '{}' is damaged ({}); generating it again",
+                path.display(),
+                crate::errors::one_line(&e)
+            ),
+        }
+    }
+    eprintln!("generating the pre-training set '{}'", path.display());
+    spec.with_membrane_from(&m.dir())
+        .generate(Path::new(""), &db, Some(threads), &path, &|| {})
+        .context("generating the pre-training set of [datasets.pretrain]")?;
+    Ok(())
 }
 
-/// Executes one planned run and writes its `run.h5`; the config's paths are made real
-/// here (the plan keeps them as the manifest wrote them, so run ids do not depend on where
-/// a sweep is started). Returns the run's seconds.
+/// Why a run did not finish.
+enum Unfinished {
+    /// The run failed by itself (the training diverged, the physics has no solution, a
+    /// panic): marked FAILED, rerun only with `--retry-failed`.
+    Failed(String),
+    /// A cause outside the run (no space left, an I/O error, a missing or damaged input):
+    /// no marker is written, so the next `ablate run` retries it.
+    Outside(String),
+    /// This process lost its claim while it ran (suspended past the stale limit, say); the
+    /// process that took the run over writes its result.
+    Lost(String),
+}
+
+/// Whether an error of executing a run is the run's own (a typed failure of the numerical
+/// crates) rather than a cause outside it (files, the machine).
+fn is_run_failure(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<ionode_train::error::TrainError>()
+            || c.is::<ionode_model::ModelError>()
+            || c.is::<ionode_physics::PhysicsError>()
+    })
+}
+
+/// Executes one planned run and puts its `run.h5` and `DONE` in place while `claim` still
+/// holds it; the config's paths are made real here (the plan keeps them as the manifest
+/// wrote them, so run ids do not depend on where a sweep is started). Returns the run's
+/// seconds.
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     m: &Manifest,
     study_dir: &Path,
@@ -183,7 +242,8 @@ fn run_one(
     run: &PlannedRun,
     cache: &DataCache,
     threads: usize,
-) -> Result<f64> {
+    claim: &store::Claim,
+) -> std::result::Result<f64, Unfinished> {
     let mut config = run.config.clone();
     let manifest_dir = m.dir();
     let mut names = Vec::new();
@@ -194,7 +254,14 @@ fn run_one(
     };
     config.data.pretrain = config.data.pretrain.as_ref().map(&mut real);
     config.data.measured = config.data.measured.iter().map(&mut real).collect();
-    let executed = execute(&config, config.seed, threads, cache, &mut |_| {})?;
+    let executed = execute(&config, config.seed, threads, cache, &mut |_| {}).map_err(|e| {
+        let text = super::one_line(&e);
+        if is_run_failure(&e) {
+            Unfinished::Failed(text)
+        } else {
+            Unfinished::Outside(text)
+        }
+    })?;
     // Inputs are named as in the plan (stable), not by where this process found them.
     let inputs = executed
         .inputs
@@ -216,19 +283,28 @@ fn run_one(
     let o = &executed.outcome;
     let source = format!("study {}, run {}", m.plan.study, run.id);
     let membrane = crate::membrane::calibrated(&o.artefact, &source).map(|f| f.to_toml());
-    let dir = store::run_dir(study_dir, &run.id);
-    record::write(&dir.join(store::RUN_FILE), &head, o, membrane.as_deref())?;
-    Ok(o.timings.total)
+    let seconds = o.timings.total;
+    store::finish(claim, &run.id, seconds, |path, commit| {
+        record::write(path, &head, o, membrane.as_deref(), commit)
+    })
+    .map_err(|e| match claim.check() {
+        Err(lost) => Unfinished::Lost(lost.to_string()),
+        Ok(()) => Unfinished::Outside(super::one_line(&e)),
+    })?;
+    Ok(seconds)
 }
 
 /// What became of one attempt at a run.
 enum Attempt {
-    /// This process ran it: its seconds, or its error.
-    Ran(std::result::Result<f64, String>),
+    /// This process ran it: its seconds, or why it did not finish.
+    Ran(std::result::Result<f64, Unfinished>),
     /// Another live process holds its claim.
     Busy(store::Owner),
     /// Another process finished it (DONE or FAILED) since the study was scanned.
     Settled,
+    /// Not tried: an earlier run could not finish for a cause outside it (a full disk
+    /// would fail every run the same way).
+    Skipped,
 }
 
 /// Counts and prints the runs as they finish. On a terminal that is the progress bar;
@@ -242,6 +318,7 @@ struct Progress {
     done: AtomicUsize,
     failed: AtomicUsize,
     elsewhere: AtomicUsize,
+    unfinished: AtomicUsize,
 }
 
 impl Progress {
@@ -261,6 +338,7 @@ impl Progress {
             done: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             elsewhere: AtomicUsize::new(0),
+            unfinished: AtomicUsize::new(0),
         };
         p.update();
         p
@@ -276,9 +354,15 @@ impl Progress {
 
     fn update(&self) -> String {
         let (d, f, e) = self.counts();
-        let remaining = self.total.saturating_sub(d + f + e);
+        let u = self.unfinished.load(Ordering::Relaxed);
+        let remaining = self.total.saturating_sub(d + f + e + u);
         let text = format!(
-            "{d} done, {f} failed{}, {remaining} remaining",
+            "{d} done, {f} failed{}{}, {remaining} remaining",
+            if u > 0 {
+                format!(", {u} not finished")
+            } else {
+                String::new()
+            },
             if e > 0 {
                 format!(", {e} by other processes")
             } else {
@@ -295,21 +379,29 @@ impl Progress {
                 self.done.fetch_add(1, Ordering::Relaxed);
                 format!("done in {seconds:.1} s")
             }
-            Attempt::Ran(Err(_)) => {
+            Attempt::Ran(Err(Unfinished::Failed(_))) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 "FAILED".to_string()
+            }
+            Attempt::Ran(Err(Unfinished::Outside(e))) => {
+                self.unfinished.fetch_add(1, Ordering::Relaxed);
+                format!("not finished ({e}); it is retried by the next `ablate run`")
+            }
+            Attempt::Ran(Err(Unfinished::Lost(e))) => {
+                self.elsewhere.fetch_add(1, Ordering::Relaxed);
+                format!("left to the process that took it over ({e})")
             }
             Attempt::Settled => {
                 self.elsewhere.fetch_add(1, Ordering::Relaxed);
                 "finished by another process".to_string()
             }
-            Attempt::Busy(_) => return,
+            Attempt::Busy(_) | Attempt::Skipped => return,
         };
         self.bar.inc(1);
         let counts = self.update();
         if self.plain {
             let (d, f, e) = self.counts();
-            let finished = d + f + e;
+            let finished = d + f + e + self.unfinished.load(Ordering::Relaxed);
             let elapsed = self.started.elapsed().as_secs_f64();
             let eta = elapsed / finished as f64 * self.total.saturating_sub(finished) as f64;
             eprintln!(
@@ -323,7 +415,7 @@ impl Progress {
 
 /// Claims a run and runs it, unless another process holds it or finished it meanwhile.
 /// `scanned` is the run's state when the study was scanned: a run whose state changed
-/// since (another process finished it) is not run again.
+/// since (another process finished it, or failed it again) is not run again.
 #[allow(clippy::too_many_arguments)]
 fn attempt(
     m: &Manifest,
@@ -339,7 +431,7 @@ fn attempt(
     let claim = match claims.claim(&dir) {
         Ok(store::Claimed::Mine(c)) => c,
         Ok(store::Claimed::Busy(owner)) => return Attempt::Busy(owner),
-        Err(e) => return Attempt::Ran(Err(super::one_line(&e))),
+        Err(e) => return Attempt::Ran(Err(Unfinished::Outside(super::one_line(&e)))),
     };
     match (store::state(study_dir, &run.id), scanned) {
         (store::State::Done, _) => return Attempt::Settled,
@@ -351,10 +443,12 @@ fn attempt(
         }
         _ => {}
     }
-    store::clear(&dir);
+    if let Err(e) = store::clear(&claim) {
+        return Attempt::Ran(Err(Unfinished::Lost(super::one_line(&e))));
+    }
     tracing::info!(run = %run.id, index = run.index, axes = %manifest::axes_summary(run), "run starts");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_one(m, study_dir, process, run, cache, threads)
+        run_one(m, study_dir, process, run, cache, threads, &claim)
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -362,22 +456,27 @@ fn attempt(
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Err(anyhow::anyhow!("panicked: {what}"))
+        Err(Unfinished::Failed(format!("panicked: {what}")))
     });
-    let outcome = match result.and_then(|seconds| store::mark_done(&dir, seconds).map(|()| seconds))
-    {
+    let outcome = match result {
         Ok(seconds) => {
             tracing::info!(run = %run.id, seconds, "run done");
             Ok(seconds)
         }
-        Err(e) => {
-            let text = super::one_line(&e);
+        Err(Unfinished::Failed(text)) => {
             tracing::warn!(run = %run.id, error = %text, "run failed");
-            if let Err(e) = store::mark_failed(&dir, &text) {
-                tracing::error!(run = %run.id, error = %e, "cannot write FAILED marker");
+            match store::mark_failed(&claim, &text) {
+                Ok(()) => Err(Unfinished::Failed(text)),
+                Err(e) => match claim.check() {
+                    Err(lost) => Err(Unfinished::Lost(lost.to_string())),
+                    Ok(()) => Err(Unfinished::Outside(format!(
+                        "{text}; and its FAILED marker cannot be written: {}",
+                        super::one_line(&e)
+                    ))),
+                },
             }
-            Err(text)
         }
+        Err(other) => Err(other),
     };
     drop(claim);
     Attempt::Ran(outcome)
@@ -399,7 +498,9 @@ struct Tally {
 
 /// Runs a batch of planned runs (skipping DONE ones, and FAILED ones unless
 /// `retry_failed`) on `jobs` threads; runs other processes hold are waited for and taken
-/// over if their process dies. Returns when every run of the batch is settled.
+/// over if their holder dies or stops its heartbeat. Returns when every run of the batch is
+/// settled; an error when a run could not finish for a cause outside it (the batch stops
+/// there: a full disk fails every run alike), which the next `ablate run` retries.
 fn run_batch(
     m: &Manifest,
     study_dir: &Path,
@@ -410,9 +511,13 @@ fn run_batch(
 ) -> Result<Tally> {
     let mut tally = Tally::default();
     let mut todo: Vec<(&PlannedRun, store::State)> = Vec::new();
+    let mut tidied = 0;
     for &r in batch {
         match store::state(study_dir, &r.id) {
-            store::State::Done => tally.already += 1,
+            store::State::Done => {
+                tally.already += 1;
+                tidied += store::tidy_done(study_dir, &r.id);
+            }
             store::State::Failed(_) if !retry_failed => tally.failed_before += 1,
             store::State::Damaged(why) => {
                 tally.damaged += 1;
@@ -421,6 +526,12 @@ fn run_batch(
             }
             state => todo.push((r, state)),
         }
+    }
+    if tidied > 0 {
+        tracing::info!(
+            files = tidied,
+            "removed leftovers of killed processes from finished runs"
+        );
     }
     if todo.is_empty() {
         return Ok(tally);
@@ -453,8 +564,11 @@ fn run_batch(
         .num_threads(jobs)
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start {jobs} worker threads: {e}"))?;
+    // The first run that could not finish for a cause outside it stops the batch.
+    let outside: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::default();
+    let stop = std::sync::atomic::AtomicBool::new(false);
     // Every run this process can claim, then the ones other processes held: those are
-    // waited for, and taken over if their process dies.
+    // waited for, and taken over once their holder is gone.
     let mut pending: Vec<&(&PlannedRun, store::State)> = todo.iter().collect();
     let mut waited_since: Option<std::time::Instant> = None;
     loop {
@@ -462,19 +576,30 @@ fn run_batch(
         pool.install(|| {
             pending.par_iter().with_max_len(1).for_each(|item| {
                 let (r, scanned) = *item;
-                let a = attempt(m, study_dir, &process, r, scanned, &cache, &claims, threads);
+                let a = if stop.load(Ordering::Relaxed) {
+                    Attempt::Skipped
+                } else {
+                    attempt(m, study_dir, &process, r, scanned, &cache, &claims, threads)
+                };
                 match &a {
                     Attempt::Busy(owner) => {
                         if let Ok(mut b) = busy.lock() {
                             b.push((*item, owner.clone()));
                         }
                     }
+                    Attempt::Ran(Err(Unfinished::Outside(e))) => {
+                        stop.store(true, Ordering::Relaxed);
+                        if let Ok(mut o) = outside.lock() {
+                            o.push((r.id.clone(), e.clone()));
+                        }
+                        progress.finished(&r.id, &a);
+                    }
                     _ => progress.finished(&r.id, &a),
                 }
             })
         });
         let busy = busy.into_inner().unwrap_or_default();
-        if busy.is_empty() {
+        if busy.is_empty() || stop.load(Ordering::Relaxed) {
             break;
         }
         let now = std::time::Instant::now();
@@ -483,9 +608,11 @@ fn run_batch(
             let owners: std::collections::BTreeSet<String> =
                 busy.iter().map(|(_, o)| o.to_string()).collect();
             eprintln!(
-                "waiting for {} run(s) that other processes are running ({})",
+                "waiting for {} run(s) that other processes are running ({}); a run is taken \
+                 over when its process is gone or its heartbeat has stopped for {} s",
                 busy.len(),
-                owners.into_iter().collect::<Vec<_>>().join(", ")
+                owners.into_iter().collect::<Vec<_>>().join(", "),
+                store::STALE_AFTER.as_secs()
             );
         }
         std::thread::sleep(WAIT_POLL);
@@ -493,6 +620,16 @@ fn run_batch(
     }
     progress.bar.finish_and_clear();
     (tally.done, tally.failed, tally.elsewhere) = progress.counts();
+    let outside = outside.into_inner().unwrap_or_default();
+    if let Some((id, error)) = outside.first() {
+        eprintln!("{}", tally_line(label, &tally));
+        bail!(
+            "run {id} could not finish: {error}; {} run(s) of '{label}' are not finished and \
+             not marked FAILED (the cause is outside them): fix it and rerun the same command \
+             to resume",
+            todo.len() - tally.done - tally.failed - tally.elsewhere
+        );
+    }
     Ok(tally)
 }
 
@@ -647,7 +784,7 @@ fn search_status(plan: &Plan, search: &manifest::SearchPlan, study_dir: &Path) -
                 _ => remaining += 1,
             }
         }
-        let decided = match crate::search::read_decision(study_dir, rung)? {
+        let decided = match crate::search::read_decision(study_dir, search, rung)? {
             Some(d) => match d.winner {
                 Some(w) => format!(
                     "; winner: candidate {w} ({}), {} = {}",
@@ -671,12 +808,7 @@ fn search_status(plan: &Plan, search: &manifest::SearchPlan, study_dir: &Path) -
 
 pub fn status(args: &StatusArgs) -> Result<()> {
     let (plan, study_dir) = if args.target.is_dir() {
-        let path = args.target.join("plan.json");
-        let text = std::fs::read_to_string(&path)
-            .or_usage(|| format!("cannot read '{}' (not a study folder?)", path.display()))?;
-        let plan: Plan = serde_json::from_str(&text)
-            .or_usage(|| format!("'{}' is not a plan", path.display()))?;
-        (plan, args.target.clone())
+        (Plan::read(&args.target)?, args.target.clone())
     } else {
         let m = load(&args.target, &args.set)?;
         let dir = args.results.join(&m.study);
@@ -712,91 +844,6 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     super::print_stdout(&out)
 }
 
-/// One word as a POSIX shell reads it back.
-fn sh(word: &str) -> String {
-    record::command_line([word.to_string()])
-}
-
-/// The `#SBATCH` lines every job of a study shares: where it runs, what it may use.
-fn sbatch_common(args: &SlurmArgs, cwd: &Path) -> String {
-    let mut s = String::new();
-    let mut line = |k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            s.push_str(&format!("#SBATCH --{k}={v}\n"));
-        }
-    };
-    line("partition", &args.partition);
-    line("time", &args.time);
-    line("mem", &args.mem);
-    line("account", &args.account);
-    line("qos", &args.qos);
-    for a in &args.sbatch_args {
-        s.push_str(&format!("#SBATCH {a}\n"));
-    }
-    s.push_str(&format!("#SBATCH --chdir={}\n", cwd.display()));
-    s
-}
-
-/// The array script: task i runs shard i/N of the study with the binary that wrote it.
-fn array_script(args: &SlurmArgs, m: &Manifest, cwd: &Path, exe: &Path, logs: &Path) -> String {
-    let n = args.shards;
-    let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!(
-        "# Generated by `ablate slurm` for study '{}' ({} runs in {n} shards).\n\
-         # Resubmitting resumes: DONE runs are skipped (add --retry-failed to the command\n\
-         # below to rerun FAILED ones). ABLATE=/path/to/ablate overrides the binary.\n",
-        m.study,
-        m.plan.runs.len(),
-    ));
-    s.push_str(&format!("#SBATCH --job-name=ablate-{}\n", m.study));
-    let throttle = args.throttle.map_or(String::new(), |t| format!("%{t}"));
-    s.push_str(&format!("#SBATCH --array=0-{}{throttle}\n", n - 1));
-    s.push_str(&format!("#SBATCH --cpus-per-task={}\n", args.cpus));
-    s.push_str(&sbatch_common(args, cwd));
-    s.push_str(&format!("#SBATCH --output={}/%A_%a.out\n", logs.display()));
-    // A requeued task appends to its log instead of replacing what it said before.
-    s.push_str("#SBATCH --open-mode=append\n");
-    s.push_str("set -euo pipefail\n");
-    s.push_str(&format!("ablate=\"${{ABLATE:-{}}}\"\n", exe.display()));
-    let sets: String = m
-        .plan
-        .overrides
-        .iter()
-        .map(|o| format!(" --set {}", sh(o)))
-        .collect();
-    s.push_str(&format!(
-        "exec \"$ablate\" run {}{sets} --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\" --jobs {} --results {}\n",
-        sh(&args.file.display().to_string()),
-        args.cpus,
-        sh(&args.results.display().to_string())
-    ));
-    s
-}
-
-/// The report job's script: `ablate report` of the study, after the array.
-fn report_script(args: &SlurmArgs, m: &Manifest, cwd: &Path, exe: &Path, logs: &Path) -> String {
-    let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!(
-        "# Generated by `ablate slurm`: the report of study '{}', submitted to run after its\n\
-         # array (afterany), so it reports whatever finished.\n",
-        m.study
-    ));
-    s.push_str(&format!("#SBATCH --job-name=ablate-{}-report\n", m.study));
-    s.push_str("#SBATCH --cpus-per-task=1\n");
-    s.push_str(&sbatch_common(args, cwd));
-    s.push_str(&format!(
-        "#SBATCH --output={}/report_%j.out\n",
-        logs.display()
-    ));
-    s.push_str("set -euo pipefail\n");
-    s.push_str(&format!("ablate=\"${{ABLATE:-{}}}\"\n", exe.display()));
-    s.push_str(&format!(
-        "exec \"$ablate\" report {}\n",
-        sh(&args.results.join(&m.study).display().to_string())
-    ));
-    s
-}
-
 /// `sbatch --parsable ARGS SCRIPT` -> the job id.
 fn sbatch(extra: &[String], script: &Path) -> Result<String> {
     let out = std::process::Command::new("sbatch")
@@ -825,47 +872,63 @@ fn sbatch(extra: &[String], script: &Path) -> Result<String> {
 }
 
 pub fn slurm(args: &SlurmArgs) -> Result<()> {
-    if !(1..=MAX_SHARDS).contains(&args.shards) {
-        return Err(crate::usage!(
-            "--shards {}: expected 1..={MAX_SHARDS}",
-            args.shards
-        ));
-    }
-    if !(1..=MAX_JOBS).contains(&args.cpus) {
-        return Err(crate::usage!(
-            "--cpus {}: expected 1..={MAX_JOBS}",
-            args.cpus
-        ));
-    }
-    if let Some(t) = args.throttle {
-        if !(1..=MAX_SHARDS).contains(&t) {
-            return Err(crate::usage!("--throttle {t}: expected 1..={MAX_SHARDS}"));
+    let given = crate::slurm::Given {
+        shards: args.shards,
+        cpus: args.cpus,
+        throttle: args.throttle,
+        partition: args.partition.as_deref(),
+        time: args.time.as_deref(),
+        mem: args.mem.as_deref(),
+        account: args.account.as_deref(),
+        qos: args.qos.as_deref(),
+        extra: &args.sbatch_args,
+    };
+    let options = given.check().map_err(|problems| {
+        for p in &problems[1..] {
+            eprintln!("{p}");
         }
-    }
-    if let Some(a) = args
-        .sbatch_args
-        .iter()
-        .find(|a| !a.starts_with('-') || a.contains('\n'))
-    {
-        return Err(crate::usage!(
-            "--sbatch-arg '{a}': expected one sbatch option such as --constraint=zen4"
-        ));
-    }
+        crate::usage!("{}", problems[0])
+    })?;
     let m = load(&args.file, &args.set)?;
     let study_dir = args.results.join(&m.study);
-    // The plan is written here, once, so the array tasks only read it.
-    write_plan(&m.plan, &study_dir, false)?;
     // The jobs run in this folder whatever folder they are submitted from, with this
     // binary, and log to absolute paths.
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     let exe = std::env::current_exe().context("cannot tell where this ablate binary is")?;
     let logs = cwd.join(&study_dir).join("slurm");
+    let cwd_text = crate::slurm::directive_path("the working folder", &cwd)
+        .map_err(|e| crate::usage!("{e}"))?;
+    let logs_text =
+        crate::slurm::directive_path("the log folder", &logs).map_err(|e| crate::usage!("{e}"))?;
+    let text = |p: &Path, what: &str| {
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| crate::usage!("{what} '{}' is not valid UTF-8", p.display()))
+    };
+    let mut run_args = vec!["run".to_string(), text(&args.file, "the manifest")?];
+    for o in &m.plan.overrides {
+        run_args.push("--set".into());
+        run_args.push(o.clone());
+    }
+    run_args.push("--results".into());
+    run_args.push(text(&args.results, "--results")?);
+    let study = crate::slurm::Study {
+        name: &m.study,
+        runs: m.plan.runs.len(),
+        run_args,
+        study_dir: text(&study_dir, "the study folder")?,
+        cwd: cwd_text,
+        logs: logs_text,
+        exe: text(&exe, "the ablate binary's path")?,
+    };
+    // The plan is written here, once, so the array tasks only read it.
+    write_plan(&m.plan, &study_dir, false)?;
     std::fs::create_dir_all(&logs)
         .with_context(|| format!("cannot create '{}'", logs.display()))?;
     let path = study_dir.join("slurm.sbatch");
-    output::write_text(&path, &array_script(args, &m, &cwd, &exe, &logs))?;
+    output::write_text(&path, &crate::slurm::array_script(&options, &study))?;
     let report = study_dir.join("report.sbatch");
-    output::write_text(&report, &report_script(args, &m, &cwd, &exe, &logs))?;
+    output::write_text(&report, &crate::slurm::report_script(&options, &study))?;
     let n = args.shards;
     if !args.submit {
         eprintln!(

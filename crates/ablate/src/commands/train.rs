@@ -137,7 +137,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let source = format!("ablate train --config {config_file}");
     let membrane = membrane::calibrated(&outcome.artefact, &source).map(|m| m.to_toml());
-    record::write(&out.join(RUN_FILE), &head, outcome, membrane.as_deref())?;
+    record::write(
+        &out.join(RUN_FILE),
+        &head,
+        outcome,
+        membrane.as_deref(),
+        crate::output::Commit::Replace,
+    )?;
     let pretty = serde_json::to_string_pretty(&outcome.metrics)? + "\n";
     output::write_text(&out.join("metrics.json"), &pretty)?;
     output::write_text(

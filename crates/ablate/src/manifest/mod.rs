@@ -114,6 +114,43 @@ pub struct Plan {
     pub search: Option<SearchPlan>,
 }
 
+impl Plan {
+    /// A study folder's `plan.json`, the one place it is read: the study's runs are the
+    /// plan's, whatever other folders `runs/` holds.
+    pub fn read(study_dir: &Path) -> anyhow::Result<Plan> {
+        let path = study_dir.join("plan.json");
+        let text = match crate::limits::open_regular(&path, crate::limits::MAX_TEXT_FILE_BYTES)
+            .and_then(std::io::read_to_string)
+        {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(crate::usage!(
+                    "'{}' has no plan.json, so it is not a study folder (`ablate run` and \
+                     `ablate plan` make them)",
+                    study_dir.display()
+                ))
+            }
+            Err(e) => {
+                return Err(crate::usage!("cannot read '{}': {e}", path.display()));
+            }
+        };
+        if text.trim().is_empty() {
+            return Err(crate::usage!(
+                "'{}' is empty (its writer was stopped by a full disk or a crash?); \
+                 `ablate plan MANIFEST --force` writes it again",
+                path.display()
+            ));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            crate::usage!(
+                "'{}' is not a plan this version of ablate reads ({e}); `ablate plan \
+                 MANIFEST --force` writes it again",
+                path.display()
+            )
+        })
+    }
+}
+
 /// A `[search]` expanded: every candidate's runs at every rung's budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchPlan {
@@ -274,20 +311,35 @@ pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfig, Prob
     }
 }
 
+/// The longest study name: it names a folder, to which an overridden study adds
+/// `-set-<8 hex digits>`, and Slurm job names (`ablate-<study>-report`).
+pub const MAX_STUDY_NAME: usize = 100;
+
 /// The study's name.
 fn study_name(merged: &Table, locs: &Locations, name: &str, found: &mut Found) -> String {
     match merged.get("study") {
         Some(Value::String(s))
             if !s.is_empty()
+                && s.len() <= MAX_STUDY_NAME
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
         {
             s.clone()
         }
         Some(v) => {
+            let shown: String = v.to_string().chars().take(80).collect();
             found.push(format!(
-                "{}: study: expected a name of letters, digits, '_' and '-', found {v}",
-                locs.at(&["study"], name)
+                "{}: study: expected a name of 1 to {MAX_STUDY_NAME} letters, digits, '_' and \
+                 '-' (it names the study's folder), found {shown}{}",
+                locs.at(&["study"], name),
+                if v.to_string().chars().count() > 80 {
+                    format!(
+                        "... ({} characters)",
+                        v.as_str().map_or(0, |s| s.chars().count())
+                    )
+                } else {
+                    String::new()
+                }
             ));
             String::new()
         }
@@ -723,6 +775,8 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
     let budget_keys: Vec<&str> = search
         .as_ref()
         .map_or(vec![], |(s, _)| s.budget.split('.').collect());
+    // Whether any run's method uses the search's budget (else every rung is one run).
+    let mut budget_used = false;
     for point in expand::points(&grid, &random_points) {
         let mut candidate = Candidate {
             axes: serde_json::Map::new(),
@@ -762,6 +816,9 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
                     .iter()
                     .any(|i| axis == *i || axis.starts_with(&format!("{i}.")))
             };
+            if let Some((s, _)) = &search {
+                budget_used |= !skip(&s.budget);
+            }
             let mut rung = Vec::new();
             for &replicate in &seeds {
                 config.seed = replicate;
@@ -814,6 +871,17 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
             candidate.runs.push(rung);
         }
         candidates.push(candidate);
+    }
+    if let Some((s, _)) = &search {
+        if !budget_used && found.list.is_empty() {
+            found.push(format!(
+                "{}: search.budget: '{}' is ignored by every run of the study (their method or \
+                 settings do not use it), so every rung would repeat the same runs; choose a \
+                 key the runs use, such as \"finetune.epochs\" for neural runs",
+                locs.at(&["search", "budget"], &name),
+                s.budget
+            ));
+        }
     }
     found.non_finite(non_finite(&merged, &locs, &name));
     if !found.list.is_empty() {

@@ -1,4 +1,7 @@
-//! Reading a study's finished runs (`DIR/runs/<run-id>/run.h5` next to a `DONE` marker).
+//! Reading a study's finished runs: the runs of its plan (`DIR/plan.json`) that are DONE
+//! (`DIR/runs/<run-id>/run.h5` next to its `DONE` marker). The plan says which runs belong
+//! to the study: a folder of an older, replaced plan or a copied folder is not one of them,
+//! and a record whose run id is not its folder's is named and left out.
 //!
 //! Only the small things (root attributes, metrics, learning curves) are read for every
 //! run; predictions and attention maps are read on demand for the few runs a figure shows,
@@ -6,9 +9,10 @@
 //! without `DONE` is a run that is still going or was interrupted: it is skipped and
 //! counted, never read, because its `run.h5` may be incomplete.
 
+use crate::manifest::Plan;
 use crate::record::{self, RunRecord};
 use crate::store;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
 pub use crate::record::{read_attention, read_predictions};
@@ -57,9 +61,13 @@ impl Run {
 #[derive(Debug)]
 pub struct Study {
     pub dir: PathBuf,
+    /// The study's plan.
+    pub plan: Plan,
     pub runs: Vec<Run>,
-    /// Run folders without a `DONE` marker.
+    /// Folders of the plan's runs without a `DONE` marker (running, interrupted, failed).
     pub skipped: Vec<PathBuf>,
+    /// Folders under `runs/` that are no run of the plan (an older plan's, copies).
+    pub foreign: Vec<String>,
     /// Runs marked DONE whose file is damaged or unreadable: (run id, why). They are left
     /// out of every table and figure, and named.
     pub damaged: Vec<(String, String)>,
@@ -113,52 +121,62 @@ impl Study {
     }
 }
 
-/// Reads every finished run of `dir` (the study folder holding `runs/`).
+/// Reads every finished run of the study in `dir` (the folder holding `plan.json` and
+/// `runs/`).
 pub fn collect(dir: &Path) -> Result<Study> {
     if !dir.is_dir() {
         bail!("study folder '{}' does not exist", dir.display());
     }
+    let plan = Plan::read(dir)?;
     let runs_dir = dir.join("runs");
-    if !runs_dir.is_dir() {
-        bail!(
-            "'{}' holds no runs: expected '{}' with one folder per run (made by `ablate run`)",
-            dir.display(),
-            runs_dir.display()
-        );
-    }
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
-        .with_context(|| format!("cannot list '{}'", runs_dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    folders.sort();
+    let mut ids: Vec<&str> = plan.runs.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     let mut damaged = Vec::new();
-    for folder in folders {
-        let id = folder
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match store::state(dir, &id) {
+    for &id in &ids {
+        let folder = store::run_dir(dir, id);
+        match store::state(dir, id) {
             store::State::Done => {}
             store::State::Damaged(why) => {
-                damaged.push((id, why));
+                damaged.push((id.to_string(), why));
                 continue;
             }
             _ => {
-                skipped.push(folder);
+                if folder.is_dir() {
+                    skipped.push(folder);
+                }
                 continue;
             }
         }
         let path = folder.join(store::RUN_FILE);
         match record::read(&path) {
+            Ok(record) if record.head.provenance.run_id != id => damaged.push((
+                id.to_string(),
+                format!(
+                    "its {} is run {}'s (copied into this folder?)",
+                    store::RUN_FILE,
+                    record.head.provenance.run_id
+                ),
+            )),
             Ok(record) => runs.push(Run { path, record }),
             // A file with the right checksum that still cannot be read (written by another
             // version, say) is named and skipped like a damaged one.
-            Err(e) => damaged.push((id, format!("{e:#}"))),
+            Err(e) => damaged.push((id.to_string(), format!("{e:#}"))),
         }
     }
+    let mut foreign: Vec<String> = std::fs::read_dir(&runs_dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| ids.binary_search(&name.as_str()).is_err())
+                .collect()
+        })
+        .unwrap_or_default();
+    foreign.sort();
     if runs.is_empty() {
         // The first few reasons (they are usually one reason many times).
         let mut damaged_text: Vec<String> = damaged
@@ -170,9 +188,10 @@ pub fn collect(dir: &Path) -> Result<Study> {
             damaged_text.push(format!("and {} more", damaged.len() - 3));
         }
         bail!(
-            "no finished runs in '{}' ({} run folder(s) without a DONE marker skipped, {} damaged{}{})",
+            "no finished runs in '{}' ({} of its {} planned runs started but not finished, {} damaged{}{})",
             runs_dir.display(),
             skipped.len(),
+            ids.len(),
             damaged.len(),
             if damaged.is_empty() { "" } else { ": " },
             damaged_text.join("; ")
@@ -180,8 +199,10 @@ pub fn collect(dir: &Path) -> Result<Study> {
     }
     Ok(Study {
         dir: dir.to_path_buf(),
+        plan,
         runs,
         skipped,
+        foreign,
         damaged,
     })
 }

@@ -16,13 +16,7 @@ fn score(v: Option<f64>) -> String {
 }
 
 /// Writes `out/tables/search.md` when the study is a search; returns it for the page.
-pub fn write(study_dir: &Path, out: &Path) -> Result<Option<Written>> {
-    let path = study_dir.join("plan.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    let plan: Plan = serde_json::from_str(&text)
-        .with_context(|| format!("'{}' is not a plan", path.display()))?;
+pub fn write(plan: &Plan, study_dir: &Path, out: &Path) -> Result<Option<Written>> {
     let Some(s) = &plan.search else {
         return Ok(None);
     };
@@ -45,7 +39,7 @@ pub fn write(study_dir: &Path, out: &Path) -> Result<Option<Written>> {
     let mut last = None;
     for (rung, budget) in s.budgets.iter().enumerate() {
         let n = search::active(s, study_dir, rung)?.map(|c| c.len());
-        let d = search::read_decision(study_dir, rung)?;
+        let d = search::read_decision(study_dir, s, rung)?;
         let promoted = match &d {
             Some(d) if d.winner.is_some() => "winner".to_string(),
             Some(d) => d.promoted.len().to_string(),

@@ -162,12 +162,76 @@ fn svg_to_pdf(svg: &str) -> Result<Vec<u8>> {
         ..Default::default()
     };
     let tree = svg2pdf::usvg::Tree::from_str(svg, &options).map_err(|e| anyhow!("{e}"))?;
-    svg2pdf::to_pdf(
+    let mut pdf = svg2pdf::to_pdf(
         &tree,
         svg2pdf::ConversionOptions::default(),
         svg2pdf::PageOptions::default(),
     )
-    .map_err(|e| anyhow!("{e:?}"))
+    .map_err(|e| anyhow!("{e:?}"))?;
+    sort_resource_entries(&mut pdf);
+    Ok(pdf)
+}
+
+/// Puts the entries of every resource dictionary of a PDF written by svg2pdf in one order.
+///
+/// svg2pdf 0.13 writes a page's resources (`/XObject << /xo3 8 0 R ... >>`) from a
+/// `HashMap`, so the same figure came out with its entries in another order each time
+/// (the same bytes, permuted line by line). A dictionary's order carries no meaning in
+/// PDF, and sorting the lines in place keeps every byte offset (the cross-reference table
+/// stays valid), so two reports of one study give identical PDF files. Only blocks whose
+/// every line is an `/name N 0 R` entry are touched.
+fn sort_resource_entries(pdf: &mut [u8]) {
+    const START: &[u8] = b"/Resources <<\n";
+    let mut at = 0;
+    while let Some(found) = find(&pdf[at..], START) {
+        let mut pos = at + found + START.len();
+        // The resource types (`/XObject <<`, `/ExtGState <<`, ...) until the closing `>>`.
+        loop {
+            let Some(line_end) = find(&pdf[pos..], b"\n").map(|e| pos + e) else {
+                return;
+            };
+            let line = &pdf[pos..line_end];
+            if !line.trim_ascii_start().starts_with(b"/") || !line.ends_with(b" <<") {
+                break;
+            }
+            let body = line_end + 1;
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            let mut p = body;
+            while let Some(e) = find(&pdf[p..], b"\n").map(|e| p + e) {
+                let l = &pdf[p..e];
+                if l.trim_ascii() == b">>" {
+                    break;
+                }
+                lines.push(l.to_vec());
+                p = e + 1;
+            }
+            if lines.iter().all(|l| is_ref_entry(l)) {
+                lines.sort();
+                let sorted: Vec<u8> = lines
+                    .iter()
+                    .flat_map(|l| [&l[..], b"\n"].concat())
+                    .collect();
+                pdf[body..p].copy_from_slice(&sorted);
+            }
+            // Past the dictionary's closing line.
+            pos = find(&pdf[p..], b"\n").map_or(pdf.len(), |e| p + e + 1);
+        }
+        at = pos;
+    }
+}
+
+/// `      /name 12 0 R`.
+fn is_ref_entry(line: &[u8]) -> bool {
+    let words: Vec<&[u8]> = line
+        .split(|b| *b == b' ')
+        .filter(|w| !w.is_empty())
+        .collect();
+    matches!(words.as_slice(), [name, n, b"0", b"R"]
+        if name.starts_with(b"/") && n.iter().all(u8::is_ascii_digit))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Colours of the Okabe-Ito palette (distinguishable with the common colour-vision
@@ -466,5 +530,36 @@ mod tests {
         assert_eq!(ion_colour("Na+"), PALETTE[0]);
         assert_eq!(ion_colour("Mg^2+"), PALETTE[1]);
         assert_ne!(ion_colour("Li+"), ion_colour("Mg^2+"));
+    }
+
+    /// A figure with many resources (one image object per marker), made twice.
+    #[test]
+    fn the_same_figure_gives_the_same_pdf_bytes() {
+        let mut svg =
+            String::from(r#"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200">"#);
+        for i in 0..60 {
+            svg.push_str(&format!(
+                r#"<circle cx="{}" cy="{}" r="3" fill="rgb({},0,0)" fill-opacity="0.{}"/>"#,
+                10 + 3 * i,
+                20 + 2 * i,
+                4 * i,
+                1 + i % 9
+            ));
+        }
+        svg.push_str(r#"<text x="10" y="190" font-family="sans-serif">Mg²⁺ ± λ</text></svg>"#);
+        let (a, b) = (svg_to_pdf(&svg).unwrap(), svg_to_pdf(&svg).unwrap());
+        assert!(find(&a, b"/Resources <<").is_some());
+        assert!(a == b, "two conversions differ");
+    }
+
+    #[test]
+    fn resource_entries_are_sorted_in_place() {
+        let mut pdf = b"x\n/Resources <<\n  /ExtGState <<\n    /g2 9 0 R\n    /g10 3 0 R\n  >>\n  /ProcSet [/PDF]\n>>\nstream\n/Resources <<\n  /X <<\n    /b 1 0 R\n    junk\n  >>\n".to_vec();
+        let len = pdf.len();
+        sort_resource_entries(&mut pdf);
+        assert_eq!(pdf.len(), len);
+        let text = String::from_utf8(pdf).unwrap();
+        assert!(text.contains("    /g10 3 0 R\n    /g2 9 0 R\n"), "{text}");
+        assert!(text.contains("    /b 1 0 R\n    junk\n"), "{text}");
     }
 }
