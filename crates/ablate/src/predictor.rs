@@ -132,7 +132,9 @@ impl LoadedRun {
     }
 
     /// Reads a finished run: an `ablate train` folder (its `run.h5`) or one run of a study
-    /// (`STUDY/runs/<id>/`, whose DONE marker and checksum are verified first).
+    /// (`STUDY/runs/<id>/`, whose DONE marker, checksum and id are verified first). Which of
+    /// the two it is, the record says (a study run records its plan index), not the name
+    /// of the folder it sits in.
     pub fn from_dir(dir: &Path) -> Result<LoadedRun> {
         let path = dir.join(store::RUN_FILE);
         if !path.is_file() {
@@ -142,16 +144,20 @@ impl LoadedRun {
                 store::RUN_FILE
             ));
         }
-        let in_study = dir
-            .parent()
-            .filter(|p| p.file_name().is_some_and(|n| n == "runs"))
-            .and_then(Path::parent);
-        if let Some(study_dir) = in_study {
-            let id = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            match store::state(study_dir, &id) {
+        let head = record::read(&path)?.head;
+        if head.provenance.plan_index.is_some() {
+            let id = &head.provenance.run_id;
+            let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            let study_dir = dir.parent().and_then(Path::parent);
+            let (Some(study_dir), Some(true)) = (study_dir, folder.map(|f| f == *id)) else {
+                return Err(crate::usage!(
+                    "'{}' holds run {id} of study '{}', which belongs in STUDY/runs/{id}/ beside \
+                     its DONE marker (copied out of its study?)",
+                    dir.display(),
+                    head.provenance.study
+                ));
+            };
+            match store::state(study_dir, id) {
                 store::State::Done => {}
                 store::State::Damaged(why) => {
                     return Err(crate::usage!("run '{}' is damaged: {why}", dir.display()))

@@ -200,6 +200,9 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
             ),
         }
     }
+    // A damaged file goes first: it was read above, and an output never replaces a file
+    // this process read.
+    let _ = std::fs::remove_file(&path);
     eprintln!("generating the pre-training set '{}'", path.display());
     spec.with_membrane_from(&m.dir())
         .generate(Path::new(""), &db, Some(threads), &path, &|| {})
@@ -670,6 +673,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let m = load(&args.file, &args.set)?;
     let study_dir = args.results.join(&m.study);
     write_plan(&m.plan, &study_dir, false)?;
+    // Temporary files of this host's killed processes (run folders are tidied as scanned).
+    for dir in [
+        study_dir.clone(),
+        study_dir.join("data"),
+        study_dir.join("search"),
+    ] {
+        output::remove_orphans(&dir);
+    }
     let shard_text = if shards > 1 {
         format!(" shard {shard}/{shards}")
     } else {

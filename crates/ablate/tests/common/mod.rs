@@ -1,4 +1,5 @@
 //! Helpers shared by the end-to-end tests: run the real `ablate` binary.
+#![allow(dead_code)]
 
 use std::process::{Command, Output};
 
