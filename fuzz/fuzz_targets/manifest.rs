@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    if let Err(problems) = manifest::load(&path) {
+    if let Err(problems) = manifest::load(&path, &[]) {
         assert!(!problems.0.is_empty(), "an error names its problems");
     }
     if let Err(problems) = manifest::load_run_config(&path, &DataCache::default()) {

@@ -431,6 +431,11 @@ pub struct RunArgs {
     /// Rerun runs marked FAILED.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Run only this run of the plan (repeatable; ids as `ablate plan` lists them), e.g.
+    /// to recompute a few runs of a study and compare them with its summary. Not for a
+    /// `[search]`, whose rungs decide what runs.
+    #[arg(long, value_name = "RUN_ID")]
+    pub only: Vec<String>,
     /// Results root.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results: PathBuf,

@@ -209,7 +209,13 @@ fn link_new(tmp: &Path, path: &Path) -> Result<()> {
             "'{}' was written by another process meanwhile",
             path.display()
         )),
-        Err(_) => {
+        // No hard links on this file system (FAT, some FUSE mounts).
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
+            ) =>
+        {
             let mut out = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -221,6 +227,8 @@ fn link_new(tmp: &Path, path: &Path) -> Result<()> {
                 .and_then(|_| out.sync_all())
                 .with_context(|| format!("cannot write '{}'", path.display()))
         }
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot link '{}' to '{}'", tmp.display(), path.display())),
     }
 }
 

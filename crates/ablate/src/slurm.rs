@@ -8,8 +8,9 @@
 //!   `-`, `.` (a partition may be a comma-separated list);
 //! - `--time` is one of Slurm's time formats, `--mem` a size with an optional K/M/G/T;
 //! - an `--sbatch-arg` is one long option, `--name` or `--name=value`, its value without
-//!   whitespace, quotes or shell characters, and not one of the directives ionode writes
-//!   (`--array`, `--output`, `--chdir`, ...) or has a flag for;
+//!   whitespace, quotes or shell characters, given once, and neither one of the directives
+//!   ionode writes (`--array`, `--output`, `--chdir`, ...) or has a flag for nor an
+//!   abbreviation of one (sbatch, like getopt, takes `--ar` for `--array`);
 //! - paths written into `#SBATCH` lines (the working folder, the log folder) hold no
 //!   whitespace, quote, `#`, `%` (Slurm expands `%` patterns in log names) or backslash;
 //! - words of the shell part are single-quoted.
@@ -78,10 +79,10 @@ fn refuse(flag: &str, value: &str, valid: &str) -> String {
     format!("{flag} '{shown}': expected {valid}")
 }
 
-/// A Slurm name: letters, digits, `_`, `-`, `.`.
+/// A Slurm name: letters, digits, `_`, `-`, `.`, starting with a letter, digit or `_`.
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_VALUE
+    s.len() <= MAX_VALUE
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
@@ -191,9 +192,14 @@ fn extra(value: &str) -> Result<Directive, String> {
     if !key_ok || !val_ok {
         return Err(refuse("--sbatch-arg", value, valid));
     }
-    if let Some((_, why)) = OWN.iter().find(|(k, _)| *k == key) {
+    if let Some((own, why)) = OWN.iter().find(|(k, _)| k.starts_with(key)) {
+        let what = if *own == key {
+            format!("--{key}")
+        } else {
+            format!("--{key} (sbatch reads it as --{own})")
+        };
         return Err(format!(
-            "--sbatch-arg '{value}': --{key} cannot be set this way ({why})"
+            "--sbatch-arg '{value}': {what} cannot be set this way ({why})"
         ));
     }
     Ok(Directive(value.to_string()))
@@ -250,9 +256,19 @@ impl Given<'_> {
                 }
             }
         }
+        let mut keys = std::collections::BTreeSet::new();
         for e in self.extra {
             match extra(e) {
-                Ok(d) => directives.push(d),
+                Ok(d) => {
+                    let key = d.0.split('=').next().unwrap_or_default().to_string();
+                    if keys.insert(key.clone()) {
+                        directives.push(d);
+                    } else {
+                        problems.push(format!(
+                            "--sbatch-arg '{e}': {key} is given twice (give each option once)"
+                        ));
+                    }
+                }
                 Err(p) => problems.push(p),
             }
         }
@@ -428,7 +444,16 @@ mod tests {
             assert!(mem(m).is_err(), "{m:?}");
         }
         assert!(name("--partition", "gpu,cpu-long", true).is_ok());
-        for n in ["", "a b", "x\n#SBATCH --array=0-9", "a,", "ac;ct", "a'b"] {
+        for n in [
+            "",
+            "a b",
+            "x\n#SBATCH --array=0-9",
+            "a,",
+            "ac;ct",
+            "a'b",
+            "-",
+            "-x",
+        ] {
             assert!(name("--account", n, false).is_err(), "{n:?}");
         }
     }

@@ -603,3 +603,22 @@ fn simulate_records_failed_points() {
         2
     );
 }
+
+/// An argument that is not UTF-8 is named by its position and flag, in one line.
+#[test]
+fn a_non_utf8_argument_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"lab\xffx");
+    let out = Command::new(env!("CARGO_BIN_EXE_ablate"))
+        .args(["slurm", "x.toml", "--shards", "2", "--account"])
+        .arg(bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("argument 6 ('lab\u{FFFD}x', the value of --account) is not valid UTF-8"),
+        "{err}"
+    );
+}

@@ -4,7 +4,7 @@
 //! concurrent `--retry-failed`, and the leftovers of killed processes.
 
 mod common;
-use common::{ablate, text};
+use common::{ablate, marked, plan_ids, text};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -109,24 +109,6 @@ fn temporaries(study: &Path) -> Vec<PathBuf> {
     files(study, &|n| n.ends_with(".tmp"))
 }
 
-fn plan_ids(study: &Path) -> Vec<String> {
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(study.join("plan.json")).unwrap()).unwrap();
-    plan["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn marked(study: &Path, marker: &str) -> Vec<String> {
-    plan_ids(study)
-        .into_iter()
-        .filter(|id| study.join("runs").join(id).join(marker).exists())
-        .collect()
-}
-
 /// The metrics of every DONE run, by id (floats print shortest round-trip: equal text,
 /// equal bits).
 fn metrics(study: &Path) -> std::collections::BTreeMap<String, String> {
@@ -163,12 +145,10 @@ fn hostname() -> String {
     ionode_ablate::process::hostname()
 }
 
-#[test]
-fn stale_claims_taken_over_by_three_processes_at_once_run_each_run_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (reference, shared) = (dir.path().join("ref"), dir.path().join("shared"));
-    let file = experiments("smoke.toml");
-    let file = file.to_str().unwrap();
+/// Runs `file` to the end in `dir/ref` (the undisturbed reference) and only plans it in
+/// `dir/other`; returns the two results roots.
+fn reference_and_planned(dir: &Path, file: &str) -> (PathBuf, PathBuf) {
+    let (reference, other) = (dir.join("ref"), dir.join("other"));
     run_ok(&[
         "run",
         file,
@@ -177,7 +157,33 @@ fn stale_claims_taken_over_by_three_processes_at_once_run_each_run_once() {
         "--results",
         reference.to_str().unwrap(),
     ]);
-    run_ok(&["plan", file, "--results", shared.to_str().unwrap()]);
+    run_ok(&["plan", file, "--results", other.to_str().unwrap()]);
+    (reference, other)
+}
+
+/// Copies the generated pre-training data of study `from` into study `to`, whole or cut to
+/// half its bytes (as a full disk or a kill would leave it).
+fn copy_data(from: &Path, to: &Path, truncate: bool) {
+    let data = to.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in std::fs::read_dir(from.join("data")).unwrap() {
+        let f = f.unwrap();
+        let bytes = std::fs::read(f.path()).unwrap();
+        let keep = if truncate {
+            bytes.len() / 2
+        } else {
+            bytes.len()
+        };
+        std::fs::write(data.join(f.file_name()), &bytes[..keep]).unwrap();
+    }
+}
+
+#[test]
+fn stale_claims_taken_over_by_three_processes_at_once_run_each_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiments("smoke.toml");
+    let file = file.to_str().unwrap();
+    let (reference, shared) = reference_and_planned(dir.path(), file);
     let study = shared.join("smoke");
     let (pid, host) = (dead_pid(), hostname());
     for id in plan_ids(&study) {
@@ -242,25 +248,15 @@ fn run_with_file_limit(args: &[&str], bytes: u64) -> Output {
 #[test]
 fn a_write_failure_leaves_no_failed_run_and_the_search_resumes_as_if_undisturbed() {
     let dir = tempfile::tempdir().unwrap();
-    let (reference, faulty) = (dir.path().join("ref"), dir.path().join("faulty"));
     let file = experiments("search_smoke.toml");
     let file = file.to_str().unwrap();
-    run_ok(&[
-        "run",
-        file,
-        "--jobs",
-        "2",
-        "--results",
-        reference.to_str().unwrap(),
-    ]);
-    run_ok(&["plan", file, "--results", faulty.to_str().unwrap()]);
+    let (reference, faulty) = reference_and_planned(dir.path(), file);
     // The generated pre-training set is there (as after an earlier, complete run).
-    let data = faulty.join("search_smoke/data");
-    std::fs::create_dir_all(&data).unwrap();
-    for f in std::fs::read_dir(reference.join("search_smoke/data")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), data.join(f.file_name())).unwrap();
-    }
+    copy_data(
+        &reference.join("search_smoke"),
+        &faulty.join("search_smoke"),
+        false,
+    );
     let run = [
         "run",
         file,
@@ -309,16 +305,8 @@ fn a_damaged_generated_pretraining_set_is_made_again() {
          \"model.electroneutrality\" = [{ kind = \"hard\" }]\n\"split.n_train\" = [40]\n",
     );
     let m = m.to_str().unwrap();
-    let (reference, damaged) = (dir.path().join("ref"), dir.path().join("dmg"));
-    run_ok(&["run", m, "--results", reference.to_str().unwrap()]);
-    run_ok(&["plan", m, "--results", damaged.to_str().unwrap()]);
-    let data = damaged.join("gen/data");
-    std::fs::create_dir_all(&data).unwrap();
-    for f in std::fs::read_dir(reference.join("gen/data")).unwrap() {
-        let f = f.unwrap();
-        let bytes = std::fs::read(f.path()).unwrap();
-        std::fs::write(data.join(f.file_name()), &bytes[..bytes.len() / 2]).unwrap();
-    }
+    let (reference, damaged) = reference_and_planned(dir.path(), m);
+    copy_data(&reference.join("gen"), &damaged.join("gen"), true);
     let err = run_ok(&["run", m, "--results", damaged.to_str().unwrap()]);
     assert!(
         err.contains("is damaged") && err.contains("generating it again"),

@@ -14,6 +14,7 @@
 //! stderr = ["is one of this command's inputs"]   # each must appear in stderr
 //! unchanged = ["feeds.csv"]                  # same bytes (or the same special file) after
 //! absent = ["res/smoke/slurm.sbatch"]        # must not exist after
+//! env = { IONODE_KERNEL_PATH = "sse2" }      # set for the command
 //! ```
 //!
 //! File values: text, `@fifo` (a named pipe nobody writes), `@copy:PATH` (a file of the
@@ -39,6 +40,8 @@ struct Case {
     #[serde(default)]
     before: Vec<Vec<String>>,
     args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
     exit: i32,
     #[serde(default)]
     stderr: Vec<String>,
@@ -111,9 +114,10 @@ fn make(dir: &Path, name: &str, value: &str) {
 }
 
 /// Runs `ablate` with a time limit: `None` if it had to be killed.
-fn run(args: &[String]) -> Option<(i32, String)> {
+fn run(args: &[String], env: &BTreeMap<String, String>) -> Option<(i32, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ablate"))
         .args(args)
+        .envs(env)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -144,7 +148,7 @@ fn check(case: &Case) -> Vec<String> {
     }
     for before in &case.before {
         let args: Vec<String> = before.iter().map(|a| expand(a, dir)).collect();
-        match run(&args) {
+        match run(&args, &BTreeMap::new()) {
             Some((0, _)) => {}
             other => return vec![format!("setup {args:?} did not succeed: {other:?}")],
         }
@@ -160,7 +164,12 @@ fn check(case: &Case) -> Vec<String> {
         })
         .collect();
     let args: Vec<String> = case.args.iter().map(|a| expand(a, dir)).collect();
-    let Some((code, err)) = run(&args) else {
+    let env: BTreeMap<String, String> = case
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), expand(v, dir)))
+        .collect();
+    let Some((code, err)) = run(&args, &env) else {
         return vec![format!("hung (killed after {LIMIT:?}): {args:?}")];
     };
     let mut problems = Vec::new();

@@ -3,7 +3,7 @@
 //! resume after SIGKILL, shards, thread-count independence, status counts, the Slurm script.
 
 mod common;
-use common::{ablate, text};
+use common::{ablate, marked, plan_ids, text};
 use hdf5_metno as hdf5;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,19 +29,6 @@ fn run_ok(args: &[&str]) -> String {
     let r = ablate(args);
     assert!(r.status.success(), "{args:?}: {}", text(&r.stderr));
     text(&r.stderr)
-}
-
-/// Plan order of run ids.
-fn plan_ids(study_dir: &Path) -> Vec<String> {
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(study_dir.join("plan.json")).unwrap())
-            .unwrap();
-    plan["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// What is compared between two sweeps: the metrics JSON and every prediction column,
@@ -854,14 +841,6 @@ fn random_axes_are_drawn_from_the_manifest_seed() {
             m.display()
         )
     );
-}
-
-/// The ids of the runs whose folder holds `marker`.
-fn marked(study_dir: &Path, marker: &str) -> Vec<String> {
-    plan_ids(study_dir)
-        .into_iter()
-        .filter(|id| study_dir.join("runs").join(id).join(marker).exists())
-        .collect()
 }
 
 #[test]

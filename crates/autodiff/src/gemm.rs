@@ -654,6 +654,47 @@ mod tests {
         }
     }
 
+    /// Random A (m x k), B (k x n), C (m x n) and a bias (n), from a seed.
+    struct Operands {
+        a: Vec<f64>,
+        b: Vec<f64>,
+        c0: Vec<f64>,
+        bias: Vec<f64>,
+    }
+
+    impl Operands {
+        fn new((m, n, k): (usize, usize, usize), seed: u64) -> Operands {
+            let mut s = seed;
+            let mut draw = |len: usize| (0..len).map(|_| lcg(&mut s)).collect::<Vec<f64>>();
+            let (a, b, c0) = (draw(m * k), draw(k * n), draw(m * n));
+            Operands {
+                a,
+                b,
+                c0,
+                bias: draw(n),
+            }
+        }
+
+        /// A and B as stored row-major, read transposed when `ta` / `tb`.
+        fn views(
+            &self,
+            (m, n, k): (usize, usize, usize),
+            (ta, tb): (bool, bool),
+        ) -> (MatRef<'_>, MatRef<'_>) {
+            let a = if ta {
+                MatRef::rows(&self.a, m).t()
+            } else {
+                MatRef::rows(&self.a, k)
+            };
+            let b = if tb {
+                MatRef::rows(&self.b, k).t()
+            } else {
+                MatRef::rows(&self.b, n)
+            };
+            (a, b)
+        }
+    }
+
     fn check_write(
         kernel: KernelPath,
         (m, n, k): (usize, usize, usize),
@@ -662,25 +703,13 @@ mod tests {
         colmajor: bool,
         with_bias: bool,
     ) {
-        let mut s = (m * 131 + n * 17 + k) as u64;
-        let a: Vec<f64> = (0..m * k).map(|_| lcg(&mut s)).collect();
-        let b: Vec<f64> = (0..k * n).map(|_| lcg(&mut s)).collect();
-        let c0: Vec<f64> = (0..m * n).map(|_| lcg(&mut s)).collect();
-        let ar = if ta {
-            MatRef::rows(&a, m).t()
-        } else {
-            MatRef::rows(&a, k)
-        };
-        let br = if tb {
-            MatRef::rows(&b, k).t()
-        } else {
-            MatRef::rows(&b, n)
-        };
+        let ops = Operands::new((m, n, k), (m * 131 + n * 17 + k) as u64);
+        let (c0, bias) = (&ops.c0, &ops.bias);
+        let (ar, br) = ops.views((m, n, k), (ta, tb));
         let (rs, cs) = if colmajor { (1, m) } else { (n, 1) };
-        let bias: Vec<f64> = (0..n).map(|_| lcg(&mut s)).collect();
         let write = match (acc, with_bias) {
             (true, _) => Write::Add,
-            (false, true) => Write::Bias(&bias),
+            (false, true) => Write::Bias(bias),
             (false, false) => Write::Set,
         };
         let mut c = c0.clone();
@@ -764,27 +793,15 @@ mod tests {
 
     /// `C` from one path: every write mode, every layout, concatenated.
     fn outputs(kernel: KernelPath, (m, n, k): (usize, usize, usize)) -> Vec<u64> {
-        let mut s = (m * 7 + n * 3 + k) as u64;
-        let a: Vec<f64> = (0..m * k).map(|_| lcg(&mut s)).collect();
-        let b: Vec<f64> = (0..k * n).map(|_| lcg(&mut s)).collect();
-        let c0: Vec<f64> = (0..m * n).map(|_| lcg(&mut s)).collect();
-        let bias: Vec<f64> = (0..n).map(|_| lcg(&mut s)).collect();
+        let ops = Operands::new((m, n, k), (m * 7 + n * 3 + k) as u64);
+        let (c0, bias) = (&ops.c0, &ops.bias);
         let mut bits = Vec::new();
         let mut g = Gemm::with_kernel(kernel);
         for (ta, tb, _) in LAYOUTS {
-            let ar = if ta {
-                MatRef::rows(&a, m).t()
-            } else {
-                MatRef::rows(&a, k)
-            };
-            let br = if tb {
-                MatRef::rows(&b, k).t()
-            } else {
-                MatRef::rows(&b, n)
-            };
+            let (ar, br) = ops.views((m, n, k), (ta, tb));
             for colmajor in [false, true] {
                 let (rs, cs) = if colmajor { (1, m) } else { (n, 1) };
-                for write in [Write::Set, Write::Add, Write::Bias(&bias)] {
+                for write in [Write::Set, Write::Add, Write::Bias(bias)] {
                     let mut c = c0.clone();
                     let data = &mut c;
                     g.run_with((m, n, k), ar, br, MatMut { data, rs, cs }, write);

@@ -17,8 +17,32 @@ use crate::cli::{Command, DataCommand, DspmdeCommand};
 use anyhow::Result;
 use std::io::{self, Write};
 
+/// The environment variable that pins the kernels to one instruction-set path
+/// (`portable`, `avx2`, `avx512`): every path gives the same bits, and this lets anyone
+/// check that on their own machine.
+pub const KERNEL_PATH_ENV: &str = "IONODE_KERNEL_PATH";
+
+/// Applies `IONODE_KERNEL_PATH`, if set.
+fn kernel_path_from_env() -> Result<()> {
+    use ionode_autodiff::KernelPath;
+    let Some(value) = std::env::var_os(KERNEL_PATH_ENV) else {
+        return Ok(());
+    };
+    let value = value.to_string_lossy();
+    let names: Vec<&str> = KernelPath::ALL.iter().map(|p| p.name()).collect();
+    let path = KernelPath::from_name(value.trim()).ok_or_else(|| {
+        crate::usage!(
+            "{KERNEL_PATH_ENV}='{value}': expected one of {}",
+            names.join(", ")
+        )
+    })?;
+    ionode_autodiff::force_kernel_path(Some(path))
+        .map_err(|e| crate::usage!("{KERNEL_PATH_ENV}='{value}': {e}"))
+}
+
 /// Runs one command.
 pub fn run(command: Command) -> Result<()> {
+    kernel_path_from_env()?;
     match command {
         Command::Dspmde(DspmdeCommand::Solve(args)) => dspmde_solve::run(&args),
         Command::Dspmde(DspmdeCommand::Point(args)) => dspmde_point::run(&args),

@@ -37,13 +37,18 @@ fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
     let path = study_dir.join("plan.json");
     let text = plan_text(plan);
     if path.exists() {
-        let same = Plan::read(study_dir).ok().is_some_and(|old| {
-            let named_as_now = Plan {
-                manifest: plan.manifest.clone(),
-                ..old
-            };
-            named_as_now == *plan
-        });
+        let same = match Plan::read(study_dir) {
+            Ok(old) => {
+                let named_as_now = Plan {
+                    manifest: plan.manifest.clone(),
+                    ..old
+                };
+                named_as_now == *plan
+            }
+            // An empty or unreadable plan says so (and how to write it again).
+            Err(e) if !force => return Err(e),
+            Err(_) => false,
+        };
         if same {
             return Ok(());
         }
@@ -671,6 +676,25 @@ pub fn run(args: &RunArgs) -> Result<()> {
         None => (0, 1),
     };
     let m = load(&args.file, &args.set)?;
+    if !args.only.is_empty() {
+        if m.plan.search.is_some() {
+            return Err(crate::usage!(
+                "--only: study '{}' is a [search], whose rungs decide which runs run",
+                m.study
+            ));
+        }
+        if let Some(id) = args
+            .only
+            .iter()
+            .find(|id| !m.plan.runs.iter().any(|r| r.id == **id))
+        {
+            return Err(crate::usage!(
+                "--only {id}: no run of study '{}' has this id (`ablate plan {}` lists them)",
+                m.study,
+                args.file.display()
+            ));
+        }
+    }
     let study_dir = args.results.join(&m.study);
     write_plan(&m.plan, &study_dir, false)?;
     // Temporary files of this host's killed processes (run folders are tidied as scanned).
@@ -693,6 +717,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 .runs
                 .iter()
                 .filter(|r| r.index % shards == shard)
+                .filter(|r| args.only.is_empty() || args.only.contains(&r.id))
                 .collect();
             let t = run_batch(&m, &study_dir, &batch, jobs, args.retry_failed, &m.study)?;
             eprintln!(

@@ -26,7 +26,7 @@ fn font_bytes() -> Result<&'static [u8]> {
             let path = std::env::var_os("IONODE_FONT")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_FONT));
-            let bytes = std::fs::read(&path).map_err(|e| {
+            let bytes = crate::limits::read_file(&path, 64 << 20).map_err(|e| {
                 format!(
                     "cannot read the font for figures '{}' ({e}); install fonts-dejavu-core \
                      (scripts/setup does) or set IONODE_FONT to a TTF file",
