@@ -13,12 +13,16 @@
 //! charge_density_mol_m3 = -27.0
 //! pore_dielectric = 41.3
 //! source = "ablate train, run ..."           # optional
+//! # optional: how the charge depends on the feed (docs/DSPMDE.md); without it the charge
+//! # is charge_density_mol_m3 for every feed.
+//! charge = { model = "freundlich", a_mol_m3 = 8.0, b = 0.4 }
+//! # charge = { model = "langmuir", sites_mol_m3 = 60.0, k_mono_m3_mol = 0.01, k_multi_m3_mol = 1.0 }
 //! ```
 
 use crate::limits::{read_text, MAX_TEXT_FILE_BYTES};
 use crate::manifest::locate::{show, toml_error, typed, Locations};
 use anyhow::Result;
-use ionode_physics::Membrane;
+use ionode_physics::{ChargeModel, ChargedMembrane, Membrane};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -34,26 +38,34 @@ pub struct MembraneFile {
     pub pore_dielectric: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// How the charge depends on the feed (absent: constant).
+    #[serde(default, skip_serializing_if = "ChargeModel::is_constant")]
+    pub charge: ChargeModel,
 }
 
 impl MembraneFile {
-    pub fn new(m: &Membrane, name: &str, source: &str) -> MembraneFile {
+    pub fn new(m: &ChargedMembrane, name: &str, source: &str) -> MembraneFile {
+        let (c, charge) = (&m.membrane, m.charge);
         MembraneFile {
             name: Some(name.to_string()),
-            pore_radius_m: m.pore_radius_m,
-            effective_thickness_m: m.effective_thickness_m,
-            charge_density_mol_m3: m.charge_density_mol_m3,
-            pore_dielectric: m.pore_dielectric,
+            pore_radius_m: c.pore_radius_m,
+            effective_thickness_m: c.effective_thickness_m,
+            charge_density_mol_m3: c.charge_density_mol_m3,
+            pore_dielectric: c.pore_dielectric,
             source: Some(source.to_string()),
+            charge,
         }
     }
 
-    pub fn membrane(&self) -> Membrane {
-        Membrane {
-            pore_radius_m: self.pore_radius_m,
-            effective_thickness_m: self.effective_thickness_m,
-            charge_density_mol_m3: self.charge_density_mol_m3,
-            pore_dielectric: self.pore_dielectric,
+    pub fn membrane(&self) -> ChargedMembrane {
+        ChargedMembrane {
+            membrane: Membrane {
+                pore_radius_m: self.pore_radius_m,
+                effective_thickness_m: self.effective_thickness_m,
+                charge_density_mol_m3: self.charge_density_mol_m3,
+                pore_dielectric: self.pore_dielectric,
+            },
+            charge: self.charge,
         }
     }
 
@@ -77,6 +89,24 @@ impl MembraneFile {
         if let Some(s) = &self.source {
             out.push_str(&format!("source = {}\n", toml::Value::String(s.clone())));
         }
+        let charge = match self.charge {
+            ChargeModel::Constant => None,
+            ChargeModel::Freundlich { a_mol_m3, b } => Some(format!(
+                "{{ model = \"freundlich\", a_mol_m3 = {a_mol_m3:?}, b = {b:?} }}"
+            )),
+            ChargeModel::Langmuir {
+                sites_mol_m3,
+                k_mono_m3_mol,
+                k_multi_m3_mol,
+            } => Some(format!(
+                "{{ model = \"langmuir\", sites_mol_m3 = {sites_mol_m3:?}, \
+                 k_mono_m3_mol = {k_mono_m3_mol:?}, k_multi_m3_mol = {k_multi_m3_mol:?} }}"
+            )),
+        };
+        if let Some(c) = charge {
+            out.push_str("# the charge depends on the feed; charge_density_mol_m3 is not used\n");
+            out.push_str(&format!("charge = {c}\n"));
+        }
         out
     }
 }
@@ -98,7 +128,7 @@ pub fn path_of(value: &str, base: &Path) -> PathBuf {
 }
 
 /// Reads a membrane file; every problem located in it, one line each.
-pub fn read_file(path: &Path) -> Result<Membrane> {
+pub fn read_file(path: &Path) -> Result<ChargedMembrane> {
     let name = path.display().to_string();
     let text = read_text(path, MAX_TEXT_FILE_BYTES)
         .map_err(|e| crate::usage!("cannot read membrane file '{name}': {e}"))?;
@@ -113,34 +143,50 @@ pub fn read_file(path: &Path) -> Result<Membrane> {
     }
     let m = file.expect("no problems, so a value").membrane();
     m.validate().map_err(|e| {
-        // Located at the first key the physics names.
+        // Located at the first key the physics names (a charge parameter in its table).
         let text = e.to_string();
-        let key = [
-            "pore_radius_m",
-            "effective_thickness_m",
-            "charge_density_mol_m3",
-            "pore_dielectric",
-        ]
-        .into_iter()
-        .find(|k| text.contains(k));
-        let at = key.map_or(name.clone(), |k| locs.at(&[k], &name));
+        let keys = [
+            ["pore_radius_m", ""],
+            ["effective_thickness_m", ""],
+            ["charge_density_mol_m3", ""],
+            ["pore_dielectric", ""],
+            ["charge", "a_mol_m3"],
+            ["charge", "b"],
+            ["charge", "sites_mol_m3"],
+            ["charge", "k_mono_m3_mol"],
+            ["charge", "k_multi_m3_mol"],
+        ];
+        let key = keys.into_iter().find(|[a, b]| {
+            let field = if b.is_empty() {
+                a.to_string()
+            } else {
+                format!("{a} {b}")
+            };
+            text.contains(&field)
+        });
+        let at = key.map_or(name.clone(), |[a, b]| {
+            let path: Vec<&str> = [a, b].into_iter().filter(|k| !k.is_empty()).collect();
+            locs.at(&path, &name)
+        });
         crate::usage!("{at}: {text}")
     })?;
     Ok(m)
 }
 
 /// A preset name or a membrane file (`*.toml`, relative to `base`).
-pub fn resolve(value: &str, base: &Path) -> Result<Membrane> {
+pub fn resolve(value: &str, base: &Path) -> Result<ChargedMembrane> {
     if is_file(value) {
         return read_file(&path_of(value, base));
     }
-    Membrane::preset(value).map_err(|e| crate::usage!("{e} (or a membrane file, FILE.toml)"))
+    Membrane::preset(value)
+        .map(ChargedMembrane::constant)
+        .map_err(|e| crate::usage!("{e} (or a membrane file, FILE.toml)"))
 }
 
 /// The membrane a `dspmde_fit` run calibrated, in the membrane-file format (usable as
 /// `--membrane FILE`); `None` for a neural run.
 pub fn calibrated(a: &ionode_train::run::Artefact, source: &str) -> Option<MembraneFile> {
-    a.membrane().map(|m| {
+    a.charged_membrane().map(|m| {
         MembraneFile::new(
             &m,
             "DSPM-DE membrane calibrated by a dspmde_fit run",
@@ -163,13 +209,37 @@ mod tests {
             pore_dielectric: 35.5,
         };
         let path = dir.path().join("fit.toml");
-        std::fs::write(&path, MembraneFile::new(&m, "fit \"a\"", "test").to_toml()).unwrap();
-        assert_eq!(read_file(&path).unwrap(), m);
-        assert_eq!(resolve("fit.toml", dir.path()).unwrap(), m);
+        let charged = ChargedMembrane::constant(m);
+        std::fs::write(
+            &path,
+            MembraneFile::new(&charged, "fit \"a\"", "test").to_toml(),
+        )
+        .unwrap();
+        assert_eq!(read_file(&path).unwrap(), charged);
+        assert_eq!(resolve("fit.toml", dir.path()).unwrap(), charged);
         assert_eq!(
             resolve("nf270", dir.path()).unwrap(),
-            Membrane::preset("nf270").unwrap()
+            ChargedMembrane::constant(Membrane::preset("nf270").unwrap())
         );
+        // With a charge model: written and read back to the same bits.
+        for charge in [
+            ChargeModel::Freundlich {
+                a_mol_m3: 7.123456789,
+                b: 0.4321,
+            },
+            ChargeModel::Langmuir {
+                sites_mol_m3: 61.5,
+                k_mono_m3_mol: 1.25e-3,
+                k_multi_m3_mol: 0.75,
+            },
+        ] {
+            let charged = ChargedMembrane {
+                membrane: m,
+                charge,
+            };
+            std::fs::write(&path, MembraneFile::new(&charged, "fit", "test").to_toml()).unwrap();
+            assert_eq!(read_file(&path).unwrap(), charged);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::{membrane, provenance, units};
 use anyhow::{Context, Result};
 use clap::Args;
 use ionode_physics::simulate::{FluxGrid, SimPolarisation, SimulationConfig, Spacing};
-use ionode_physics::{FilmModel, IonDb, Membrane, SpiralWound};
+use ionode_physics::{FilmModel, IonDb, SpiralWound};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
@@ -156,7 +156,7 @@ impl SimulatorSpec {
     /// The physics' generator configuration (a membrane file relative to `base`), with
     /// every range checked before any work.
     pub fn to_config(&self, base: &Path, db: &IonDb) -> Result<SimulationConfig> {
-        let membrane = crate::membrane::resolve(&self.membrane, base)?;
+        let model = crate::membrane::resolve(&self.membrane, base)?;
         let species = self
             .species
             .split(',')
@@ -176,7 +176,8 @@ impl SimulatorSpec {
                 dup.1.name
             ));
         }
-        let mut config = SimulationConfig::new(species, membrane, self.samples, self.seed);
+        let mut config = SimulationConfig::new(species, model.membrane, self.samples, self.seed);
+        config.charge = model.charge;
         config.temperature_k = units::parse_temperature("--temperature", &self.temperature)?;
         config.temperature_max_k = self
             .temperature_max
@@ -233,7 +234,7 @@ impl SimulatorSpec {
                 Some(channel),
             ),
         };
-        json!({
+        let mut json = json!({
             "generator": "ionode ablate simulate",
             "spec": self,
             "model": "DSPM-DE (ionode-physics), flux-driven points",
@@ -265,15 +266,22 @@ impl SimulatorSpec {
             "elements": config.elements,
             "temperature_k": config.temperature_k,
             "temperature_max_k": config.temperature_max_k,
-        })
+        });
+        if !config.charge.is_constant() {
+            json["charge"] = serde_json::to_value(config.charge).expect("a charge serialises");
+        }
+        json
     }
 
     /// The cache name of a generated file: a hash of the spec, and of the membrane's
     /// values when it comes from a file (so an edited membrane file is a new data set).
-    pub fn file_name(&self, membrane: &Membrane) -> String {
+    pub fn file_name(&self, config: &SimulationConfig) -> String {
         let mut json = serde_json::to_string(self).expect("the spec serialises");
         if membrane::is_file(&self.membrane) {
-            json.push_str(&serde_json::to_string(membrane).expect("a membrane serialises"));
+            json.push_str(&serde_json::to_string(&config.membrane).expect("a membrane serialises"));
+            if !config.charge.is_constant() {
+                json.push_str(&serde_json::to_string(&config.charge).expect("a charge serialises"));
+            }
         }
         format!("pretrain-{}.h5", provenance::text_hash(&json))
     }

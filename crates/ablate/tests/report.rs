@@ -274,6 +274,7 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
     } else {
         Artefact::Calibration(Box::new(ionode_train::calibrate::DspmdeFit {
             membrane: ionode_physics::Membrane::preset("nf270").unwrap(),
+            charge: ionode_physics::ChargeModel::Constant,
             cost: 0.01,
             failed_points: 0,
             failed_solves_during_fit: 0,

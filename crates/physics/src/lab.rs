@@ -28,14 +28,7 @@ use crate::rng::Rng;
 use argmin::core::{CostFunction, Executor, State};
 use argmin::solver::brent::BrentRoot;
 
-/// How the membrane charge depends on the feed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ChargeModel {
-    /// The membrane preset's constant X.
-    Constant,
-    /// `X = -a c_eq^b` (mol/m3) with `c_eq` the feed's equivalent concentration in mol/m3.
-    Freundlich { a: f64, b: f64 },
-}
+pub use crate::charge::ChargeModel;
 
 /// A log-normal distribution of pore radii around the membrane's nominal (median) radius.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,7 +157,10 @@ impl LabModel {
         LabModel {
             membrane: Membrane::preset("nf270").expect("nf270 preset exists"),
             temperature_k: 298.15,
-            charge: ChargeModel::Freundlich { a: 8.0, b: 0.4 },
+            charge: ChargeModel::Freundlich {
+                a_mol_m3: 8.0,
+                b: 0.4,
+            },
             pores: Some(PoreDistribution {
                 sigma_ln: 0.1,
                 nodes: 5,
@@ -184,22 +180,7 @@ impl LabModel {
     /// Checks parameters.
     pub fn validate(&self) -> Result<()> {
         self.membrane.validate()?;
-        if let ChargeModel::Freundlich { a, b } = self.charge {
-            if !(a.is_finite() && a >= 0.0) {
-                return Err(PhysicsError::invalid(
-                    "charge a_mol_m3",
-                    a,
-                    "a finite number >= 0",
-                ));
-            }
-            if !(b.is_finite() && (0.0..=1.5).contains(&b)) {
-                return Err(PhysicsError::invalid(
-                    "charge b",
-                    b,
-                    "an exponent in [0, 1.5]",
-                ));
-            }
-        }
+        self.charge.validate()?;
         if let Some(p) = self.pores {
             if !(p.sigma_ln.is_finite() && (0.0..=0.5).contains(&p.sigma_ln)) {
                 return Err(PhysicsError::invalid(
@@ -234,18 +215,7 @@ impl LabModel {
 
     /// The membrane charge for a feed.
     pub fn charge_density(&self, ions: &[Ion], c_feed: &[f64]) -> f64 {
-        match self.charge {
-            ChargeModel::Constant => self.membrane.charge_density_mol_m3,
-            ChargeModel::Freundlich { a, b } => {
-                let c_eq: f64 = 0.5
-                    * ions
-                        .iter()
-                        .zip(c_feed)
-                        .map(|(i, c)| i.z().abs() * c)
-                        .sum::<f64>();
-                -a * c_eq.powf(b)
-            }
-        }
+        self.charge.charge_density(&self.membrane, ions, c_feed)
     }
 
     /// Pore classes: (radius, area fraction).

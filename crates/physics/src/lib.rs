@@ -20,6 +20,7 @@
 
 pub mod activity;
 pub mod cases;
+pub mod charge;
 pub mod constants;
 mod donnan;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod rng;
 pub mod simulate;
 
 pub use activity::ActivityModel;
+pub use charge::{ChargeModel, ChargedMembrane};
 pub use error::{PhysicsError, Result, Stage};
 pub use ions::{Ion, IonDb};
 pub use membrane::Membrane;

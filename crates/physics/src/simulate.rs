@@ -5,6 +5,7 @@
 //! dropped or filled with NaN.
 
 use crate::activity::ActivityModel;
+use crate::charge::ChargeModel;
 use crate::error::{PhysicsError, Result};
 use crate::ions::Ion;
 use crate::membrane::Membrane;
@@ -88,6 +89,8 @@ pub struct SimulationConfig {
     /// The ion slots feeds are drawn from (the dataset's species axis).
     pub species: Vec<Ion>,
     pub membrane: Membrane,
+    /// How the membrane's charge depends on each feed (constant: the membrane's own).
+    pub charge: ChargeModel,
     /// Temperature, K; with `temperature_max_k` the lower end of a range.
     pub temperature_k: f64,
     /// Draw each feed's temperature uniformly from `temperature_k..=temperature_max_k`
@@ -112,6 +115,7 @@ impl SimulationConfig {
         SimulationConfig {
             species,
             membrane,
+            charge: ChargeModel::Constant,
             temperature_k: 298.15,
             temperature_max_k: None,
             activity: ActivityModel::Ideal,
@@ -208,6 +212,7 @@ impl SimulationConfig {
             }
         }
         self.membrane.validate()?;
+        self.charge.validate()?;
         for ion in &self.species {
             ion.validate()?;
             // Every species must fit the pore.
@@ -328,9 +333,9 @@ fn simulate_sample(config: &SimulationConfig, fluxes: &[f64], index: usize) -> S
         },
     };
     let spec = PointSpec {
+        membrane: config.charge.membrane_for(&config.membrane, &ions, &feed),
         ions,
         c_bulk: feed.clone(),
-        membrane: config.membrane,
         temperature_k,
         activity: config.activity,
         polarisation,

@@ -78,6 +78,8 @@ fn solve(args: &PointArgs) -> Result<(PointSpec, PointSolution)> {
             )
         })?,
     }
+    // A membrane file's charge model gives the charge of this feed.
+    let membrane = membrane.for_feed(&feed.ions, &feed.c_mol_m3);
     let mut spec = PointSpec::new(feed.ions.clone(), feed.c_mol_m3.clone(), membrane);
     spec.temperature_k = temperature_k;
     spec.activity = activity;

@@ -61,21 +61,12 @@ fn default_repeats() -> u32 {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LabSection {
-    charge: Option<ChargeSection>,
+    charge: Option<ChargeModel>,
     pores: Option<PoresSection>,
     film: Option<FilmSection>,
     activity: Option<String>,
     elements: Option<usize>,
     noise_rel: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, tag = "model", rename_all = "snake_case")]
-enum ChargeSection {
-    /// The membrane preset's constant charge.
-    Constant,
-    /// `X = -a c_eq^b`.
-    Freundlich { a_mol_m3: f64, b: f64 },
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,17 +113,16 @@ struct Family {
 /// The lab model of a design: the surrogate with the design's changes.
 fn lab_model(design: &Design, base: &std::path::Path) -> Result<LabModel> {
     let mut lab = LabModel::nf270_surrogate();
-    lab.membrane = crate::membrane::resolve(&design.membrane, base)?;
+    let membrane = crate::membrane::resolve(&design.membrane, base)?;
+    lab.membrane = membrane.membrane;
+    // A membrane file's charge model, unless the design sets one.
+    if !membrane.charge.is_constant() {
+        lab.charge = membrane.charge;
+    }
     lab.temperature_k = design.temperature_k;
     let s = &design.lab;
-    if let Some(charge) = &s.charge {
-        lab.charge = match charge {
-            ChargeSection::Constant => ChargeModel::Constant,
-            ChargeSection::Freundlich { a_mol_m3, b } => ChargeModel::Freundlich {
-                a: *a_mol_m3,
-                b: *b,
-            },
-        };
+    if let Some(charge) = s.charge {
+        lab.charge = charge;
     }
     if let Some(p) = &s.pores {
         lab.pores = (p.sigma_ln > 0.0).then_some(PoreDistribution {

@@ -183,9 +183,7 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
     let config = spec
         .to_config(&m.dir(), &db)
         .context("the generator of [datasets.pretrain]")?;
-    let path = study_dir
-        .join("data")
-        .join(spec.file_name(&config.membrane));
+    let path = study_dir.join("data").join(spec.file_name(&config));
     if path.exists() {
         match crate::simfile::read(&path) {
             Ok(d) if d.feed.nrows() == config.samples

@@ -479,10 +479,7 @@ fn datasets(
                 match spec.to_config(dir, &db) {
                     Ok(config) => overrides.push((
                         "pretrain",
-                        Value::String(format!(
-                            "{STUDY_PREFIX}data/{}",
-                            spec.file_name(&config.membrane)
-                        )),
+                        Value::String(format!("{STUDY_PREFIX}data/{}", spec.file_name(&config))),
                     )),
                     Err(e) => found.push(format!(
                         "{}: datasets.pretrain: {}",

@@ -115,8 +115,13 @@ pub enum Artefact {
 impl Artefact {
     /// The calibrated membrane, if this is a calibration.
     pub fn membrane(&self) -> Option<ionode_physics::Membrane> {
+        self.charged_membrane().map(|m| m.membrane)
+    }
+
+    /// The calibrated membrane with its charge model, if this is a calibration.
+    pub fn charged_membrane(&self) -> Option<ionode_physics::ChargedMembrane> {
         match self {
-            Artefact::Calibration(f) => Some(f.membrane),
+            Artefact::Calibration(f) => Some(f.charged()),
             Artefact::Params(_) => None,
         }
     }
