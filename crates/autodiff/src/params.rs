@@ -184,6 +184,12 @@ impl ParamStore {
         (&mut self.values, &self.grads)
     }
 
+    /// Values and gradients (mutable) together, for a penalty that adds to every gradient
+    /// a function of its value (a prior toward other weights).
+    pub fn values_and_grads_of_penalty(&mut self) -> (&[f64], &mut [f64]) {
+        (&self.values, &mut self.grads)
+    }
+
     /// Adds another store's gradients to these (the same parameters: a copy of this store
     /// that a separate tape computed gradients into).
     pub fn add_grads(&mut self, other: &ParamStore) {

@@ -57,6 +57,18 @@ pub struct StageConfig {
     /// at any thread count. Absent: a mini-batch is one piece (one thread).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub micro_batch: Option<usize>,
+    /// L2-SP (Li, Grandvalet & Davoine, ICML 2018): the training objective adds
+    /// `l2_sp / 2 * sum (theta - theta_0)^2`, with `theta_0` the parameters the stage starts
+    /// from (the pre-trained ones, in fine-tuning), so with few data the weights stay near
+    /// the prior instead of forgetting it. The curves and early stopping see the data loss.
+    /// Absent: no penalty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_sp: Option<f64>,
+    /// Parameters the stage does not train, by name or name prefix (`embed`, `att`,
+    /// `net.l0`; the model's names are `embed.w/b`, `pos`, `att.wq/wk/wv`, `net.l{i}.w/b`):
+    /// they keep the values the stage starts from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
 }
 
 /// The learning rate over a stage's Adam steps.
@@ -154,6 +166,8 @@ impl Default for StageConfig {
             schedule: LrSchedule::Constant,
             divergence_factor: default_divergence_factor(),
             micro_batch: None,
+            l2_sp: None,
+            freeze: Vec::new(),
         }
     }
 }
@@ -232,7 +246,63 @@ impl StageConfig {
                 "a finite number > 1",
             ));
         }
+        if let Some(l) = self.l2_sp {
+            if !(l.is_finite() && l >= 0.0) {
+                out.push(TrainError::invalid("l2_sp", l, "a finite number >= 0"));
+            }
+        }
+        if let Some(f) = self.freeze.iter().find(|f| f.trim().is_empty()) {
+            out.push(TrainError::invalid(
+                "freeze",
+                format!("{f:?}"),
+                "parameter names or prefixes such as \"embed\" or \"net.l0\"",
+            ));
+        }
         out
+    }
+}
+
+/// The parameters a stage keeps fixed: every parameter named by, or under, a `freeze`
+/// entry. An entry that names no parameter of the model is an error listing the names.
+fn frozen(store: &ParamStore, freeze: &[String]) -> Result<Vec<std::ops::Range<usize>>, TrainError> {
+    let mut out = Vec::new();
+    for f in freeze {
+        let matched: Vec<_> = store
+            .ids()
+            .filter(|&id| {
+                let name = store.name(id);
+                name == f || name.starts_with(&format!("{f}."))
+            })
+            .collect();
+        if matched.is_empty() {
+            let names: Vec<&str> = store.ids().map(|id| store.name(id)).collect();
+            return Err(TrainError::invalid(
+                "freeze",
+                format!("{f:?}"),
+                format!("a parameter name or prefix of the model: {}", names.join(", ")),
+            ));
+        }
+        out.extend(matched.into_iter().map(|id| store.range(id)));
+    }
+    Ok(out)
+}
+
+/// Adds the L2-SP prior's gradient `l2_sp (theta - theta_0)` and zeroes the frozen
+/// parameters' gradients, so Adam leaves them exactly where they are.
+fn shape_gradient(
+    store: &mut ParamStore,
+    anchor: &[f64],
+    l2_sp: Option<f64>,
+    frozen: &[std::ops::Range<usize>],
+) {
+    let (values, grads) = store.values_and_grads_of_penalty();
+    if let Some(l) = l2_sp.filter(|l| *l > 0.0) {
+        for ((g, v), a) in grads.iter_mut().zip(values).zip(anchor) {
+            *g += l * (v - a);
+        }
+    }
+    for r in frozen {
+        grads[r.clone()].fill(0.0);
     }
 }
 
@@ -497,6 +567,10 @@ pub fn train_stage(
     let mut adam = Adam::new(config.learning_rate);
     let mut stopper = EarlyStopper::new(config.early_stopping);
     let mut best = store.values().to_vec();
+    let frozen = frozen(store, &config.freeze).map_err(|e| e.within(stage.as_str()))?;
+    let shaped = config.l2_sp.is_some_and(|l| l > 0.0) || !frozen.is_empty();
+    // The prior of L2-SP: where the stage starts.
+    let anchor = if shaped { best.clone() } else { Vec::new() };
     let mut report = StageReport {
         stage,
         epochs_run: 0,
@@ -563,6 +637,9 @@ pub fn train_stage(
                     loss: value,
                     detail: "non-finite training loss".into(),
                 });
+            }
+            if shaped {
+                shape_gradient(store, &anchor, config.l2_sp, &frozen);
             }
             if let Some(max_norm) = config.clip_norm {
                 crate::optim::clip_grad_norm(store, max_norm);
@@ -745,6 +822,87 @@ mod tests {
             .fold(f64::INFINITY, f64::min);
         assert_eq!(report.best_validation_loss, min);
         assert_eq!(report.validation_loss[report.best_epoch], min);
+    }
+
+    /// The parameters `run` starts from.
+    fn initial() -> (ParamStore, Vec<f64>) {
+        let mut store = ParamStore::new();
+        small_model(&mut store);
+        let v = store.values().to_vec();
+        (store, v)
+    }
+
+    fn distance(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
+    }
+
+    #[test]
+    fn frozen_parameters_keep_their_bits_and_the_others_train() {
+        let (store, start) = initial();
+        let config = StageConfig {
+            freeze: vec!["embed".into(), "net.l0".into()],
+            ..stage(4)
+        };
+        let (_, trained, _) = run_with(config);
+        let mut moved = 0;
+        for id in store.ids() {
+            let r = store.range(id);
+            let name = store.name(id);
+            let frozen = name.starts_with("embed.") || name.starts_with("net.l0.");
+            let same = trained[r.clone()] == start[r];
+            assert_eq!(same, frozen, "{name}");
+            moved += usize::from(!same);
+        }
+        assert!(moved > 2);
+    }
+
+    #[test]
+    fn l2_sp_holds_the_weights_near_where_the_stage_started() {
+        let (_, start) = initial();
+        let at = |l2_sp: Option<f64>| {
+            let (_, p, _) = run_with(StageConfig {
+                l2_sp,
+                ..stage(6)
+            });
+            distance(&p, &start)
+        };
+        let (free, some, strong) = (at(None), at(Some(30.0)), at(Some(1e4)));
+        assert!(free > some && some > strong, "{free} {some} {strong}");
+        assert!(strong < 0.1 * free, "{free} {strong}");
+        // A penalty of zero is no penalty, to the bit.
+        let (_, none, _) = run_with(stage(3));
+        let (_, zero, _) = run_with(StageConfig {
+            l2_sp: Some(0.0),
+            ..stage(3)
+        });
+        assert_eq!(none, zero);
+    }
+
+    #[test]
+    fn the_prior_adds_its_exact_gradient_and_frozen_gradients_are_zero() {
+        let mut store = ParamStore::new();
+        let a = store.add("a", &[2], &[1.0, 2.0]).unwrap();
+        let b = store.add("b", &[1], &[3.0]).unwrap();
+        store.grad_mut(a).copy_from_slice(&[0.25, -0.5]);
+        store.grad_mut(b)[0] = 7.0;
+        let frozen = frozen(&store, &["b".to_string()]).unwrap();
+        // d/dtheta of 2/2 (theta - theta_0)^2 = 2 (theta - theta_0).
+        shape_gradient(&mut store, &[0.5, 2.5, 1.0], Some(2.0), &frozen);
+        assert_eq!(store.grad(a), &[0.25 + 1.0, -0.5 - 1.0]);
+        assert_eq!(store.grad(b), &[0.0]);
+    }
+
+    #[test]
+    fn a_freeze_entry_that_names_no_parameter_lists_the_names() {
+        let (mut store, _) = initial();
+        let model = small_model(&mut ParamStore::new());
+        let data = samples();
+        let config = StageConfig {
+            freeze: vec!["attention".into()],
+            ..stage(1)
+        };
+        let e = stage_error(Stage::Finetune, &model, &mut store, &data, &config, 1);
+        assert!(e.contains("finetune.freeze") && e.contains("att.wq"), "{e}");
     }
 
     /// The error text of a stage that must fail (training and validation on `data`).

@@ -748,6 +748,7 @@ mod tests {
         let split = SplitSpec::ByFamily {
             test_family: "NaCl+MgSO4".into(),
             validation_fraction: 0.0,
+            validate_on: crate::split::ValidateOn::Rows,
         }
         .split(&samples, 1)
         .unwrap();
