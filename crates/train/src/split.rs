@@ -399,14 +399,21 @@ mod tests {
             let s = split_groups(&spec, &g, &f, seed).unwrap();
             check_partition(&s, 120);
             let family_of = |r: &usize| f[*r].clone().unwrap();
-            let val: std::collections::BTreeSet<String> = s.validation.iter().map(family_of).collect();
+            let val: std::collections::BTreeSet<String> =
+                s.validation.iter().map(family_of).collect();
             assert_eq!(val.len(), 1, "{val:?}");
             let v = val.into_iter().next().unwrap();
             assert_ne!(v, "MgSO4");
             // Every row of that family validates; none trains; the test set is as with rows.
-            let in_family = f.iter().filter(|x| x.as_deref() == Some(v.as_str())).count();
+            let in_family = f
+                .iter()
+                .filter(|x| x.as_deref() == Some(v.as_str()))
+                .count();
             assert_eq!(s.validation.len(), in_family);
-            assert!(s.train.iter().all(|r| family_of(r) != v && family_of(r) != "MgSO4"));
+            assert!(s
+                .train
+                .iter()
+                .all(|r| family_of(r) != v && family_of(r) != "MgSO4"));
             let rows_spec = SplitSpec::ByFamily {
                 test_family: "MgSO4".into(),
                 validation_fraction: 0.1,
@@ -415,7 +422,11 @@ mod tests {
             assert_eq!(split_groups(&rows_spec, &g, &f, seed).unwrap().test, s.test);
             chosen.insert(v);
         }
-        assert_eq!(chosen.len(), 2, "both other families take turns over the seeds");
+        assert_eq!(
+            chosen.len(),
+            2,
+            "both other families take turns over the seeds"
+        );
         // With one other family there is nothing left to train on.
         let two: Vec<Option<String>> = g
             .iter()

@@ -264,7 +264,10 @@ impl StageConfig {
 
 /// The parameters a stage keeps fixed: every parameter named by, or under, a `freeze`
 /// entry. An entry that names no parameter of the model is an error listing the names.
-fn frozen(store: &ParamStore, freeze: &[String]) -> Result<Vec<std::ops::Range<usize>>, TrainError> {
+fn frozen(
+    store: &ParamStore,
+    freeze: &[String],
+) -> Result<Vec<std::ops::Range<usize>>, TrainError> {
     let mut out = Vec::new();
     for f in freeze {
         let matched: Vec<_> = store
@@ -279,7 +282,10 @@ fn frozen(store: &ParamStore, freeze: &[String]) -> Result<Vec<std::ops::Range<u
             return Err(TrainError::invalid(
                 "freeze",
                 format!("{f:?}"),
-                format!("a parameter name or prefix of the model: {}", names.join(", ")),
+                format!(
+                    "a parameter name or prefix of the model: {}",
+                    names.join(", ")
+                ),
             ));
         }
         out.extend(matched.into_iter().map(|id| store.range(id)));
@@ -833,7 +839,11 @@ mod tests {
     }
 
     fn distance(a: &[f64], b: &[f64]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f64>()
+            .sqrt()
     }
 
     #[test]
@@ -860,10 +870,7 @@ mod tests {
     fn l2_sp_holds_the_weights_near_where_the_stage_started() {
         let (_, start) = initial();
         let at = |l2_sp: Option<f64>| {
-            let (_, p, _) = run_with(StageConfig {
-                l2_sp,
-                ..stage(6)
-            });
+            let (_, p, _) = run_with(StageConfig { l2_sp, ..stage(6) });
             distance(&p, &start)
         };
         let (free, some, strong) = (at(None), at(Some(30.0)), at(Some(1e4)));

@@ -464,6 +464,14 @@ mod tests {
         }
     }
 
+    /// The pid of a process of this host that has ended.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
     fn other(host: &str, pid: u32) -> Owner {
         Owner {
             pid,
@@ -492,10 +500,7 @@ mod tests {
     #[test]
     fn a_claim_of_a_dead_process_is_taken_over_with_the_next_generation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let dead = other(&process::hostname(), pid);
+        let dead = other(&process::hostname(), dead_pid());
         fs::write(dir.path().join("CLAIM.0"), dead.to_text()).unwrap();
         let claims = Claims::start();
         let c = mine(&claims, dir.path()).expect("taken over");
@@ -557,10 +562,7 @@ mod tests {
     fn many_takers_of_one_stale_claim_give_exactly_one_holder() {
         for _ in 0..20 {
             let dir = tempfile::tempdir().unwrap();
-            let mut child = std::process::Command::new("true").spawn().unwrap();
-            let pid = child.id();
-            child.wait().unwrap();
-            let dead = other(&process::hostname(), pid);
+            let dead = other(&process::hostname(), dead_pid());
             fs::write(dir.path().join("CLAIM.0"), dead.to_text()).unwrap();
             let claims: Vec<Claims> = (0..6).map(|_| Claims::start()).collect();
             // Six observers in one process share a token, so each sees the others' claim
