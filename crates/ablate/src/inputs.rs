@@ -13,16 +13,17 @@ fn file_id(meta: &std::fs::Metadata) -> FileId {
 }
 
 /// The files this process read as inputs: an output must never replace one
-/// (outputs check this before they replace a file), whatever path names it.
-static INPUTS: std::sync::Mutex<Vec<FileId>> = std::sync::Mutex::new(Vec::new());
+/// (outputs check this before they replace a file), whatever path names it. A set: a
+/// report reads every run record of a study, 100 000 of them in a large one.
+static INPUTS: std::sync::Mutex<Option<std::collections::HashSet<FileId>>> =
+    std::sync::Mutex::new(None);
 
 /// Notes a file (opened for reading) as an input of this process.
 pub fn note(meta: &std::fs::Metadata) {
     if let Ok(mut inputs) = INPUTS.lock() {
-        let id = file_id(meta);
-        if !inputs.contains(&id) {
-            inputs.push(id);
-        }
+        inputs
+            .get_or_insert_with(Default::default)
+            .insert(file_id(meta));
     }
 }
 
@@ -30,5 +31,5 @@ pub fn note(meta: &std::fs::Metadata) {
 pub fn is_input(meta: &std::fs::Metadata) -> bool {
     INPUTS
         .lock()
-        .is_ok_and(|inputs| inputs.contains(&file_id(meta)))
+        .is_ok_and(|inputs| inputs.as_ref().is_some_and(|s| s.contains(&file_id(meta))))
 }
