@@ -1,5 +1,6 @@
 //! A finished run as something that predicts: the neural model rebuilt from its config
-//! and parameters, or the calibrated DSPM-DE, read from the run's record. `ablate predict`
+//! and parameters (with, for a physics-anchored model, the DSPM-DE it was calibrated
+//! with, solved for every row first), or the calibrated DSPM-DE, read from the run's record. `ablate predict`
 //! applies it to a data file, the report to dense flux grids for its model curves.
 
 use crate::{record, store};
@@ -17,16 +18,18 @@ pub enum Predictor {
     Neural {
         model: Box<Model>,
         store: ParamStore,
+        /// The physics prior of a physics-anchored model.
+        physics: Option<Box<DspmdeFit>>,
     },
     Dspmde(Box<DspmdeFit>),
 }
 
 /// Permeates of every row, and the rows DSPM-DE could not solve (their permeate is
-/// NaN).
+/// NaN; for a physics-anchored model too, whose input they are).
 pub struct Predicted {
     /// `[rows, slots]` permeate, mol/m3.
     pub permeate: Array2<f64>,
-    /// Rows without a solution (DSPM-DE only), ascending.
+    /// Rows without a DSPM-DE solution, ascending.
     pub failed_rows: Vec<usize>,
 }
 
@@ -34,7 +37,8 @@ impl Predictor {
     /// From a run's config and artefact.
     pub fn new(config: &RunConfig, artefact: Artefact) -> Result<Predictor> {
         Ok(match artefact {
-            Artefact::Params(p) => neural(config, p)?,
+            Artefact::Params(p) => neural(config, p, None)?,
+            Artefact::Anchored { params, physics } => neural(config, params, Some(physics))?,
             Artefact::Calibration(fit) => Predictor::Dspmde(fit),
         })
     }
@@ -82,10 +86,30 @@ impl Predictor {
     /// Predicts the permeate of every row of `samples` (whose slots are [`Self::slots`]).
     pub fn predict(&self, samples: &Samples) -> Result<Predicted> {
         Ok(match self {
-            Predictor::Neural { model, store } => Predicted {
+            Predictor::Neural {
+                model,
+                store,
+                physics: None,
+            } => Predicted {
                 permeate: predict_neural(model, store, samples)?,
                 failed_rows: Vec::new(),
             },
+            Predictor::Neural {
+                model,
+                store,
+                physics: Some(fit),
+            } => {
+                let (prior, failed_rows) = fit.transmissions(samples)?;
+                let anchored = samples.clone().with_prior(prior)?;
+                let mut permeate = predict_neural(model, store, &anchored)?;
+                for &r in &failed_rows {
+                    permeate.row_mut(r).fill(f64::NAN);
+                }
+                Predicted {
+                    permeate,
+                    failed_rows,
+                }
+            }
             Predictor::Dspmde(fit) => {
                 let mut p = fit.predict(samples)?;
                 for &r in &p.failed_rows {
@@ -100,7 +124,11 @@ impl Predictor {
     }
 }
 
-fn neural(config: &RunConfig, params: SavedParams) -> Result<Predictor> {
+fn neural(
+    config: &RunConfig,
+    params: SavedParams,
+    physics: Option<Box<DspmdeFit>>,
+) -> Result<Predictor> {
     let mut store = ParamStore::new();
     let model = Model::new(config.model.clone(), &mut store, config.seed)
         .context("the run's model config")?;
@@ -110,6 +138,7 @@ fn neural(config: &RunConfig, params: SavedParams) -> Result<Predictor> {
     Ok(Predictor::Neural {
         model: Box::new(model),
         store,
+        physics,
     })
 }
 
@@ -124,7 +153,7 @@ impl LoadedRun {
     pub fn from_file(path: &Path) -> Result<LoadedRun> {
         let run = record::read(path)?;
         let config = &run.head.config;
-        let artefact = record::read_artefact(path, config.method)?;
+        let artefact = record::read_artefact(path, config)?;
         Ok(LoadedRun {
             predictor: Predictor::new(config, artefact)?,
             domain: run.domain,

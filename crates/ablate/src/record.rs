@@ -273,11 +273,17 @@ pub fn write(
         h5::attr_scalar(file, name::SECONDS_TOTAL, o.timings.total)?;
         h5::attr_scalar(file, name::SECONDS_PRETRAIN, o.timings.pretrain)?;
         h5::attr_scalar(file, name::SECONDS_FINETUNE, o.timings.finetune)?;
-        let (attr, artefact) = match &o.artefact {
-            Artefact::Params(p) => (name::PARAMS_JSON, serde_json::to_string(p)?),
-            Artefact::Calibration(f) => (name::CALIBRATION_JSON, serde_json::to_string(f)?),
+        let (params, calibration) = match &o.artefact {
+            Artefact::Params(p) => (Some(p), None),
+            Artefact::Calibration(f) => (None, Some(f)),
+            Artefact::Anchored { params, physics } => (Some(params), Some(physics)),
         };
-        h5::attr_str(file, attr, &artefact)?;
+        if let Some(p) = params {
+            h5::attr_str(file, name::PARAMS_JSON, &serde_json::to_string(p)?)?;
+        }
+        if let Some(f) = calibration {
+            h5::attr_str(file, name::CALIBRATION_JSON, &serde_json::to_string(f)?)?;
+        }
         if let Some(m) = membrane_toml {
             h5::attr_str(file, name::MEMBRANE_TOML, m)?;
         }
@@ -781,10 +787,15 @@ pub fn read_attention(path: &Path) -> Result<Attention> {
     Ok(a)
 }
 
-/// Reads the trained parameters or the fitted membrane of a run (`method` says which).
-pub fn read_artefact(path: &Path, method: Method) -> Result<Artefact> {
+/// Reads the trained parameters or the fitted membrane of a run, or both for a
+/// physics-anchored model (its config says which).
+pub fn read_artefact(path: &Path, config: &RunConfig) -> Result<Artefact> {
     let r = Reader::open(path)?;
-    Ok(match method {
+    Ok(match config.method {
+        Method::Neural if config.model.prior != ionode_model::Prior::None => Artefact::Anchored {
+            params: r.json(name::PARAMS_JSON)?,
+            physics: Box::new(r.json(name::CALIBRATION_JSON)?),
+        },
         Method::Neural => Artefact::Params(r.json(name::PARAMS_JSON)?),
         Method::DspmdeFit => Artefact::Calibration(Box::new(r.json(name::CALIBRATION_JSON)?)),
     })

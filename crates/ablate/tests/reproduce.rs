@@ -179,11 +179,11 @@ fn check_model(config: &str, out: &str, work: &Path) -> Option<String> {
     if format!("{:?}", ra.metrics) != format!("{:?}", rb.metrics) {
         problems.push("run.h5's metrics differ".to_string());
     }
-    let method = ra.head.config.method;
+    let config = &ra.head.config;
     let artefact = |p: &Path| {
         format!(
             "{:?}",
-            ionode_ablate::record::read_artefact(p, method).unwrap()
+            ionode_ablate::record::read_artefact(p, config).unwrap()
         )
     };
     if artefact(&a) != artefact(&b) {

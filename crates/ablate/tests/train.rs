@@ -97,7 +97,8 @@ fn a_small_run_writes_every_output_and_repeats_bit_for_bit() {
     );
     assert_eq!(ra.metrics, rb.metrics);
     assert_eq!(ra.head.config, rb.head.config);
-    let params = |d: &Path| match record::read_artefact(&d.join("run.h5"), ra.method()).unwrap() {
+    let params = |d: &Path| match record::read_artefact(&d.join("run.h5"), &ra.head.config).unwrap()
+    {
         ionode_train::run::Artefact::Params(p) => serde_json::to_string(&p).unwrap(),
         other => panic!("{other:?}"),
     };

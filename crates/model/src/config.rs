@@ -182,6 +182,38 @@ impl FeedLevel {
     }
 }
 
+/// How the model uses the calibrated DSPM-DE's prediction of each sample **\[ours\]**
+/// (MODEL.md section 7). The prediction comes with the batch ([`crate::Batch::prior_transmission`]):
+/// the physics is solved once per sample by the caller, not on the tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Prior {
+    /// MODEL.md: no physics in the model.
+    #[default]
+    None,
+    /// Every present ion's token (the mlp: its input) also carries the DSPM-DE
+    /// transmission `T_phys = 1 - R_phys` of that ion at the sample's flux.
+    Feature,
+    /// The prediction is the DSPM-DE's, corrected: `x = x_phys + delta(t)`, where the
+    /// variant integrates the correction `delta` from `delta(0) = 0` (the mlp:
+    /// `t * P(net)`), with `T_phys` in the tokens as for `feature`. The network's last
+    /// layer starts at zero, so an untrained model is the physics exactly, and the hard
+    /// constraint projects the correction (the physics' permeate is itself electroneutral).
+    Residual,
+}
+
+impl Prior {
+    /// True for [`Prior::None`] (the serialised config then omits the key).
+    pub fn is_none(&self) -> bool {
+        *self == Prior::None
+    }
+
+    /// Token features the prior adds (0 or 1).
+    pub fn token_features(self) -> usize {
+        usize::from(self != Prior::None)
+    }
+}
+
 /// One ion slot: a species name and its charge number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IonSlot {
@@ -264,6 +296,9 @@ pub struct ModelConfig {
     pub feed_level: FeedLevel,
     /// Floor inside the token's log feature `log(c_f / c_scale + floor)` (default 1e-12).
     pub log_floor: f64,
+    /// Whether and how the calibrated DSPM-DE anchors the model (default: not at all).
+    #[serde(skip_serializing_if = "Prior::is_none")]
+    pub prior: Prior,
 }
 
 impl Default for ModelConfig {
@@ -284,6 +319,7 @@ impl Default for ModelConfig {
             state: State::Scaled,
             feed_level: FeedLevel::None,
             log_floor: 1e-12,
+            prior: Prior::None,
         }
     }
 }
@@ -292,6 +328,11 @@ impl ModelConfig {
     /// Number of slots S.
     pub fn num_slots(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Features of one token: `[x, log feed, t]`, the level, the prior.
+    pub fn token_features(&self) -> usize {
+        self.feed_level.token_features() + self.prior.token_features()
     }
 
     /// Charges in slot order.

@@ -50,8 +50,8 @@ pub mod solver;
 pub mod synthetic;
 
 pub use config::{
-    CScale, Electroneutrality, Encoding, FeedLevel, IonSlot, ModelConfig, Solver, State, TimeMap,
-    Variant,
+    CScale, Electroneutrality, Encoding, FeedLevel, IonSlot, ModelConfig, Prior, Solver, State,
+    TimeMap, Variant,
 };
 pub use error::{ModelError, Result};
 pub use io::SavedParams;

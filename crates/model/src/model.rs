@@ -13,7 +13,7 @@
 //! and `model.predict(&store, &batch)` for permeates, rejections and attention maps.
 
 use crate::attention::{attend, HeadVars};
-use crate::config::{Electroneutrality, Encoding, FeedLevel, ModelConfig, Solver, Variant};
+use crate::config::{Electroneutrality, Encoding, FeedLevel, ModelConfig, Prior, Solver, Variant};
 use crate::constraint::{charge_penalty, charge_residual, project};
 use crate::encoding::sinusoidal;
 use crate::error::{ModelError, Result};
@@ -61,7 +61,8 @@ pub struct Forward {
     /// Charge residual `sum_i z_i x_i(t)` per sample, `[B]` (the soft penalty's input).
     pub charge: Var,
     /// States at the solver's mesh points `s_0 = 0 .. s_N = 1` (the first is `x(0)`, the
-    /// last is `x`); empty for mlp, which has no trajectory.
+    /// last is `x`; for a [`Prior::Residual`], the correction's states, from 0); empty for
+    /// mlp, which has no trajectory.
     pub trajectory: Vec<Var>,
     /// The mesh points `s_n` of `trajectory` (`s = tau / t`, so 1 is each sample's end).
     pub mesh_s: Vec<f64>,
@@ -128,6 +129,8 @@ struct Consts {
     log_feed3: Var,
     /// The level feature `[B, S, 1]`, with [`FeedLevel::Log`].
     level3: Option<Var>,
+    /// The physics' transmission `[B, S, 1]`, with a [`Prior`].
+    prior3: Option<Var>,
     zeros3: Var,
     t_col: Var,
 }
@@ -146,7 +149,7 @@ impl Model {
                 store,
                 &mut rng,
                 "embed",
-                cfg.feed_level.token_features(),
+                cfg.token_features(),
                 d,
             )?)
         } else {
@@ -169,8 +172,20 @@ impl Model {
             None
         };
         let level = cfg.feed_level.token_features() - 3;
-        let input = if ode { s * d + 1 } else { 2 * s + 1 + level };
+        let prior = cfg.prior.token_features() * s;
+        let input = if ode {
+            s * d + 1
+        } else {
+            2 * s + 1 + level + prior
+        };
         let net = OdeNet::new(store, &mut rng, "net", (input, hdim, s, cfg.layers))?;
+        if cfg.prior == Prior::Residual {
+            // The correction starts at exactly zero: an untrained residual model is the
+            // physics, and training moves it only as far as the data ask.
+            let (w, b) = net.last().expect("at least one layer");
+            store.value_mut(w).fill(0.0);
+            store.value_mut(b).fill(0.0);
+        }
         let pos_table = if ode && cfg.encoding == Encoding::Sinusoidal {
             sinusoidal(s, d, cfg.encoding_base)
         } else {
@@ -245,16 +260,30 @@ impl Model {
                 FeedLevel::None => None,
                 FeedLevel::Log { .. } => Some(t.constant(&[b, s, 1], &prep.level)?),
             },
+            prior3: match self.cfg.prior {
+                Prior::None => None,
+                _ => Some(t.constant(&[b, s, 1], &prep.prior)?),
+            },
             zeros3: t.full(&[b, s, 1], 0.0)?,
             t_col: t.constant(&[b, 1], &prep.t_end)?,
         };
         let x0 = t.constant(&[b, s], &prep.x0)?;
+        // The residual's base: the physics' state, to which the variant adds its correction.
+        let base = match self.cfg.prior {
+            Prior::Residual => Some(t.constant(&[b, s], &prep.prior_x)?),
+            _ => None,
+        };
         let (x, trajectory, mesh_s, attention, stats) = if self.cfg.variant == Variant::Mlp {
-            let x = self.mlp(t, &v, &c, &prep, x0)?;
+            let x = self.mlp(t, &v, &c, &prep, x0, base.unwrap_or(x0))?;
             (x, Vec::new(), Vec::new(), None, SolverStats::default())
         } else {
+            // A residual integrates the correction, from zero.
+            let start = match base {
+                Some(_) => t.full(&[b, s], 0.0)?,
+                None => x0,
+            };
             let want = opts.attention && self.head.is_some();
-            let tr = self.integrate(t, &v, &c, &prep, x0, want)?;
+            let tr = self.integrate(t, &v, &c, &prep, start, want)?;
             let maps = if want {
                 Some(attention_maps(t, &tr, &prep))
             } else {
@@ -266,9 +295,13 @@ impl Model {
                 evaluations: tr.evaluations,
             };
             let mut states = Vec::with_capacity(tr.mesh.len() + 1);
-            states.push(x0);
+            states.push(start);
             states.extend_from_slice(&tr.mesh);
-            (tr.x_end, states, tr.s, maps, stats)
+            let x = match base {
+                Some(base) => t.add(base, tr.x_end)?,
+                None => tr.x_end,
+            };
+            (x, states, tr.s, maps, stats)
         };
         let charge = charge_residual(t, x, c.w)?;
         Ok(Forward {
@@ -283,28 +316,38 @@ impl Model {
         })
     }
 
-    /// The `mlp` baseline: `x = x0 + t * P(m * net([x0, log feed, t]))`. The residual form
+    /// The `mlp` baseline: `x = base + t * P(m * net([x0, log feed, t]))`, where `base` is
+    /// the feed's state `x0` (or, for a residual, the physics' state). The residual form
     /// keeps the physical limit of the ODE variants (`t = 0` gives the feed) and the same
     /// hard constraint, so the ablation compares architectures, not priors.
-    fn mlp(&self, t: &mut Tape, v: &Vars, c: &Consts, prep: &Prepared, x0: Var) -> Result<Var> {
+    fn mlp(
+        &self,
+        t: &mut Tape,
+        v: &Vars,
+        c: &Consts,
+        prep: &Prepared,
+        x0: Var,
+        base: Var,
+    ) -> Result<Var> {
         let (b, s) = (prep.b, prep.s);
         let lf = t.reshape(c.log_feed3, &[b, s])?;
-        let inp = match self.cfg.feed_level {
-            FeedLevel::None => t.concat(&[x0, lf, c.t_col], 1)?,
-            FeedLevel::Log { .. } => {
-                let level: Vec<f64> = prep
-                    .c_scale
-                    .iter()
-                    .map(|&cs| self.cfg.feed_level.feature(cs))
-                    .collect();
-                let level = t.constant(&[b, 1], &level)?;
-                t.concat(&[x0, lf, c.t_col, level], 1)?
-            }
-        };
+        let mut parts = vec![x0, lf, c.t_col];
+        if let FeedLevel::Log { .. } = self.cfg.feed_level {
+            let level: Vec<f64> = prep
+                .c_scale
+                .iter()
+                .map(|&cs| self.cfg.feed_level.feature(cs))
+                .collect();
+            parts.push(t.constant(&[b, 1], &level)?);
+        }
+        if let Some(p3) = c.prior3 {
+            parts.push(t.reshape(p3, &[b, s])?);
+        }
+        let inp = t.concat(&parts, 1)?;
         let out = OdeNet::apply(t, &v.net, inp)?;
         let out = self.constrain(t, c, out)?;
         let inc = t.mul(out, c.t_col)?;
-        let x = t.add(x0, inc)?;
+        let x = t.add(base, inc)?;
         if let Some(pos) = t.value(x).iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFinite {
                 what: "state",
@@ -340,10 +383,10 @@ impl Model {
         let x3 = t.reshape(x, &[b, s, 1])?;
         let tau3 = t.reshape(tau, &[b, 1, 1])?;
         let tau_tok = t.add(c.zeros3, tau3)?;
-        let tokens = match c.level3 {
-            None => t.concat(&[x3, c.log_feed3, tau_tok], 2)?,
-            Some(l) => t.concat(&[x3, c.log_feed3, tau_tok, l], 2)?,
-        };
+        let mut parts = vec![x3, c.log_feed3, tau_tok];
+        parts.extend(c.level3);
+        parts.extend(c.prior3);
+        let tokens = t.concat(&parts, 2)?;
         let (ew, eb) = v.embed.expect("ODE variants have an embedding");
         let mut emb = t.linear(tokens, ew, Some(eb))?;
         if let Some(p) = v.pos {

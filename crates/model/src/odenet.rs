@@ -46,6 +46,11 @@ impl OdeNet {
         Ok(OdeNet { layers: v })
     }
 
+    /// The last layer's (weight, bias).
+    pub(crate) fn last(&self) -> Option<(ParamId, ParamId)> {
+        self.layers.last().copied()
+    }
+
     /// Number of layers.
     pub fn len(&self) -> usize {
         self.layers.len()

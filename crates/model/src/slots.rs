@@ -7,7 +7,7 @@
 //! what makes "absent ions never influence present ones" exact rather than approximate.
 #![allow(clippy::needless_range_loop)] // (sample, slot) index loops over several arrays read clearest
 
-use crate::config::{ModelConfig, State};
+use crate::config::{ModelConfig, Prior, State};
 use crate::error::{ModelError, Result};
 use ndarray::{Array1, Array2};
 
@@ -25,6 +25,10 @@ pub struct Batch {
     /// Per-value weights of the loss, `[B, S]`, >= 0 (default 1 for present ions). A weight
     /// of 0 marks a missing measurement; its target may then be NaN.
     pub target_weight: Option<Array2<f64>>,
+    /// The calibrated DSPM-DE's transmission `c_p / c_f` of every present ion at the
+    /// sample's flux, `[B, S]` (absent slots: ignored). Required exactly when the config's
+    /// [`crate::Prior`] is not `none`.
+    pub prior_transmission: Option<Array2<f64>>,
 }
 
 impl Batch {
@@ -36,6 +40,7 @@ impl Batch {
             flux_m_s,
             target_permeate_mol_m3: None,
             target_weight: None,
+            prior_transmission: None,
         }
     }
 
@@ -55,12 +60,22 @@ impl Batch {
                 .target_weight
                 .as_ref()
                 .map(|t| t.slice_axis(Axis(0), r).to_owned()),
+            prior_transmission: self
+                .prior_transmission
+                .as_ref()
+                .map(|t| t.slice_axis(Axis(0), r).to_owned()),
         }
     }
 
     /// The same batch with permeate targets.
     pub fn with_target(mut self, target_permeate_mol_m3: Array2<f64>) -> Batch {
         self.target_permeate_mol_m3 = Some(target_permeate_mol_m3);
+        self
+    }
+
+    /// The same batch with the physics prior (see [`Batch::prior_transmission`]).
+    pub fn with_prior(mut self, prior_transmission: Option<Array2<f64>>) -> Batch {
+        self.prior_transmission = prior_transmission;
         self
     }
 
@@ -108,6 +123,11 @@ pub struct Prepared {
     /// Token feature `ln(c_scale / c_ref) * m` with [`crate::FeedLevel::Log`] (0 for absent slots;
     /// all 0 and unused without it).
     pub level: Vec<f64>,
+    /// The prior's transmission `T_phys * m` (a token feature; all 0 without a prior).
+    pub prior: Vec<f64>,
+    /// The prior in the state's units, `T_phys c_f / unit * m` (the residual's base; all 0
+    /// without a prior).
+    pub prior_x: Vec<f64>,
     /// End time `t` of each sample's flux (`J_v / J_ref` or its log map), `[B]`.
     pub t_end: Vec<f64>,
     /// `c_scale = sum |z| c_f / 2` over present ions, mol/m3, `[B]`.
@@ -140,6 +160,30 @@ impl Prepared {
                 batch.mask.shape()
             ));
         }
+        let prior = match (cfg.prior, &batch.prior_transmission) {
+            (Prior::None, None) => None,
+            (Prior::None, Some(_)) => {
+                return bad(
+                    "the batch has a physics prior but the model has none (prior = \"none\")"
+                        .into(),
+                )
+            }
+            (_, None) => {
+                return bad(format!(
+                    "the model is anchored to DSPM-DE (prior = \"{}\"): its batches need the \
+                     physics' transmissions",
+                    if cfg.prior == Prior::Feature {
+                        "feature"
+                    } else {
+                        "residual"
+                    }
+                ))
+            }
+            (_, Some(p)) if p.dim() != (b, s) => {
+                return bad(format!("prior is {:?}, expected [{b}, {s}]", p.shape()))
+            }
+            (_, Some(p)) => Some(p),
+        };
         let z = cfg.charges();
         let mut p = Prepared {
             b,
@@ -150,6 +194,8 @@ impl Prepared {
             x0: vec![0.0; b * s],
             log_feed: vec![0.0; b * s],
             level: vec![0.0; b * s],
+            prior: vec![0.0; b * s],
+            prior_x: vec![0.0; b * s],
             t_end: vec![0.0; b],
             c_scale: vec![0.0; b],
             targets: None,
@@ -204,6 +250,17 @@ impl Prepared {
                     p.x0[k] = cf / unit;
                     p.log_feed[k] = (cf / cs + cfg.log_floor).ln();
                     p.level[k] = cfg.feed_level.feature(cs);
+                    if let Some(prior) = prior {
+                        let tp = prior[[i, j]];
+                        if !tp.is_finite() {
+                            return bad(format!(
+                                "sample {i}: the physics' transmission of {} is {tp}",
+                                cfg.slots[j].name
+                            ));
+                        }
+                        p.prior[k] = tp;
+                        p.prior_x[k] = tp * cf / unit;
+                    }
                 }
             }
         }

@@ -53,6 +53,11 @@ pub struct Samples {
     /// fluxes of one feed, so splits can keep a feed's points together), or the index into
     /// `MeasuredData::rows` of a measured file.
     pub origin: Vec<usize>,
+    /// `[N, S]` the calibrated DSPM-DE's transmission `c_p / c_f` of every present ion at
+    /// the row's flux: what a physics-anchored model (`model.prior`) is given beside the
+    /// feed. Absent until [`Samples::with_prior`] attaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_transmission: Option<Array2<f64>>,
 }
 
 /// Plain arrays of a model batch (rows in the order of the indices given).
@@ -66,6 +71,8 @@ pub struct Batch {
     pub observed: Array2<bool>,
     /// `[B]` water flux, m/s.
     pub flux: Array1<f64>,
+    /// `[B, S]` the physics' transmissions, if the samples carry them.
+    pub prior: Option<Array2<f64>>,
     /// `[B, S]` target permeate, mol/m3.
     pub target: Array2<f64>,
     /// `[B, S]` permeate standard deviation, mol/m3 (0 where unknown), if the samples have any.
@@ -232,6 +239,7 @@ impl Samples {
             family: vec![None; n],
             synthetic: vec![true; n],
             origin: points.iter().map(|&(i, _)| i).collect(),
+            prior_transmission: None,
         };
         Ok((samples, skipped))
     }
@@ -294,6 +302,7 @@ impl Samples {
             family: data.rows.iter().map(|r| r.family.clone()).collect(),
             synthetic: data.rows.iter().map(|r| r.synthetic).collect(),
             origin: (0..n).collect(),
+            prior_transmission: None,
         })
     }
 
@@ -341,6 +350,7 @@ impl Samples {
             family,
             synthetic: vec![false; n],
             origin: (0..n).collect(),
+            prior_transmission: None,
         };
         samples.validate()?;
         Ok(samples)
@@ -449,6 +459,32 @@ impl Samples {
         self.species.len()
     }
 
+    /// The same rows with the physics' transmissions `[N, S]` attached (see
+    /// [`Samples::prior_transmission`]); every present ion needs a finite one.
+    pub fn with_prior(mut self, transmission: Array2<f64>) -> Result<Samples> {
+        if transmission.dim() != self.feed_mol_m3.dim() {
+            return Err(TrainError::shape(
+                "physics prior",
+                format!(
+                    "{:?} for samples of {:?}",
+                    transmission.shape(),
+                    self.feed_mol_m3.shape()
+                ),
+            ));
+        }
+        if let Some(((row, slot), _)) = transmission
+            .indexed_iter()
+            .find(|(ix, t)| self.mask[*ix] && !t.is_finite())
+        {
+            return Err(TrainError::shape(
+                "physics prior",
+                format!("row {row}, {}: not finite", self.species[slot]),
+            ));
+        }
+        self.prior_transmission = Some(transmission);
+        Ok(self)
+    }
+
     /// The rows `indices`, in that order. Panics if an index is out of range.
     pub fn subset(&self, indices: &[usize]) -> Samples {
         let pick = |v: &[Option<String>]| indices.iter().map(|&i| v[i].clone()).collect();
@@ -468,6 +504,10 @@ impl Samples {
             family: pick(&self.family),
             synthetic: indices.iter().map(|&i| self.synthetic[i]).collect(),
             origin: indices.iter().map(|&i| self.origin[i]).collect(),
+            prior_transmission: self
+                .prior_transmission
+                .as_ref()
+                .map(|a| a.select(Axis(0), indices)),
         }
     }
 
@@ -534,6 +574,8 @@ impl Samples {
                 .flat_map(|p| p.synthetic.iter().copied())
                 .collect(),
             origin,
+            // A prior belongs to one calibration of one sample set: attach it after joining.
+            prior_transmission: None,
         })
     }
 
@@ -545,6 +587,10 @@ impl Samples {
             mask: self.mask.select(Axis(0), indices),
             observed: self.observed.select(Axis(0), indices),
             flux: self.flux_m_s.select(Axis(0), indices),
+            prior: self
+                .prior_transmission
+                .as_ref()
+                .map(|a| a.select(Axis(0), indices)),
             target: self.permeate_mol_m3.select(Axis(0), indices),
             sd: self
                 .permeate_sd_mol_m3

@@ -374,6 +374,7 @@ mod tests {
             family: vec![None; n],
             synthetic: vec![true; n],
             origin: (0..n).collect(),
+            prior_transmission: None,
         };
         let split = Split {
             train: vec![0, 2],

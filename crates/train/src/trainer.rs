@@ -420,7 +420,9 @@ fn model_batch(
             });
         Some(w)
     };
-    let mut batch = Batch::new(b.feed, b.mask, b.flux).with_target(target);
+    let mut batch = Batch::new(b.feed, b.mask, b.flux)
+        .with_target(target)
+        .with_prior(b.prior);
     batch.target_weight = weight;
     batch
 }

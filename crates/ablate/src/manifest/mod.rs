@@ -802,12 +802,14 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
             let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
             found.extend(problems);
             let Some(mut config) = config else { continue };
+            // The parts the run's method does not use are reset first: a grid that crosses
+            // them with the method (pre-training x a physics-anchored model) is not wrong.
+            let ignored = config.normalise();
             check_config(&config, &locate, &name, &resolve, &cache, &mut found);
             if !found.list.is_empty() {
                 // Keep checking the other points, but build no runs.
                 continue;
             }
-            let ignored = config.normalise();
             let skip = |axis: &str| {
                 ignored
                     .iter()

@@ -119,10 +119,21 @@ pub type OrderKey = (usize, String, bool, (u8, u64), Vec<(String, String)>);
 
 /// The order of configurations in tables and figures: the paper's models first.
 pub fn order_key(r: &Roles) -> OrderKey {
-    let model = ["attention_node", "node", "mlp", "dspmde_fit"]
-        .iter()
-        .position(|m| *m == r.model)
-        .unwrap_or(4);
+    let model = [
+        "attention_node",
+        "node",
+        "mlp",
+        "attention_node+residual",
+        "node+residual",
+        "mlp+residual",
+        "attention_node+feature",
+        "node+feature",
+        "mlp+feature",
+        "dspmde_fit",
+    ]
+    .iter()
+    .position(|m| *m == r.model)
+    .unwrap_or(10);
     let constraint = match r.constraint.as_deref() {
         Some("hard") => "0".to_string(),
         Some("none") => "2".to_string(),

@@ -5,15 +5,16 @@
 //! may name its axes as it likes.
 
 use super::collect::Run;
-use ionode_model::{Electroneutrality, Variant};
+use ionode_model::{Electroneutrality, Prior, Variant};
 use ionode_train::run::{Method, RunConfig};
 use ionode_train::split::SplitSpec;
 use serde_json::Value;
 
 /// Axis paths whose meaning the roles already carry.
-const ROLE_AXES: [&str; 6] = [
+const ROLE_AXES: [&str; 7] = [
     "method",
     "model.variant",
+    "model.prior",
     "model.electroneutrality",
     "pretrain",
     "split",
@@ -23,7 +24,8 @@ const ROLE_AXES: [&str; 6] = [
 /// The roles of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Roles {
-    /// `attention_node`, `node`, `mlp` or `dspmde_fit`.
+    /// `attention_node`, `node`, `mlp` or `dspmde_fit`; a physics-anchored model adds its
+    /// prior (`node+residual`, `attention_node+feature`).
     pub model: String,
     /// `hard`, `none`, `soft(lambda=1)` (with `,trajectory` when the penalty covers the
     /// trajectory); `None` for DSPM-DE, which is electroneutral by construction.
@@ -101,13 +103,24 @@ impl Roles {
 fn model_name(c: &RunConfig) -> String {
     match c.method {
         Method::DspmdeFit => "dspmde_fit".into(),
-        Method::Neural => match c.model.variant {
-            Variant::AttentionNode => "attention_node",
-            Variant::Node => "node",
-            Variant::Mlp => "mlp",
+        Method::Neural => {
+            let variant = match c.model.variant {
+                Variant::AttentionNode => "attention_node",
+                Variant::Node => "node",
+                Variant::Mlp => "mlp",
+            };
+            match c.model.prior {
+                Prior::None => variant.into(),
+                Prior::Feature => format!("{variant}+feature"),
+                Prior::Residual => format!("{variant}+residual"),
+            }
         }
-        .into(),
     }
+}
+
+/// True for a physics-anchored neural model (its name carries the prior).
+pub fn is_anchored(model: &str) -> bool {
+    model.ends_with("+feature") || model.ends_with("+residual")
 }
 
 fn constraint_name(c: &RunConfig) -> Option<String> {
@@ -171,6 +184,15 @@ pub fn pretty(value: &str) -> String {
         "attention_node" => "attention NODE".into(),
         "node" => "NODE".into(),
         "mlp" => "MLP".into(),
+        v if is_anchored(v) => {
+            let (variant, prior) = v.split_once('+').expect("anchored names hold a +");
+            let prior = if prior == "residual" {
+                "DSPM-DE residual"
+            } else {
+                "DSPM-DE feature"
+            };
+            format!("{} + {prior}", pretty(variant))
+        }
         v if v.starts_with("soft(lambda=") => {
             let inner = &v["soft(lambda=".len()..v.len() - 1];
             let (lambda, traj) = match inner.split_once(',') {
@@ -202,5 +224,10 @@ mod tests {
             "soft (λ = 0.1, trajectory)"
         );
         assert_eq!(pretty("dspmde_fit"), "DSPM-DE (calibrated)");
+        assert_eq!(pretty("node+residual"), "NODE + DSPM-DE residual");
+        assert_eq!(
+            pretty("attention_node+feature"),
+            "attention NODE + DSPM-DE feature"
+        );
     }
 }

@@ -547,6 +547,21 @@ impl DspmdeFit {
             failed_rows,
         })
     }
+
+    /// The calibrated model's transmissions `c_p / c_f` of every present ion `[N, S]` (1
+    /// for absent ions), and the rows it could not solve (transmission 1: the feed), for
+    /// a physics-anchored model. One solve per row, warm-started along each feed's fluxes.
+    pub fn transmissions(&self, samples: &Samples) -> Result<(Array2<f64>, Vec<usize>)> {
+        let p = self.predict(samples)?;
+        let mut t = Array2::ones(samples.feed_mol_m3.dim());
+        for ((ix, out), &present) in t.indexed_iter_mut().zip(&samples.mask) {
+            let cf = samples.feed_mol_m3[ix];
+            if present && cf > 0.0 {
+                *out = p.permeate[ix] / cf;
+            }
+        }
+        Ok((t, p.failed_rows))
+    }
 }
 
 #[cfg(test)]
@@ -627,6 +642,7 @@ mod tests {
             family: vec![None; n],
             synthetic: vec![true; n],
             origin,
+            prior_transmission: None,
         }
     }
 

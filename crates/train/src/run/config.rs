@@ -6,7 +6,15 @@ use crate::calibrate::CalibrationConfig;
 use crate::error::TrainError;
 use crate::split::SplitSpec;
 use crate::trainer::StageConfig;
-use ionode_model::ModelConfig;
+use ionode_model::{ModelConfig, Prior};
+
+fn prior_name(p: Prior) -> &'static str {
+    match p {
+        Prior::None => "none",
+        Prior::Feature => "feature",
+        Prior::Residual => "residual",
+    }
+}
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -182,7 +190,28 @@ impl RunConfig {
         if let Some(Err(e)) = self.split.as_ref().map(|s| s.validate()) {
             out.push(ConfigProblem::of("split", e));
         }
-        if self.method == Method::DspmdeFit {
+        let anchored = self.method == Method::Neural && self.model.prior != Prior::None;
+        if anchored {
+            if self.pretrain.is_some() {
+                out.push(ConfigProblem {
+                    key: "pretrain".into(),
+                    detail: format!(
+                        ": a physics-anchored model (model.prior = \"{}\") starts from the \
+                         calibrated physics and is not pre-trained; remove [pretrain]",
+                        prior_name(self.model.prior)
+                    ),
+                });
+            }
+            if self.data.measured.is_empty() {
+                out.push(ConfigProblem {
+                    key: "model.prior".into(),
+                    detail:
+                        ": a physics prior is calibrated on measured data; data.measured is empty"
+                            .into(),
+                });
+            }
+        }
+        if self.method == Method::DspmdeFit || anchored {
             if let Err(e) = self.calibration.validate() {
                 out.push(ConfigProblem::of("calibration", e));
             }
@@ -212,10 +241,19 @@ impl RunConfig {
         }
     }
 
+    /// The pre-training data settings at their defaults.
+    fn reset_pretrain_data(&mut self) {
+        self.data.pretrain = None;
+        self.data.pretrain_max_feeds = None;
+        self.data.pretrain_validation_fraction = tenth();
+        self.data.pretrain_test_fraction = tenth();
+    }
+
     /// The parts a method does not use reset to their defaults, so runs that differ only
     /// there are one run; returns the reset parts' keys. `dspmde_fit` ignores the model
     /// (but keeps its slots: they say which ions the data may hold) and the stages;
-    /// neural methods ignore the calibration.
+    /// neural methods ignore the calibration, except a physics-anchored one, which ignores
+    /// pre-training instead (it starts from the calibrated physics).
     pub fn normalise(&mut self) -> Vec<&'static str> {
         match self.method {
             Method::DspmdeFit => {
@@ -226,11 +264,15 @@ impl RunConfig {
                 };
                 self.pretrain = None;
                 self.finetune = None;
-                self.data.pretrain = None;
-                self.data.pretrain_max_feeds = None;
-                self.data.pretrain_validation_fraction = tenth();
-                self.data.pretrain_test_fraction = tenth();
+                self.reset_pretrain_data();
                 vec!["model", "pretrain", "finetune", "data.pretrain"]
+            }
+            // A physics-anchored model calibrates its prior with `[calibration]` and starts
+            // from the physics instead of a pre-training.
+            Method::Neural if self.model.prior != Prior::None => {
+                self.pretrain = None;
+                self.reset_pretrain_data();
+                vec!["pretrain", "data.pretrain"]
             }
             Method::Neural => {
                 self.calibration = Default::default();

@@ -16,14 +16,14 @@ pub use outcome::{
     Artefact, Attention, Domain, Part, Predictions, RunMetrics, RunOutcome, Timings,
 };
 
-use crate::calibrate::dspmde_fit;
+use crate::calibrate::{dspmde_fit, DspmdeFit};
 use crate::data::Samples;
 use crate::error::TrainError;
 use crate::metrics::{implausible, SplitMetrics};
 use crate::split::{Split, SplitSpec};
 use crate::trainer::{train_stage, EpochReport, Stage, StageReport};
 use ionode_autodiff::{ParamStore, Tape};
-use ionode_model::{Batch, Model, SavedParams, Variant};
+use ionode_model::{Batch, Model, Prior, SavedParams, Variant};
 use ionode_physics::IonDb;
 use ndarray::{Array2, Array3};
 use std::collections::HashMap;
@@ -100,7 +100,11 @@ pub fn predict_neural_on(
     let one = |chunk: &[usize], tape: &mut Tape| {
         let b = samples.to_batch_arrays(chunk);
         model
-            .predict_with(tape, store, &Batch::new(b.feed, b.mask, b.flux))
+            .predict_with(
+                tape,
+                store,
+                &Batch::new(b.feed, b.mask, b.flux).with_prior(b.prior),
+            )
             .map(|p| p.permeate_mol_m3)
     };
     // One tape per thread, reused across its chunks (a tape per chunk would grow a fresh
@@ -131,7 +135,8 @@ pub fn attention_maps(
     let mut start = 0;
     for chunk in rows.chunks(512) {
         let b = samples.to_batch_arrays(chunk);
-        let pred = model.predict_with(&mut tape, store, &Batch::new(b.feed, b.mask, b.flux))?;
+        let batch = Batch::new(b.feed, b.mask, b.flux).with_prior(b.prior);
+        let pred = model.predict_with(&mut tape, store, &batch)?;
         let (Some(e), Some(m)) = (pred.attention_end, pred.attention_mean) else {
             return Ok(None);
         };
@@ -279,6 +284,26 @@ pub fn run(
     let mut domain: Option<Domain> = None;
     let mut pretrain_seconds: Option<f64> = None;
 
+    // A physics-anchored model's prior: DSPM-DE calibrated on the training rows only (its
+    // validation rows judge the model, its test rows score it), solved once for every row.
+    let anchored: Option<(Samples, DspmdeFit)> = match (config.method, config.model.prior) {
+        (Method::Neural, Prior::Feature | Prior::Residual) => {
+            let (Some(samples), Some(split)) = (measured, &measured_split) else {
+                return Err(TrainError::invalid(
+                    "model.prior",
+                    "a physics prior",
+                    "measured data and a [split] to calibrate it on",
+                ));
+            };
+            let ions = samples.slot_ions(&IonDb::builtin())?;
+            let fit = dspmde_fit(&samples.subset(&split.train), &ions, &config.calibration)?;
+            let (transmission, _) = fit.transmissions(samples)?;
+            Some((samples.clone().with_prior(transmission)?, fit))
+        }
+        _ => None,
+    };
+    let measured = anchored.as_ref().map(|(s, _)| s).or(measured);
+
     let artefact = match config.method {
         Method::Neural => {
             let mut store = ParamStore::new();
@@ -379,7 +404,14 @@ pub fn run(
                     }
                 }
             }
-            Artefact::Params(SavedParams::from_store(&store))
+            let params = SavedParams::from_store(&store);
+            match anchored {
+                Some((_, fit)) => Artefact::Anchored {
+                    params,
+                    physics: Box::new(fit),
+                },
+                None => Artefact::Params(params),
+            }
         }
         Method::DspmdeFit => {
             let (Some(samples), Some(split)) = (measured, &measured_split) else {

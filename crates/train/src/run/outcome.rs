@@ -110,18 +110,24 @@ pub enum Artefact {
     Params(SavedParams),
     /// The calibrated DSPM-DE (`dspmde_fit`).
     Calibration(Box<DspmdeFit>),
+    /// A physics-anchored neural model (`model.prior`): its parameters and the DSPM-DE
+    /// calibrated on its training rows, whose predictions it takes as input.
+    Anchored {
+        params: SavedParams,
+        physics: Box<DspmdeFit>,
+    },
 }
 
 impl Artefact {
-    /// The calibrated membrane, if this is a calibration.
+    /// The calibrated membrane, if the run calibrated one.
     pub fn membrane(&self) -> Option<ionode_physics::Membrane> {
         self.charged_membrane().map(|m| m.membrane)
     }
 
-    /// The calibrated membrane with its charge model, if this is a calibration.
+    /// The calibrated membrane with its charge model, if the run calibrated one.
     pub fn charged_membrane(&self) -> Option<ionode_physics::ChargedMembrane> {
         match self {
-            Artefact::Calibration(f) => Some(f.charged()),
+            Artefact::Calibration(f) | Artefact::Anchored { physics: f, .. } => Some(f.charged()),
             Artefact::Params(_) => None,
         }
     }

@@ -1,0 +1,198 @@
+//! A physics-anchored run on the bundled NF270 measurements: its prior is DSPM-DE
+//! calibrated on the training rows alone (the validation and test rows' targets cannot
+//! move it), an untrained residual scores exactly as that calibrated DSPM-DE, and the run
+//! is the same bits at any thread count.
+
+use ionode_model::{ModelConfig, Prior, Variant};
+use ionode_physics::IonDb;
+use ionode_train::calibrate::CalibrationConfig;
+use ionode_train::data::Samples;
+use ionode_train::measured::{parse_csv, LoadOptions};
+use ionode_train::run::{
+    run, Artefact, DataConfig, Method, RunConfig, RunInputs, SharedPretraining,
+};
+use ionode_train::split::SplitSpec;
+use ionode_train::trainer::StageConfig;
+
+const SLOTS: [(&str, f64); 6] = [
+    ("Na+", 1.0),
+    ("NH4+", 1.0),
+    ("Mg^2+", 2.0),
+    ("Cl-", -1.0),
+    ("NO3-", -1.0),
+    ("SO4^2-", -2.0),
+];
+
+fn measured() -> Samples {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/measured/nf270_fdl2021.csv"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let data = parse_csv(&text, path, &LoadOptions::default(), &IonDb::builtin()).unwrap();
+    let names: Vec<&str> = SLOTS.iter().map(|(n, _)| *n).collect();
+    Samples::from_measured(&data, &names).unwrap()
+}
+
+fn config(prior: Prior, epochs: usize) -> RunConfig {
+    let model = ModelConfig {
+        variant: Variant::Node,
+        prior,
+        slots: SLOTS
+            .iter()
+            .map(|(n, z)| ionode_model::IonSlot::new(n, *z))
+            .collect(),
+        embed_dim: 4,
+        hidden: 8,
+        layers: 3,
+        state: ionode_model::State::Transmission,
+        solver: ionode_model::Solver::Rk4 { steps: 4 },
+        ..ModelConfig::default()
+    };
+    RunConfig {
+        name: None,
+        seed: 3,
+        method: Method::Neural,
+        model,
+        data: DataConfig {
+            pretrain: None,
+            pretrain_max_feeds: None,
+            pretrain_validation_fraction: 0.1,
+            pretrain_test_fraction: 0.1,
+            measured: vec!["nf270_fdl2021.csv".into()],
+            balance_with: None,
+        },
+        pretrain: None,
+        finetune: Some(StageConfig {
+            epochs,
+            batch_size: 8,
+            learning_rate: 1e-3,
+            ..StageConfig::default()
+        }),
+        split: Some(SplitSpec::ByFamily {
+            test_family: "MgCl2".into(),
+            validation_fraction: 0.2,
+            validate_on: Default::default(),
+        }),
+        calibration: CalibrationConfig {
+            starts: 2,
+            max_iters: 40,
+            ..CalibrationConfig::default()
+        },
+    }
+}
+
+fn go(c: &RunConfig, data: &Samples, threads: usize) -> ionode_train::run::RunOutcome {
+    let inputs = RunInputs {
+        pretrain: None,
+        measured: Some(data),
+        threads,
+    };
+    run(
+        c,
+        c.seed,
+        inputs,
+        &SharedPretraining::default(),
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
+fn physics(o: &ionode_train::run::RunOutcome) -> String {
+    match &o.artefact {
+        Artefact::Anchored { physics, .. } => serde_json::to_string(&physics.membrane).unwrap(),
+        other => panic!("not anchored: {other:?}"),
+    }
+}
+
+#[test]
+fn the_prior_is_calibrated_on_the_training_rows_only() {
+    let data = measured();
+    let c = config(Prior::Residual, 3);
+    let split = c.split.as_ref().unwrap().split(&data, c.seed).unwrap();
+    assert!(!split.validation.is_empty() && !split.test.is_empty());
+    let base = go(&c, &data, 1);
+    // Other targets on every validation and test row: the same calibrated membrane.
+    let mut moved = data.clone();
+    for &r in split.validation.iter().chain(&split.test) {
+        moved.permeate_mol_m3.row_mut(r).mapv_inplace(|p| 0.5 * p);
+    }
+    assert_eq!(physics(&base), physics(&go(&c, &moved, 1)));
+    // Other targets on one training row: another membrane (the check is not vacuous).
+    let mut train = data.clone();
+    train
+        .permeate_mol_m3
+        .row_mut(split.train[0])
+        .mapv_inplace(|p| 0.5 * p);
+    assert_ne!(physics(&base), physics(&go(&c, &train, 1)));
+}
+
+#[test]
+fn an_untrained_residual_scores_as_its_calibrated_physics() {
+    let data = measured();
+    // One epoch at a learning rate of ~0 leaves the zero correction at zero.
+    let mut c = config(Prior::Residual, 1);
+    c.finetune.as_mut().unwrap().learning_rate = 1e-300;
+    let anchored = go(&c, &data, 1);
+    let mut fit = c.clone();
+    fit.method = Method::DspmdeFit;
+    let physics = go(&fit, &data, 1);
+    let (a, p) = (
+        anchored.metrics.measured.as_ref().unwrap(),
+        physics.metrics.measured.as_ref().unwrap(),
+    );
+    let (a, p) = (
+        a.test.as_ref().unwrap().mae.unwrap(),
+        p.test.as_ref().unwrap().mae.unwrap(),
+    );
+    assert!((a - p).abs() < 1e-10, "{a} vs {p}");
+    // And trained, it moves away from the physics.
+    let trained = go(&config(Prior::Residual, 20), &data, 1);
+    let t = trained
+        .metrics
+        .measured
+        .as_ref()
+        .unwrap()
+        .test
+        .as_ref()
+        .unwrap();
+    assert!((t.mae.unwrap() - p).abs() > 1e-6);
+}
+
+#[test]
+fn an_anchored_run_is_the_same_bits_at_any_thread_count() {
+    let data = measured();
+    for prior in [Prior::Feature, Prior::Residual] {
+        let mut c = config(prior, 4);
+        c.finetune.as_mut().unwrap().micro_batch = Some(2);
+        let (a, b) = (go(&c, &data, 1), go(&c, &data, 2));
+        assert_eq!(format!("{:?}", a.metrics), format!("{:?}", b.metrics));
+        assert_eq!(format!("{:?}", a.artefact), format!("{:?}", b.artefact));
+    }
+}
+
+#[test]
+fn a_prior_with_pretraining_or_without_measured_data_is_refused() {
+    let mut c = config(Prior::Feature, 2);
+    c.pretrain = c.finetune.clone();
+    let p: Vec<String> = c.problems().iter().map(|p| p.to_string()).collect();
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("pretrain: a physics-anchored model")),
+        "{p:?}"
+    );
+    let mut c = config(Prior::Residual, 2);
+    c.data.measured.clear();
+    c.data.pretrain = Some("p.h5".into());
+    let p: Vec<String> = c.problems().iter().map(|p| p.to_string()).collect();
+    assert!(p.iter().any(|p| p.starts_with("model.prior:")), "{p:?}");
+    // Normalising (a study's runs) keeps the calibration a prior needs and drops the
+    // pre-training it does not use.
+    let mut c = config(Prior::Residual, 2);
+    c.pretrain = c.finetune.clone();
+    c.data.pretrain = Some("p.h5".into());
+    assert_eq!(c.normalise(), ["pretrain", "data.pretrain"]);
+    assert_eq!(c.calibration.starts, 2);
+    assert!(c.pretrain.is_none() && c.data.pretrain.is_none());
+    assert!(c.problems().is_empty());
+}
