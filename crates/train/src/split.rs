@@ -67,6 +67,10 @@ pub enum ValidateOn {
     /// Every row of one other family (rows without a family stay in training);
     /// `validation_fraction` is not used.
     Family,
+    /// Each other family in turn, nested in the fold: the split itself has no validation
+    /// rows; the run validates on every training family while the others train, then
+    /// trains on them all (`crate::run`). `validation_fraction` is not used.
+    EachFamily,
 }
 
 impl ValidateOn {
@@ -248,6 +252,7 @@ pub fn split_groups(
                     let cut = pool.len() - n_val;
                     (test, pool[cut..].to_vec(), pool[..cut].to_vec())
                 }
+                ValidateOn::EachFamily => (test, Vec::new(), pool),
                 ValidateOn::Family => {
                     // The other families in order of first appearance, one drawn by the
                     // split's stream (after the permutation, so the test set is as ever).

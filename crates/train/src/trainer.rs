@@ -542,7 +542,9 @@ fn mean_over_chunks(
 }
 
 /// Trains `store` in place on `train`, early-stopping on `validation`; restores the best
-/// epoch's parameters before returning.
+/// epoch's parameters before returning. Without validation rows (the refit of a nested
+/// validation, `crate::run`), it runs every epoch and keeps the last; the validation
+/// curve is then NaN.
 #[allow(clippy::too_many_arguments)]
 pub fn train_stage(
     stage: Stage,
@@ -555,20 +557,19 @@ pub fn train_stage(
     threads: usize,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<StageReport, TrainError> {
-    if train.is_empty() || validation.is_empty() {
+    if train.is_empty() {
         return Err(TrainError::invalid(
             format!("{stage} data"),
-            format!(
-                "{} training and {} validation rows",
-                train.len(),
-                validation.len()
-            ),
-            "at least one row of each",
+            format!("0 training and {} validation rows", validation.len()),
+            "at least one training row",
         ));
     }
     config.validate().map_err(|e| e.within(stage.as_str()))?;
     check_slots(model, train)?;
-    check_slots(model, validation)?;
+    let validate = !validation.is_empty();
+    if validate {
+        check_slots(model, validation)?;
+    }
     let started = Instant::now();
     let mut tape = Tape::new();
     let mut micro = MicroBatches::new(config.micro_batch, threads.max(1))?;
@@ -673,6 +674,25 @@ pub fn train_stage(
                     config.divergence_factor, config.learning_rate
                 ),
             });
+        }
+        if !validate {
+            // Nothing to stop on: every epoch runs and the last is kept.
+            best.copy_from_slice(store.values());
+            report.train_loss.push(train_loss);
+            report.validation_loss.push(f64::NAN);
+            report.epochs_run = epoch + 1;
+            report.best_epoch = epoch;
+            report.best_validation_loss = f64::NAN;
+            progress(&EpochReport {
+                stage,
+                epoch,
+                epochs: config.epochs,
+                train_loss,
+                validation_loss: f64::NAN,
+                best_epoch: epoch,
+                seconds: epoch_started.elapsed().as_secs_f64(),
+            });
+            continue;
         }
         let validation_loss = evaluate_loss_on(
             &mut micro,

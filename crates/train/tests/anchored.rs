@@ -196,3 +196,68 @@ fn a_prior_with_pretraining_or_without_measured_data_is_refused() {
     assert!(c.pretrain.is_none() && c.data.pretrain.is_none());
     assert!(c.problems().is_empty());
 }
+
+/// `validate_on = "each_family"`: each training family validates in turn, and the run's
+/// validation metrics are those of the pooled out-of-family predictions; the final model
+/// is calibrated (or trained) on every training row.
+#[test]
+fn nested_validation_pools_the_out_of_family_predictions() {
+    use ionode_train::calibrate::dspmde_fit;
+    use ionode_train::metrics::Metrics;
+    use ionode_train::split::ValidateOn;
+    let data = measured();
+    let mut c = config(Prior::None, 2);
+    c.method = Method::DspmdeFit;
+    c.split = Some(SplitSpec::ByFamily {
+        test_family: "MgCl2".into(),
+        validation_fraction: 0.2,
+        validate_on: ValidateOn::EachFamily,
+    });
+    let outcome = go(&c, &data, 1);
+    let split = c.split.as_ref().unwrap().split(&data, c.seed).unwrap();
+    assert!(split.validation.is_empty());
+    let ions = data.slot_ions(&IonDb::builtin()).unwrap();
+    // By hand: calibrate without each training family, predict it.
+    let mut pooled = ndarray::Array2::from_elem(data.feed_mol_m3.dim(), f64::NAN);
+    let mut families: Vec<String> = split
+        .train
+        .iter()
+        .filter_map(|&r| data.family[r].clone())
+        .collect();
+    families.sort();
+    families.dedup();
+    assert_eq!(families.len(), 3);
+    for f in &families {
+        let (held, rest): (Vec<usize>, Vec<usize>) = split
+            .train
+            .iter()
+            .partition(|&&r| data.family[r].as_deref() == Some(f.as_str()));
+        let fit = dspmde_fit(&data.subset(&rest), &ions, &c.calibration).unwrap();
+        let p = fit.predict(&data).unwrap().permeate;
+        for &r in &held {
+            pooled.row_mut(r).assign(&p.row(r));
+        }
+    }
+    let expected = Metrics::of(
+        &data.subset(&split.train),
+        pooled.select(ndarray::Axis(0), &split.train).view(),
+    )
+    .unwrap();
+    let m = outcome.metrics.measured.as_ref().unwrap();
+    assert_eq!(m.validation.as_ref().unwrap().mae, expected.mae);
+    // The shipped calibration saw every training row.
+    let all = dspmde_fit(&data.subset(&split.train), &ions, &c.calibration).unwrap();
+    match &outcome.artefact {
+        Artefact::Calibration(f) => assert_eq!(f.membrane, all.membrane),
+        other => panic!("{other:?}"),
+    }
+
+    // A neural run refits for the inner runs' mean best epoch count, without validation.
+    let mut n = config(Prior::Residual, 6);
+    n.split = c.split.clone();
+    let o = go(&n, &data, 1);
+    let last = o.curves.last().unwrap();
+    assert!(last.validation_loss.iter().all(|v| v.is_nan()));
+    assert!((1..=6).contains(&last.epochs_run));
+    assert!(o.metrics.measured.as_ref().unwrap().validation.is_some());
+}

@@ -62,7 +62,13 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     if let Some(t) = crate::report::search::write(&study.plan, &args.dir, &tmp)? {
         tables.insert(0, t);
     }
-    let (figs, fig_notes) = figures::write(&study, &groups, &metrics.test_mae, &tmp)?;
+    let (figs, fig_notes) = figures::write(
+        &study,
+        &groups,
+        &metrics.test_mae,
+        &metrics.validation_mae,
+        &tmp,
+    )?;
     let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
     html::write(&study, &df, &tables, &figs, &notes, &tmp)?;
     output::finish_dir(&tmp, &out)?;

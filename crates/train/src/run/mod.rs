@@ -19,9 +19,9 @@ pub use outcome::{
 use crate::calibrate::{dspmde_fit, DspmdeFit};
 use crate::data::Samples;
 use crate::error::TrainError;
-use crate::metrics::{implausible, SplitMetrics};
-use crate::split::{Split, SplitSpec};
-use crate::trainer::{train_stage, EpochReport, Stage, StageReport};
+use crate::metrics::{implausible, Metrics, SplitMetrics};
+use crate::split::{Split, SplitSpec, ValidateOn};
+use crate::trainer::{train_stage, EpochReport, Stage, StageConfig, StageReport};
 use ionode_autodiff::{ParamStore, Tape};
 use ionode_model::{Batch, Model, Prior, SavedParams, Variant};
 use ionode_physics::IonDb;
@@ -268,10 +268,125 @@ pub fn run(
         }
         _ => None,
     };
+    if let (Some(m), Some(outer), Some(SplitSpec::ByFamily { validate_on, .. })) =
+        (measured, &measured_split, &config.split)
+    {
+        if *validate_on == ValidateOn::EachFamily {
+            let parts = (pretrain.as_ref(), m, outer);
+            let mut outcome = nested(config, seed, inputs, parts, shared, on_epoch)?;
+            outcome.timings.total = start.elapsed().as_secs_f64();
+            return Ok(outcome);
+        }
+    }
+    run_on(
+        config,
+        seed,
+        inputs,
+        (pretrain.as_ref(), measured, measured_split),
+        shared,
+        on_epoch,
+        None,
+    )
+    .map(|(mut outcome, _)| {
+        outcome.timings.total = start.elapsed().as_secs_f64();
+        outcome
+    })
+}
+
+/// Validation on each training family in turn, nested in a leave-one-family-out fold
+/// (`validate_on = "each_family"`). For every training family `f`, the run is made on the
+/// other training families and validated (and early-stopped) on `f`; its predictions of
+/// `f` are that family's out-of-family predictions. The run is then made again on every
+/// training row, with the mean of the inner runs' best epoch counts and no early stopping
+/// (there is nothing left to stop on). Its validation metrics are those of the pooled
+/// out-of-family predictions: an estimate of the error on an unseen family made from
+/// training families only, while the final model (and a calibrated prior) sees all of
+/// them. Costs one run per training family more.
+fn nested(
+    config: &RunConfig,
+    seed: u64,
+    inputs: RunInputs,
+    (pretrain, measured, outer): (Option<&Samples>, &Samples, &Split),
+    shared: &SharedPretraining,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<RunOutcome, TrainError> {
+    let mut families: Vec<&str> = outer
+        .train
+        .iter()
+        .filter_map(|&r| measured.family[r].as_deref())
+        .collect();
+    families.sort_unstable();
+    families.dedup();
+    if families.len() < 2 {
+        return Err(TrainError::invalid(
+            "split.validate_on",
+            "each_family",
+            format!(
+                "at least two training families (one validates while the others train); found {}",
+                families.len()
+            ),
+        ));
+    }
+    let mut pooled = Array2::from_elem(measured.feed_mol_m3.dim(), f64::NAN);
+    let mut epochs = Vec::new();
+    for family in &families {
+        let (validation, train): (Vec<usize>, Vec<usize>) = outer
+            .train
+            .iter()
+            .partition(|&&r| measured.family[r].as_deref() == Some(*family));
+        let inner = Split {
+            train,
+            validation,
+            test: outer.test.clone(),
+        };
+        let rows = inner.validation.clone();
+        let parts = (pretrain, Some(measured), Some(inner));
+        let (o, predicted) = run_on(config, seed, inputs, parts, shared, on_epoch, None)?;
+        let predicted = predicted.expect("a run with measured data predicts them");
+        for &r in &rows {
+            pooled.row_mut(r).assign(&predicted.row(r));
+        }
+        epochs.extend(
+            o.curves
+                .iter()
+                .filter(|c| c.stage == Stage::Finetune)
+                .map(|c| c.best_epoch + 1),
+        );
+    }
+    // The inner runs' mean best epoch count (a neural run's; none for dspmde_fit).
+    let refit = (!epochs.is_empty())
+        .then(|| (epochs.iter().sum::<usize>() as f64 / epochs.len() as f64).round() as usize)
+        .map(|e| e.max(1));
+    let parts = (pretrain, Some(measured), Some(outer.clone()));
+    let (mut outcome, _) = run_on(config, seed, inputs, parts, shared, on_epoch, refit)?;
+    let rows = &outer.train;
+    let validation = Metrics::of(
+        &measured.subset(rows),
+        pooled.select(ndarray::Axis(0), rows).view(),
+    )?;
+    if let Some(m) = outcome.metrics.measured.as_mut() {
+        m.validation = Some(validation);
+    }
+    Ok(outcome)
+}
+
+/// One run on a given split of the measured data (`None`: no measured data). With
+/// `refit_epochs`, fine-tuning runs exactly that many epochs without validation and keeps
+/// the last. Also returns the predictions of every measured row, when there are any.
+fn run_on(
+    config: &RunConfig,
+    seed: u64,
+    inputs: RunInputs,
+    (pretrain, measured, measured_split): (Option<&Samples>, Option<&Samples>, Option<Split>),
+    shared: &SharedPretraining,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+    refit_epochs: Option<usize>,
+) -> Result<(RunOutcome, Option<Array2<f64>>), TrainError> {
+    let start = Instant::now();
     // What the run is judged on: the measured data when there is any (pre-training data is
     // always simulated, and says nothing about whether the results are), else the
     // simulations.
-    let synthetic = match (measured, &pretrain) {
+    let synthetic = match (measured, pretrain) {
         (Some(m), _) => m.synthetic.iter().any(|&s| s),
         (None, Some(p)) => p.synthetic.iter().any(|&s| s),
         (None, None) => false,
@@ -283,6 +398,11 @@ pub fn run(
     let mut attention = None;
     let mut domain: Option<Domain> = None;
     let mut pretrain_seconds: Option<f64> = None;
+    let mut measured_predicted: Option<Array2<f64>> = None;
+    let finetune = match refit_epochs {
+        Some(epochs) => config.finetune.clone().map(|f| StageConfig { epochs, ..f }),
+        None => config.finetune.clone(),
+    };
 
     // A physics-anchored model's prior: DSPM-DE calibrated on the training rows only (its
     // validation rows judge the model, its test rows score it), solved once for every row.
@@ -331,13 +451,8 @@ pub fn run(
                 config.data.pretrain_test_fraction,
             );
             let stages = [
-                (
-                    Stage::Pretrain,
-                    pretrain.as_ref(),
-                    &pretrain_split,
-                    &config.pretrain,
-                ),
-                (Stage::Finetune, measured, &measured_split, &config.finetune),
+                (Stage::Pretrain, pretrain, &pretrain_split, &config.pretrain),
+                (Stage::Finetune, measured, &measured_split, &finetune),
             ];
             for (stage, samples, split, stage_config) in stages {
                 let (Some(samples), Some(split)) = (samples, split) else {
@@ -402,6 +517,9 @@ pub fn run(
                     if config.model.variant == Variant::AttentionNode {
                         attention = attention_maps(&model, &store, samples, &split.test)?;
                     }
+                    if stage == Stage::Finetune {
+                        measured_predicted = Some(predicted);
+                    }
                 }
             }
             let params = SavedParams::from_store(&store);
@@ -428,6 +546,7 @@ pub fn run(
             let predicted = fit.predict(samples)?.permeate;
             metrics.measured = Some(SplitMetrics::compute(samples, split, predicted.view())?);
             predictions = Predictions::of(samples, &split.test, &predicted, Part::Test);
+            measured_predicted = Some(predicted);
             Artefact::Calibration(Box::new(fit))
         }
     };
@@ -444,7 +563,7 @@ pub fn run(
         pretrain: pretrain_seconds.unwrap_or_else(|| stage_seconds(Stage::Pretrain)),
         finetune: stage_seconds(Stage::Finetune),
     };
-    Ok(RunOutcome {
+    let outcome = RunOutcome {
         metrics,
         predictions,
         curves,
@@ -453,5 +572,6 @@ pub fn run(
         synthetic,
         domain,
         timings,
-    })
+    };
+    Ok((outcome, measured_predicted))
 }

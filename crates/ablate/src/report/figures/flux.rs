@@ -1,7 +1,8 @@
 //! Rejection and the Li⁺/Mg²⁺ separation factor against water flux: one panel per test
 //! family, the measured points (one marker per feed) and the run's model evaluated on a
 //! dense flux grid for each feed, so a curve shows what the model says between (and a
-//! little beyond) the measured fluxes, not segments between them.
+//! little beyond) the measured fluxes, not segments between them. The transfer figure
+//! draws several models in one panel per held-out family, one line pattern each.
 
 use super::style::{
     draw_log_y, font, ion_colour, marker, padded, panels, pe, px, titled, width, Area, Figure,
@@ -177,12 +178,33 @@ impl ModelCurves {
 /// A row's flux (LMH) and measured transmissions 1 - R of Li⁺ and Mg²⁺.
 type Transmissions = (f64, Option<f64>, Option<f64>);
 
+/// A model curve's line pattern (the transfer figure tells its models apart by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dash {
+    Solid,
+    Long,
+    Short,
+}
+
+impl Dash {
+    /// The patterns in the order models are given them.
+    pub const ALL: [Dash; 3] = [Dash::Solid, Dash::Long, Dash::Short];
+}
+
 /// One series of a panel: measured points and the model curve.
 struct Series {
     colour: RGBColor,
     feed: usize,
     points: Vec<(f64, f64)>,
     curve: Vec<(f64, f64)>,
+    dash: Dash,
+}
+
+/// One model of the transfer figure: its label and, per held-out family, its run's test
+/// predictions and model curves.
+pub struct Compared {
+    pub label: String,
+    pub runs: BTreeMap<String, (Predictions, Option<ModelCurves>)>,
 }
 
 struct Panel {
@@ -200,6 +222,8 @@ pub struct Flux {
     /// (label, colour) of the colour legend.
     legend: Vec<(String, RGBColor)>,
     has_curves: bool,
+    /// (model, pattern) of the line legend, when the panels compare models.
+    models: Vec<(String, Dash)>,
 }
 
 /// `Na⁺ 30 · Cl⁻ 10 · SO₄²⁻ 10 mol/m³`.
@@ -282,6 +306,7 @@ impl Flux {
                         feed: local,
                         points,
                         curve,
+                        dash: Dash::Solid,
                     });
                 }
             }
@@ -303,6 +328,85 @@ impl Flux {
             panels,
             legend,
             has_curves: curves.is_some(),
+            models: Vec::new(),
+        })
+    }
+
+    /// Rejection of every ion vs flux for several models, one panel per held-out family
+    /// (the families of the first model, in its order): the measured test points once, and
+    /// each model's curve in its own pattern.
+    pub fn transfer(models: &[Compared], what: &str) -> Option<Flux> {
+        let first = models.first()?;
+        let mut panels = Vec::new();
+        let mut legend: Vec<(String, RGBColor)> = Vec::new();
+        for (family, (p, curves)) in first.runs.iter().take(MAX_PANELS) {
+            let slots = curves
+                .as_ref()
+                .map_or_else(|| ions_of(p), |c| c.slots.clone());
+            let (feeds, entry) = feeds(p, &slots);
+            let mine: Vec<usize> = (0..feeds.len())
+                .filter(|&f| feeds[f].family == *family)
+                .collect();
+            let mut series = Vec::new();
+            for (local, &f) in mine.iter().enumerate() {
+                for ion in &slots {
+                    if !(0..p.len()).any(|k| entry[k] == Some(f) && &p.ion[k] == ion) {
+                        continue;
+                    }
+                    let colour = ion_colour(ion);
+                    let label = names::ion(ion);
+                    if !legend.iter().any(|(l, _)| *l == label) {
+                        legend.push((label, colour));
+                    }
+                    for (m, (model, dash)) in models.iter().zip(Dash::ALL).enumerate() {
+                        let curve = model
+                            .runs
+                            .get(family)
+                            .and_then(|(_, c)| c.as_ref())
+                            .and_then(|c| c.find(&feeds[f]).map(|i| c.rejection(i, ion)))
+                            .unwrap_or_default();
+                        let points = if m == 0 {
+                            (0..p.len())
+                                .filter(|&k| entry[k] == Some(f) && &p.ion[k] == ion)
+                                .map(|k| (p.jv_m_s[k] * LMH, p.target_rejection[k]))
+                                .filter(|(_, r)| r.is_finite())
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
+                        series.push(Series {
+                            colour,
+                            feed: local,
+                            points,
+                            curve,
+                            dash,
+                        });
+                    }
+                }
+            }
+            if !series.is_empty() {
+                panels.push(Panel {
+                    family: family.clone(),
+                    feeds: mine.iter().map(|&f| describe(&feeds[f], &slots)).collect(),
+                    series,
+                });
+            }
+        }
+        if panels.is_empty() {
+            return None;
+        }
+        Some(Flux {
+            title: format!("Held-out salt family: rejection vs water flux, {what}"),
+            y_desc: "rejection R = 1 − c_p / c_f".into(),
+            log_y: false,
+            panels,
+            legend,
+            has_curves: true,
+            models: models
+                .iter()
+                .zip(Dash::ALL)
+                .map(|(m, d)| (m.label.clone(), d))
+                .collect(),
         })
     }
 
@@ -366,6 +470,7 @@ impl Flux {
                     feed: local,
                     points,
                     curve,
+                    dash: Dash::Solid,
                 });
             }
             panels.push(Panel {
@@ -384,11 +489,16 @@ impl Flux {
             panels,
             legend: Vec::new(),
             has_curves: curves.is_some(),
+            models: Vec::new(),
         })
     }
 
+    /// Three panels a row at most; four as two by two.
     fn cols(&self) -> usize {
-        self.panels.len().min(3)
+        match self.panels.len() {
+            4 => 2,
+            n => n.min(3),
+        }
     }
 }
 
@@ -403,12 +513,24 @@ where
 {
     let base = area.get_base_pixel();
     for s in series {
-        chart
-            .draw_series(LineSeries::new(
-                s.curve.clone(),
-                s.colour.stroke_width(width(1.6)),
-            ))
-            .map_err(pe)?;
+        let style = s.colour.stroke_width(width(1.6));
+        let points = s.curve.clone();
+        match s.dash {
+            Dash::Solid => chart.draw_series(LineSeries::new(points, style)),
+            Dash::Long => chart.draw_series(DashedLineSeries::new(
+                points,
+                px(7.0) as u32,
+                px(4.0) as u32,
+                style,
+            )),
+            Dash::Short => chart.draw_series(DashedLineSeries::new(
+                points,
+                px(2.0) as u32,
+                px(3.0) as u32,
+                style,
+            )),
+        }
+        .map_err(pe)?;
         for &(x, y) in &s.points {
             let at = chart.backend_coord(&(x, y));
             marker(
@@ -550,16 +672,42 @@ impl Figure for Flux {
         let mut k = 0;
         text("markers: measured", px(12.0), line(k))?;
         k += 1;
-        text(
-            if self.has_curves {
-                "lines: model, dense grid"
-            } else {
-                "(model curves unavailable)"
-            },
-            px(12.0),
-            line(k),
-        )?;
-        k += 1;
+        if self.models.is_empty() {
+            text(
+                if self.has_curves {
+                    "lines: model, dense grid"
+                } else {
+                    "(model curves unavailable)"
+                },
+                px(12.0),
+                line(k),
+            )?;
+            k += 1;
+        } else {
+            text("lines: models", px(12.0), line(k))?;
+            k += 1;
+            for (label, dash) in &self.models {
+                let y = line(k);
+                // The pattern drawn as its own dashes between x = 14 and 40.
+                let (on, off) = match dash {
+                    Dash::Solid => (26.0, 0.0),
+                    Dash::Long => (7.0, 4.0),
+                    Dash::Short => (2.0, 3.0),
+                };
+                let mut x = 14.0;
+                while x < 40.0 {
+                    let end = f64::min(x + on, 40.0);
+                    side.draw(&PathElement::new(
+                        vec![(px(x), y), (px(end), y)],
+                        BLACK.stroke_width(width(1.6)),
+                    ))
+                    .map_err(pe)?;
+                    x = end + off;
+                }
+                text(label, px(48.0), y)?;
+                k += 1;
+            }
+        }
         if !self.legend.is_empty() {
             k += 1;
             text("colour: ion", px(12.0), line(k))?;

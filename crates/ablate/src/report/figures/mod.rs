@@ -11,6 +11,10 @@
 //! - `rejection_vs_flux`, `separation_factor`: the best configuration's best run, one
 //!   panel per test family: measured points (one marker per feed) and the model evaluated
 //!   on a dense flux grid.
+//! - `transfer_by_family`: one panel per held-out family of a leave-one-family-out study:
+//!   the measured points and, in one line pattern each, the best physics-anchored, plain
+//!   neural and calibrated DSPM-DE configurations (best by validation MAE, never test),
+//!   their lowest replicate seed.
 //! - `parity`: predicted vs measured rejection per ion with the panel's MAE.
 //! - `learning_curves`: every seed of the best configuration, per stage.
 //! - `attention_heatmaps`, `attention_correlation`: the best attention-NODE configuration.
@@ -35,6 +39,7 @@ pub fn write(
     study: &Study,
     groups: &[Group],
     scores: &Scores,
+    validation: &Scores,
     out: &Path,
 ) -> Result<(Vec<String>, Vec<String>)> {
     style::register_font()?;
@@ -114,6 +119,19 @@ pub fn write(
         ),
     }
 
+    match transfer(study, groups, validation, &label_fields)? {
+        Some((figure, chosen)) => {
+            render(&dir, "transfer_by_family", &figure)?;
+            done("transfer_by_family");
+            notes.extend(chosen);
+        }
+        None => notes.push(
+            "transfer by family skipped: it needs leave-one-family-out folds of at least two of \
+             a physics-anchored, a plain neural and a calibrated DSPM-DE model"
+                .into(),
+        ),
+    }
+
     let with_curves = with(&|i| !study.runs[i].record.curves.is_empty());
     match best(scores, &with_curves) {
         Some(b) => {
@@ -160,6 +178,78 @@ pub fn write(
         ),
     }
     Ok((written, notes))
+}
+
+/// The transfer figure: per class of model (physics-anchored, plain neural, calibrated
+/// DSPM-DE), the leave-one-family-out configuration with the lowest validation MAE, and of
+/// it the runs of its lowest replicate seed, one per held-out family. Also returns a note
+/// per class naming the configuration chosen.
+fn transfer(
+    study: &Study,
+    groups: &[Group],
+    validation: &Scores,
+    label_fields: &[String],
+) -> Result<Option<(flux::Flux, Vec<String>)>> {
+    use super::roles::{is_anchored, Roles};
+    type Class = (&'static str, fn(&str) -> bool);
+    let classes: [Class; 3] = [
+        ("physics-anchored", |m| is_anchored(m)),
+        ("neural", |m| m != "dspmde_fit" && !is_anchored(m)),
+        ("DSPM-DE (calibrated)", |m| m == "dspmde_fit"),
+    ];
+    let mut compared = Vec::new();
+    let mut chosen = Vec::new();
+    for (class, member) in classes {
+        let candidates: Vec<Group> = groups
+            .iter()
+            .filter(|g| g.roles.split == "by_family" && member(&g.roles.model))
+            .filter(|g| g.runs.iter().any(|&i| study.runs[i].record.has_predictions))
+            .cloned()
+            .collect();
+        let Some(b) = best(validation, &candidates) else {
+            continue;
+        };
+        let g = &candidates[b];
+        let seed = g.runs.iter().map(|&i| study.runs[i].seed()).min();
+        let mut runs = std::collections::BTreeMap::new();
+        for &i in &g.runs {
+            let r = &study.runs[i];
+            let family = Roles::of(r).test_family;
+            let (Some(family), true) = (family, Some(r.seed()) == seed) else {
+                continue;
+            };
+            if !r.record.has_predictions {
+                continue;
+            }
+            let pred = read_predictions(&r.path)?;
+            let curves = flux::ModelCurves::of(&r.path, &pred).ok();
+            runs.insert(family, (pred, curves));
+        }
+        if runs.is_empty() {
+            continue;
+        }
+        let score = validation.get(&g.roles.cell).map_or(f64::NAN, |s| s.mean);
+        chosen.push(format!(
+            "transfer by family, {class}: {} (validation MAE {score:.4}, seed {})",
+            g.label(label_fields),
+            seed.unwrap_or_default()
+        ));
+        compared.push(flux::Compared {
+            label: class.to_string(),
+            runs,
+        });
+    }
+    if compared.len() < 2 {
+        return Ok(None);
+    }
+    Ok(flux::Flux::transfer(
+        &compared,
+        &format!(
+            "best of each kind by validation MAE{}",
+            super::synthetic_note(study)
+        ),
+    )
+    .map(|f| (f, chosen)))
 }
 
 /// Pearson's correlation coefficient (NaN when a variable is constant or n < 2).
