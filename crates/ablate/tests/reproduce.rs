@@ -1,8 +1,9 @@
 //! The reproducibility guard: the committed results must be what the code produces.
 //!
-//! For each committed study (`results/paper`, `results/nf270_fdl2021`) a few runs are
-//! recomputed from its manifest (chosen by rule from the plan, to be fast and to cover
-//! each path: a `dspmde_fit` run, a neural run without and one with pre-training), and
+//! For each committed study (`results/paper`, `results/nf270_fdl2021`,
+//! `results/nf270_transfer`) a few runs are recomputed from its manifest (chosen by rule
+//! from the plan, to be fast and to cover each path: a `dspmde_fit` run, a neural run
+//! without and one with pre-training, a physics-anchored run), and
 //! every column of their summary rows is compared, bit for bit, with the committed
 //! `summary.parquet` (all but the timings, the commit and the time written). The two
 //! shipped models (`results/nf270_fdl2021_final`, `results/nf270_fdl2021_dspmde`) are
@@ -64,19 +65,23 @@ fn ablate_in(dir: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// A kind of run the guard recomputes: its description and how its config says so.
+type Kind = (&'static str, fn(&serde_json::Value) -> bool);
+
+const DSPMDE: Kind = ("a dspmde_fit run", |c| c["method"] == "dspmde_fit");
+const SCRATCH: Kind = ("a plain neural run without pre-training", |c| {
+    c["method"] == "neural" && c["pretrain"].is_null() && c["model"]["prior"].is_null()
+});
+const PRETRAINED: Kind = ("a pre-trained neural run", |c| {
+    c["method"] == "neural" && !c["pretrain"].is_null()
+});
+const ANCHORED: Kind = ("a physics-anchored run", |c| {
+    c["method"] == "neural" && c["model"]["prior"].is_string()
+});
+
 /// The runs to recompute: the first run of replicate 0 of each kind, in plan order.
-fn chosen(plan: &serde_json::Value) -> Vec<String> {
+fn chosen(plan: &serde_json::Value, kinds: &[Kind]) -> Vec<String> {
     let runs = plan["runs"].as_array().unwrap();
-    type Is = dyn Fn(&serde_json::Value) -> bool;
-    let kinds: [(&str, &Is); 3] = [
-        ("a dspmde_fit run", &|c| c["method"] == "dspmde_fit"),
-        ("a neural run without pre-training", &|c| {
-            c["method"] == "neural" && c["pretrain"].is_null()
-        }),
-        ("a pre-trained neural run", &|c| {
-            c["method"] == "neural" && !c["pretrain"].is_null()
-        }),
-    ];
     kinds
         .iter()
         .map(|(what, is)| {
@@ -110,7 +115,7 @@ fn row_of(df: &DataFrame, id: &str) -> Option<usize> {
 }
 
 /// Recomputes the chosen runs of a committed study; what differs.
-fn check_study(manifest: &str, study: &str) -> Option<String> {
+fn check_study(manifest: &str, study: &str, kinds: &[Kind]) -> Option<String> {
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().to_str().unwrap();
     let manifest = root().join(manifest);
@@ -120,7 +125,7 @@ fn check_study(manifest: &str, study: &str) -> Option<String> {
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(study_dir.join("plan.json")).unwrap())
             .unwrap();
-    let ids = chosen(&plan);
+    let ids = chosen(&plan, kinds);
     let mut args = vec!["run", m, "--jobs", "1", "--results", res];
     for id in &ids {
         args.extend(["--only", id.as_str()]);
@@ -214,9 +219,16 @@ fn committed_results_are_what_the_code_produces() {
 
     let verdicts: Vec<Option<String>> = std::thread::scope(|s| {
         let studies = s.spawn(|| {
+            let kinds = [DSPMDE, SCRATCH, PRETRAINED];
             [
-                check_study("experiments/paper.toml", "paper"),
-                check_study("experiments/nf270_fdl2021.toml", "nf270_fdl2021"),
+                check_study("experiments/paper.toml", "paper", &kinds),
+                check_study("experiments/nf270_fdl2021.toml", "nf270_fdl2021", &kinds),
+                // Nested folds: a dspmde_fit and an anchored run cover the new paths.
+                check_study(
+                    "experiments/nf270_transfer.toml",
+                    "nf270_transfer",
+                    &[DSPMDE, ANCHORED],
+                ),
             ]
         });
         let mut v = vec![

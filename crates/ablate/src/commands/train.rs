@@ -70,14 +70,22 @@ fn report_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
         }
         stage_seconds.1 += r.seconds;
         let eta = stage_seconds.1 / (r.epoch + 1) as f64 * (r.epochs - r.epoch - 1) as f64;
+        // Without validation rows every epoch runs and the last is kept.
+        let validation = if r.validation_loss.is_nan() {
+            "no validation rows".to_string()
+        } else {
+            format!(
+                "validation {:.3e} (best epoch {})",
+                r.validation_loss,
+                r.best_epoch + 1
+            )
+        };
         let text = format!(
-            "{} epoch {}/{}: train {:.3e}, validation {:.3e} (best epoch {}), stage ETA {}",
+            "{} epoch {}/{}: train {:.3e}, {validation}, stage ETA {}",
             r.stage,
             r.epoch + 1,
             r.epochs,
             r.train_loss,
-            r.validation_loss,
-            r.best_epoch + 1,
             progress::clock(eta)
         );
         if plain_lines {
