@@ -183,16 +183,17 @@ pub fn resolve(value: &str, base: &Path) -> Result<ChargedMembrane> {
         .map_err(|e| crate::usage!("{e} (or a membrane file, FILE.toml)"))
 }
 
-/// The membrane a `dspmde_fit` run calibrated, in the membrane-file format (usable as
-/// `--membrane FILE`); `None` for a neural run.
+/// The membrane a `dspmde_fit` run, or a physics-anchored run for its prior, calibrated,
+/// in the membrane-file format (usable as `--membrane FILE`); `None` for a plain neural run.
 pub fn calibrated(a: &ionode_train::run::Artefact, source: &str) -> Option<MembraneFile> {
-    a.charged_membrane().map(|m| {
-        MembraneFile::new(
-            &m,
-            "DSPM-DE membrane calibrated by a dspmde_fit run",
-            source,
-        )
-    })
+    let name = match a {
+        ionode_train::run::Artefact::Anchored { .. } => {
+            "DSPM-DE membrane calibrated as the prior of a physics-anchored run"
+        }
+        _ => "DSPM-DE membrane calibrated by a dspmde_fit run",
+    };
+    a.charged_membrane()
+        .map(|m| MembraneFile::new(&m, name, source))
 }
 
 #[cfg(test)]

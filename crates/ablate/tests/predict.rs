@@ -20,12 +20,13 @@ fn nf270() -> String {
 /// The six ions of the NF270 file as slots.
 const SLOTS: &str = "slots = [{ name = \"Na+\", charge = 1 }, { name = \"NH4+\", charge = 1 }, { name = \"Mg2+\", charge = 2 }, { name = \"Cl-\", charge = -1 }, { name = \"NO3-\", charge = -1 }, { name = \"SO4^2-\", charge = -2 }]";
 
-fn train(dir: &Path, method: &str) -> PathBuf {
-    let config = dir.join(format!("{method}.toml"));
+/// Trains a small run of `method` named `label`; `model` adds lines to its `[model]`.
+fn train_as(dir: &Path, label: &str, method: &str, model: &str) -> PathBuf {
+    let config = dir.join(format!("{label}.toml"));
     std::fs::write(
         &config,
         format!(
-            "seed = 2\nmethod = \"{method}\"\n[model]\n{SLOTS}\nembed_dim = 4\nhidden = 8\nlayers = 2\n\
+            "seed = 2\nmethod = \"{method}\"\n[model]\n{SLOTS}\n{model}embed_dim = 4\nhidden = 8\nlayers = 2\n\
              solver = {{ kind = \"rk4\", steps = 2 }}\nstate = \"transmission\"\n\
              [data]\nmeasured = [\"{}\"]\n[finetune]\nepochs = 2\nbatch_size = 8\n\
              [calibration]\nstarts = 1\nmax_iters = 8\n\
@@ -34,7 +35,7 @@ fn train(dir: &Path, method: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    let out = dir.join(format!("run_{method}"));
+    let out = dir.join(format!("run_{label}"));
     let r = ablate(&[
         "train",
         "--config",
@@ -44,6 +45,10 @@ fn train(dir: &Path, method: &str) -> PathBuf {
     ]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     out
+}
+
+fn train(dir: &Path, method: &str) -> PathBuf {
+    train_as(dir, method, method, "")
 }
 
 fn predict(run: &Path, data: &str, out: &Path, extra: &[&str]) -> std::process::Output {
@@ -63,8 +68,14 @@ fn predict(run: &Path, data: &str, out: &Path, extra: &[&str]) -> std::process::
 #[test]
 fn trained_runs_predict_every_row_and_score_the_measured_ones() {
     let dir = tempfile::tempdir().unwrap();
-    for method in ["neural", "dspmde_fit"] {
-        let run = train(dir.path(), method);
+    let runs = [
+        ("neural", "neural", ""),
+        ("dspmde_fit", "dspmde_fit", ""),
+        // A physics-anchored model solves its calibrated DSPM-DE for the file's feeds.
+        ("anchored", "neural", "prior = \"residual\"\n"),
+    ];
+    for (method, kind, model) in runs {
+        let run = train_as(dir.path(), method, kind, model);
         let out = dir.path().join(format!("pred_{method}.csv"));
         let r = predict(&run, &nf270(), &out, &[]);
         assert!(r.status.success(), "{method}: {}", text(&r.stderr));
@@ -94,19 +105,22 @@ fn trained_runs_predict_every_row_and_score_the_measured_ones() {
             assert!((rej - (1.0 - p / feed)).abs() < 1e-12, "{r:?}");
         }
     }
-    // The calibrated membrane is a membrane file every --membrane accepts.
-    let membrane = dir.path().join("run_dspmde_fit/membrane.toml");
-    let r = ablate(&[
-        "dspmde",
-        "point",
-        "--membrane",
-        membrane.to_str().unwrap(),
-        "--feed",
-        "NaCl=10",
-        "--flux",
-        "30lmh",
-    ]);
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    // The calibrated membrane (of a dspmde_fit or an anchored run) is a membrane file every
+    // --membrane accepts.
+    for run in ["run_dspmde_fit", "run_anchored"] {
+        let membrane = dir.path().join(run).join("membrane.toml");
+        let r = ablate(&[
+            "dspmde",
+            "point",
+            "--membrane",
+            membrane.to_str().unwrap(),
+            "--feed",
+            "NaCl=10",
+            "--flux",
+            "30lmh",
+        ]);
+        assert!(r.status.success(), "{run}: {}", text(&r.stderr));
+    }
 }
 
 #[test]

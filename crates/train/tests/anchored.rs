@@ -61,6 +61,7 @@ fn config(prior: Prior, epochs: usize) -> RunConfig {
             pretrain_test_fraction: 0.1,
             measured: vec!["nf270_fdl2021.csv".into()],
             balance_with: None,
+            pretrain_membrane: Default::default(),
         },
         pretrain: None,
         finetune: Some(StageConfig {
@@ -260,4 +261,93 @@ fn nested_validation_pools_the_out_of_family_predictions() {
     assert!(last.validation_loss.iter().all(|v| v.is_nan()));
     assert!((1..=6).contains(&last.epochs_run));
     assert!(o.metrics.measured.as_ref().unwrap().validation.is_some());
+}
+
+/// A small simulated pre-training set over the test's slots.
+fn simulated() -> Samples {
+    use ionode_physics::simulate::{simulate, FluxGrid, SimulationConfig, Spacing};
+    let db = IonDb::builtin();
+    let species = SLOTS
+        .iter()
+        .map(|(n, _)| db.get(n).unwrap().clone())
+        .collect();
+    let membrane = ionode_physics::Membrane::preset("nf270").unwrap();
+    let mut sim = SimulationConfig::new(species, membrane, 30, 5);
+    sim.max_ions = 4;
+    sim.fluxes = FluxGrid {
+        min_m_s: 5e-6,
+        max_m_s: 5e-5,
+        count: 3,
+        spacing: Spacing::Log,
+    };
+    let data = simulate(&sim, &|| {}).unwrap();
+    let names: Vec<&str> = SLOTS.iter().map(|(n, _)| *n).collect();
+    Samples::from_simulation(&data, &names).unwrap().0
+}
+
+/// Calibrate, then pre-train (`data.pretrain_membrane = "calibrated"`): the pre-training
+/// targets come from DSPM-DE calibrated on the training rows alone.
+#[test]
+fn calibrated_pretraining_targets_come_from_the_training_rows_only() {
+    use ionode_train::run::PretrainMembrane;
+    let data = measured();
+    let sim = simulated();
+    let mut c = config(Prior::None, 2);
+    c.data.pretrain = Some("sim.h5".into());
+    c.data.pretrain_membrane = PretrainMembrane::Calibrated;
+    c.pretrain = Some(StageConfig {
+        epochs: 2,
+        batch_size: 32,
+        learning_rate: 1e-3,
+        ..StageConfig::default()
+    });
+    assert!(c.problems().is_empty(), "{:?}", c.problems());
+    let go_with = |c: &RunConfig, measured: &Samples| {
+        let inputs = RunInputs {
+            pretrain: Some(&sim),
+            measured: Some(measured),
+            threads: 1,
+        };
+        let o = run(
+            c,
+            c.seed,
+            inputs,
+            &SharedPretraining::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        format!("{:?}", o.metrics.pretrain)
+    };
+    let base = go_with(&c, &data);
+    let split = c.split.as_ref().unwrap().split(&data, c.seed).unwrap();
+    let mut moved = data.clone();
+    for &r in split.validation.iter().chain(&split.test) {
+        moved.permeate_mol_m3.row_mut(r).mapv_inplace(|p| 0.5 * p);
+    }
+    assert_eq!(
+        base,
+        go_with(&c, &moved),
+        "validation or test rows moved it"
+    );
+    let mut train = data.clone();
+    train
+        .permeate_mol_m3
+        .row_mut(split.train[0])
+        .mapv_inplace(|p| 0.5 * p);
+    assert_ne!(
+        base,
+        go_with(&c, &train),
+        "the training rows do not move it"
+    );
+    // And the preset's own targets pre-train another model.
+    let mut preset = c.clone();
+    preset.data.pretrain_membrane = PretrainMembrane::Simulated;
+    assert_ne!(base, go_with(&preset, &data));
+    // Without measured data there is nothing to calibrate on.
+    let mut none = c.clone();
+    none.data.measured.clear();
+    assert!(none
+        .problems()
+        .iter()
+        .any(|p| p.to_string().starts_with("data.pretrain_membrane")));
 }

@@ -75,6 +75,31 @@ pub struct DataConfig {
     /// Balance each measured feed with this ion.
     #[serde(default)]
     pub balance_with: Option<String>,
+    /// Which membrane the pre-training targets come from (default: the one that
+    /// simulated the file).
+    #[serde(default, skip_serializing_if = "PretrainMembrane::is_simulated")]
+    pub pretrain_membrane: PretrainMembrane,
+}
+
+/// The membrane behind the pre-training targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PretrainMembrane {
+    /// The permeates of the pre-training file, as simulated (a preset, usually).
+    #[default]
+    Simulated,
+    /// Calibrate, then pre-train: DSPM-DE is calibrated (`[calibration]`) on the run's
+    /// measured training rows, never its validation or test rows, and the file's feeds,
+    /// fluxes and temperatures are solved again with it; rows it cannot solve are left
+    /// out. The pre-training then teaches the network this membrane, not the preset.
+    Calibrated,
+}
+
+impl PretrainMembrane {
+    /// Whether this is the default (omitted from configs, so older run ids stay).
+    pub fn is_simulated(&self) -> bool {
+        *self == PretrainMembrane::Simulated
+    }
 }
 
 fn tenth() -> f64 {
@@ -108,6 +133,16 @@ impl DataConfig {
         }
         if self.pretrain_max_feeds == Some(0) {
             return Err(TrainError::invalid("pretrain_max_feeds", 0, "at least 1"));
+        }
+        if self.pretrain_membrane == PretrainMembrane::Calibrated
+            && (self.pretrain.is_none() || self.measured.is_empty())
+        {
+            return Err(TrainError::invalid(
+                "pretrain_membrane",
+                "calibrated",
+                "a pretrain set whose feeds are solved again, and measured files to \
+                 calibrate the membrane on",
+            ));
         }
         if self.pretrain.is_none() && self.measured.is_empty() {
             return Err(TrainError::invalid(
@@ -211,7 +246,8 @@ impl RunConfig {
                 });
             }
         }
-        if self.method == Method::DspmdeFit || anchored {
+        let calibrates = self.data.pretrain_membrane == PretrainMembrane::Calibrated;
+        if self.method == Method::DspmdeFit || anchored || calibrates {
             if let Err(e) = self.calibration.validate() {
                 out.push(ConfigProblem::of("calibration", e));
             }
@@ -244,6 +280,7 @@ impl RunConfig {
     /// The pre-training data settings at their defaults.
     fn reset_pretrain_data(&mut self) {
         self.data.pretrain = None;
+        self.data.pretrain_membrane = PretrainMembrane::Simulated;
         self.data.pretrain_max_feeds = None;
         self.data.pretrain_validation_fraction = tenth();
         self.data.pretrain_test_fraction = tenth();
@@ -253,7 +290,8 @@ impl RunConfig {
     /// there are one run; returns the reset parts' keys. `dspmde_fit` ignores the model
     /// (but keeps its slots: they say which ions the data may hold) and the stages;
     /// neural methods ignore the calibration, except a physics-anchored one, which ignores
-    /// pre-training instead (it starts from the calibrated physics).
+    /// pre-training instead (it starts from the calibrated physics), and one that
+    /// calibrates its pre-training membrane (which a run without pre-training ignores).
     pub fn normalise(&mut self) -> Vec<&'static str> {
         match self.method {
             Method::DspmdeFit => {
@@ -275,8 +313,20 @@ impl RunConfig {
                 vec!["pretrain", "data.pretrain"]
             }
             Method::Neural => {
-                self.calibration = Default::default();
-                vec!["calibration"]
+                let mut ignored = Vec::new();
+                if self.pretrain.is_none()
+                    && self.data.pretrain_membrane == PretrainMembrane::Calibrated
+                {
+                    // Nothing is pre-trained, so nothing is calibrated for it.
+                    self.data.pretrain_membrane = PretrainMembrane::Simulated;
+                    ignored.push("data.pretrain_membrane");
+                }
+                // Calibrate-then-pretrain calibrates with `[calibration]`.
+                if self.data.pretrain_membrane == PretrainMembrane::Simulated {
+                    self.calibration = Default::default();
+                    ignored.push("calibration");
+                }
+                ignored
             }
         }
     }

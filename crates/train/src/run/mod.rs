@@ -11,7 +11,7 @@
 mod config;
 mod outcome;
 
-pub use config::{ConfigProblem, DataConfig, Method, RunConfig};
+pub use config::{ConfigProblem, DataConfig, Method, PretrainMembrane, RunConfig};
 pub use outcome::{
     Artefact, Attention, Domain, Part, Predictions, RunMetrics, RunOutcome, Timings,
 };
@@ -293,6 +293,20 @@ pub fn run(
     })
 }
 
+/// The rows of a simulated set solved again with a calibrated DSPM-DE (the same feeds,
+/// fluxes and temperatures, new permeates); the rows it cannot solve are left out.
+fn resolved_with(sim: &Samples, fit: &DspmdeFit) -> Result<Samples, TrainError> {
+    let p = fit.predict(sim)?;
+    let keep: Vec<usize> = (0..sim.len())
+        .filter(|r| p.failed_rows.binary_search(r).is_err())
+        .collect();
+    let mut out = sim.clone();
+    out.permeate_mol_m3 = p.permeate;
+    // Stated uncertainties belong to the file's values, not to these.
+    out.permeate_sd_mol_m3 = None;
+    Ok(out.subset(&keep))
+}
+
 /// Validation on each training family in turn, nested in a leave-one-family-out fold
 /// (`validate_on = "each_family"`). For every training family `f`, the run is made on the
 /// other training families and validated (and early-stopped) on `f`; its predictions of
@@ -424,6 +438,26 @@ fn run_on(
     };
     let measured = anchored.as_ref().map(|(s, _)| s).or(measured);
 
+    // Calibrate, then pre-train: the pre-training set solved again with DSPM-DE calibrated
+    // on the training rows (what the pre-training then depends on joins its sharing key).
+    let recalibrated: Option<(Samples, String)> = match config.data.pretrain_membrane {
+        PretrainMembrane::Calibrated => {
+            let (Some(sim), Some(samples), Some(split)) = (pretrain, measured, &measured_split)
+            else {
+                return Err(TrainError::invalid(
+                    "data.pretrain_membrane",
+                    "calibrated",
+                    "a pre-training set, measured data and a [split] to calibrate on",
+                ));
+            };
+            let ions = samples.slot_ions(&IonDb::builtin())?;
+            let fit = dspmde_fit(&samples.subset(&split.train), &ions, &config.calibration)?;
+            Some((resolved_with(sim, &fit)?, format!("{:?}", fit.charged())))
+        }
+        PretrainMembrane::Simulated => None,
+    };
+    let pretrain = recalibrated.as_ref().map(|(s, _)| s).or(pretrain);
+
     let artefact = match config.method {
         Method::Neural => {
             let mut store = ParamStore::new();
@@ -441,7 +475,7 @@ fn run_on(
             // Pre-training is shared with the runs of the same `shared` that agree on
             // everything it depends on, when a measured stage follows (a
             // pre-training-only run keeps its own test predictions and attention maps).
-            let key = format!(
+            let mut key = format!(
                 "{:?}|{:?}|{:?}|{:?}|{}|{}|{seed}",
                 config.model,
                 config.pretrain,
@@ -450,6 +484,9 @@ fn run_on(
                 config.data.pretrain_validation_fraction,
                 config.data.pretrain_test_fraction,
             );
+            if let Some((_, membrane)) = &recalibrated {
+                key.push_str(&format!("|calibrated {membrane}"));
+            }
             let stages = [
                 (Stage::Pretrain, pretrain, &pretrain_split, &config.pretrain),
                 (Stage::Finetune, measured, &measured_split, &finetune),
