@@ -253,6 +253,22 @@ fn nested_validation_pools_the_out_of_family_predictions() {
         other => panic!("{other:?}"),
     }
 
+    // A training row without a family trains in every inner run and is left out of the
+    // pooled validation (which stays finite).
+    let mut unlabelled = data.clone();
+    unlabelled.family[split.train[0]] = None;
+    let o = go(&c, &unlabelled, 1);
+    let v = o
+        .metrics
+        .measured
+        .as_ref()
+        .unwrap()
+        .validation
+        .as_ref()
+        .unwrap();
+    assert!(v.mae.unwrap().is_finite());
+    assert_eq!(v.n_samples, expected.n_samples - 1);
+
     // A neural run refits for the inner runs' mean best epoch count, without validation.
     let mut n = config(Prior::Residual, 6);
     n.split = c.split.clone();

@@ -373,10 +373,16 @@ fn nested(
         .map(|e| e.max(1));
     let parts = (pretrain, Some(measured), Some(outer.clone()));
     let (mut outcome, _) = run_on(config, seed, inputs, parts, shared, on_epoch, refit)?;
-    let rows = &outer.train;
+    // Rows without a family trained in every inner run and have no out-of-family value.
+    let rows: Vec<usize> = outer
+        .train
+        .iter()
+        .copied()
+        .filter(|&r| measured.family[r].is_some())
+        .collect();
     let validation = Metrics::of(
-        &measured.subset(rows),
-        pooled.select(ndarray::Axis(0), rows).view(),
+        &measured.subset(&rows),
+        pooled.select(ndarray::Axis(0), &rows).view(),
     )?;
     if let Some(m) = outcome.metrics.measured.as_mut() {
         m.validation = Some(validation);
