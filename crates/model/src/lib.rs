@@ -14,7 +14,10 @@
 //!
 //! integrated with RK4 (16 steps) or Dormand-Prince 5(4), backpropagating through the
 //! steps. Optionally ([`FeedLevel`]) each token also carries the feed's level
-//! `ln(c_scale / c_ref)`, without which the model cannot tell a feed from a diluted copy.
+//! `ln(c_scale / c_ref)`, without which the model cannot tell a feed from a diluted copy,
+//! and ([`Prior`]) the calibrated DSPM-DE's transmission of the ion, which the `residual`
+//! prior also takes as the prediction the variant corrects (an untrained residual model is
+//! the physics).
 //! Baselines: `node` (no attention head) and `mlp` (no ODE). Every \[ours\] choice of
 //! `MODEL.md` is a field of [`ModelConfig`] with the canonical default.
 //!
