@@ -208,6 +208,15 @@ impl Prior {
         *self == Prior::None
     }
 
+    /// The name a config file gives it (`none`, `feature`, `residual`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Prior::None => "none",
+            Prior::Feature => "feature",
+            Prior::Residual => "residual",
+        }
+    }
+
     /// Token features the prior adds (0 or 1).
     pub fn token_features(self) -> usize {
         usize::from(self != Prior::None)

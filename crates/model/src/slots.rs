@@ -172,11 +172,7 @@ impl Prepared {
                 return bad(format!(
                     "the model is anchored to DSPM-DE (prior = \"{}\"): its batches need the \
                      physics' transmissions",
-                    if cfg.prior == Prior::Feature {
-                        "feature"
-                    } else {
-                        "residual"
-                    }
+                    cfg.prior.name()
                 ))
             }
             (_, Some(p)) if p.dim() != (b, s) => {

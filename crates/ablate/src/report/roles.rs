@@ -111,8 +111,7 @@ fn model_name(c: &RunConfig) -> String {
             };
             match c.model.prior {
                 Prior::None => variant.into(),
-                Prior::Feature => format!("{variant}+feature"),
-                Prior::Residual => format!("{variant}+residual"),
+                prior => format!("{variant}+{}", prior.name()),
             }
         }
     }

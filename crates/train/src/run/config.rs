@@ -7,14 +7,6 @@ use crate::error::TrainError;
 use crate::split::SplitSpec;
 use crate::trainer::StageConfig;
 use ionode_model::{ModelConfig, Prior};
-
-fn prior_name(p: Prior) -> &'static str {
-    match p {
-        Prior::None => "none",
-        Prior::Feature => "feature",
-        Prior::Residual => "residual",
-    }
-}
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -233,7 +225,7 @@ impl RunConfig {
                     detail: format!(
                         ": a physics-anchored model (model.prior = \"{}\") starts from the \
                          calibrated physics and is not pre-trained; remove [pretrain]",
-                        prior_name(self.model.prior)
+                        self.model.prior.name()
                     ),
                 });
             }

@@ -222,7 +222,16 @@ fn transfer(
                 continue;
             }
             let pred = read_predictions(&r.path)?;
-            let curves = flux::ModelCurves::of(&r.path, &pred).ok();
+            let curves = match flux::ModelCurves::of(&r.path, &pred) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    chosen.push(format!(
+                        "transfer by family, {class}, {family}: model curves left out, the run's \
+                         model could not be evaluated ({e:#})"
+                    ));
+                    None
+                }
+            };
             runs.insert(family, (pred, curves));
         }
         if runs.is_empty() {
