@@ -13,6 +13,8 @@
 //!   residual;
 //! - [`augment`]: Gaussian noise augmentation of targets from their stated uncertainty;
 //! - [`early_stop`]: patience-based early stopping;
+//! - [`ensemble`]: ensembles of a run and their prediction intervals (spread or
+//!   conformal), with coverage;
 //! - [`calibrate`]: the classical baseline, DSPM-DE with its membrane calibrated on the
 //!   training data;
 //! - [`optim`]: Adam and gradient clipping;
@@ -30,6 +32,7 @@ pub mod augment;
 pub mod calibrate;
 pub mod data;
 pub mod early_stop;
+pub mod ensemble;
 pub mod error;
 pub mod measured;
 pub mod metrics;

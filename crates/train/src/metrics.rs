@@ -80,6 +80,13 @@ pub struct Metrics {
     /// `c_scale = sum_i |z_i| c_f,i / 2` (present ions).
     pub electroneutrality_mean: Option<f64>,
     pub electroneutrality_max: Option<f64>,
+    /// An ensemble's: the share of measured values inside their prediction interval
+    /// (`crate::ensemble`); `None` for one model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// An ensemble's: the mean width of those intervals, in rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_width: Option<f64>,
 }
 
 /// Metrics of the train, validation and test parts of a run (a part may be empty).
@@ -273,6 +280,8 @@ impl Metrics {
             r2: total.r2(),
             electroneutrality_mean: (n_rows > 0).then(|| en.iter().sum::<f64>() / n_rows as f64),
             electroneutrality_max: en.iter().copied().reduce(f64::max),
+            coverage: None,
+            interval_width: None,
         })
     }
 }

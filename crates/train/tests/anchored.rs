@@ -80,6 +80,7 @@ fn config(prior: Prior, epochs: usize) -> RunConfig {
             max_iters: 40,
             ..CalibrationConfig::default()
         },
+        ensemble: None,
     }
 }
 

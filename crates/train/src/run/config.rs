@@ -3,6 +3,7 @@
 //! manifest, `ablate train`) and the run itself use.
 
 use crate::calibrate::CalibrationConfig;
+use crate::ensemble::EnsembleConfig;
 use crate::error::TrainError;
 use crate::split::SplitSpec;
 use crate::trainer::StageConfig;
@@ -32,6 +33,9 @@ pub struct RunConfig {
     pub split: Option<SplitSpec>,
     #[serde(default)]
     pub calibration: CalibrationConfig,
+    /// Train N members and predict with intervals (`crate::ensemble`); absent: one model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleConfig>,
 }
 
 /// What is trained.
@@ -246,6 +250,24 @@ impl RunConfig {
         }
         if let Err(e) = self.data.validate() {
             out.push(ConfigProblem::of("data", e));
+        }
+        if let Some(e) = &self.ensemble {
+            out.extend(
+                e.problems()
+                    .into_iter()
+                    .map(|(key, value, expected)| ConfigProblem {
+                        key,
+                        detail: format!(" = {value}: expected {expected}"),
+                    }),
+            );
+            if self.data.measured.is_empty() {
+                out.push(ConfigProblem {
+                    key: "ensemble".into(),
+                    detail: ": an ensemble's intervals are calibrated and scored on measured \
+                             data; data.measured is empty"
+                        .into(),
+                });
+            }
         }
         if !self.data.measured.is_empty() && self.split.is_none() {
             out.push(ConfigProblem {

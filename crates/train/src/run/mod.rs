@@ -9,12 +9,13 @@
 //! `dspmde_fit` calibrates DSPM-DE on the measured training rows instead.
 
 mod config;
+mod domain;
+mod members;
 mod outcome;
 
 pub use config::{ConfigProblem, DataConfig, Method, PretrainMembrane, RunConfig};
-pub use outcome::{
-    Artefact, Attention, Domain, Part, Predictions, RunMetrics, RunOutcome, Timings,
-};
+pub use domain::{ionic_strength, Basis, Composition, Domain, Flag, IonSpan, RowPoint};
+pub use outcome::{Artefact, Attention, Part, Predictions, RunMetrics, RunOutcome, Timings};
 
 use crate::calibrate::{dspmde_fit, DspmdeFit};
 use crate::data::Samples;
@@ -186,7 +187,7 @@ fn scored_stage(
             .chain(&split.validation)
             .copied()
             .collect();
-        domain = Domain::of(samples, &rows);
+        domain = Domain::of(samples, &rows, stage);
         report = Some(train_stage(
             stage,
             model,
@@ -268,28 +269,78 @@ pub fn run(
         }
         _ => None,
     };
+    let parts = Parts {
+        pretrain: pretrain.as_ref(),
+        measured,
+        split: measured_split,
+        resampled_train: None,
+    };
+    let mut outcome = match &config.ensemble {
+        None => one_model(config, seed, inputs, &parts, shared, on_epoch)?.outcome,
+        Some(e) => members::run(config, e, seed, inputs, &parts, shared, on_epoch)?,
+    };
+    outcome.timings.total = start.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+/// The data of a run: the pre-training set (already cut to `pretrain_max_feeds`), the
+/// measured data and its split.
+#[derive(Debug, Clone)]
+struct Parts<'a> {
+    pretrain: Option<&'a Samples>,
+    measured: Option<&'a Samples>,
+    split: Option<Split>,
+    /// An ensemble member's bootstrap resample of `split.train`: what its model trains on.
+    /// Nested validation's inner runs still use `split.train` (they estimate the error on
+    /// an unseen family, and each row needs its out-of-family prediction).
+    resampled_train: Option<Vec<usize>>,
+}
+
+/// One trained model (a run, or one member of an ensemble) with what an ensemble needs
+/// from it: its predictions of every measured row, and its predictions of the rows its
+/// validation metrics are of (for nested validation, each row's out-of-family
+/// prediction; elsewhere NaN).
+struct Model1 {
+    outcome: RunOutcome,
+    predicted: Option<Array2<f64>>,
+    validation: Option<(Vec<usize>, Array2<f64>)>,
+    /// Whether the validation predictions are nested (out-of-family) ones.
+    nested: bool,
+}
+
+/// One model on `parts`: nested on each family where the split asks for it, else one run.
+fn one_model(
+    config: &RunConfig,
+    seed: u64,
+    inputs: RunInputs,
+    parts: &Parts,
+    shared: &SharedPretraining,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<Model1, TrainError> {
     if let (Some(m), Some(outer), Some(SplitSpec::ByFamily { validate_on, .. })) =
-        (measured, &measured_split, &config.split)
+        (parts.measured, &parts.split, &config.split)
     {
         if *validate_on == ValidateOn::EachFamily {
-            let parts = (pretrain.as_ref(), m, outer);
-            let mut outcome = nested(config, seed, inputs, parts, shared, on_epoch)?;
-            outcome.timings.total = start.elapsed().as_secs_f64();
-            return Ok(outcome);
+            let nested_parts = (parts.pretrain, m, outer, parts.resampled_train.as_deref());
+            return nested(config, seed, inputs, nested_parts, shared, on_epoch);
         }
     }
-    run_on(
-        config,
-        seed,
-        inputs,
-        (pretrain.as_ref(), measured, measured_split),
-        shared,
-        on_epoch,
-        None,
-    )
-    .map(|(mut outcome, _)| {
-        outcome.timings.total = start.elapsed().as_secs_f64();
-        outcome
+    let validation_rows = parts.split.as_ref().map(|s| s.validation.clone());
+    let split = parts.split.clone().map(|s| match &parts.resampled_train {
+        Some(train) => Split {
+            train: train.clone(),
+            ..s
+        },
+        None => s,
+    });
+    let run_parts = (parts.pretrain, parts.measured, split);
+    let (outcome, predicted) = run_on(config, seed, inputs, run_parts, shared, on_epoch, None)?;
+    let validation = validation_rows.zip(predicted.clone());
+    Ok(Model1 {
+        outcome,
+        predicted,
+        validation,
+        nested: false,
     })
 }
 
@@ -320,10 +371,10 @@ fn nested(
     config: &RunConfig,
     seed: u64,
     inputs: RunInputs,
-    (pretrain, measured, outer): (Option<&Samples>, &Samples, &Split),
+    (pretrain, measured, outer, resampled): (Option<&Samples>, &Samples, &Split, Option<&[usize]>),
     shared: &SharedPretraining,
     on_epoch: &mut dyn FnMut(&EpochReport),
-) -> Result<RunOutcome, TrainError> {
+) -> Result<Model1, TrainError> {
     let mut families: Vec<&str> = outer
         .train
         .iter()
@@ -371,8 +422,12 @@ fn nested(
     let refit = (!epochs.is_empty())
         .then(|| (epochs.iter().sum::<usize>() as f64 / epochs.len() as f64).round() as usize)
         .map(|e| e.max(1));
-    let parts = (pretrain, Some(measured), Some(outer.clone()));
-    let (mut outcome, _) = run_on(config, seed, inputs, parts, shared, on_epoch, refit)?;
+    let final_split = Split {
+        train: resampled.map_or_else(|| outer.train.clone(), <[usize]>::to_vec),
+        ..outer.clone()
+    };
+    let parts = (pretrain, Some(measured), Some(final_split));
+    let (mut outcome, predicted) = run_on(config, seed, inputs, parts, shared, on_epoch, refit)?;
     // Rows without a family trained in every inner run and have no out-of-family value.
     let rows: Vec<usize> = outer
         .train
@@ -387,7 +442,12 @@ fn nested(
     if let Some(m) = outcome.metrics.measured.as_mut() {
         m.validation = Some(validation);
     }
-    Ok(outcome)
+    Ok(Model1 {
+        outcome,
+        predicted,
+        validation: Some((rows, pooled)),
+        nested: true,
+    })
 }
 
 /// One run on a given split of the measured data (`None`: no measured data). With
@@ -584,7 +644,7 @@ fn run_on(
             };
             let ions = samples.slot_ions(&IonDb::builtin())?;
             let train = samples.subset(&split.train);
-            domain = Domain::of(samples, &split.train);
+            domain = Domain::of(samples, &split.train, Stage::Finetune);
             let fit = dspmde_fit(&train, &ions, &config.calibration)?;
             let predicted = fit.predict(samples)?.permeate;
             metrics.measured = Some(SplitMetrics::compute(samples, split, predicted.view())?);

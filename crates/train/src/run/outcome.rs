@@ -46,6 +46,9 @@ pub struct Predictions {
     pub predicted_permeate_mol_m3: Vec<f64>,
     pub target_rejection: Vec<f64>,
     pub predicted_rejection: Vec<f64>,
+    /// An ensemble's central prediction interval of the rejection (empty for one model).
+    pub rejection_lower: Vec<f64>,
+    pub rejection_upper: Vec<f64>,
 }
 
 impl Predictions {
@@ -86,6 +89,18 @@ impl Predictions {
         }
         p
     }
+
+    /// The same entries with their rejection intervals, from the transmission bounds of
+    /// every row (`[rows, slots]`, as [`Predictions::of`] was given).
+    pub fn with_bounds(mut self, samples: &Samples, bounds: &crate::ensemble::Bounds) -> Self {
+        let slot = |ion: &str| samples.species.iter().position(|s| s == ion);
+        for (r, ion) in self.row.iter().zip(&self.ion) {
+            let (r, s) = (*r as usize, slot(ion).expect("an entry's ion is a slot"));
+            self.rejection_lower.push(1.0 - bounds.upper[[r, s]]);
+            self.rejection_upper.push(1.0 - bounds.lower[[r, s]]);
+        }
+        self
+    }
 }
 
 /// Attention maps of the test rows (attention_node only).
@@ -116,6 +131,12 @@ pub enum Artefact {
         params: SavedParams,
         physics: Box<DspmdeFit>,
     },
+    /// An ensemble (`[ensemble]`): each member's artefact (none of them an ensemble), and
+    /// the rule that turns their spread into intervals.
+    Ensemble {
+        members: Vec<Artefact>,
+        interval: crate::ensemble::IntervalFit,
+    },
 }
 
 impl Artefact {
@@ -129,49 +150,8 @@ impl Artefact {
         match self {
             Artefact::Calibration(f) | Artefact::Anchored { physics: f, .. } => Some(f.charged()),
             Artefact::Params(_) => None,
-        }
-    }
-}
-
-/// What a run's model was trained on: the range of fluxes and temperatures of its training
-/// and validation rows (every trained stage), so that applying it elsewhere can refuse to
-/// extrapolate silently.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Domain {
-    /// [lowest, highest] water flux, m/s.
-    pub flux_m_s: [f64; 2],
-    /// [lowest, highest] temperature, K.
-    pub temperature_k: [f64; 2],
-}
-
-impl Domain {
-    /// The domain of some rows (`None` for no rows).
-    pub fn of(samples: &Samples, rows: &[usize]) -> Option<Domain> {
-        let range = |v: &mut dyn Iterator<Item = f64>| {
-            v.fold(None, |acc: Option<[f64; 2]>, x| {
-                Some(acc.map_or([x, x], |[lo, hi]| [lo.min(x), hi.max(x)]))
-            })
-        };
-        Some(Domain {
-            flux_m_s: range(&mut rows.iter().map(|&r| samples.flux_m_s[r]))?,
-            temperature_k: range(&mut rows.iter().map(|&r| samples.temperature_k[r]))?,
-        })
-    }
-
-    /// The smallest domain holding both.
-    pub fn union(self, other: Domain) -> Domain {
-        let u = |a: [f64; 2], b: [f64; 2]| [a[0].min(b[0]), a[1].max(b[1])];
-        Domain {
-            flux_m_s: u(self.flux_m_s, other.flux_m_s),
-            temperature_k: u(self.temperature_k, other.temperature_k),
-        }
-    }
-
-    /// `a ∪ b` where either may be absent.
-    pub fn join(a: Option<Domain>, b: Option<Domain>) -> Option<Domain> {
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.union(b)),
-            (a, b) => a.or(b),
+            // The first member's: the others are in the run's record.
+            Artefact::Ensemble { members, .. } => members.first()?.charged_membrane(),
         }
     }
 }
@@ -211,6 +191,6 @@ pub struct RunOutcome {
     /// measurements synthetic.
     pub synthetic: bool,
     /// What the model was trained on (`None` if no stage trained).
-    pub domain: Option<Domain>,
+    pub domain: Option<super::Domain>,
     pub timings: Timings,
 }
