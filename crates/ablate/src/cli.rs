@@ -96,10 +96,17 @@ DIR is an `ablate train` output folder or one run of a study. The data file is i
 measured-data format (datasets/README.md); outcomes are optional: with them, the rejection
 MAE and RMSE per ion and overall are printed. PRED.csv has one row per data row and present
 ion: row, line, sample_id, family, ion, feed_mol_m3, Jv_m_s, temperature_K,
-permeate_predicted_mol_m3, rejection_predicted, and rejection_measured (+ its sd) where the
-file has outcomes (empty where an ion was not measured). An ion without a model slot, or a
-flux or temperature outside what the model was trained on, is an error (exit 2) and nothing
-is written.";
+permeate_predicted_mol_m3, rejection_predicted; for an ensemble run ([ensemble]) its central
+interval, rejection_predicted_lower and _upper; rejection_measured (+ its sd) where the file
+has outcomes (empty where an ion was not measured); with Li+ and Mg2+ in a row, the Li/Mg
+separation factor S = (1 - R_Li) / (1 - R_Mg), predicted (with its interval) and measured;
+and `domain`: every way the row lies outside what the model was trained on (an ion never
+measured, a feed or ionic strength beyond the measured ones, flux, temperature), empty when
+it lies inside. One summary line counts those rows.
+
+Refused (exit 2, nothing written): an ion without a model slot, and a flux or temperature
+outside what the model was trained on (a neural model has no temperature input), unless
+--extrapolate; everything else outside the domain is predicted and flagged.";
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -115,7 +122,8 @@ pub struct PredictArgs {
     /// Make every row's feed electroneutral by adjusting (or adding) this ion.
     #[arg(long, value_name = "ION")]
     pub balance_with: Option<String>,
-    /// Predict also at fluxes and temperatures outside what the model was trained on.
+    /// Predict also at fluxes and temperatures outside what the model was trained on (the
+    /// rows are still flagged in the `domain` column).
     #[arg(long)]
     pub extrapolate: bool,
 }

@@ -185,11 +185,19 @@ pub fn resolve(value: &str, base: &Path) -> Result<ChargedMembrane> {
 
 /// The membrane a `dspmde_fit` run, or a physics-anchored run for its prior, calibrated,
 /// in the membrane-file format (usable as `--membrane FILE`); `None` for a plain neural run.
+/// An ensemble's is its first member's (each member's is in the run's record).
 pub fn calibrated(a: &ionode_train::run::Artefact, source: &str) -> Option<MembraneFile> {
+    use ionode_train::run::Artefact;
     let name = match a {
-        ionode_train::run::Artefact::Anchored { .. } => {
+        Artefact::Anchored { .. } => {
             "DSPM-DE membrane calibrated as the prior of a physics-anchored run"
         }
+        Artefact::Ensemble { members, .. } => match members.first()? {
+            Artefact::Anchored { .. } => {
+                "DSPM-DE membrane calibrated as the prior of member 0 of a physics-anchored ensemble"
+            }
+            _ => "DSPM-DE membrane calibrated by member 0 of a dspmde_fit ensemble",
+        },
         _ => "DSPM-DE membrane calibrated by a dspmde_fit run",
     };
     a.charged_membrane()

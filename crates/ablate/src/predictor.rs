@@ -9,6 +9,7 @@ use ionode_autodiff::ParamStore;
 use ionode_model::{Model, SavedParams};
 use ionode_train::calibrate::DspmdeFit;
 use ionode_train::data::Samples;
+use ionode_train::ensemble::{Bounds, IntervalFit, Spread};
 use ionode_train::run::{predict_neural, Artefact, Domain, RunConfig};
 use ndarray::Array2;
 use std::path::Path;
@@ -22,6 +23,11 @@ pub enum Predictor {
         physics: Option<Box<DspmdeFit>>,
     },
     Dspmde(Box<DspmdeFit>),
+    /// An ensemble: its members (none an ensemble) and its interval rule.
+    Ensemble {
+        members: Vec<Predictor>,
+        interval: IntervalFit,
+    },
 }
 
 /// Permeates of every row, and the rows DSPM-DE could not solve (their permeate is
@@ -31,6 +37,14 @@ pub struct Predicted {
     pub permeate: Array2<f64>,
     /// Rows without a DSPM-DE solution, ascending.
     pub failed_rows: Vec<usize>,
+    /// An ensemble's central interval of every permeate (the mean is `permeate`).
+    pub interval: Option<Interval>,
+}
+
+/// Lower and upper transmissions `c_p / c_f` `[rows, slots]` at a level.
+pub struct Interval {
+    pub level: f64,
+    pub bounds: Bounds,
 }
 
 impl Predictor {
@@ -40,6 +54,13 @@ impl Predictor {
             Artefact::Params(p) => neural(config, p, None)?,
             Artefact::Anchored { params, physics } => neural(config, params, Some(physics))?,
             Artefact::Calibration(fit) => Predictor::Dspmde(fit),
+            Artefact::Ensemble { members, interval } => Predictor::Ensemble {
+                members: members
+                    .into_iter()
+                    .map(|a| Predictor::new(config, a))
+                    .collect::<Result<_>>()?,
+                interval,
+            },
         })
     }
 
@@ -53,6 +74,7 @@ impl Predictor {
                 .map(|s| s.name.clone())
                 .collect(),
             Predictor::Dspmde(fit) => fit.species.clone(),
+            Predictor::Ensemble { members, .. } => members[0].slots(),
         }
     }
 
@@ -76,11 +98,16 @@ impl Predictor {
                 fit.species.clone(),
                 fit.ions.iter().map(|i| i.charge).collect(),
             ),
+            Predictor::Ensemble { members, .. } => members[0].slot_ions(),
         }
     }
 
     pub fn is_neural(&self) -> bool {
-        matches!(self, Predictor::Neural { .. })
+        match self {
+            Predictor::Neural { .. } => true,
+            Predictor::Dspmde(_) => false,
+            Predictor::Ensemble { members, .. } => members[0].is_neural(),
+        }
     }
 
     /// Predicts the permeate of every row of `samples` (whose slots are [`Self::slots`]).
@@ -93,6 +120,7 @@ impl Predictor {
             } => Predicted {
                 permeate: predict_neural(model, store, samples)?,
                 failed_rows: Vec::new(),
+                interval: None,
             },
             Predictor::Neural {
                 model,
@@ -108,6 +136,7 @@ impl Predictor {
                 Predicted {
                     permeate,
                     failed_rows,
+                    interval: None,
                 }
             }
             Predictor::Dspmde(fit) => {
@@ -118,6 +147,27 @@ impl Predictor {
                 Predicted {
                     permeate: p.permeate,
                     failed_rows: p.failed_rows,
+                    interval: None,
+                }
+            }
+            Predictor::Ensemble { members, interval } => {
+                let mut failed_rows = Vec::new();
+                let mut permeates = Vec::with_capacity(members.len());
+                for m in members {
+                    let p = m.predict(samples)?;
+                    failed_rows.extend(p.failed_rows);
+                    permeates.push(p.permeate);
+                }
+                failed_rows.sort_unstable();
+                failed_rows.dedup();
+                let spread = Spread::of(&permeates, samples)?;
+                Predicted {
+                    permeate: spread.mean_permeate(samples),
+                    failed_rows,
+                    interval: Some(Interval {
+                        level: interval.level,
+                        bounds: interval.bounds(&spread, samples),
+                    }),
                 }
             }
         })

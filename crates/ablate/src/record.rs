@@ -13,15 +13,19 @@
 //!   `method` (`neural` | `dspmde_fit`), `synthetic` (bool);
 //!   `config_json`, the resolved run config (lossless: the run is rebuilt from it);
 //!   `axes_json` (the study's axis values of this run) and `inputs_json` (input file ->
-//!   BLAKE3); the training domain (`domain_flux_min_m_s`, ..., f64); `seconds_total`,
-//!   `seconds_pretrain`, `seconds_finetune` (f64); the artefact (`params_json` or
-//!   `calibration_json`) and, for a calibration, `membrane_toml`.
+//!   BLAKE3); the training domain (`domain_flux_min_m_s`, ..., f64, and all of it, with the
+//!   feed compositions of each stage, as `domain_json`); `seconds_total`,
+//!   `seconds_pretrain`, `seconds_finetune` (f64); the artefact (`params_json` and/or
+//!   `calibration_json`; for an ensemble, `ensemble_json`: its interval rule and every
+//!   member's parameters and/or calibration) and, for a calibration, `membrane_toml` (an
+//!   ensemble's: its first member's).
 //! - `config/`: the same config as flat typed attributes, one per leaf (`model.variant` =
 //!   `"node"`, `finetune.epochs` = 200 as an integer, `pretrain.learning_rate` as f64);
 //!   lists are JSON text; a stage that does not run has no attributes.
 //! - `metrics/<stage>/<part>/` (stage `pretrain` | `measured`; part `train` |
 //!   `validation` | `test`): attributes `n_samples`, `n_values` (u64), `mae`, `rmse`, `r2`,
-//!   `electroneutrality_mean`, `electroneutrality_max` (f64, absent when undefined);
+//!   `electroneutrality_mean`, `electroneutrality_max`, and for an ensemble `coverage`
+//!   and `interval_width` (f64, absent when undefined);
 //!   datasets `per_ion_species` (str), `per_ion_n` (u64), `per_ion_mae`, `per_ion_rmse`,
 //!   `per_ion_r2` (f64, NaN when undefined).
 //! - `curves/<stage>/` (`pretrain`, `finetune`): datasets `train_loss`, `validation_loss`
@@ -29,7 +33,7 @@
 //!   `seconds` (f64), `stopped_early` (bool).
 //! - `predictions/`: one entry per (test row, present ion), the columns of
 //!   [`Predictions`] (concentrations mol/m3, flux m/s, temperature K, with `units`
-//!   attributes).
+//!   attributes); an ensemble's also `rejection_lower`, `rejection_upper`.
 //! - `attention/` (attention_node only): `end`, `mean` `[rows, S, S]`, `rows`, `species`,
 //!   `family`.
 //!
@@ -40,12 +44,16 @@ use anyhow::{anyhow, bail, Context, Result};
 use hdf5::types::{VarLenAscii, VarLenUnicode};
 use hdf5::{Group, H5Type, Location};
 use hdf5_metno as hdf5;
+use ionode_model::SavedParams;
+use ionode_train::calibrate::DspmdeFit;
+use ionode_train::ensemble::IntervalFit;
 use ionode_train::metrics::{IonMetrics, Metrics, SplitMetrics};
 use ionode_train::run::{
     Artefact, Attention, Domain, Method, Predictions, RunConfig, RunMetrics, RunOutcome, Timings,
 };
 use ionode_train::trainer::{Stage, StageReport};
 use ndarray::Array1;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,11 +81,13 @@ pub mod name {
     pub const DOMAIN_FLUX_MAX: &str = "domain_flux_max_m_s";
     pub const DOMAIN_TEMPERATURE_MIN: &str = "domain_temperature_min_k";
     pub const DOMAIN_TEMPERATURE_MAX: &str = "domain_temperature_max_k";
+    pub const DOMAIN_JSON: &str = "domain_json";
     pub const SECONDS_TOTAL: &str = "seconds_total";
     pub const SECONDS_PRETRAIN: &str = "seconds_pretrain";
     pub const SECONDS_FINETUNE: &str = "seconds_finetune";
     pub const PARAMS_JSON: &str = "params_json";
     pub const CALIBRATION_JSON: &str = "calibration_json";
+    pub const ENSEMBLE_JSON: &str = "ensemble_json";
     pub const MEMBRANE_TOML: &str = "membrane_toml";
 
     pub const CONFIG: &str = "config";
@@ -93,6 +103,8 @@ pub mod name {
     pub const R2: &str = "r2";
     pub const EN_MEAN: &str = "electroneutrality_mean";
     pub const EN_MAX: &str = "electroneutrality_max";
+    pub const COVERAGE: &str = "coverage";
+    pub const INTERVAL_WIDTH: &str = "interval_width";
     pub const PER_ION_SPECIES: &str = "per_ion_species";
     pub const PER_ION_N: &str = "per_ion_n";
     pub const PER_ION_MAE: &str = "per_ion_mae";
@@ -120,6 +132,8 @@ pub mod name {
     pub const PREDICTED_PERMEATE: &str = "predicted_permeate_mol_m3";
     pub const TARGET_REJECTION: &str = "target_rejection";
     pub const PREDICTED_REJECTION: &str = "predicted_rejection";
+    pub const REJECTION_LOWER: &str = "rejection_lower";
+    pub const REJECTION_UPPER: &str = "rejection_upper";
 
     pub const ATTENTION: &str = "attention";
     pub const END: &str = "end";
@@ -269,20 +283,32 @@ pub fn write(
             ] {
                 h5::attr_scalar(file, n, v)?;
             }
+            h5::attr_str(file, name::DOMAIN_JSON, &serde_json::to_string(d)?)?;
         }
         h5::attr_scalar(file, name::SECONDS_TOTAL, o.timings.total)?;
         h5::attr_scalar(file, name::SECONDS_PRETRAIN, o.timings.pretrain)?;
         h5::attr_scalar(file, name::SECONDS_FINETUNE, o.timings.finetune)?;
-        let (params, calibration) = match &o.artefact {
-            Artefact::Params(p) => (Some(p), None),
-            Artefact::Calibration(f) => (None, Some(f)),
-            Artefact::Anchored { params, physics } => (Some(params), Some(physics)),
-        };
-        if let Some(p) = params {
-            h5::attr_str(file, name::PARAMS_JSON, &serde_json::to_string(p)?)?;
-        }
-        if let Some(f) = calibration {
-            h5::attr_str(file, name::CALIBRATION_JSON, &serde_json::to_string(f)?)?;
+        match &o.artefact {
+            Artefact::Ensemble { members, interval } => {
+                let members = members
+                    .iter()
+                    .map(MemberArtefact::of)
+                    .collect::<Result<Vec<_>>>()?;
+                let e = EnsembleArtefact {
+                    interval: interval.clone(),
+                    members,
+                };
+                h5::attr_str(file, name::ENSEMBLE_JSON, &serde_json::to_string(&e)?)?;
+            }
+            one => {
+                let m = MemberArtefact::of(one)?;
+                if let Some(p) = &m.params {
+                    h5::attr_str(file, name::PARAMS_JSON, &serde_json::to_string(p)?)?;
+                }
+                if let Some(f) = &m.calibration {
+                    h5::attr_str(file, name::CALIBRATION_JSON, &serde_json::to_string(f)?)?;
+                }
+            }
         }
         if let Some(m) = membrane_toml {
             h5::attr_str(file, name::MEMBRANE_TOML, m)?;
@@ -387,6 +413,8 @@ fn write_metrics(file: &hdf5::File, m: &RunMetrics) -> Result<()> {
                 (name::R2, metrics.r2),
                 (name::EN_MEAN, metrics.electroneutrality_mean),
                 (name::EN_MAX, metrics.electroneutrality_max),
+                (name::COVERAGE, metrics.coverage),
+                (name::INTERVAL_WIDTH, metrics.interval_width),
             ] {
                 if let Some(v) = v {
                     h5::attr_scalar(&p, n, v)?;
@@ -450,6 +478,20 @@ fn write_predictions(file: &hdf5::File, p: &Predictions) -> Result<()> {
     h5::string_dataset(&g, name::ION, &p.ion)?;
     for (n, values, units) in prediction_columns(p) {
         h5::dataset(&g, n, values.as_slice(), Some(units))?;
+    }
+    if !p.rejection_lower.is_empty() {
+        h5::dataset(
+            &g,
+            name::REJECTION_LOWER,
+            p.rejection_lower.as_slice(),
+            Some("1"),
+        )?;
+        h5::dataset(
+            &g,
+            name::REJECTION_UPPER,
+            p.rejection_upper.as_slice(),
+            Some("1"),
+        )?;
     }
     Ok(())
 }
@@ -598,16 +640,21 @@ pub fn read(path: &Path) -> Result<RunRecord> {
         inputs: r.json(name::INPUTS_JSON)?,
     };
     let domain = match (
+        Reader::has_attr(f, name::DOMAIN_JSON),
         r.optional::<f64>(f, "", name::DOMAIN_FLUX_MIN)?,
         r.optional::<f64>(f, "", name::DOMAIN_FLUX_MAX)?,
         r.optional::<f64>(f, "", name::DOMAIN_TEMPERATURE_MIN)?,
         r.optional::<f64>(f, "", name::DOMAIN_TEMPERATURE_MAX)?,
     ) {
-        (Some(a), Some(b), Some(c), Some(d)) => Some(Domain {
+        (true, ..) => Some(r.json(name::DOMAIN_JSON)?),
+        // A record written before the compositions were kept.
+        (false, Some(a), Some(b), Some(c), Some(d)) => Some(Domain {
             flux_m_s: [a, b],
             temperature_k: [c, d],
+            pretrain: None,
+            measured: None,
         }),
-        (None, None, None, None) => None,
+        (false, None, None, None, None) => None,
         _ => bail!("'{}': the training domain is incomplete", r.path),
     };
     let timings = Timings {
@@ -691,6 +738,8 @@ fn read_metrics(r: &Reader) -> Result<RunMetrics> {
                 r2: opt(name::R2)?,
                 electroneutrality_mean: opt(name::EN_MEAN)?,
                 electroneutrality_max: opt(name::EN_MAX)?,
+                coverage: opt(name::COVERAGE)?,
+                interval_width: opt(name::INTERVAL_WIDTH)?,
             });
         }
         *slot = Some(split);
@@ -742,7 +791,14 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
         predicted_permeate_mol_m3: f(name::PREDICTED_PERMEATE)?,
         target_rejection: f(name::TARGET_REJECTION)?,
         predicted_rejection: f(name::PREDICTED_REJECTION)?,
+        rejection_lower: Vec::new(),
+        rejection_upper: Vec::new(),
     };
+    let mut p = p;
+    if g.link_exists(name::REJECTION_LOWER) {
+        p.rejection_lower = f(name::REJECTION_LOWER)?;
+        p.rejection_upper = f(name::REJECTION_UPPER)?;
+    }
     let n = p.ion.len();
     let columns = prediction_columns(&p);
     let mut lens = [p.part.len(), p.row.len(), p.family.len()]
@@ -789,8 +845,80 @@ pub fn read_attention(path: &Path) -> Result<Attention> {
 
 /// Reads the trained parameters or the fitted membrane of a run, or both for a
 /// physics-anchored model (its config says which).
+/// One model's artefact as `run.h5` keeps it: the parameters (neural), the calibration
+/// (dspmde_fit), or both (physics-anchored).
+#[derive(Serialize, Deserialize)]
+struct MemberArtefact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    params: Option<SavedParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    calibration: Option<Box<DspmdeFit>>,
+}
+
+impl MemberArtefact {
+    fn of(a: &Artefact) -> Result<MemberArtefact> {
+        Ok(match a {
+            Artefact::Params(p) => MemberArtefact {
+                params: Some(p.clone()),
+                calibration: None,
+            },
+            Artefact::Calibration(f) => MemberArtefact {
+                params: None,
+                calibration: Some(f.clone()),
+            },
+            Artefact::Anchored { params, physics } => MemberArtefact {
+                params: Some(params.clone()),
+                calibration: Some(physics.clone()),
+            },
+            Artefact::Ensemble { .. } => bail!("an ensemble member is itself an ensemble"),
+        })
+    }
+
+    /// Back to the artefact `config`'s method makes (located at `at` in `path`).
+    fn into_artefact(self, config: &RunConfig, path: &str, at: &str) -> Result<Artefact> {
+        let missing = |what: &str| anyhow!("'{path}': {at} has no {what}");
+        Ok(
+            match (
+                config.method,
+                config.model.prior != ionode_model::Prior::None,
+            ) {
+                (Method::Neural, true) => Artefact::Anchored {
+                    params: self.params.ok_or_else(|| missing("parameters"))?,
+                    physics: self.calibration.ok_or_else(|| missing("calibration"))?,
+                },
+                (Method::Neural, false) => {
+                    Artefact::Params(self.params.ok_or_else(|| missing("parameters"))?)
+                }
+                (Method::DspmdeFit, _) => {
+                    Artefact::Calibration(self.calibration.ok_or_else(|| missing("calibration"))?)
+                }
+            },
+        )
+    }
+}
+
+/// An ensemble's artefact in `run.h5` (`ensemble_json`).
+#[derive(Serialize, Deserialize)]
+struct EnsembleArtefact {
+    interval: IntervalFit,
+    members: Vec<MemberArtefact>,
+}
+
 pub fn read_artefact(path: &Path, config: &RunConfig) -> Result<Artefact> {
     let r = Reader::open(path)?;
+    if config.ensemble.is_some() {
+        let e: EnsembleArtefact = r.json(name::ENSEMBLE_JSON)?;
+        let members = e
+            .members
+            .into_iter()
+            .enumerate()
+            .map(|(m, a)| a.into_artefact(config, &r.path, &format!("ensemble member {m}")))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Artefact::Ensemble {
+            members,
+            interval: e.interval,
+        });
+    }
     Ok(match config.method {
         Method::Neural if config.model.prior != ionode_model::Prior::None => Artefact::Anchored {
             params: r.json(name::PARAMS_JSON)?,

@@ -22,15 +22,27 @@ const SLOTS: &str = "slots = [{ name = \"Na+\", charge = 1 }, { name = \"NH4+\",
 
 /// Trains a small run of `method` named `label`; `model` adds lines to its `[model]`.
 fn train_as(dir: &Path, label: &str, method: &str, model: &str) -> PathBuf {
+    train_with(dir, label, method, model, SLOTS, "")
+}
+
+/// [`train_as`] with other slots and more of the config (`extra`, appended).
+fn train_with(
+    dir: &Path,
+    label: &str,
+    method: &str,
+    model: &str,
+    slots: &str,
+    extra: &str,
+) -> PathBuf {
     let config = dir.join(format!("{label}.toml"));
     std::fs::write(
         &config,
         format!(
-            "seed = 2\nmethod = \"{method}\"\n[model]\n{SLOTS}\n{model}embed_dim = 4\nhidden = 8\nlayers = 2\n\
+            "seed = 2\nmethod = \"{method}\"\n[model]\n{slots}\n{model}embed_dim = 4\nhidden = 8\nlayers = 2\n\
              solver = {{ kind = \"rk4\", steps = 2 }}\nstate = \"transmission\"\n\
              [data]\nmeasured = [\"{}\"]\n[finetune]\nepochs = 2\nbatch_size = 8\n\
              [calibration]\nstarts = 1\nmax_iters = 8\n\
-             [split]\nkind = \"by_family\"\ntest_family = \"MgSO4\"\nvalidation_fraction = 0.2\n",
+             [split]\nkind = \"by_family\"\ntest_family = \"MgSO4\"\nvalidation_fraction = 0.2\n{extra}",
             nf270()
         ),
     )
@@ -89,7 +101,7 @@ fn trained_runs_predict_every_row_and_score_the_measured_ones() {
         let mut lines = csv.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "row,line,sample_id,family,ion,feed_mol_m3,Jv_m_s,temperature_K,permeate_predicted_mol_m3,rejection_predicted,rejection_measured,rejection_measured_sd"
+            "row,line,sample_id,family,ion,feed_mol_m3,Jv_m_s,temperature_K,permeate_predicted_mol_m3,rejection_predicted,rejection_measured,rejection_measured_sd,domain"
         );
         let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
         assert_eq!(rows.len(), 140);
@@ -169,7 +181,7 @@ fn a_study_run_predicts_feeds_without_outcomes() {
         .lines()
         .next()
         .unwrap()
-        .ends_with("permeate_predicted_mol_m3,rejection_predicted"));
+        .ends_with("permeate_predicted_mol_m3,rejection_predicted,domain"));
     assert!(csv.contains(",Mg^2+,10.0,"), "{csv}");
 }
 
@@ -231,4 +243,94 @@ fn bad_inputs_are_located_errors_and_nothing_is_written() {
         "{}",
         text(&r.stderr)
     );
+}
+
+/// An ensemble's predictions carry intervals (and the Li/Mg separation factor one), and
+/// every row says how it lies outside the training domain.
+#[test]
+fn ensembles_give_intervals_and_rows_outside_the_domain_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let slots = "slots = [{ name = \"Na+\", charge = 1 }, { name = \"Li+\", charge = 1 }, { name = \"NH4+\", charge = 1 }, { name = \"Mg2+\", charge = 2 }, { name = \"Cl-\", charge = -1 }, { name = \"NO3-\", charge = -1 }, { name = \"SO4^2-\", charge = -2 }]";
+    let run = train_with(
+        dir.path(),
+        "ensemble",
+        "neural",
+        "",
+        slots,
+        "[ensemble]\nmembers = 3\nlevel = 0.8\n",
+    );
+    // A Li/Mg brine far above the measured feeds (10 mol/m3 of Mg^2+), and one bundled row.
+    let feeds = dir.path().join("brine.csv");
+    std::fs::write(
+        &feeds,
+        "source,membrane,temperature_K,synthetic,Jv_m_s,feed_Li+_mol_m3,feed_Mg^2+_mol_m3,feed_Cl-_mol_m3,rejection_Li+,rejection_Mg^2+,feed_Na+_mol_m3\n\
+         my lab,NF270,293.15,false,2e-5,20,84,188,0.2,0.9,0\n\
+         my lab,NF270,293.15,false,2e-5,0,0,15,,,15\n",
+    )
+    .unwrap();
+    let out = dir.path().join("pred.csv");
+    let r = predict(&run, feeds.to_str().unwrap(), &out, &[]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let report = text(&r.stdout);
+    assert!(
+        report.contains("domain: 1 of 2 rows outside what the model was trained on (Li+ never measured: 1 row; Mg^2+ above the largest measured: 1 row; Cl- above the largest measured: 1 row; ionic strength above: 1 row)"),
+        "{report}"
+    );
+    assert!(report.contains("80 % intervals: "), "{report}");
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header[9..],
+        [
+            "rejection_predicted",
+            "rejection_predicted_lower",
+            "rejection_predicted_upper",
+            "rejection_measured",
+            "rejection_measured_sd",
+            "separation_Li_Mg_predicted",
+            "separation_Li_Mg_lower",
+            "separation_Li_Mg_upper",
+            "separation_Li_Mg_measured",
+            "domain",
+        ]
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5);
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let f = |r: &[&str], name: &str| r[col(name)].parse::<f64>().unwrap();
+    for r in &rows {
+        let (lo, mid, hi) = (
+            f(r, "rejection_predicted_lower"),
+            f(r, "rejection_predicted"),
+            f(r, "rejection_predicted_upper"),
+        );
+        assert!(lo <= hi && lo >= -2.0 && hi <= 1.0, "{r:?}");
+        assert!(mid.is_finite());
+    }
+    // The brine's three ions share the row's flags and separation factor.
+    let brine: Vec<&Vec<&str>> = rows.iter().filter(|r| r[1] == "2").collect();
+    assert_eq!(brine.len(), 3);
+    // Trained on NaCl, MgCl2 and Na2SO4 (10 mol/m3 of salt, 0.2 of NaNO3 and NH4Cl): at
+    // most 10 Mg^2+ and 20.2 Cl- (MgCl2), ionic strength ½(4·10 + 20.2 + 3·0.2) = 30.4;
+    // the brine's is ½(20 + 4·84 + 188) = 272.
+    let flags = brine[0][col("domain")];
+    assert_eq!(
+        flags,
+        "Li+ never measured; Mg^2+ 8.4x above the largest measured; Cl- 9.3x above the largest measured; ionic strength 8.9x above the largest measured"
+    );
+    // S = (1 - R_Li) / (1 - R_Mg), measured 0.8 / 0.1.
+    assert!((f(brine[0], "separation_Li_Mg_measured") - 8.0).abs() < 1e-9);
+    let (slo, s, shi) = (
+        f(brine[0], "separation_Li_Mg_lower"),
+        f(brine[0], "separation_Li_Mg_predicted"),
+        f(brine[0], "separation_Li_Mg_upper"),
+    );
+    assert!(slo <= s && s <= shi, "{slo} {s} {shi}");
+    // The bundled-like row is inside, with empty flags and no separation factor.
+    let inside: Vec<&Vec<&str>> = rows.iter().filter(|r| r[1] == "3").collect();
+    assert!(inside.iter().all(|r| r[col("domain")].is_empty()));
+    assert!(inside
+        .iter()
+        .all(|r| r[col("separation_Li_Mg_predicted")].is_empty()));
 }

@@ -166,6 +166,8 @@ fn metrics(mae: f64, en: f64) -> Metrics {
         r2: Some(1.0 - 2.0 * mae),
         electroneutrality_mean: Some(en),
         electroneutrality_max: Some(en * 3.0),
+        coverage: None,
+        interval_width: None,
     }
 }
 
@@ -306,6 +308,8 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
         domain: Some(Domain {
             flux_m_s: [4e-6, 1.6e-5],
             temperature_k: [293.15, 293.15],
+            pretrain: None,
+            measured: None,
         }),
         timings: Timings {
             total: 12.5,

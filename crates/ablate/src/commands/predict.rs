@@ -15,9 +15,11 @@ use crate::{output, tabular};
 use anyhow::{bail, Context, Result};
 use ionode_physics::IonDb;
 use ionode_train::data::Samples;
+use ionode_train::ensemble::coverage;
 use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes};
 use ionode_train::metrics::{implausible, Metrics};
-use ionode_train::run::Domain;
+use ionode_train::run::{Domain, Flag, RowPoint};
+use ndarray::Array2;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -29,38 +31,115 @@ fn flux_column(data: &MeasuredData) -> &str {
         .map_or("Jv_m_s", String::as_str)
 }
 
-/// Rows outside what the model was trained on, one located line each.
+/// Rows outside the fluxes and temperatures the model was trained on, one located line
+/// each: what `predict` refuses without `--extrapolate`.
 fn outside(data: &MeasuredData, domain: &Domain, neural: bool) -> Vec<String> {
     let name = &data.source_name;
     let flux_col = flux_column(data);
     let lmh = flux_col == "Jv_LMH";
     let mut out = Vec::new();
-    // A relative slack for numbers that went through text and back.
-    let within = |x: f64, [lo, hi]: [f64; 2], slack: f64| x >= lo - slack && x <= hi + slack;
-    for r in &data.rows {
-        let [lo, hi] = domain.flux_m_s;
-        if !within(r.jv_m_s, domain.flux_m_s, 1e-9 * hi) {
-            let (v, a, b, unit) = if lmh {
-                (r.jv_m_s * 3.6e6, lo * 3.6e6, hi * 3.6e6, "LMH")
-            } else {
-                (r.jv_m_s, lo, hi, "m/s")
-            };
-            out.push(format!(
-                "{name}, line {}, column '{flux_col}', value '{v}': outside the fluxes the model was trained on, {a:.6e} to {b:.6e} {unit}; expected a flux in that range (or --extrapolate)",
-                r.line
-            ));
-        }
-        // A neural model has no temperature input: it knows only the temperatures it saw.
-        // DSPM-DE solves each point at its temperature, so its range is a warning at most.
-        if neural && !within(r.temperature_k, domain.temperature_k, 0.01) {
-            let [lo, hi] = domain.temperature_k;
-            out.push(format!(
-                "{name}, line {}, column 'temperature_K', value '{}': outside the temperatures the model was trained on, {lo} to {hi} K; expected a temperature in that range (or --extrapolate)",
-                r.line, r.temperature_k
-            ));
+    for (r, flags) in data.rows.iter().zip(row_flags(data, domain)) {
+        for flag in flags {
+            match flag {
+                Flag::Flux { .. } => {
+                    let [lo, hi] = domain.flux_m_s;
+                    let (v, a, b, unit) = if lmh {
+                        (r.jv_m_s * 3.6e6, lo * 3.6e6, hi * 3.6e6, "LMH")
+                    } else {
+                        (r.jv_m_s, lo, hi, "m/s")
+                    };
+                    out.push(format!(
+                        "{name}, line {}, column '{flux_col}', value '{v}': outside the fluxes the model was trained on, {a:.6e} to {b:.6e} {unit}; expected a flux in that range (or --extrapolate)",
+                        r.line
+                    ));
+                }
+                // A neural model has no temperature input: it knows only the temperatures
+                // it saw. DSPM-DE solves each point at its temperature, so its range is a
+                // flag at most.
+                Flag::Temperature { .. } if neural => {
+                    let [lo, hi] = domain.temperature_k;
+                    out.push(format!(
+                        "{name}, line {}, column 'temperature_K', value '{}': outside the temperatures the model was trained on, {lo} to {hi} K; expected a temperature in that range (or --extrapolate)",
+                        r.line, r.temperature_k
+                    ));
+                }
+                _ => {}
+            }
         }
     }
     out
+}
+
+/// Every way each row lies outside the run's domain (ions, ionic strength, flux,
+/// temperature), in row order.
+fn row_flags(data: &MeasuredData, domain: &Domain) -> Vec<Vec<Flag>> {
+    data.rows
+        .iter()
+        .map(|r| {
+            let ions: Vec<(&str, i32, f64)> = data
+                .ions
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| r.present[k])
+                .map(|(k, ion)| (ion.name.as_str(), ion.charge, r.feed_mol_m3[k]))
+                .collect();
+            domain.flags(RowPoint {
+                ions: &ions,
+                flux_m_s: r.jv_m_s,
+                temperature_k: r.temperature_k,
+            })
+        })
+        .collect()
+}
+
+/// One line on how many rows lie outside the domain, and why (the most frequent reasons
+/// first).
+fn domain_summary(flags: &[Vec<Flag>]) -> String {
+    let outside = flags.iter().filter(|f| !f.is_empty()).count();
+    if outside == 0 {
+        return format!(
+            "domain: all {} rows inside what the model was trained on",
+            flags.len()
+        );
+    }
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for f in flags {
+        let mut seen: Vec<String> = f.iter().map(Flag::kind).collect();
+        seen.dedup();
+        for k in seen {
+            match kinds.iter_mut().find(|(n, _)| *n == k) {
+                Some((_, c)) => *c += 1,
+                None => kinds.push((k, 1)),
+            }
+        }
+    }
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+    let reasons: Vec<String> = kinds
+        .iter()
+        .map(|(k, c)| format!("{k}: {c} row{}", if *c == 1 { "" } else { "s" }))
+        .collect();
+    format!(
+        "domain: {outside} of {} rows outside what the model was trained on ({}); see the 'domain' column",
+        flags.len(),
+        reasons.join("; ")
+    )
+}
+
+/// The Li+ and Mg^2+ slots, when the model has both: PRED.csv then gives the separation
+/// factor `S = (1 - R_Li) / (1 - R_Mg) = T_Li / T_Mg` of every row holding both.
+struct Separation {
+    li: usize,
+    mg: usize,
+}
+
+impl Separation {
+    fn of(slot_keys: &[String]) -> Option<Separation> {
+        let at = |n: &str| slot_keys.iter().position(|s| s == n);
+        Some(Separation {
+            li: at("Li+")?,
+            mg: at("Mg^2+")?,
+        })
+    }
 }
 
 /// Prints located problems and returns the one summary error (exit code 2).
@@ -139,6 +218,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let Predicted {
         permeate: predicted,
         failed_rows,
+        interval,
     } = run.predictor.predict(&samples)?;
     if !failed_rows.is_empty() {
         let lines: Vec<String> = failed_rows
@@ -153,6 +233,14 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     if let Some(why) = implausible(&samples, predicted.view()) {
         bail!("{why}; nothing was predicted");
     }
+
+    let flags: Vec<Vec<Flag>> = match &run.domain {
+        Some(d) => row_flags(&data, d),
+        None => vec![Vec::new(); data.rows.len()],
+    };
+    let separation = Separation::of(&slot_keys).filter(|sep| {
+        (0..samples.len()).any(|r| samples.mask[[r, sep.li]] && samples.mask[[r, sep.mg]])
+    });
 
     // PRED.csv: one row per data row and present ion.
     let with_measured = data.rows.iter().any(|r| r.measured.iter().any(|&m| m));
@@ -170,9 +258,22 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     ]
     .map(String::from)
     .to_vec();
+    if interval.is_some() {
+        header.extend(["rejection_predicted_lower", "rejection_predicted_upper"].map(String::from));
+    }
     if with_measured {
         header.extend(["rejection_measured", "rejection_measured_sd"].map(String::from));
     }
+    if separation.is_some() {
+        header.push("separation_Li_Mg_predicted".into());
+        if interval.is_some() {
+            header.extend(["separation_Li_Mg_lower", "separation_Li_Mg_upper"].map(String::from));
+        }
+        if with_measured {
+            header.push("separation_Li_Mg_measured".into());
+        }
+    }
+    header.push("domain".into());
     let mut out = String::new();
     csv::write_record(&mut out, &header);
     let num = |x: f64| format!("{x:?}");
@@ -195,6 +296,11 @@ pub fn run(args: &PredictArgs) -> Result<()> {
                 num(p),
                 num(1.0 - p / feed),
             ];
+            if let Some(i) = &interval {
+                // The permeate's upper bound is the rejection's lower one.
+                f.push(num(1.0 - i.bounds.upper[[row, s]]));
+                f.push(num(1.0 - i.bounds.lower[[row, s]]));
+            }
             if with_measured {
                 let measured = samples.observed[[row, s]];
                 f.push(if measured {
@@ -209,6 +315,42 @@ pub fn run(args: &PredictArgs) -> Result<()> {
                     .filter(|&v| measured && v > 0.0);
                 f.push(sd.map(|v| num(v / feed)).unwrap_or_default());
             }
+            if let Some(sep) = &separation {
+                let t = |p: &Array2<f64>, row: usize, s: usize| {
+                    p[[row, s]] / samples.feed_mol_m3[[row, s]]
+                };
+                let both = samples.mask[[row, sep.li]] && samples.mask[[row, sep.mg]];
+                f.push(if both {
+                    num(t(&predicted, row, sep.li) / t(&predicted, row, sep.mg))
+                } else {
+                    String::new()
+                });
+                if let Some(i) = &interval {
+                    // The widest ratio the two intervals allow.
+                    let (lo, hi) = if both {
+                        let b = &i.bounds;
+                        (
+                            num(b.lower[[row, sep.li]] / b.upper[[row, sep.mg]]),
+                            num(b.upper[[row, sep.li]] / b.lower[[row, sep.mg]]),
+                        )
+                    } else {
+                        Default::default()
+                    };
+                    f.extend([lo, hi]);
+                }
+                if with_measured {
+                    let measured =
+                        both && samples.observed[[row, sep.li]] && samples.observed[[row, sep.mg]];
+                    f.push(if measured {
+                        let m = &samples.permeate_mol_m3;
+                        num(t(m, row, sep.li) / t(m, row, sep.mg))
+                    } else {
+                        String::new()
+                    });
+                }
+            }
+            let words: Vec<String> = flags[row].iter().map(ToString::to_string).collect();
+            f.push(words.join("; "));
             csv::write_record(&mut out, &f);
         }
     }
@@ -220,6 +362,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         samples.mask.iter().filter(|&&m| m).count(),
         args.out.display()
     );
+    if run.domain.is_some() {
+        writeln!(report, "{}", domain_summary(&flags))?;
+    }
     if with_measured {
         let m = Metrics::of(&samples, predicted.view())?;
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -247,6 +392,17 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             f(m.mae),
             f(m.rmse)
         )?;
+        if let Some(i) = &interval {
+            let rows: Vec<usize> = (0..samples.len()).collect();
+            if let Some((share, width, n)) = coverage(&samples, &rows, &i.bounds) {
+                writeln!(
+                    report,
+                    "{:.0} % intervals: {:.1} % of {n} measured values inside, mean width {width:.4} in rejection",
+                    100.0 * i.level,
+                    100.0 * share,
+                )?;
+            }
+        }
     }
     super::print_stdout(&report)
 }

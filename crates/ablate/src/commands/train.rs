@@ -28,12 +28,17 @@ use ionode_train::trainer::{EpochReport, Stage};
 
 /// The `predictions.csv` of `ablate train` (commas in family names become `;`).
 pub fn predictions_csv(p: &Predictions) -> String {
+    let bounds = !p.rejection_lower.is_empty();
     let mut out = String::from(
-        "part,row,family,ion,jv_m_s,feed_mol_m3,target_permeate_mol_m3,predicted_permeate_mol_m3,target_rejection,predicted_rejection\n",
+        "part,row,family,ion,jv_m_s,feed_mol_m3,target_permeate_mol_m3,predicted_permeate_mol_m3,target_rejection,predicted_rejection",
     );
+    if bounds {
+        out.push_str(",rejection_lower,rejection_upper");
+    }
+    out.push('\n');
     for k in 0..p.len() {
         out.push_str(&format!(
-            "{},{},{},{},{:?},{:?},{:?},{:?},{:?},{:?}\n",
+            "{},{},{},{},{:?},{:?},{:?},{:?},{:?},{:?}",
             p.part[k],
             p.row[k],
             p.family[k].replace(',', ";"),
@@ -45,6 +50,13 @@ pub fn predictions_csv(p: &Predictions) -> String {
             p.target_rejection[k],
             p.predicted_rejection[k],
         ));
+        if bounds {
+            out.push_str(&format!(
+                ",{:?},{:?}",
+                p.rejection_lower[k], p.rejection_upper[k]
+            ));
+        }
+        out.push('\n');
     }
     out
 }
@@ -178,6 +190,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             summary(&split.train),
             summary(&split.validation),
             summary(&split.test)
+        );
+    }
+    if let (Some(e), Some(m)) = (&config.ensemble, &outcome.metrics.measured) {
+        let cov = |m: &Option<Metrics>| {
+            m.as_ref()
+                .and_then(|m| Some((m.coverage?, m.interval_width?)))
+                .map_or("-".to_string(), |(c, w)| {
+                    format!("{:.1} % (width {w:.3})", 100.0 * c)
+                })
+        };
+        eprintln!(
+            "{} members, {:.0} % intervals ({}): coverage validation {}, test {}",
+            e.members,
+            100.0 * e.level,
+            e.interval.as_str(),
+            cov(&m.validation),
+            cov(&m.test)
         );
     }
     eprintln!("wrote {}", out.display());

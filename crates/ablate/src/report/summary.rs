@@ -10,7 +10,10 @@
 //!   column of its leaves' type (bool, i64, f64, or text; lists as JSON text); a stage
 //!   that does not run leaves its columns empty;
 //! - metrics of the measured data: `test_mae`, `test_rmse`, `test_r2`, `test_en_mean`,
-//!   `test_en_max`, the same for `validation_` and `train_`, `n_test` (rows scored);
+//!   `test_en_max`, the same for `validation_` and `train_`; in a study with ensembles,
+//!   `test_coverage` and `test_interval_width` (share of measured values inside their
+//!   interval, mean width in rejection), the same for `validation_` and `train_`;
+//!   `n_test` (rows scored);
 //!   `pretrain_test_mae` when any run pre-trained; `test_mae_<ion>` per ion (canonical
 //!   ion names, e.g. `test_mae_Mg^2+`);
 //! - `seconds_total`, `seconds_pretrain`, `seconds_finetune`, `synthetic` (bool),
@@ -91,6 +94,22 @@ pub fn frame(study: &Study, roles: &[Roles]) -> Result<DataFrame> {
     for part in ["test", "validation", "train"] {
         for (suffix, f) in METRICS {
             cols.push(num(&format!("{part}_{suffix}"), &|r| r.measured(part, f)));
+        }
+    }
+    // An ensemble's intervals: only in a study that has any, so other summaries keep
+    // their columns.
+    let intervals: [(&str, MetricFn); 2] = [
+        ("coverage", |m| m.coverage),
+        ("interval_width", |m| m.interval_width),
+    ];
+    if runs
+        .iter()
+        .any(|r| r.measured("test", |m| m.coverage).is_some())
+    {
+        for part in ["test", "validation", "train"] {
+            for (suffix, f) in intervals {
+                cols.push(num(&format!("{part}_{suffix}"), &|r| r.measured(part, f)));
+            }
         }
     }
     cols.push(Column::new(

@@ -37,6 +37,11 @@ pub struct Metrics {
     pub validation_mae: Scores,
     pub en_mean: Scores,
     pub en_max: Scores,
+    /// An ensemble's interval coverage and mean width (empty without ensembles).
+    pub test_coverage: Scores,
+    pub test_width: Scores,
+    pub validation_coverage: Scores,
+    pub validation_width: Scores,
 }
 
 impl Metrics {
@@ -48,6 +53,10 @@ impl Metrics {
             validation_mae: Scores::of(frame, "validation_mae")?,
             en_mean: Scores::of(frame, "test_en_mean")?,
             en_max: Scores::of(frame, "test_en_max")?,
+            test_coverage: Scores::of(frame, "test_coverage")?,
+            test_width: Scores::of(frame, "test_interval_width")?,
+            validation_coverage: Scores::of(frame, "validation_coverage")?,
+            validation_width: Scores::of(frame, "validation_interval_width")?,
         })
     }
 }
@@ -330,6 +339,7 @@ pub fn write(
         ),
     }
     tables.extend(per_setting(&index, m));
+    tables.extend(intervals(&index, m));
 
     let footer = provenance(study, groups);
     let dir = out.join("tables");
@@ -638,6 +648,61 @@ fn per_setting(index: &Index, m: &Metrics) -> Vec<Table> {
         }));
     }
     tables
+}
+
+/// Table 5, for a study with ensembles: how often the held-out measurements fall inside
+/// the prediction intervals, and how wide those are, per setting and configuration.
+fn intervals(index: &Index, m: &Metrics) -> Vec<Table> {
+    if m.test_coverage.stat.is_empty() {
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    for setting in &index.settings {
+        for g in index.groups.iter().filter(|g| &g.roles.setting == setting) {
+            let c = &g.roles.cell;
+            if m.test_coverage.get(c).is_none() {
+                continue;
+            }
+            let mut row = vec![Cell::plain(setting)];
+            row.extend(RowKey::of(g).cells());
+            row.push(Cell::plain(g.value("pre-training")));
+            for scores in [
+                &m.test_coverage,
+                &m.test_width,
+                &m.validation_coverage,
+                &m.validation_width,
+            ] {
+                row.push(Cell::plain(stat_text(scores.get(c))));
+            }
+            rows.push(row);
+        }
+    }
+    let (headers, numeric) = columns(
+        index,
+        &["setting", "model", "constraint"],
+        &["pre-training"],
+        &[
+            "test coverage",
+            "test width",
+            "validation coverage",
+            "validation width",
+        ],
+    );
+    parts(Table {
+        number: "5".into(),
+        stem: "table5_intervals".into(),
+        caption: format!(
+            "Prediction intervals of the ensembles: the share of measured test (and \
+             validation) values inside their central interval, and the interval's mean width \
+             in rejection. The interval's level and rule are in each run's config \
+             (`ensemble.level`, `ensemble.interval`). {MEAN_STD}.{}",
+            folds(index)
+        ),
+        headers,
+        numeric,
+        rows,
+        notes: Vec::new(),
+    })
 }
 
 /// Cuts a table with more than [`MAX_ROWS`] rows into parts of at most that many (the
