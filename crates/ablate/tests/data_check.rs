@@ -122,3 +122,32 @@ fn unreadable_files_are_one_error_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("empty.csv: empty file;"));
 }
+
+#[test]
+fn the_rejection_basis_is_summarised_and_unconverted_rows_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let intrinsic = write(dir.path(), "good.csv", GOOD);
+    let out = ablate(&["data", "check", &intrinsic]);
+    assert!(text(&out.stdout).contains("rejection basis   intrinsic (every row)"));
+    let observed = write(
+        dir.path(),
+        "observed.csv",
+        "source,membrane,temperature_K,synthetic,Jv_m_s,rejection_basis,k_film_m_s,feed_Na+_mol_m3,feed_Cl-_mol_m3,rejection_Na+,rejection_Cl-\n\
+         cell,NF270,293.15,false,2e-5,observed,2e-5,10,10,0.3,0.3\n\
+         cell,NF270,293.15,false,3e-5,observed,,10,10,0.3,0.3\n\
+         cell,NF270,293.15,false,4e-5,,,10,10,0.3,0.3\n",
+    );
+    let out = ablate(&["data", "check", &observed]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("rejection basis   1 intrinsic, 2 observed (1 with a film coefficient, converted by the film model)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "1 row of observed rejections without k_film_m_s (line 3) is used as if intrinsic"
+        ),
+        "{stdout}"
+    );
+}

@@ -334,3 +334,67 @@ fn ensembles_give_intervals_and_rows_outside_the_domain_are_flagged() {
         .iter()
         .all(|r| r[col("separation_Li_Mg_predicted")].is_empty()));
 }
+
+/// Observed rejections: the prediction is intrinsic, and rows with a film coefficient also
+/// get the observed one the film model makes of it; rows without one are noted once.
+#[test]
+fn observed_rows_get_the_film_models_prediction_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train(dir.path(), "dspmde_fit");
+    let feeds = dir.path().join("observed.csv");
+    std::fs::write(
+        &feeds,
+        "source,membrane,temperature_K,synthetic,Jv_m_s,rejection_basis,k_film_m_s,feed_Na+_mol_m3,feed_Cl-_mol_m3,rejection_Na+,rejection_Cl-\n\
+         cell,NF270,293.15,false,2e-5,observed,2e-5,10,10,0.3,0.3\n\
+         cell,NF270,293.15,false,2e-5,observed,,10,10,0.31,0.31\n\
+         disk,NF270,293.15,false,2e-5,intrinsic,,10,10,0.5,0.5\n",
+    )
+    .unwrap();
+    let out = dir.path().join("pred.csv");
+    let r = predict(&run, feeds.to_str().unwrap(), &out, &[]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let err = text(&r.stderr);
+    assert_eq!(err.matches("note: ").count(), 1, "one note per file: {err}");
+    assert!(
+        err.contains(
+            "1 row of observed rejections without k_film_m_s (line 3) is used as if intrinsic"
+        ),
+        "{err}"
+    );
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        let intrinsic: f64 = r[col("rejection_predicted")].parse().unwrap();
+        let observed = r[col("rejection_predicted_observed")];
+        match r[1] {
+            // J_v / k = 1: T_obs = T e / (1 + T (e - 1)).
+            "2" => {
+                let t = 1.0 - intrinsic;
+                let e = std::f64::consts::E;
+                let want = 1.0 - t * e / (1.0 + t * (e - 1.0));
+                let got: f64 = observed.parse().unwrap();
+                assert!((got - want).abs() < 1e-12, "{got} {want}");
+                assert!(
+                    got < intrinsic,
+                    "polarisation lowers the observed rejection"
+                );
+                assert_eq!(r[col("rejection_basis")], "observed");
+            }
+            "3" => {
+                assert!(observed.is_empty());
+                assert_eq!(
+                    r[col("rejection_basis")],
+                    "observed; compared as intrinsic (no k_film_m_s)"
+                );
+            }
+            _ => {
+                assert!(observed.is_empty());
+                assert_eq!(r[col("rejection_basis")], "intrinsic");
+            }
+        }
+    }
+}

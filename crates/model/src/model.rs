@@ -461,7 +461,24 @@ impl Model {
         let (b, s) = (prep.b, prep.s);
         let y = t.constant(&[b, s], &tg.x)?;
         let wt = t.constant(&[b, s], &tg.weight)?;
-        let e = t.sub(fwd.x, y)?;
+        // Observed targets: the intrinsic prediction through the film model first,
+        // T_obs = T E / (1 + T (E - 1)) (an intrinsic sample has E = 1).
+        let x = match &tg.film {
+            None => fwd.x,
+            Some(f) => {
+                let to_t = t.constant(&[b, s], &f.to_t)?;
+                let e = t.constant(&[b, s], &f.e)?;
+                let e1 = t.constant(&[b, s], &f.e_minus_1)?;
+                let from_t = t.constant(&[b, s], &f.from_t)?;
+                let tr = t.mul(fwd.x, to_t)?;
+                let num = t.mul(tr, e)?;
+                let den = t.mul(tr, e1)?;
+                let den = t.add_scalar(den, 1.0)?;
+                let obs = t.div(num, den)?;
+                t.mul(obs, from_t)?
+            }
+        };
+        let e = t.sub(x, y)?;
         let e2 = t.square(e)?;
         let we2 = t.mul(e2, wt)?;
         let sse = t.sum(we2)?;

@@ -29,6 +29,11 @@ pub struct Batch {
     /// sample's flux, `[B, S]` (absent slots: ignored). Required exactly when the config's
     /// [`crate::Prior`] is not `none`.
     pub prior_transmission: Option<Array2<f64>>,
+    /// Per sample, the film model's polarisation modulus `E = exp(J_v / k)` of a sample
+    /// whose targets are observed rejections (1 for intrinsic ones), `[B]`. The loss then
+    /// compares `T E / (1 + T (E - 1))` with the target instead of the predicted intrinsic
+    /// transmission `T`, so the model learns intrinsic rejections through the conversion.
+    pub film_factor: Option<Array1<f64>>,
 }
 
 impl Batch {
@@ -41,6 +46,7 @@ impl Batch {
             target_permeate_mol_m3: None,
             target_weight: None,
             prior_transmission: None,
+            film_factor: None,
         }
     }
 
@@ -64,6 +70,10 @@ impl Batch {
                 .prior_transmission
                 .as_ref()
                 .map(|t| t.slice_axis(Axis(0), r).to_owned()),
+            film_factor: self
+                .film_factor
+                .as_ref()
+                .map(|t| t.slice_axis(Axis(0), r).to_owned()),
         }
     }
 
@@ -76,6 +86,12 @@ impl Batch {
     /// The same batch with the physics prior (see [`Batch::prior_transmission`]).
     pub fn with_prior(mut self, prior_transmission: Option<Array2<f64>>) -> Batch {
         self.prior_transmission = prior_transmission;
+        self
+    }
+
+    /// The same batch with film factors (see [`Batch::film_factor`]).
+    pub fn with_film(mut self, film_factor: Option<Array1<f64>>) -> Batch {
+        self.film_factor = film_factor;
         self
     }
 
@@ -100,6 +116,22 @@ pub struct Targets {
     pub weight: Vec<f64>,
     /// Sum of the effective weights (the masked mean's denominator).
     pub weight_sum: f64,
+    /// The film conversion, when the batch has film factors.
+    pub film: Option<Film>,
+}
+
+/// What the loss needs to turn a predicted intrinsic state into an observed one, per value
+/// `[B*S]` (absent slots: 0, 1, 0, 0).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Film {
+    /// `unit / c_f`: the state to the transmission.
+    pub to_t: Vec<f64>,
+    /// The sample's polarisation modulus `E`.
+    pub e: Vec<f64>,
+    /// `E - 1`.
+    pub e_minus_1: Vec<f64>,
+    /// `c_f / unit`: the transmission back to the state.
+    pub from_t: Vec<f64>,
 }
 
 /// A batch in the model's dimensionless, masked form (row-major `[B, S]` vectors).
@@ -283,7 +315,35 @@ impl Prepared {
             x: vec![0.0; b * s],
             weight: vec![0.0; b * s],
             weight_sum: 0.0,
+            film: None,
         };
+        if let Some(e) = &batch.film_factor {
+            if e.len() != b {
+                return bad(format!("film factors are {}, expected {b}", e.len()));
+            }
+            let mut f = Film {
+                to_t: vec![0.0; b * s],
+                e: vec![1.0; b * s],
+                e_minus_1: vec![0.0; b * s],
+                from_t: vec![0.0; b * s],
+            };
+            for i in 0..b {
+                if !(e[i].is_finite() && e[i] > 0.0) {
+                    return bad(format!("sample {i}: film factor {}", e[i]));
+                }
+                for j in 0..s {
+                    let k = i * s + j;
+                    let cf = batch.feed_mol_m3[[i, j]];
+                    if self.mask[k] != 0.0 {
+                        f.to_t[k] = self.unit[k] / cf;
+                        f.from_t[k] = cf / self.unit[k];
+                        f.e[k] = e[i];
+                        f.e_minus_1[k] = e[i] - 1.0;
+                    }
+                }
+            }
+            t.film = Some(f);
+        }
         for i in 0..b {
             for j in 0..s {
                 let k = i * s + j;

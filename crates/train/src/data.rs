@@ -58,6 +58,12 @@ pub struct Samples {
     /// feed. Absent until [`Samples::with_prior`] attaches it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior_transmission: Option<Array2<f64>>,
+    /// `[N]` the concentration-polarisation modulus `exp(J_v / k)` of rows whose measured
+    /// rejections are observed ones with a film coefficient (1 elsewhere); `None` when no
+    /// row has one. Models predict intrinsic rejections; [`Samples::observed_basis`] and
+    /// the training loss turn them into what such a row measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub film_factor: Option<Array1<f64>>,
 }
 
 /// Plain arrays of a model batch (rows in the order of the indices given).
@@ -73,6 +79,8 @@ pub struct Batch {
     pub flux: Array1<f64>,
     /// `[B, S]` the physics' transmissions, if the samples carry them.
     pub prior: Option<Array2<f64>>,
+    /// `[B]` the film factors, if the samples have any.
+    pub film: Option<Array1<f64>>,
     /// `[B, S]` target permeate, mol/m3.
     pub target: Array2<f64>,
     /// `[B, S]` permeate standard deviation, mol/m3 (0 where unknown), if the samples have any.
@@ -240,6 +248,7 @@ impl Samples {
             synthetic: vec![true; n],
             origin: points.iter().map(|&(i, _)| i).collect(),
             prior_transmission: None,
+            film_factor: None,
         };
         Ok((samples, skipped))
     }
@@ -303,6 +312,16 @@ impl Samples {
             synthetic: data.rows.iter().map(|r| r.synthetic).collect(),
             origin: (0..n).collect(),
             prior_transmission: None,
+            film_factor: data
+                .rows
+                .iter()
+                .any(|r| r.film_factor().is_some())
+                .then(|| {
+                    data.rows
+                        .iter()
+                        .map(|r| r.film_factor().unwrap_or(1.0))
+                        .collect()
+                }),
         })
     }
 
@@ -351,6 +370,7 @@ impl Samples {
             synthetic: vec![false; n],
             origin: (0..n).collect(),
             prior_transmission: None,
+            film_factor: None,
         };
         samples.validate()?;
         Ok(samples)
@@ -508,6 +528,10 @@ impl Samples {
                 .prior_transmission
                 .as_ref()
                 .map(|a| a.select(Axis(0), indices)),
+            film_factor: self
+                .film_factor
+                .as_ref()
+                .map(|a| a.select(Axis(0), indices)),
         }
     }
 
@@ -576,7 +600,41 @@ impl Samples {
             origin,
             // A prior belongs to one calibration of one sample set: attach it after joining.
             prior_transmission: None,
+            film_factor: parts.iter().any(|p| p.film_factor.is_some()).then(|| {
+                let f: Vec<Array1<f64>> = parts
+                    .iter()
+                    .map(|p| {
+                        p.film_factor
+                            .clone()
+                            .unwrap_or_else(|| Array1::ones(p.len()))
+                    })
+                    .collect();
+                let views: Vec<_> = f.iter().map(|a| a.view()).collect();
+                ndarray::concatenate(Axis(0), &views).expect("one column")
+            }),
         })
+    }
+
+    /// Intrinsic permeates `[N, S]` (what a model predicts) as the rows measured them: for
+    /// a row with a film factor `E`, each ion's `c_f T E / (1 + T (E - 1))`, `T = c_p / c_f`
+    /// (`crate::measured::observed_transmission`); other rows as they are, to the bit.
+    pub fn observed_basis(&self, intrinsic: &Array2<f64>) -> Array2<f64> {
+        let mut out = intrinsic.clone();
+        if let Some(film) = &self.film_factor {
+            for (r, &e) in film.iter().enumerate() {
+                if e == 1.0 {
+                    continue;
+                }
+                for s in 0..self.slots() {
+                    let cf = self.feed_mol_m3[[r, s]];
+                    if cf > 0.0 {
+                        let t = intrinsic[[r, s]] / cf;
+                        out[[r, s]] = cf * crate::measured::observed_transmission(t, e);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The plain arrays of the rows `indices`, for one model batch. Panics if an index is
@@ -589,6 +647,10 @@ impl Samples {
             flux: self.flux_m_s.select(Axis(0), indices),
             prior: self
                 .prior_transmission
+                .as_ref()
+                .map(|a| a.select(Axis(0), indices)),
+            film: self
+                .film_factor
                 .as_ref()
                 .map(|a| a.select(Axis(0), indices)),
             target: self.permeate_mol_m3.select(Axis(0), indices),

@@ -371,6 +371,7 @@ mod tests {
             synthetic: vec![true; n],
             origin: (0..n).collect(),
             prior_transmission: None,
+            film_factor: None,
         }
     }
 

@@ -384,6 +384,7 @@ mod tests {
             synthetic: vec![true; n],
             origin: (0..n).collect(),
             prior_transmission: None,
+            film_factor: None,
         };
         let split = Split {
             train: vec![0, 2],

@@ -422,7 +422,8 @@ fn model_batch(
     };
     let mut batch = Batch::new(b.feed, b.mask, b.flux)
         .with_target(target)
-        .with_prior(b.prior);
+        .with_prior(b.prior)
+        .with_film(b.film);
     batch.target_weight = weight;
     batch
 }

@@ -9,7 +9,7 @@ use super::print_stdout;
 use crate::cli::DataCheckArgs;
 use crate::{ions, units};
 use anyhow::Result;
-use ionode_train::measured::{self, LoadOptions, MeasuredData};
+use ionode_train::measured::{self, LoadOptions, MeasuredData, RejectionBasis};
 use std::fmt::Write as _;
 
 /// A number with 4 significant digits, no trailing zeros (1e-5, 36, 298.15, 0.01235).
@@ -290,6 +290,31 @@ fn summary(data: &MeasuredData) -> String {
                 );
             }
         }
+    }
+    let observed = data
+        .rows
+        .iter()
+        .filter(|r| r.basis == RejectionBasis::Observed)
+        .count();
+    let converted = data
+        .rows
+        .iter()
+        .filter(|r| r.film_factor().is_some())
+        .count();
+    field(
+        &mut s,
+        "rejection basis",
+        if observed == 0 {
+            "intrinsic (every row)".to_string()
+        } else {
+            format!(
+                "{} intrinsic, {observed} observed ({converted} with a film coefficient, converted by the film model)",
+                data.rows.len() - observed
+            )
+        },
+    );
+    if let Some(note) = data.unconverted_note() {
+        field(&mut s, "note", note);
     }
     s
 }

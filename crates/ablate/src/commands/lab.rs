@@ -343,6 +343,8 @@ fn campaign(
                 permeate_sd_mol_m3: sds,
                 measured: present.clone(),
                 present,
+                basis: Default::default(),
+                k_film_m_s: None,
             });
         }
     }

@@ -15,8 +15,8 @@ use crate::{output, tabular};
 use anyhow::{bail, Context, Result};
 use ionode_physics::IonDb;
 use ionode_train::data::Samples;
-use ionode_train::ensemble::coverage;
-use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes};
+use ionode_train::ensemble::{coverage, Bounds};
+use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes, RejectionBasis};
 use ionode_train::metrics::{implausible, Metrics};
 use ionode_train::run::{Domain, Flag, RowPoint};
 use ndarray::Array2;
@@ -242,6 +242,27 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         (0..samples.len()).any(|r| samples.mask[[r, sep.li]] && samples.mask[[r, sep.mg]])
     });
 
+    // Rows of observed rejections with a film coefficient: the intrinsic prediction, and
+    // the observed one the film model makes of it (what such a row measured).
+    let film = samples.film_factor.is_some();
+    let as_measured = samples.observed_basis(&predicted);
+    let as_measured_bounds = interval.as_ref().map(|i| {
+        let feed = &samples.feed_mol_m3;
+        let convert = |t: &Array2<f64>| {
+            let p = samples.observed_basis(&(t * feed));
+            ndarray::Zip::from(&p)
+                .and(feed)
+                .map_collect(|&p, &f| if f > 0.0 { p / f } else { 0.0 })
+        };
+        Bounds {
+            lower: convert(&i.bounds.lower),
+            upper: convert(&i.bounds.upper),
+        }
+    });
+    if let Some(note) = data.unconverted_note() {
+        eprintln!("note: {note}");
+    }
+
     // PRED.csv: one row per data row and present ion.
     let with_measured = data.rows.iter().any(|r| r.measured.iter().any(|&m| m));
     let mut header: Vec<String> = [
@@ -260,6 +281,25 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     .to_vec();
     if interval.is_some() {
         header.extend(["rejection_predicted_lower", "rejection_predicted_upper"].map(String::from));
+    }
+    if film {
+        header.push("rejection_predicted_observed".into());
+        if interval.is_some() {
+            header.extend(
+                [
+                    "rejection_predicted_observed_lower",
+                    "rejection_predicted_observed_upper",
+                ]
+                .map(String::from),
+            );
+        }
+    }
+    if data
+        .rows
+        .iter()
+        .any(|r| r.basis == RejectionBasis::Observed)
+    {
+        header.push("rejection_basis".into());
     }
     if with_measured {
         header.extend(["rejection_measured", "rejection_measured_sd"].map(String::from));
@@ -301,6 +341,27 @@ pub fn run(args: &PredictArgs) -> Result<()> {
                 f.push(num(1.0 - i.bounds.upper[[row, s]]));
                 f.push(num(1.0 - i.bounds.lower[[row, s]]));
             }
+            if film {
+                let converted = r.film_factor().is_some();
+                let cell = |v: f64| if converted { num(v) } else { String::new() };
+                f.push(cell(1.0 - as_measured[[row, s]] / feed));
+                if let Some(b) = &as_measured_bounds {
+                    f.push(cell(1.0 - b.upper[[row, s]]));
+                    f.push(cell(1.0 - b.lower[[row, s]]));
+                }
+            }
+            if header.iter().any(|h| h == "rejection_basis") {
+                f.push(
+                    match (r.basis, r.k_film_m_s) {
+                        (RejectionBasis::Intrinsic, _) => "intrinsic",
+                        (RejectionBasis::Observed, Some(_)) => "observed",
+                        (RejectionBasis::Observed, None) => {
+                            "observed; compared as intrinsic (no k_film_m_s)"
+                        }
+                    }
+                    .to_string(),
+                );
+            }
             if with_measured {
                 let measured = samples.observed[[row, s]];
                 f.push(if measured {
@@ -321,14 +382,13 @@ pub fn run(args: &PredictArgs) -> Result<()> {
                 };
                 let both = samples.mask[[row, sep.li]] && samples.mask[[row, sep.mg]];
                 f.push(if both {
-                    num(t(&predicted, row, sep.li) / t(&predicted, row, sep.mg))
+                    num(t(&as_measured, row, sep.li) / t(&as_measured, row, sep.mg))
                 } else {
                     String::new()
                 });
-                if let Some(i) = &interval {
+                if let Some(b) = &as_measured_bounds {
                     // The widest ratio the two intervals allow.
                     let (lo, hi) = if both {
-                        let b = &i.bounds;
                         (
                             num(b.lower[[row, sep.li]] / b.upper[[row, sep.mg]]),
                             num(b.upper[[row, sep.li]] / b.lower[[row, sep.mg]]),
@@ -366,7 +426,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         writeln!(report, "{}", domain_summary(&flags))?;
     }
     if with_measured {
-        let m = Metrics::of(&samples, predicted.view())?;
+        let m = Metrics::of(&samples, as_measured.view())?;
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
         writeln!(
             report,
@@ -392,9 +452,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             f(m.mae),
             f(m.rmse)
         )?;
-        if let Some(i) = &interval {
+        if let (Some(i), Some(b)) = (&interval, &as_measured_bounds) {
             let rows: Vec<usize> = (0..samples.len()).collect();
-            if let Some((share, width, n)) = coverage(&samples, &rows, &i.bounds) {
+            if let Some((share, width, n)) = coverage(&samples, &rows, b) {
                 writeln!(
                     report,
                     "{:.0} % intervals: {:.1} % of {n} measured values inside, mean width {width:.4} in rejection",

@@ -319,6 +319,9 @@ struct Objective<'a> {
     target: Array2<f64>,
     /// Which targets were measured `[N, S]`.
     observed: &'a ndarray::Array2<bool>,
+    /// Film factors of rows whose targets are observed rejections (`Samples::film_factor`):
+    /// their intrinsic rejections are compared after the film model's conversion.
+    film: Option<&'a ndarray::Array1<f64>>,
     n_values: usize,
     config: &'a CalibrationConfig,
     space: Space,
@@ -334,8 +337,14 @@ impl Objective<'_> {
             for (&(row, _), r) in g.points.iter().zip(solve_group(g, model)) {
                 match r {
                     Some(r) => {
-                        for (&s, r) in g.slots.iter().zip(&r) {
+                        let e = self.film.map_or(1.0, |f| f[row]);
+                        for (&s, &r) in g.slots.iter().zip(&r) {
                             if self.observed[[row, s]] {
+                                let r = if e == 1.0 {
+                                    r
+                                } else {
+                                    1.0 - crate::measured::observed_transmission(1.0 - r, e)
+                                };
                                 sum += (r - self.target[[row, s]]).powi(2);
                             }
                         }
@@ -423,6 +432,7 @@ pub fn dspmde_fit(
         groups: &groups,
         target: samples.rejection(),
         observed: &samples.observed,
+        film: samples.film_factor.as_ref(),
         n_values,
         config,
         space: space.clone(),
@@ -643,6 +653,7 @@ mod tests {
             synthetic: vec![true; n],
             origin,
             prior_transmission: None,
+            film_factor: None,
         }
     }
 

@@ -362,6 +362,9 @@ pub fn convert(
                 dp_pa: None,
                 present: feed.iter().map(|&x| x > 0.0).collect(),
                 measured: vec![false; n],
+                // The authors corrected for concentration polarisation.
+                basis: crate::measured::RejectionBasis::Intrinsic,
+                k_film_m_s: None,
                 permeate_mol_m3: feed
                     .iter()
                     .map(|&x| if x > 0.0 { f64::NAN } else { 0.0 })

@@ -4,8 +4,8 @@ use super::csv::{self, Record};
 use super::error::{LoadError, Problems};
 use super::schema::{known_ions, parse_header, Field, Header, IonField};
 use super::{
-    BalanceAdjustment, BalanceReport, LoadOptions, MeasuredData, MeasuredRow, Outcomes, AGREEMENT,
-    BAR_PA, MAX_FLUX_M_S, REJECTION_RANGE, TEMPERATURE_RANGE_K,
+    BalanceAdjustment, BalanceReport, LoadOptions, MeasuredData, MeasuredRow, Outcomes,
+    RejectionBasis, AGREEMENT, BAR_PA, MAX_FLUX_M_S, REJECTION_RANGE, TEMPERATURE_RANGE_K,
 };
 use ionode_physics::{Ion, IonDb};
 use std::collections::HashMap;
@@ -23,6 +23,12 @@ const EXPECT_PERMEATE_SD: &str = "an absolute standard deviation >= 0 in mol/m3"
 const EXPECT_REJECTION_SD: &str = "an absolute standard deviation >= 0 of the rejection";
 const EXPECT_REPEAT: &str = "a non-negative integer (0, 1, 2, ...) or empty";
 const EXPECT_BOOL: &str = "true or false";
+const EXPECT_BASIS: &str = "intrinsic or observed (empty: intrinsic)";
+const EXPECT_K_FILM: &str =
+    "a film mass-transfer coefficient > 0 in m/s (typically 1e-6 to 1e-4), or empty";
+/// The largest `J_v / k` a row may have: a polarisation modulus `exp(J_v / k)` above
+/// e^10 (22 000) is no cell's; a coefficient in the wrong unit is the likely cause.
+pub const MAX_FLUX_OVER_K: f64 = 10.0;
 
 /// A number for messages: 4 significant digits (all integer digits below 1e6), no
 /// trailing zeros.
@@ -319,6 +325,7 @@ impl RowReader<'_> {
         let mut synthetic = None;
         let mut jv_m_s = None;
         let (mut dp_pa, mut family, mut sample_id, mut repeat) = (None, None, None, None);
+        let (mut basis, mut k_film) = (RejectionBasis::Intrinsic, None);
         let mut cells = vec![IonCells::default(); n_ions];
         let mut ion_cells_ok = true;
         let both_fluxes =
@@ -394,6 +401,30 @@ impl RowReader<'_> {
                             ),
                         }
                     }
+                }
+                Field::RejectionBasis => {
+                    let raw = self.raw(column);
+                    if raw.eq_ignore_ascii_case("observed") {
+                        basis = RejectionBasis::Observed;
+                    } else if !(raw.is_empty() || raw.eq_ignore_ascii_case("intrinsic")) {
+                        self.add(
+                            column,
+                            format!("unknown rejection basis; expected {EXPECT_BASIS}"),
+                        );
+                    }
+                }
+                Field::KFilm => {
+                    k_film = self.number(column, EXPECT_K_FILM).and_then(|k| {
+                        if k > 0.0 {
+                            Some((column, k))
+                        } else {
+                            self.add(
+                                column,
+                                format!("coefficient out of range; expected {EXPECT_K_FILM}"),
+                            );
+                            None
+                        }
+                    })
                 }
                 Field::Ion(kind, k) => {
                     let before = self.problems.len();
@@ -630,6 +661,28 @@ impl RowReader<'_> {
                 "no ion of the row has a measured permeate or rejection; expected at least one outcome per row",
             );
         }
+        // A film coefficient converts observed rejections only; and it must give a
+        // polarisation modulus some cell could have.
+        if let Some((column, k)) = k_film {
+            if basis == RejectionBasis::Intrinsic {
+                self.add(
+                    column,
+                    "a film coefficient on a row of intrinsic rejections; expected it only where \
+                     rejection_basis = observed (it converts those to the intrinsic ones the models predict)"
+                        .to_string(),
+                );
+            } else if let Some(jv) = jv_m_s {
+                if jv / k > MAX_FLUX_OVER_K {
+                    self.add(
+                        column,
+                        format!(
+                            "J_v / k = {} gives a polarisation modulus exp(J_v / k) above e^{MAX_FLUX_OVER_K}; expected {EXPECT_K_FILM} (is it in m/s?)",
+                            fmt_num(jv / k)
+                        ),
+                    );
+                }
+            }
+        }
         if self.problems_in_row() > 0 {
             return None;
         }
@@ -650,6 +703,8 @@ impl RowReader<'_> {
             permeate_sd_mol_m3: permeate_sd,
             present,
             measured,
+            basis,
+            k_film_m_s: k_film.map(|(_, k)| k),
         })
     }
 

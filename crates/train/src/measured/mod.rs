@@ -139,6 +139,68 @@ pub struct MeasuredRow {
     /// whose permeate and rejection cells are empty was not measured in this row; it is
     /// still part of the feed (the model sees it) but no loss or metric counts it.
     pub measured: Vec<bool>,
+    /// What the row's rejections are relative to (column `rejection_basis`; intrinsic when
+    /// the file has none).
+    #[serde(default)]
+    pub basis: RejectionBasis,
+    /// The film mass-transfer coefficient of an observed row, m/s (`k_film_m_s`): what
+    /// converts a model's intrinsic rejection into the observed one ([`film_factor`]).
+    #[serde(default)]
+    pub k_film_m_s: Option<f64>,
+}
+
+/// What a measured rejection is relative to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionBasis {
+    /// `1 - c_p / c_m`, the concentration at the membrane's surface: corrected for
+    /// concentration polarisation (or measured where there is none, as in a rotating-disk
+    /// cell at high speed). What every ionode model predicts.
+    #[default]
+    Intrinsic,
+    /// `1 - c_p / c_b`, the bulk feed: what a cross-flow or stirred cell measures, with
+    /// concentration polarisation in it.
+    Observed,
+}
+
+impl RejectionBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionBasis::Intrinsic => "intrinsic",
+            RejectionBasis::Observed => "observed",
+        }
+    }
+}
+
+impl MeasuredRow {
+    /// The row's concentration-polarisation modulus `exp(J_v / k)` when its rejections are
+    /// observed and it states a film coefficient; `None` otherwise (its rejections are then
+    /// compared as they are).
+    pub fn film_factor(&self) -> Option<f64> {
+        match (self.basis, self.k_film_m_s) {
+            (RejectionBasis::Observed, Some(k)) => Some(film_factor(self.jv_m_s, k)),
+            _ => None,
+        }
+    }
+}
+
+/// The film model's polarisation modulus `E = exp(J_v / k)` (flux and mass-transfer
+/// coefficient in m/s).
+pub fn film_factor(jv_m_s: f64, k_m_s: f64) -> f64 {
+    (jv_m_s / k_m_s).exp()
+}
+
+/// An ion's observed transmission `c_p / c_b` from its intrinsic one `T = c_p / c_m` by the
+/// film model: with `c_m = c_p + (c_b - c_p) E` (each ion on its own, the film's
+/// electromigration neglected), `c_p / c_b = T E / (1 + T (E - 1))`. `E = 1` (no
+/// polarisation) leaves `T` as it is, to the bit.
+pub fn observed_transmission(t_intrinsic: f64, e: f64) -> f64 {
+    t_intrinsic * e / (1.0 + t_intrinsic * (e - 1.0))
+}
+
+/// The inverse of [`observed_transmission`]: `T = T_obs / (E - T_obs (E - 1))`.
+pub fn intrinsic_transmission(t_observed: f64, e: f64) -> f64 {
+    t_observed / (e - t_observed * (e - 1.0))
 }
 
 /// What [`LoadOptions::balance_with`] changed.
@@ -187,6 +249,34 @@ impl MeasuredData {
     /// permeate and rejection both, permeate standard deviations; optional columns only
     /// when some row has a value). Loading it back gives the same rows, up to rounding of
     /// rejections that were given without a permeate.
+    /// Rows of observed rejections without a film coefficient: they are compared with the
+    /// models' intrinsic predictions as they are.
+    pub fn unconverted_observed_rows(&self) -> Vec<usize> {
+        self.rows
+            .iter()
+            .filter(|r| r.basis == RejectionBasis::Observed && r.k_film_m_s.is_none())
+            .map(|r| r.line)
+            .collect()
+    }
+
+    /// The one note a file with such rows gets (`None` without any).
+    pub fn unconverted_note(&self) -> Option<String> {
+        let lines = self.unconverted_observed_rows();
+        let n = lines.len();
+        (n > 0).then(|| {
+            let shown: Vec<String> = lines.iter().take(5).map(ToString::to_string).collect();
+            format!(
+                "{}: {n} row{} of observed rejections without k_film_m_s (line{} {}{}) {} used as if intrinsic; give the film mass-transfer coefficient to have them converted",
+                self.source_name,
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "" } else { "s" },
+                shown.join(", "),
+                if n > 5 { ", ..." } else { "" },
+                if n == 1 { "is" } else { "are" },
+            )
+        })
+    }
+
     pub fn to_csv(&self) -> String {
         let any = |f: &dyn Fn(&MeasuredRow) -> bool| self.rows.iter().any(f);
         let names = self.ion_names();
@@ -194,6 +284,8 @@ impl MeasuredData {
         let with_sample = any(&|r| r.sample_id.is_some());
         let with_repeat = any(&|r| r.repeat.is_some());
         let with_dp = any(&|r| r.dp_pa.is_some());
+        let with_basis = any(&|r| r.basis == RejectionBasis::Observed);
+        let with_k = any(&|r| r.k_film_m_s.is_some());
         let with_sd: Vec<bool> = (0..self.ions.len())
             .map(|k| any(&|r| r.permeate_sd_mol_m3[k].is_some()))
             .collect();
@@ -209,6 +301,8 @@ impl MeasuredData {
         optional(with_repeat, "repeat", &mut header);
         header.extend(["synthetic", "temperature_K", "Jv_m_s"].map(String::from));
         optional(with_dp, "dP_bar", &mut header);
+        optional(with_basis, "rejection_basis", &mut header);
+        optional(with_k, "k_film_m_s", &mut header);
         header.extend(names.iter().map(|n| format!("feed_{n}_mol_m3")));
         header.extend(names.iter().map(|n| format!("permeate_{n}_mol_m3")));
         header.extend(names.iter().map(|n| format!("rejection_{n}")));
@@ -233,6 +327,12 @@ impl MeasuredData {
             f.extend([r.synthetic.to_string(), num(r.temperature_k), num(r.jv_m_s)]);
             if with_dp {
                 f.push(r.dp_pa.map(|p| num(p / BAR_PA)).unwrap_or_default());
+            }
+            if with_basis {
+                f.push(r.basis.as_str().to_string());
+            }
+            if with_k {
+                f.push(r.k_film_m_s.map(num).unwrap_or_default());
             }
             f.extend(r.feed_mol_m3.iter().map(|&c| num(c)));
             let outcome = |v: &[f64]| -> Vec<String> {

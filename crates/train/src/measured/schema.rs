@@ -7,7 +7,7 @@ use ionode_physics::{Ion, IonDb};
 pub const REQUIRED_COLUMNS: [&str; 4] = ["source", "membrane", "temperature_K", "synthetic"];
 
 /// Every column name that does not carry an ion.
-pub const FIXED_COLUMNS: [&str; 10] = [
+pub const FIXED_COLUMNS: [&str; 12] = [
     "source",
     "membrane",
     "temperature_K",
@@ -18,6 +18,8 @@ pub const FIXED_COLUMNS: [&str; 10] = [
     "family",
     "sample_id",
     "repeat",
+    "rejection_basis",
+    "k_film_m_s",
 ];
 
 /// What a column of ion `<ion>` holds.
@@ -86,6 +88,8 @@ pub(crate) enum Field {
     Family,
     SampleId,
     Repeat,
+    RejectionBasis,
+    KFilm,
     /// An ion column; the index is into [`Header::ions`].
     Ion(IonField, usize),
 }
@@ -103,6 +107,8 @@ impl Field {
             "family" => Field::Family,
             "sample_id" => Field::SampleId,
             "repeat" => Field::Repeat,
+            "rejection_basis" => Field::RejectionBasis,
+            "k_film_m_s" => Field::KFilm,
             _ => return None,
         })
     }
@@ -160,7 +166,7 @@ pub(crate) fn suggest(name: &str, db: &IonDb) -> Option<String> {
 }
 
 const ALL_COLUMNS: &str = "source, membrane, temperature_K, synthetic, Jv_m_s or Jv_LMH, \
-     dP_bar, family, sample_id, repeat, feed_<ion>_mol_m3, permeate_<ion>_mol_m3, \
+     dP_bar, family, sample_id, repeat, rejection_basis, k_film_m_s, feed_<ion>_mol_m3, permeate_<ion>_mol_m3, \
      rejection_<ion>, permeate_<ion>_mol_m3_sd, rejection_<ion>_sd";
 
 fn required_meaning(name: &str) -> &'static str {

@@ -194,9 +194,9 @@ fn unknown_columns_get_the_closest_valid_name() {
         [
             "lab.csv, line 1, column 'feed_Na+_mol_m': unknown column; did you mean 'feed_Na+_mol_m3'?",
             "lab.csv, line 1, column 'Temperature_K': unknown column; did you mean 'temperature_K'?",
-            "lab.csv, line 1, column 'notes': unknown column; expected one of source, membrane, temperature_K, synthetic, Jv_m_s or Jv_LMH, dP_bar, family, sample_id, repeat, feed_<ion>_mol_m3, permeate_<ion>_mol_m3, rejection_<ion>, permeate_<ion>_mol_m3_sd, rejection_<ion>_sd",
+            "lab.csv, line 1, column 'notes': unknown column; expected one of source, membrane, temperature_K, synthetic, Jv_m_s or Jv_LMH, dP_bar, family, sample_id, repeat, rejection_basis, k_film_m_s, feed_<ion>_mol_m3, permeate_<ion>_mol_m3, rejection_<ion>, permeate_<ion>_mol_m3_sd, rejection_<ion>_sd",
             "lab.csv, line 1, column '': empty column name; expected a name for every column (a trailing comma?)",
-            "lab.csv, line 1, column 'rejection_Na+_mol_m3': unknown column; expected one of source, membrane, temperature_K, synthetic, Jv_m_s or Jv_LMH, dP_bar, family, sample_id, repeat, feed_<ion>_mol_m3, permeate_<ion>_mol_m3, rejection_<ion>, permeate_<ion>_mol_m3_sd, rejection_<ion>_sd",
+            "lab.csv, line 1, column 'rejection_Na+_mol_m3': unknown column; expected one of source, membrane, temperature_K, synthetic, Jv_m_s or Jv_LMH, dP_bar, family, sample_id, repeat, rejection_basis, k_film_m_s, feed_<ion>_mol_m3, permeate_<ion>_mol_m3, rejection_<ion>, permeate_<ion>_mol_m3_sd, rejection_<ion>_sd",
         ]
     );
 }
@@ -682,6 +682,96 @@ fn every_problem_of_a_row_at_once() {
         [
             "lab.csv, line 2, column 'temperature_K', value '25': temperature out of range; expected a temperature between 273.15 and 373.15 K (kelvin, not Celsius)",
             "lab.csv, line 2, column 'rejection_K+', value '0.5': rejection given for K+, which is absent from the feed; expected 0 or empty",
+        ]
+    );
+}
+
+#[test]
+fn the_film_model_converts_by_hand() {
+    // T = 0.5 and J_v / k = 1: T_obs = 0.5 e / (1 + 0.5 (e - 1)) = e / (1 + e).
+    let e = film_factor(1e-5, 1e-5);
+    assert!((e - std::f64::consts::E).abs() < 1e-15);
+    let t_obs = observed_transmission(0.5, e);
+    assert!((t_obs - 0.731_058_578_630_004_9).abs() < 1e-15, "{t_obs}");
+    // The classic form (Sutzkover et al. 2000): ln((1 - R_obs)/R_obs) = ln((1 - R)/R) + J_v/k.
+    let (r, r_obs) = (0.5f64, 1.0 - t_obs);
+    let lhs = ((1.0 - r_obs) / r_obs).ln();
+    assert!((lhs - (((1.0 - r) / r).ln() + 1.0)).abs() < 1e-12);
+    // The inverse, and E = 1 (no polarisation) leaves a transmission as it is, to the bit.
+    assert!((intrinsic_transmission(t_obs, e) - 0.5).abs() < 1e-15);
+    for t in [0.0, 0.1234567, 0.5, 0.999, 1.7] {
+        assert_eq!(observed_transmission(t, 1.0).to_bits(), f64::to_bits(t));
+    }
+    // Polarisation lowers the observed rejection (it raises the wall's concentration).
+    assert!(observed_transmission(0.2, 2.0) > 0.2);
+}
+
+#[test]
+fn observed_rows_state_their_basis_and_film_coefficient() {
+    let text = file(
+        ",rejection_basis,k_film_m_s",
+        &[
+            &format!("{ROW},observed,2e-5"),
+            &format!("{},Observed,", row_with(4, "2e-5")),
+            &format!("{},,", row_with(4, "3e-5")),
+            &format!("{},intrinsic,", row_with(4, "4e-5")),
+        ],
+    );
+    let data = load(&text).unwrap();
+    let r = &data.rows;
+    assert_eq!(r[0].basis, RejectionBasis::Observed);
+    assert_eq!(r[0].k_film_m_s, Some(2e-5));
+    assert!((r[0].film_factor().unwrap() - 0.5f64.exp()).abs() < 1e-15);
+    assert_eq!(r[1].basis, RejectionBasis::Observed);
+    assert_eq!(r[1].film_factor(), None);
+    assert_eq!(r[2].basis, RejectionBasis::Intrinsic);
+    assert_eq!(r[3].basis, RejectionBasis::Intrinsic);
+    // One note names the observed row without a coefficient.
+    assert_eq!(data.unconverted_observed_rows(), [3]);
+    assert_eq!(
+        data.unconverted_note().unwrap(),
+        "lab.csv: 1 row of observed rejections without k_film_m_s (line 3) is used as if intrinsic; give the film mass-transfer coefficient to have them converted"
+    );
+    // Through the writer and back.
+    let again = load(&data.to_csv()).unwrap();
+    assert_eq!(again.rows, data.rows);
+    // Samples carry the factors (1 where nothing is converted), and the predictions as
+    // the rows measured them.
+    let s = crate::data::Samples::from_measured(&data, &["Na+", "Cl-"]).unwrap();
+    let f = s.film_factor.as_ref().unwrap();
+    assert_eq!(f.to_vec(), [0.5f64.exp(), 1.0, 1.0, 1.0]);
+    let intrinsic = s.feed_mol_m3.mapv(|c| 0.5 * c);
+    let observed = s.observed_basis(&intrinsic);
+    assert!((observed[[0, 0]] / 10.0 - observed_transmission(0.5, f[0])).abs() < 1e-15);
+    assert_eq!(observed.row(1), intrinsic.row(1));
+    // Intrinsic files have none.
+    assert!(crate::data::Samples::from_measured(
+        &load(&file("", &[ROW])).unwrap(),
+        &["Na+", "Cl-"]
+    )
+    .unwrap()
+    .film_factor
+    .is_none());
+}
+
+#[test]
+fn bad_bases_and_film_coefficients_are_located() {
+    let text = file(
+        ",rejection_basis,k_film_m_s",
+        &[
+            &format!("{ROW},polarised,"),
+            &format!("{},observed,0", row_with(4, "2e-5")),
+            &format!("{},intrinsic,1e-5", row_with(4, "3e-5")),
+            &format!("{},observed,1e-9", row_with(4, "4e-5")),
+        ],
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "lab.csv, line 2, column 'rejection_basis', value 'polarised': unknown rejection basis; expected intrinsic or observed (empty: intrinsic)",
+            "lab.csv, line 3, column 'k_film_m_s', value '0': coefficient out of range; expected a film mass-transfer coefficient > 0 in m/s (typically 1e-6 to 1e-4), or empty",
+            "lab.csv, line 4, column 'k_film_m_s', value '1e-5': a film coefficient on a row of intrinsic rejections; expected it only where rejection_basis = observed (it converts those to the intrinsic ones the models predict)",
+            "lab.csv, line 5, column 'k_film_m_s', value '1e-9': J_v / k = 40000 gives a polarisation modulus exp(J_v / k) above e^10; expected a film mass-transfer coefficient > 0 in m/s (typically 1e-6 to 1e-4), or empty (is it in m/s?)",
         ]
     );
 }

@@ -504,6 +504,7 @@ mod tests {
             synthetic: vec![false; 3],
             origin: vec![0, 1, 2],
             prior_transmission: None,
+            film_factor: None,
         };
         let d = Domain::of(&samples, &[0, 1, 2], Stage::Finetune).unwrap();
         let c = d.measured.as_ref().unwrap();

@@ -200,7 +200,8 @@ fn scored_stage(
             on_epoch,
         )?);
     }
-    let predicted = predict_neural_on(model, store, samples, threads)?;
+    // As the rows measured them: observed rejections through the film model.
+    let predicted = samples.observed_basis(&predict_neural_on(model, store, samples, threads)?);
     if let Some(detail) = implausible(samples, predicted.view()) {
         // A run whose loss went astronomically wrong without becoming NaN ends here,
         // failed like a NaN, not DONE with meaningless metrics.
@@ -646,7 +647,7 @@ fn run_on(
             let train = samples.subset(&split.train);
             domain = Domain::of(samples, &split.train, Stage::Finetune);
             let fit = dspmde_fit(&train, &ions, &config.calibration)?;
-            let predicted = fit.predict(samples)?.permeate;
+            let predicted = samples.observed_basis(&fit.predict(samples)?.permeate);
             metrics.measured = Some(SplitMetrics::compute(samples, split, predicted.view())?);
             predictions = Predictions::of(samples, &split.test, &predicted, Part::Test);
             measured_predicted = Some(predicted);
