@@ -195,3 +195,28 @@ fn bootstrap_members_of_a_nested_dspmde_fit_differ_and_cover_their_validation() 
     assert!(validation.coverage.unwrap() >= 0.9, "{validation:?}");
     assert!(m.test.as_ref().unwrap().coverage.is_some());
 }
+
+/// A model to ship (`kind = "all_families"`): every row trains, each family validates in
+/// turn, and the ensemble's intervals are calibrated on those out-of-family errors.
+#[test]
+fn an_all_families_split_trains_on_every_row_and_validates_out_of_family() {
+    let data = measured();
+    let mut c = config(3);
+    c.method = Method::DspmdeFit;
+    c.split = Some(SplitSpec::AllFamilies);
+    c.normalise();
+    let o = go(&c, &data, 2);
+    let m = o.metrics.measured.as_ref().unwrap();
+    assert!(m.test.is_none());
+    assert_eq!(m.train.as_ref().unwrap().n_samples, 28);
+    let validation = m.validation.as_ref().unwrap();
+    assert_eq!(validation.n_samples, 28);
+    assert!(validation.coverage.unwrap() >= 0.9, "{validation:?}");
+    match &o.artefact {
+        Artefact::Ensemble { interval, .. } => {
+            assert_eq!(interval.method, IntervalMethod::Conformal);
+            assert_eq!(interval.pooled.values, validation.n_values);
+        }
+        other => panic!("{other:?}"),
+    }
+}

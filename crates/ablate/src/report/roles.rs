@@ -71,6 +71,13 @@ impl Roles {
             Some(SplitSpec::Random { .. }) => {
                 ("random", None, None, "random split".to_string(), (2, 0))
             }
+            Some(SplitSpec::AllFamilies) => (
+                "all_families",
+                None,
+                None,
+                "every family trains".to_string(),
+                (2, 1),
+            ),
             None => ("none", None, None, "no split".to_string(), (3, 0)),
         };
         let extra = run

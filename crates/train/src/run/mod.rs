@@ -318,13 +318,16 @@ fn one_model(
     shared: &SharedPretraining,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<Model1, TrainError> {
-    if let (Some(m), Some(outer), Some(SplitSpec::ByFamily { validate_on, .. })) =
-        (parts.measured, &parts.split, &config.split)
-    {
-        if *validate_on == ValidateOn::EachFamily {
-            let nested_parts = (parts.pretrain, m, outer, parts.resampled_train.as_deref());
-            return nested(config, seed, inputs, nested_parts, shared, on_epoch);
-        }
+    let each_family = matches!(
+        &config.split,
+        Some(SplitSpec::ByFamily {
+            validate_on: ValidateOn::EachFamily,
+            ..
+        }) | Some(SplitSpec::AllFamilies)
+    );
+    if let (Some(m), Some(outer), true) = (parts.measured, &parts.split, each_family) {
+        let nested_parts = (parts.pretrain, m, outer, parts.resampled_train.as_deref());
+        return nested(config, seed, inputs, nested_parts, shared, on_epoch);
     }
     let validation_rows = parts.split.as_ref().map(|s| s.validation.clone());
     let split = parts.split.clone().map(|s| match &parts.resampled_train {
