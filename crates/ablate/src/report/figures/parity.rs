@@ -1,6 +1,7 @@
 //! Predicted against measured rejection, one panel per ion, with the panel's MAE. A
 //! rejection above 1 would need a negative permeate: the band is shaded and predictions
-//! there are counted in the panel title.
+//! there are counted in the panel title. An ensemble's predictions carry their intervals as
+//! vertical bars, and each panel says how many measurements they cover.
 
 use super::style::{font, ion_colour, padded, panels, pe, px, tint, titled, width, Area, Figure};
 use crate::report::collect::Predictions;
@@ -13,6 +14,8 @@ struct Panel {
     ion: String,
     /// (measured, predicted)
     points: Vec<(f64, f64)>,
+    /// The prediction intervals of the points (an ensemble's), `[lower, upper]` rejection.
+    intervals: Vec<[f64; 2]>,
 }
 
 pub struct Parity {
@@ -31,12 +34,22 @@ impl Parity {
             if !t.is_finite() || !y.is_finite() {
                 continue;
             }
-            match panels.iter_mut().find(|q| q.ion == p.ion[k]) {
-                Some(q) => q.points.push((t, y)),
-                None => panels.push(Panel {
-                    ion: p.ion[k].clone(),
-                    points: vec![(t, y)],
-                }),
+            let i = match panels.iter().position(|q| q.ion == p.ion[k]) {
+                Some(i) => i,
+                None => {
+                    panels.push(Panel {
+                        ion: p.ion[k].clone(),
+                        points: Vec::new(),
+                        intervals: Vec::new(),
+                    });
+                    panels.len() - 1
+                }
+            };
+            panels[i].points.push((t, y));
+            if !p.rejection_lower.is_empty() {
+                panels[i]
+                    .intervals
+                    .push([p.rejection_lower[k], p.rejection_upper[k]]);
             }
         }
         // Ions in the database's order (cations, then anions); unknown ones last.
@@ -56,6 +69,19 @@ impl Parity {
 }
 
 impl Panel {
+    /// The share of points inside their interval (`None` without intervals).
+    fn coverage(&self) -> Option<f64> {
+        (!self.intervals.is_empty()).then(|| {
+            let inside = self
+                .points
+                .iter()
+                .zip(&self.intervals)
+                .filter(|((t, _), [lo, hi])| lo <= t && t <= hi)
+                .count();
+            inside as f64 / self.points.len() as f64
+        })
+    }
+
     fn mae(&self) -> f64 {
         self.points.iter().map(|(t, y)| (t - y).abs()).sum::<f64>()
             / self.points.len().max(1) as f64
@@ -72,8 +98,10 @@ impl Figure for Parity {
     fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> Result<()> {
         let area = titled(root, &self.title, 16.0)?;
         for (panel, q) in panels(&area, self.panels.len(), 4).iter().zip(&self.panels) {
-            let lo = q.points.iter().flat_map(|p| [p.0, p.1]).fold(0.0, f64::min);
-            let hi = q.points.iter().flat_map(|p| [p.0, p.1]).fold(1.0, f64::max);
+            let bounds = q.intervals.iter().flatten().copied();
+            let values = q.points.iter().flat_map(|p| [p.0, p.1]).chain(bounds);
+            let lo = values.clone().fold(0.0, f64::min);
+            let hi = values.fold(1.0, f64::max);
             let (lo, hi) = padded(lo, hi);
             let above = q.points.iter().filter(|p| p.1 > 1.0).count();
             let caption = format!(
@@ -86,7 +114,10 @@ impl Figure for Parity {
                 } else {
                     String::new()
                 }
-            );
+            ) + &q
+                .coverage()
+                .map(|c| format!(", {:.0} % in intervals", 100.0 * c))
+                .unwrap_or_default();
             let mut chart = ChartBuilder::on(panel)
                 .caption(&caption, font(13.5))
                 .margin(px(8.0))
@@ -124,6 +155,14 @@ impl Figure for Parity {
                 ))
                 .map_err(pe)?;
             let c = ion_colour(&q.ion);
+            chart
+                .draw_series(q.points.iter().zip(&q.intervals).map(|(&(t, _), &[a, b])| {
+                    PathElement::new(
+                        vec![(t, a), (t, b)],
+                        tint(c, 0.3).mix(0.45).stroke_width(width(1.2)),
+                    )
+                }))
+                .map_err(pe)?;
             chart
                 .draw_series(
                     q.points.iter().map(|&(t, y)| {
