@@ -1,9 +1,10 @@
 //! The reproducibility guard: the committed results must be what the code produces.
 //!
 //! For each committed study (`results/paper`, `results/nf270_fdl2021`,
-//! `results/nf270_transfer`) a few runs are recomputed from its manifest (chosen by rule
-//! from the plan, to be fast and to cover each path: a `dspmde_fit` run, a neural run
-//! without and one with pre-training, a physics-anchored run), and
+//! `results/nf270_transfer`, `results/nf270_intervals`) a few runs are recomputed from its
+//! manifest (chosen by rule from the plan, to be fast and to cover each path: a
+//! `dspmde_fit` run, a neural run without and one with pre-training, a physics-anchored
+//! run, an ensemble), and
 //! every column of their summary rows is compared, bit for bit, with the committed
 //! `summary.parquet` (all but the timings, the commit and the time written). The two
 //! shipped models (`results/nf270_fdl2021_final`, `results/nf270_fdl2021_dspmde`) are
@@ -228,6 +229,12 @@ fn committed_results_are_what_the_code_produces() {
                     "experiments/nf270_transfer.toml",
                     "nf270_transfer",
                     &[DSPMDE, ANCHORED],
+                ),
+                // An ensemble (five bootstrap members, nested, conformal intervals).
+                check_study(
+                    "experiments/nf270_intervals.toml",
+                    "nf270_intervals",
+                    &[DSPMDE],
                 ),
             ]
         });

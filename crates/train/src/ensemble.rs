@@ -1,7 +1,7 @@
 //! Ensembles and their prediction intervals.
 //!
 //! An ensemble is N members of one run config, each trained from its own seed (and,
-//! optionally, on its own bootstrap resample of the training rows). It predicts the
+//! optionally, members 1..N on their own bootstrap resamples of the training rows). It predicts the
 //! members' mean transmission `T = c_p / c_f` of every ion, and a central interval
 //! `mean ± k (s + s₀)`, where `s` is the members' standard deviation at that point (large
 //! where they disagree: typically where the model extrapolates) and `k`, `s₀` come from
@@ -49,8 +49,9 @@ pub struct EnsembleConfig {
     /// Members, 2 to [`MAX_MEMBERS`]. Member 0 is the run's own seed; member m > 0 derives
     /// its seeds (model, batches, calibration starts) from it.
     pub members: usize,
-    /// Train each member on a bootstrap resample of the training rows (drawn with
-    /// replacement, as many as there are), so that the members also differ by the data.
+    /// Train each member but the first on a bootstrap resample of the training rows (drawn
+    /// with replacement, as many as there are), so that the members also differ by the
+    /// data; member 0 is the run itself, on every training row.
     #[serde(default)]
     pub bootstrap: bool,
     /// Central interval level, in (0, 1).

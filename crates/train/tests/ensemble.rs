@@ -188,6 +188,10 @@ fn bootstrap_members_of_a_nested_dspmde_fit_differ_and_cover_their_validation() 
         .collect();
     assert_ne!(fits[0], fits[1]);
     assert_ne!(fits[1], fits[2]);
+    // Member 0 is the run itself, on every training row: the fit a single run ships.
+    let mut single = c.clone();
+    single.ensemble = None;
+    assert_eq!(members(&o)[0], go(&single, &data, 1).artefact);
     let m = o.metrics.measured.as_ref().unwrap();
     let validation = m.validation.as_ref().unwrap();
     // Every training family's rows have out-of-family values from every member.

@@ -3,8 +3,9 @@
 //! the training rows; then one outcome from their mean, with intervals
 //! (`crate::ensemble`).
 //!
-//! Member 0 is the run's own seed; member m > 0 derives its seed and its calibration
-//! seed from the run's. Every member uses the run's split (only the rows its model trains
+//! Member 0 is the run without `[ensemble]`: its seed, every training row. Member m > 0
+//! derives its seed and its calibration seed from the run's and, with `bootstrap`, trains
+//! on its own resample of the training rows. Every member uses the run's split (only the rows its model trains
 //! on are resampled; nested validation's inner runs are not), so all of them are scored on
 //! the same validation and test rows, and every validation row has every member's value. Members
 //! run in parallel on the run's threads (each single-threaded inside); their results are
@@ -67,7 +68,9 @@ fn train_members(
     let n = ensemble.members;
     let one = |m: usize, inputs: RunInputs, on_epoch: &mut dyn FnMut(&EpochReport)| {
         let mut p = parts.clone();
-        if ensemble.bootstrap {
+        // Member 0 is the run itself, on every training row (its model and membrane are
+        // what a single run would ship); the others resample.
+        if ensemble.bootstrap && m > 0 {
             p.resampled_train = p.split.as_ref().map(|s| bootstrap(s, seed, m));
         }
         let c = member_config(config, m);
