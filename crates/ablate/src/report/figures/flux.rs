@@ -1,8 +1,9 @@
 //! Rejection and the Li⁺/Mg²⁺ separation factor against water flux: one panel per test
 //! family, the measured points (one marker per feed) and the run's model evaluated on a
 //! dense flux grid for each feed, so a curve shows what the model says between (and a
-//! little beyond) the measured fluxes, not segments between them. The transfer figure
-//! draws several models in one panel per held-out family, one line pattern each.
+//! little beyond) the measured fluxes, not segments between them; an ensemble's curve
+//! carries its interval as a shaded band. The transfer figure draws several models in one
+//! panel per held-out family, one line pattern each.
 
 use super::style::{
     draw_log_y, font, ion_colour, marker, padded, panels, pe, px, titled, width, Area, Figure,
@@ -84,6 +85,8 @@ pub struct ModelCurves {
     /// Per feed: fluxes (LMH) and the permeate `[GRID, slots]` (NaN where DSPM-DE has no
     /// solution).
     curves: Vec<(Vec<f64>, Array2<f64>)>,
+    /// An ensemble's: per feed, the lower and upper transmissions `[GRID, slots]`.
+    bands: Option<Vec<(Array2<f64>, Array2<f64>)>>,
     feeds: Vec<Feed>,
 }
 
@@ -131,7 +134,17 @@ impl ModelCurves {
         }
         let samples =
             Samples::unobserved(slots.clone(), charges, c, flux, temperature, vec![None; n])?;
-        let predicted = run.predictor.predict(&samples)?.permeate;
+        let out = run.predictor.predict(&samples)?;
+        let predicted = out.permeate;
+        let block = |a: &Array2<f64>, i: usize| {
+            a.slice(ndarray::s![i * GRID..(i + 1) * GRID, ..])
+                .to_owned()
+        };
+        let bands = out.interval.map(|iv| {
+            (0..feeds.len())
+                .map(|i| (block(&iv.bounds.lower, i), block(&iv.bounds.upper, i)))
+                .collect()
+        });
         let curves = fluxes
             .into_iter()
             .enumerate()
@@ -145,8 +158,25 @@ impl ModelCurves {
         Ok(ModelCurves {
             slots,
             curves,
+            bands,
             feeds,
         })
+    }
+
+    /// An ensemble's interval of `ion`'s rejection along feed `f`'s grid: (LMH, lower,
+    /// upper); empty for a single model.
+    fn band(&self, f: usize, ion: &str) -> Vec<(f64, f64, f64)> {
+        let (Some(bands), Some(s)) = (&self.bands, self.slots.iter().position(|x| x == ion)) else {
+            return Vec::new();
+        };
+        let (lower, upper) = &bands[f];
+        self.curves[f]
+            .0
+            .iter()
+            .zip(upper.column(s).iter().zip(lower.column(s)))
+            .map(|(&x, (&hi_t, &lo_t))| (x, 1.0 - hi_t, 1.0 - lo_t))
+            .filter(|(_, a, b)| a.is_finite() && b.is_finite())
+            .collect()
     }
 
     /// The model's rejection of `ion` along feed `f`'s grid: (LMH, R).
@@ -197,6 +227,8 @@ struct Series {
     feed: usize,
     points: Vec<(f64, f64)>,
     curve: Vec<(f64, f64)>,
+    /// The curve's interval (an ensemble's): (x, lower, upper), drawn as a shaded band.
+    band: Vec<(f64, f64, f64)>,
     dash: Dash,
 }
 
@@ -296,6 +328,9 @@ impl Flux {
                     let curve = curves
                         .and_then(|c| c.find(&feeds[f]).map(|m| c.rejection(m, ion)))
                         .unwrap_or_default();
+                    let band = curves
+                        .and_then(|c| c.find(&feeds[f]).map(|m| c.band(m, ion)))
+                        .unwrap_or_default();
                     let colour = ion_colour(ion);
                     let label = names::ion(ion);
                     if !legend.iter().any(|(l, _)| *l == label) {
@@ -306,6 +341,7 @@ impl Flux {
                         feed: local,
                         points,
                         curve,
+                        band,
                         dash: Dash::Solid,
                     });
                 }
@@ -374,11 +410,13 @@ impl Flux {
                         } else {
                             Vec::new()
                         };
+                        // Several models share a panel: lines only.
                         series.push(Series {
                             colour,
                             feed: local,
                             points,
                             curve,
+                            band: Vec::new(),
                             dash,
                         });
                     }
@@ -470,6 +508,7 @@ impl Flux {
                     feed: local,
                     points,
                     curve,
+                    band: Vec::new(),
                     dash: Dash::Solid,
                 });
             }
@@ -512,6 +551,20 @@ where
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
     let base = area.get_base_pixel();
+    for s in series.iter().filter(|s| !s.band.is_empty()) {
+        let outline: Vec<(f64, f64)> = s
+            .band
+            .iter()
+            .map(|&(x, _, hi)| (x, hi))
+            .chain(s.band.iter().rev().map(|&(x, lo, _)| (x, lo)))
+            .collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                s.colour.mix(0.12).filled(),
+            )))
+            .map_err(pe)?;
+    }
     for s in series {
         let style = s.colour.stroke_width(width(1.6));
         let points = s.curve.clone();
@@ -586,7 +639,10 @@ impl Figure for Flux {
             let ys = p
                 .series
                 .iter()
-                .flat_map(|s| s.points.iter().chain(&s.curve).map(|p| p.1))
+                .flat_map(|s| {
+                    let band = s.band.iter().flat_map(|b| [b.1, b.2]);
+                    s.points.iter().chain(&s.curve).map(|p| p.1).chain(band)
+                })
                 .filter(|v| v.is_finite());
             if self.log_y {
                 let (lo, hi) = ys
