@@ -89,7 +89,7 @@ pub struct ReportArgs {
 
 const PREDICT_EXAMPLES: &str = "\
 Examples:
-  ablate predict --run results/nf270_fdl2021_final --data my_feeds.csv --out predicted.csv
+  ablate predict --run results/nf270_fdl2021_final --data datasets/examples/my_feeds.csv --out predicted.csv
   ablate predict --run results/nf270_fdl2021/runs/0123456789abcdef --data datasets/measured/nf270_fdl2021.csv --out pred.csv
 
 DIR is an `ablate train` output folder or one run of a study. The data file is in the
