@@ -739,6 +739,14 @@ impl Figure for Flux {
                 line(k),
             )?;
             k += 1;
+            let banded = self
+                .panels
+                .iter()
+                .any(|p| p.series.iter().any(|s| !s.band.is_empty()));
+            if banded {
+                text("bands: the ensemble's interval", px(12.0), line(k))?;
+                k += 1;
+            }
         } else {
             text("lines: models", px(12.0), line(k))?;
             k += 1;
