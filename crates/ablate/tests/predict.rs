@@ -317,7 +317,7 @@ fn ensembles_give_intervals_and_rows_outside_the_domain_are_flagged() {
     let flags = brine[0][col("domain")];
     assert_eq!(
         flags,
-        "Li+ never measured; Mg^2+ 8.4x above the largest measured; Cl- 9.3x above the largest measured; ionic strength 8.9x above the largest measured"
+        "Li+ never measured; Mg^2+ 8.40x above the largest measured; Cl- 9.31x above the largest measured; ionic strength 8.95x above the largest measured"
     );
     // S = (1 - R_Li) / (1 - R_Mg), measured 0.8 / 0.1.
     assert!((f(brine[0], "separation_Li_Mg_measured") - 8.0).abs() < 1e-9);

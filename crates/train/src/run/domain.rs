@@ -172,6 +172,16 @@ pub enum Basis {
     Simulated,
 }
 
+/// A positive number to three significant digits (`1.04`, `8.40`, `24.8`, `864`).
+fn sig3(x: f64) -> String {
+    match x.abs() {
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 10.0 => format!("{x:.1}"),
+        a if a >= 1.0 => format!("{x:.2}"),
+        _ => format!("{x:.3}"),
+    }
+}
+
 impl fmt::Display for Flag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let side = |above: bool| {
@@ -195,26 +205,35 @@ impl fmt::Display for Flag {
                 simulated: Some([lo, hi]),
             } => write!(
                 f,
-                "{ion} never measured (simulated in pre-training at {lo:.3} to {hi:.3} mol/m3)"
+                "{ion} never measured (simulated in pre-training at {} to {} mol/m3)",
+                sig3(*lo),
+                sig3(*hi)
             ),
             Flag::Feed {
                 ion,
                 ratio,
                 above,
                 basis,
-            } => write!(f, "{ion} {ratio:.1}x {} {}", side(*above), word(basis)),
+            } => write!(
+                f,
+                "{ion} {}x {} {}",
+                sig3(*ratio),
+                side(*above),
+                word(basis)
+            ),
             Flag::IonicStrength {
                 ratio,
                 above,
                 basis,
             } => write!(
                 f,
-                "ionic strength {ratio:.1}x {} {}",
+                "ionic strength {}x {} {}",
+                sig3(*ratio),
                 side(*above),
                 word(basis)
             ),
             Flag::Flux { ratio, above } => {
-                write!(f, "flux {ratio:.2}x {} trained", side(*above))
+                write!(f, "flux {}x {} trained", sig3(*ratio), side(*above))
             }
             Flag::Temperature { by, above } => write!(
                 f,
@@ -444,11 +463,11 @@ mod tests {
         assert_eq!(
             f,
             [
-                "Li+ never measured (simulated in pre-training at 1.000 to 50.000 mol/m3)",
-                "Mg^2+ 8.4x above the largest measured",
-                "Cl- 1.7x below the smallest measured",
+                "Li+ never measured (simulated in pre-training at 1.00 to 50.0 mol/m3)",
+                "Mg^2+ 8.40x above the largest measured",
+                "Cl- 1.67x below the smallest measured",
                 // I = ½(10 + 4·84 + 6) = 176, 5.87 times 30.
-                "ionic strength 5.9x above the largest measured",
+                "ionic strength 5.87x above the largest measured",
                 "flux 2.00x above the largest trained",
                 "temperature 12.0 K above the highest trained",
             ]
@@ -460,7 +479,8 @@ mod tests {
         let mut d = domain();
         d.measured = None;
         let f = d.flags(RowPoint {
-            ions: &[("Na+", 1, 5.0), ("Cl-", -1, 300.0)],
+            // I = ½(10 + 300) = 155.
+            ions: &[("Na+", 1, 10.0), ("Cl-", -1, 300.0)],
             flux_m_s: 5e-7,
             temperature_k: 290.0,
         });
@@ -469,8 +489,8 @@ mod tests {
             words,
             [
                 "Na+ never measured",
-                "Cl- 2.0x above the largest simulated",
-                "ionic strength 1.5x above the largest simulated",
+                "Cl- 2.00x above the largest simulated",
+                "ionic strength 1.55x above the largest simulated",
                 "flux 2.00x below the smallest trained",
                 "temperature 3.1 K below the lowest trained",
             ]
