@@ -65,8 +65,7 @@ impl Scores {
             let m = mean(per_seed.values().copied());
             // One seed has no spread.
             let std = if n > 1 {
-                (per_seed.values().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64)
-                    .sqrt()
+                (per_seed.values().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64).sqrt()
             } else {
                 f64::NAN
             };
