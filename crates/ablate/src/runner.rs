@@ -110,6 +110,9 @@ fn read_measured(
         let name = path.display().to_string();
         let data = parse_csv(&text, &name, &options, db)
             .map_err(|e| crate::usage!("{}", e.lines().join("; ")))?;
+        if let Some(note) = data.unconverted_note() {
+            tracing::warn!("{note}");
+        }
         parts.push(
             Samples::from_measured(&data, slots)
                 .with_context(|| format!("measured data '{name}'"))?,

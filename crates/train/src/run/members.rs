@@ -128,9 +128,10 @@ fn with_coverage(m: &mut Option<Metrics>, samples: &Samples, rows: &[usize], bou
 }
 
 /// Runs an ensemble and combines its members into one outcome: metrics of the members'
-/// mean (with coverage and width of the intervals per part), the test predictions of the
-/// mean with intervals, member 0's curves and attention, every member's artefact, the
-/// union of their domains, and the members' summed stage times.
+/// mean on the measured data (with coverage and width of the intervals per part; the
+/// pre-training metrics are member 0's), the test predictions of the mean with intervals,
+/// member 0's curves and attention, every member's artefact, the union of their domains,
+/// and the members' summed stage times.
 pub(super) fn run(
     config: &RunConfig,
     ensemble: &EnsembleConfig,
