@@ -3,36 +3,17 @@
 //! move it), an untrained residual scores exactly as that calibrated DSPM-DE, and the run
 //! is the same bits at any thread count.
 
+mod common;
+use common::{measured, SLOTS};
 use ionode_model::{ModelConfig, Prior, Variant};
 use ionode_physics::IonDb;
 use ionode_train::calibrate::CalibrationConfig;
 use ionode_train::data::Samples;
-use ionode_train::measured::{parse_csv, LoadOptions};
 use ionode_train::run::{
     run, Artefact, DataConfig, Method, RunConfig, RunInputs, SharedPretraining,
 };
 use ionode_train::split::SplitSpec;
 use ionode_train::trainer::StageConfig;
-
-const SLOTS: [(&str, f64); 6] = [
-    ("Na+", 1.0),
-    ("NH4+", 1.0),
-    ("Mg^2+", 2.0),
-    ("Cl-", -1.0),
-    ("NO3-", -1.0),
-    ("SO4^2-", -2.0),
-];
-
-fn measured() -> Samples {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../datasets/measured/nf270_fdl2021.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let data = parse_csv(&text, path, &LoadOptions::default(), &IonDb::builtin()).unwrap();
-    let names: Vec<&str> = SLOTS.iter().map(|(n, _)| *n).collect();
-    Samples::from_measured(&data, &names).unwrap()
-}
 
 fn config(prior: Prior, epochs: usize) -> RunConfig {
     let model = ModelConfig {

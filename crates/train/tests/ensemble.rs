@@ -2,37 +2,17 @@
 //! is the run without an ensemble, the interval metrics are what the predictions say, and
 //! bootstrap members of a nested, calibrated DSPM-DE differ and cover their validation.
 
+mod common;
+use common::{measured, SLOTS};
 use ionode_model::{ModelConfig, Variant};
-use ionode_physics::IonDb;
 use ionode_train::calibrate::CalibrationConfig;
 use ionode_train::data::Samples;
 use ionode_train::ensemble::{EnsembleConfig, IntervalMethod};
-use ionode_train::measured::{parse_csv, LoadOptions};
 use ionode_train::run::{
     run, Artefact, DataConfig, Method, RunConfig, RunInputs, RunOutcome, SharedPretraining,
 };
 use ionode_train::split::{SplitSpec, ValidateOn};
 use ionode_train::trainer::StageConfig;
-
-const SLOTS: [(&str, f64); 6] = [
-    ("Na+", 1.0),
-    ("NH4+", 1.0),
-    ("Mg^2+", 2.0),
-    ("Cl-", -1.0),
-    ("NO3-", -1.0),
-    ("SO4^2-", -2.0),
-];
-
-fn measured() -> Samples {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../datasets/measured/nf270_fdl2021.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let data = parse_csv(&text, path, &LoadOptions::default(), &IonDb::builtin()).unwrap();
-    let names: Vec<&str> = SLOTS.iter().map(|(n, _)| *n).collect();
-    Samples::from_measured(&data, &names).unwrap()
-}
 
 fn config(members: usize) -> RunConfig {
     let model = ModelConfig {

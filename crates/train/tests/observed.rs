@@ -3,26 +3,16 @@
 //! conversion, and a calibrated DSPM-DE that converts finds the membrane behind the data,
 //! where one that takes observed rejections for intrinsic ones does not.
 
+mod common;
+use common::{nf270_data, samples};
 use ionode_physics::IonDb;
 use ionode_train::calibrate::{dspmde_fit, CalibrationConfig};
 use ionode_train::data::Samples;
-use ionode_train::measured::{
-    observed_transmission, parse_csv, LoadOptions, MeasuredData, RejectionBasis,
-};
+use ionode_train::measured::{observed_transmission, MeasuredData, RejectionBasis};
 use ionode_train::metrics::Metrics;
 
-const SLOTS: [&str; 6] = ["Na+", "NH4+", "Mg^2+", "Cl-", "NO3-", "SO4^2-"];
 /// A film coefficient of a lab cell: J_v / k from 0.3 to 2.8 over the file's fluxes.
 const K_FILM: f64 = 2e-5;
-
-fn intrinsic() -> MeasuredData {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../datasets/measured/nf270_fdl2021.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    parse_csv(&text, path, &LoadOptions::default(), &IonDb::builtin()).unwrap()
-}
 
 /// The same rows as a cross-flow cell with film coefficient `K_FILM` would have measured
 /// them; `with_k = false` drops the coefficient (the rows are then taken as they are).
@@ -45,10 +35,6 @@ fn observed(data: &MeasuredData, with_k: bool) -> MeasuredData {
     out
 }
 
-fn samples(data: &MeasuredData) -> Samples {
-    Samples::from_measured(data, &SLOTS).unwrap()
-}
-
 #[test]
 fn a_calibration_that_converts_recovers_the_intrinsic_membrane() {
     let config = CalibrationConfig {
@@ -56,7 +42,7 @@ fn a_calibration_that_converts_recovers_the_intrinsic_membrane() {
         max_iters: 60,
         ..CalibrationConfig::default()
     };
-    let truth = samples(&intrinsic());
+    let truth = samples(&nf270_data());
     let ions = truth.slot_ions(&IonDb::builtin()).unwrap();
     let fit = |s: &Samples| dspmde_fit(s, &ions, &config).unwrap();
     let reference = fit(&truth);
@@ -67,8 +53,8 @@ fn a_calibration_that_converts_recovers_the_intrinsic_membrane() {
             .mae
             .unwrap()
     };
-    let converted = fit(&samples(&observed(&intrinsic(), true)));
-    let ignored = fit(&samples(&observed(&intrinsic(), false)));
+    let converted = fit(&samples(&observed(&nf270_data(), true)));
+    let ignored = fit(&samples(&observed(&nf270_data(), false)));
     let (r, c, i) = (score(&reference), score(&converted), score(&ignored));
     // Converting brings the fit within 0.02 of the intrinsic fit's error (measured: 0.240
     // and 0.229; the residuals are weighed in another basis); taking observed rejections
@@ -82,7 +68,7 @@ fn a_calibration_that_converts_recovers_the_intrinsic_membrane() {
 
 #[test]
 fn predictions_are_scored_as_the_rows_measured_them() {
-    let data = observed(&intrinsic(), true);
+    let data = observed(&nf270_data(), true);
     let s = samples(&data);
     let f = s.film_factor.as_ref().unwrap();
     assert!(f.iter().all(|&e| e > 1.3 && e < 20.0), "{f}");
