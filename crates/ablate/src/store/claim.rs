@@ -177,6 +177,10 @@ struct Held {
 /// releases them).
 static HELD: Mutex<Vec<Arc<Held>>> = Mutex::new(Vec::new());
 
+/// Set (under [`HELD`]'s lock) when the signal handler released every claim: no claim is
+/// made after that, so none is left behind by the exit that follows.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
 /// Whether `path` holds this process's claim and no higher generation exists.
 fn verify(path: &Path, me: &Owner) -> std::result::Result<(), String> {
     match owner_of(path) {
@@ -211,9 +215,10 @@ fn release(path: &Path, me: &Owner) {
 /// and another process may take them at once instead of waiting for a stale limit).
 pub fn release_all_held() {
     let me = Owner::this_process();
-    let held = match HELD.lock() {
-        Ok(mut h) => std::mem::take(&mut *h),
-        Err(_) => return,
+    let held = {
+        let mut h = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        STOPPING.store(true, Ordering::SeqCst);
+        std::mem::take(&mut *h)
     };
     for h in held {
         release(&h.path, &me);
@@ -377,6 +382,13 @@ impl Claims {
                 }
             };
             let path = dir.join(format!("{PREFIX}{next}"));
+            // The file is created, written and registered under the registry's lock, so
+            // the signal handler (which takes that lock) never sees a claim file that it
+            // does not know of: an interrupt leaves no claim behind.
+            let mut registry = HELD.lock().unwrap_or_else(|e| e.into_inner());
+            if STOPPING.load(Ordering::SeqCst) {
+                anyhow::bail!("interrupted: no new claim is made");
+            }
             let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
@@ -391,9 +403,8 @@ impl Claims {
                 path: path.clone(),
                 lost: AtomicBool::new(false),
             });
-            if let Ok(mut h) = HELD.lock() {
-                h.push(held.clone());
-            }
+            registry.push(held.clone());
+            drop(registry);
             let claim = Claim {
                 held,
                 me: self.me.clone(),
