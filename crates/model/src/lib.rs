@@ -47,7 +47,6 @@ mod error;
 pub mod io;
 pub mod model;
 pub mod odenet;
-mod rng;
 pub mod slots;
 pub mod solver;
 pub mod synthetic;

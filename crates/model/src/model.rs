@@ -18,10 +18,10 @@ use crate::constraint::{charge_penalty, charge_residual, project};
 use crate::encoding::sinusoidal;
 use crate::error::{ModelError, Result};
 use crate::odenet::{add_linear, OdeNet};
-use crate::rng::SplitMix64;
 use crate::slots::{Batch, Prepared};
 use crate::solver::{dopri5, rk4, DopriOptions, Trajectory};
 use ionode_autodiff::{ParamId, ParamStore, Tape, Var};
+use ionode_random::SplitMix64;
 use ndarray::{Array2, Array3};
 
 /// What [`Model::forward`] records besides the state.
@@ -156,7 +156,7 @@ impl Model {
             None
         };
         let pos = if ode && cfg.encoding == Encoding::Learned {
-            let v: Vec<f64> = (0..s * d).map(|_| rng.uniform(1.0)).collect();
+            let v: Vec<f64> = (0..s * d).map(|_| rng.symmetric(1.0)).collect();
             Some(store.add("pos", &[s, d], &v)?)
         } else {
             None
@@ -164,7 +164,7 @@ impl Model {
         let head = if cfg.variant == Variant::AttentionNode {
             let a = 1.0 / (d as f64).sqrt();
             let mut mat = |name: &str| {
-                let v: Vec<f64> = (0..d * d).map(|_| rng.uniform(a)).collect();
+                let v: Vec<f64> = (0..d * d).map(|_| rng.symmetric(a)).collect();
                 store.add(name, &[d, d], &v)
             };
             Some([mat("att.wq")?, mat("att.wk")?, mat("att.wv")?])

@@ -1,8 +1,8 @@
 //! The ODENet: a stack of linear layers with tanh between them (default 5 layers, width 64),
 //! `in -> hidden -> ... -> hidden -> out`, tanh after every layer but the last.
 
-use crate::rng::SplitMix64;
 use ionode_autodiff::{ParamId, ParamStore, Result, Tape, Var};
+use ionode_random::SplitMix64;
 
 /// Parameter handles of the stack.
 #[derive(Clone, Debug)]
@@ -20,8 +20,8 @@ pub(crate) fn add_linear(
     fan_out: usize,
 ) -> Result<(ParamId, ParamId)> {
     let a = 1.0 / (fan_in as f64).sqrt();
-    let w: Vec<f64> = (0..fan_in * fan_out).map(|_| rng.uniform(a)).collect();
-    let b: Vec<f64> = (0..fan_out).map(|_| rng.uniform(a)).collect();
+    let w: Vec<f64> = (0..fan_in * fan_out).map(|_| rng.symmetric(a)).collect();
+    let b: Vec<f64> = (0..fan_out).map(|_| rng.symmetric(a)).collect();
     Ok((
         store.add(format!("{name}.w"), &[fan_in, fan_out], &w)?,
         store.add(format!("{name}.b"), &[fan_out], &b)?,

@@ -6,8 +6,8 @@
 //! A pure function of the seed.
 
 use crate::config::ModelConfig;
-use crate::rng::SplitMix64;
 use crate::slots::Batch;
+use ionode_random::SplitMix64;
 use ndarray::{Array1, Array2};
 
 /// A synthetic batch of `b` samples over `cfg`'s slots (needs a cation and an anion slot).
@@ -19,7 +19,7 @@ pub fn batch(cfg: &ModelConfig, b: usize, seed: u64) -> Batch {
         "synthetic batches need a cation and an anion slot"
     );
     let mut r = SplitMix64::new(seed);
-    let mut unit = move || (r.uniform(1.0) + 1.0) / 2.0;
+    let mut unit = move || (r.symmetric(1.0) + 1.0) / 2.0;
     let mut feed = Array2::zeros((b, s));
     let mut mask = Array2::from_elem((b, s), false);
     let mut flux = Array1::zeros(b);

@@ -4,9 +4,9 @@
 //! Each iteration solves the whole list; criterion's throughput is solves per second.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ionode_physics::rng::{stream_seed, Rng};
 use ionode_physics::simulate::{random_feed, SimulationConfig};
 use ionode_physics::{Drive, Ion, IonDb, Membrane, PointSolver, PointSpec};
+use ionode_random::{stream_seed, Rng};
 use rayon::prelude::*;
 
 const SPECIES: [&str; 7] = ["Na+", "K+", "Li+", "Mg2+", "Ca2+", "Cl-", "SO4^2-"];

@@ -24,9 +24,9 @@ use crate::ions::Ion;
 use crate::membrane::Membrane;
 use crate::point::{check_electroneutral, Drive, PointSolver, PointSpec};
 use crate::polarisation::{interface_concentration, FilmModel, SpiralWound};
-use crate::rng::Rng;
 use argmin::core::{CostFunction, Executor, State};
 use argmin::solver::brent::BrentRoot;
+use ionode_random::Rng;
 
 pub use crate::charge::ChargeModel;
 

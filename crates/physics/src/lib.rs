@@ -35,7 +35,6 @@ pub mod module0d;
 pub mod partition;
 pub mod point;
 pub mod polarisation;
-pub mod rng;
 pub mod simulate;
 
 pub use activity::ActivityModel;

@@ -1,7 +1,7 @@
 //! Pre-training datasets: random electroneutral feeds over a flux grid for one membrane,
 //! solved in parallel with rayon. Sample `i` draws from its own random stream
-//! (`rng::stream_seed(seed, i)`) and results are collected in sample order, so a dataset is
-//! bit-identical for a seed whatever the thread count. Points that fail are reported, not
+//! (`ionode_random::stream_seed(seed, i)`) and results are collected in sample order, so a
+//! dataset is bit-identical for a seed whatever the thread count. Points that fail are reported, not
 //! dropped or filled with NaN.
 
 use crate::activity::ActivityModel;
@@ -11,7 +11,7 @@ use crate::ions::Ion;
 use crate::membrane::Membrane;
 use crate::point::{Drive, PointSolver, PointSpec};
 use crate::polarisation::{FilmModel, Polarisation, SpiralWound};
-use crate::rng::{stream_seed, Rng};
+use ionode_random::{stream_seed, Rng};
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 

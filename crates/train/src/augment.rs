@@ -3,10 +3,10 @@
 //! sees `c_p + sd * N(0, 1)`, clipped at 0, instead of the measured mean, so the model is
 //! not asked to fit measurement noise more tightly than it was measured.
 //!
-//! The normal draws come from the physics crate's version-stable generator, so an
+//! The normal draws come from the version-stable generator of `ionode-random`, so an
 //! augmented epoch is the same on every machine and after dependency upgrades.
 
-use ionode_physics::rng::{stream_seed, Rng};
+use ionode_random::{stream_seed, Rng};
 use ndarray::{Array2, ArrayView2, Zip};
 
 /// Mixed into the augmentation stream's seed (distinct from batch and split streams).

@@ -9,9 +9,9 @@
 
 use crate::error::{Result, TrainError};
 use crate::measured::MeasuredData;
-use ionode_physics::rng::{stream_seed, Rng};
 use ionode_physics::simulate::Dataset;
 use ionode_physics::{Ion, IonDb};
+use ionode_random::{stream_seed, Rng};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 

@@ -352,7 +352,7 @@ pub fn coverage(samples: &Samples, rows: &[usize], bounds: &Bounds) -> Option<(f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ionode_physics::rng::Rng;
+    use ionode_random::Rng;
     use ndarray::Array2;
 
     /// `n` rows of one ion at feed 1, measured transmissions `y`.

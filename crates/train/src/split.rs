@@ -12,7 +12,7 @@
 
 use crate::data::Samples;
 use crate::error::{Result, TrainError};
-use ionode_physics::rng::{stream_seed, Rng};
+use ionode_random::{stream_seed, Rng};
 use serde::{Deserialize, Serialize};
 
 /// Mixed into the split stream's seed (distinct from batch and augmentation streams).

@@ -1,7 +1,7 @@
 //! A manifest's axes: `[grid]` (every combination, first axis slowest) and `[random]`
 //! (points drawn from the manifest seed), and their product.
 
-use ionode_physics::rng::{stream_seed, Rng};
+use ionode_random::{stream_seed, Rng};
 use serde::{Deserialize, Serialize};
 use toml::Value;
 

@@ -32,7 +32,7 @@ use crate::limits::{MAX_RANDOM_SAMPLES, MAX_RUNS, MAX_SEEDS};
 use crate::provenance;
 use crate::runner::DataCache;
 use expand::{AxisValue, GridAxis};
-use ionode_physics::rng::stream_seed;
+use ionode_random::stream_seed;
 use ionode_train::run::RunConfig;
 use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations};
 use resolve::{get_path, set_path, ConfigOrigin};

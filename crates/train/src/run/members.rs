@@ -16,7 +16,7 @@ use super::{EpochReport, Part, SharedPretraining, Split, TrainError};
 use super::{Metrics, RunInputs, SplitMetrics, Timings};
 use crate::data::Samples;
 use crate::ensemble::{coverage, Bounds, EnsembleConfig, IntervalFit, IntervalMethod, Spread};
-use ionode_physics::rng::{stream_seed, Rng};
+use ionode_random::{stream_seed, Rng};
 use ndarray::Array2;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};

@@ -1,17 +1,21 @@
-//! A small, version-stable random number generator (SplitMix64 seeding a xoshiro256**).
+//! The project's seeded random streams, in one place below every crate that draws.
 //!
 //! Datasets must be bit-identical for a seed across machines, thread counts and dependency
-//! upgrades; a generator defined here, rather than one whose stream may change with a
-//! `rand` release, makes that a property of this crate alone. Every sample draws from its
+//! upgrades; generators defined here, rather than ones whose stream may change with a
+//! `rand` release, make that a property of this crate alone. Every sample draws from its
 //! own stream `stream_seed(seed, index)`, so the order of execution does not matter.
+//!
+//! - [`Rng`]: xoshiro256** seeded through SplitMix64, for datasets, splits, batch orders,
+//!   noise and bootstrap resamples (physics, training and the study planner).
+//! - [`SplitMix64`]: the plain SplitMix64 stream of a model's weight initialisation.
 
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
-use rand_xoshiro::{SplitMix64, Xoshiro256StarStar};
+use rand_xoshiro::Xoshiro256StarStar;
 
 /// The first output of SplitMix64 started at `state`: a good 64-bit mixer for deriving
 /// seeds.
 fn mix(state: u64) -> u64 {
-    SplitMix64::seed_from_u64(state).next_u64()
+    rand_xoshiro::SplitMix64::seed_from_u64(state).next_u64()
 }
 
 /// The seed of stream `index` of a run seeded with `seed`.
@@ -68,6 +72,27 @@ impl Rng {
     }
 }
 
+/// SplitMix64 (`rand_xoshiro`, whose stream is fixed by the algorithm): a model's initial
+/// weights are a pure function of its config and seed on every platform.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(rand_xoshiro::SplitMix64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(rand_xoshiro::SplitMix64::seed_from_u64(seed))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
+    /// Uniform in `[-a, a)`.
+    pub fn symmetric(&mut self, a: f64) -> f64 {
+        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        a * (2.0 * u - 1.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +141,14 @@ mod tests {
         assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         assert!((mean - 0.5).abs() < 0.005, "{mean}");
+    }
+
+    /// The stream of the hand-written SplitMix64 the model crate used before (every saved
+    /// initialisation depends on it).
+    #[test]
+    fn the_weight_stream_is_the_published_one() {
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(r.next_u64(), 0x6e78_9e6a_a1b9_65f4);
     }
 }
