@@ -5,9 +5,10 @@
 //! its inputs' gradients are below (mutable), because inputs are always recorded earlier.
 //! Each input is updated in its own pass so `x * x` (both operands the same node) is fine.
 
+use crate::broadcast::Bcast;
 use crate::gemm::MatMut;
 use crate::ops::{for_rows, project_rows, MmDims};
-use crate::shape::{Bcast, MAX_RANK};
+use crate::shape::MAX_RANK;
 use crate::tape::{BinOp, Op, Tape, UnOp};
 
 impl Tape {
@@ -39,7 +40,7 @@ impl Tape {
                 return None;
             }
             reached[j as usize] = true;
-            let root = storage_root(n.op, j) as usize;
+            let root = n.op.storage_root(j) as usize;
             if zeroed[root] {
                 return Some(false);
             }
@@ -326,14 +327,6 @@ impl Tape {
                 }
             }
         }
-    }
-}
-
-/// The node that owns the storage of node `j` (aliases record their root directly).
-pub(crate) fn storage_root(op: Op, j: u32) -> u32 {
-    match op {
-        Op::Alias(root) => root,
-        _ => j,
     }
 }
 

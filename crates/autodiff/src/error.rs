@@ -3,7 +3,7 @@
 //! Every shape problem is caught when an op is *recorded* (never during backward), and the
 //! message carries both shapes, so a mistake in model code points at the offending line.
 
-use crate::shape::Shape;
+use crate::shape::{DimsError, Shape};
 
 /// Errors raised while recording ops, running backward or handling parameters.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -84,3 +84,9 @@ pub enum AdError {
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = AdError> = std::result::Result<T, E>;
+
+impl From<DimsError> for AdError {
+    fn from(DimsError { dims, why }: DimsError) -> AdError {
+        AdError::Dims { dims, why }
+    }
+}

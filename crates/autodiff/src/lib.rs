@@ -111,6 +111,7 @@
 #![warn(missing_docs)]
 
 mod backward;
+mod broadcast;
 mod error;
 pub mod fastmath;
 mod gemm;
@@ -124,7 +125,7 @@ mod tape;
 pub use error::{AdError, Result};
 pub use isa::{force_kernel_path, kernel_path, KernelPath};
 pub use params::{ParamId, ParamStore};
-pub use shape::{Shape, MAX_RANK};
+pub use shape::{DimsError, Shape, MAX_RANK};
 pub use tape::{Tape, TapeStats, Var};
 
 /// Internals exposed only so the benchmarks can time them in isolation. Not a stable API.

@@ -1,9 +1,10 @@
 //! Recording ops: shape checks (with both shapes in every error) and forward kernels.
 
+use crate::broadcast::{strides_in, Bcast};
 use crate::error::{AdError, Result};
 use crate::fastmath;
 use crate::gemm::{MatMut, MatRef, Write};
-use crate::shape::{Bcast, Shape, MAX_RANK};
+use crate::shape::{Shape, MAX_RANK};
 use crate::tape::{BinOp, Op, Tape, UnOp, Var};
 
 /// Batched-matmul geometry shared by forward and backward.
@@ -380,7 +381,7 @@ impl Tape {
                 why: "element counts differ",
             });
         }
-        let root = crate::backward::storage_root(nx.op, ix);
+        let root = nx.op.storage_root(ix);
         Ok(self.push_at(Op::Alias(root), shape, nx.off, nx.rg).0)
     }
 
@@ -388,7 +389,7 @@ impl Tape {
     pub fn detach(&mut self, x: Var) -> Result<Var> {
         let ix = self.id(x)?;
         let nx = self.node(ix);
-        let root = crate::backward::storage_root(nx.op, ix);
+        let root = nx.op.storage_root(ix);
         Ok(self.push_at(Op::Alias(root), nx.shape, nx.off, false).0)
     }
 
@@ -627,7 +628,7 @@ impl Tape {
                 });
             }
             // Per-axis strides (the plan's own are axis-merged).
-            ms = crate::shape::strides_in(nm.shape.padded(), nx.shape.padded());
+            ms = strides_in(nm.shape.padded(), nx.shape.padded());
         }
         let op = Op::Softmax {
             x: ix,

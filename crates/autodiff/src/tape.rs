@@ -119,6 +119,17 @@ pub(crate) enum Op {
     },
 }
 
+impl Op {
+    /// The node that owns the storage of node `j` recorded with this op (aliases record
+    /// their root directly).
+    pub(crate) fn storage_root(self, j: u32) -> u32 {
+        match self {
+            Op::Alias(root) => root,
+            _ => j,
+        }
+    }
+}
+
 /// One entry of the Wengert list.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Node {
@@ -505,7 +516,7 @@ impl Tape {
         self.reached.resize(self.nodes.len(), false);
         self.zeroed.clear();
         self.zeroed.resize(self.nodes.len(), false);
-        let root = crate::backward::storage_root(nl.op, il as u32) as usize;
+        let root = nl.op.storage_root(il as u32) as usize;
         self.grads[nl.range()].copy_from_slice(seed);
         self.zeroed[root] = true;
         self.reached[il] = true;
@@ -517,7 +528,7 @@ impl Tape {
         // Nodes the sweep never reached have gradient zero: make their regions say so.
         for i in 0..self.nodes.len() {
             let n = self.nodes[i];
-            let root = crate::backward::storage_root(n.op, i as u32) as usize;
+            let root = n.op.storage_root(i as u32) as usize;
             if n.rg && !self.zeroed[root] {
                 self.grads[n.range()].fill(0.0);
                 self.zeroed[root] = true;

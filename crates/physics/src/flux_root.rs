@@ -2,11 +2,35 @@
 //! `J_v = L_p (dP - (pi_m - pi_p))`, found as a bracketed 1-D root with argmin's Brent
 //! solver. Each evaluation is a full flux-driven point solve, warm-started from the last.
 
-use crate::error::{PhysicsError, Result, Stage};
-use crate::point::{PointSolution, PointSolver};
+use crate::error::{require_positive, PhysicsError, Result, Stage};
+use crate::point::{Drive, PointSolution, PointSolver};
 use argmin::core::{CostFunction, Executor, State};
 use argmin::solver::brent::BrentRoot;
 use std::cell::RefCell;
+
+impl PointSolver {
+    /// Solves the point for a drive.
+    pub fn solve(&mut self, drive: Drive) -> Result<PointSolution> {
+        match drive {
+            Drive::Flux { jv_m_s } => {
+                require_positive("water flux Jv_m_s", jv_m_s)?;
+                if jv_m_s > 1e-2 {
+                    return Err(PhysicsError::invalid(
+                        "water flux Jv_m_s",
+                        jv_m_s,
+                        "a flux in m/s (1e-2 m/s is 36000 LMH; typical NF fluxes are 1e-6 to 1e-4)",
+                    ));
+                }
+                let (u, iterations) = self.solve_flux_unknowns(jv_m_s)?;
+                self.solution(&u, jv_m_s, None, iterations)
+            }
+            Drive::Pressure { dp_pa } => {
+                require_positive("pressure difference dP_Pa", dp_pa)?;
+                solve_pressure(self, dp_pa)
+            }
+        }
+    }
+}
 
 /// The scaled water-flux balance `F(J) = (J - L_p (dP - dpi(J))) / (L_p dP)`; `F < 0` below
 /// the root, since `dpi -> 0` as `J -> 0`.

@@ -20,7 +20,9 @@
 //! forward-difference Jacobian and an Armijo line search, warm-started from the previous
 //! solve of the same solver; if that fails it falls back to continuation in `J_v` from a
 //! nearly zero flux, where the permeate equals the feed. In pressure-driven mode `J_v` is
-//! the root of the Hagen-Poiseuille balance, found with argmin's Brent solver.
+//! the root of the Hagen-Poiseuille balance, found with argmin's Brent solver: the entry
+//! point for either drive, `PointSolver::solve`, is in module `flux_root`, which builds on
+//! the flux-driven solve here (so this file does not import it).
 
 use crate::activity::{davies_a, ionic_strength_molal, ln_gamma_into, ActivityModel};
 use crate::constants::{f_over_rt, water_density, GAS_CONSTANT, WATER_MOLAR_MASS};
@@ -436,28 +438,6 @@ impl PointSolver {
     /// Forgets the warm start (the next solve starts cold).
     pub fn reset(&mut self) {
         self.warm = None;
-    }
-
-    /// Solves the point for a drive.
-    pub fn solve(&mut self, drive: Drive) -> Result<PointSolution> {
-        match drive {
-            Drive::Flux { jv_m_s } => {
-                require_positive("water flux Jv_m_s", jv_m_s)?;
-                if jv_m_s > 1e-2 {
-                    return Err(PhysicsError::invalid(
-                        "water flux Jv_m_s",
-                        jv_m_s,
-                        "a flux in m/s (1e-2 m/s is 36000 LMH; typical NF fluxes are 1e-6 to 1e-4)",
-                    ));
-                }
-                let (u, iterations) = self.solve_flux_unknowns(jv_m_s)?;
-                self.solution(&u, jv_m_s, None, iterations)
-            }
-            Drive::Pressure { dp_pa } => {
-                require_positive("pressure difference dP_Pa", dp_pa)?;
-                crate::flux_root::solve_pressure(self, dp_pa)
-            }
-        }
     }
 
     /// Solves the unknowns for a flux, with warm start and continuation fallbacks.
