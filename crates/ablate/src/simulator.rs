@@ -318,6 +318,56 @@ impl SimulatorSpec {
         Ok((config, data))
     }
 
+    /// Generates the dataset into `path` (as [`Self::generate`]) unless a whole one is
+    /// there: a file that does not read back as these settings' data (truncated by a full
+    /// disk or a kill, edited) is generated again. Concurrent processes each write their
+    /// own temporary file and rename it; the data are the same bits whoever writes them.
+    /// `what` names the settings in messages (`[datasets.pretrain]`).
+    pub fn ensure(
+        &self,
+        base: &Path,
+        db: &IonDb,
+        threads: Option<usize>,
+        path: &Path,
+        what: &str,
+    ) -> Result<()> {
+        let config = self
+            .to_config(base, db)
+            .with_context(|| format!("the generator of {what}"))?;
+        if path.exists() {
+            match crate::simfile::read(path) {
+                Ok(d) if d.feed.nrows() == config.samples
+                    && d.fluxes_m_s.len() == config.fluxes.count
+                    && d.species.len() == config.species.len() =>
+                {
+                    return Ok(())
+                }
+                Ok(_) => eprintln!(
+                    "the generated pre-training set '{}' does not hold what its generator makes; generating it again",
+                    path.display()
+                ),
+                Err(e) => eprintln!(
+                    "the generated pre-training set '{}' is damaged ({}); generating it again",
+                    path.display(),
+                    crate::errors::one_line(&e)
+                ),
+            }
+        }
+        // A damaged file goes first: it was read above, and an output never replaces a
+        // file this process read.
+        let _ = std::fs::remove_file(path);
+        eprintln!(
+            "generating the pre-training set '{}' ({} feeds x {} fluxes)",
+            path.display(),
+            config.samples,
+            config.fluxes.count
+        );
+        self.with_membrane_from(base)
+            .generate(Path::new(""), db, threads, path, &|| {})
+            .with_context(|| format!("generating the pre-training set of {what}"))?;
+        Ok(())
+    }
+
     /// The membrane value as a path from `base` if it is a file (for a manifest, whose
     /// membrane file is relative to the manifest's folder).
     pub fn with_membrane_from(&self, base: &Path) -> SimulatorSpec {

@@ -250,3 +250,106 @@ fn bad_configs_are_located_errors() {
         assert!(!out.exists(), "case {k}: nothing is written");
     }
 }
+
+/// `[data] pretrain` as `ablate simulate` settings: the first `ablate train` generates the
+/// set into `datasets/sim/` under the working directory, the next one reuses it, the data
+/// are those `ablate simulate` makes with the same flags, and a bad setting is a located
+/// error like any other key.
+#[test]
+fn a_pretraining_set_named_by_its_settings_is_generated_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let settings = "{ membrane = \"nf270\", samples = 12, seed = 3, flux_count = 2 }";
+    let cfg = config(work, Path::new("PLACEHOLDER"), "neural", "")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text_of = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text_of.replace(
+            "pretrain = \"PLACEHOLDER\"",
+            &format!("pretrain = {settings}"),
+        ),
+    )
+    .unwrap();
+    let train = |out: &str| {
+        let r = std::process::Command::new(env!("CARGO_BIN_EXE_ablate"))
+            .args(["train", "--config", &cfg, "--out", out])
+            .current_dir(work)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", text(&r.stderr));
+        text(&r.stderr)
+    };
+    let first = train("a");
+    assert!(
+        first.contains("generating the pre-training set 'datasets/sim/pretrain-"),
+        "{first}"
+    );
+    let generated: Vec<PathBuf> = std::fs::read_dir(work.join("datasets/sim"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(generated.len(), 1, "{generated:?}");
+    let second = train("b");
+    assert!(!second.contains("generating"), "{second}");
+    // The same bits as the run on a file `ablate simulate` wrote with the same flags.
+    let sim = work.join("sim.h5");
+    let r = ablate(&[
+        "simulate",
+        "--membrane",
+        "nf270",
+        "--samples",
+        "12",
+        "--seed",
+        "3",
+        "--flux-count",
+        "2",
+        "--out",
+        sim.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let from_file = config(work, &sim, "neural", "");
+    let r = ablate(&[
+        "train",
+        "--config",
+        from_file.to_str().unwrap(),
+        "--out",
+        work.join("c").to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    for f in ["metrics.json", "predictions.csv"] {
+        let a = std::fs::read(work.join("a").join(f)).unwrap();
+        assert_eq!(a, std::fs::read(work.join("b").join(f)).unwrap(), "{f}");
+        assert_eq!(a, std::fs::read(work.join("c").join(f)).unwrap(), "{f}");
+    }
+    // A bad setting is located in the config; nothing is generated or written.
+    std::fs::write(
+        &cfg,
+        text_of.replace(
+            "pretrain = \"PLACEHOLDER\"",
+            "pretrain = { membrane = \"nf270\", samples = 12, seed = 3, flux_kount = 2 }",
+        ),
+    )
+    .unwrap();
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_ablate"))
+        .args(["train", "--config", &cfg, "--out", "d"])
+        .current_dir(work)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
+    let err = text(&r.stderr);
+    assert_eq!(
+        err.lines().next(),
+        Some(
+            format!(
+                "{cfg}:8:58: unknown key 'data.pretrain.flux_kount' (did you mean 'data.pretrain.flux_count'?)"
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
+    assert!(!work.join("d").exists());
+}

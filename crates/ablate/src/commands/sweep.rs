@@ -172,9 +172,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
 }
 
 /// Generates the manifest's pre-training set (as `ablate simulate` would) unless a whole
-/// one is there: a file that does not read back as the generator's data (truncated by a
-/// full disk or a kill, edited) is generated again. Concurrent shards each write their own
-/// temporary file and rename it; the data are the same bits whoever writes them.
+/// one is there ([`crate::simulator::SimulatorSpec::ensure`]).
 fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()> {
     let Some(spec) = &m.plan.pretrain_generator else {
         return Ok(());
@@ -184,33 +182,7 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
         .to_config(&m.dir(), &db)
         .context("the generator of [datasets.pretrain]")?;
     let path = study_dir.join("data").join(spec.file_name(&config));
-    if path.exists() {
-        match crate::simfile::read(&path) {
-            Ok(d) if d.feed.nrows() == config.samples
-                && d.fluxes_m_s.len() == config.fluxes.count
-                && d.species.len() == config.species.len() =>
-            {
-                return Ok(())
-            }
-            Ok(_) => eprintln!(
-                "the generated pre-training set '{}' does not hold what its generator makes; generating it again",
-                path.display()
-            ),
-            Err(e) => eprintln!(
-                "the generated pre-training set '{}' is damaged ({}); generating it again",
-                path.display(),
-                crate::errors::one_line(&e)
-            ),
-        }
-    }
-    // A damaged file goes first: it was read above, and an output never replaces a file
-    // this process read.
-    let _ = std::fs::remove_file(&path);
-    eprintln!("generating the pre-training set '{}'", path.display());
-    spec.with_membrane_from(&m.dir())
-        .generate(Path::new(""), &db, Some(threads), &path, &|| {})
-        .context("generating the pre-training set of [datasets.pretrain]")?;
-    Ok(())
+    spec.ensure(&m.dir(), &db, Some(threads), &path, "[datasets.pretrain]")
 }
 
 /// Why a run did not finish.

@@ -2,7 +2,8 @@
 //!
 //! The config has the keys a manifest uses for one run (see `experiments/train_example.toml`):
 //! the model (every \[ours\] choice of MODEL.md), the data (a simulated pre-training set in
-//! HDF5 and measured files in CSV or Parquet), the two stages (pre-training, fine-tuning),
+//! HDF5, named as a file or as `ablate simulate` settings generated once into
+//! `datasets/sim/`, and measured files in CSV or Parquet), the two stages (pre-training, fine-tuning),
 //! the split of the measured data and the seed. The method is the neural ODE (any variant)
 //! or the `dspmde_fit` baseline (DSPM-DE calibrated on the same training rows).
 //!
@@ -112,11 +113,13 @@ fn report_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
 /// Runs the command.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let cache = DataCache::default();
-    let config = crate::manifest::load_run_config(&args.config, &cache)
+    let crate::manifest::RunConfigFile {
+        config,
+        pretrain_generator,
+    } = crate::manifest::load_run_config(&args.config, &cache)
         .map_err(|p| super::problems("config", &args.config, p))?;
     let text = crate::limits::read_text(&args.config, crate::limits::MAX_TEXT_FILE_BYTES)
         .or_usage(|| format!("cannot read config '{}'", args.config.display()))?;
-    let bar = progress_bar();
     let threads = match args.threads {
         Some(0) => return Err(crate::usage!("--threads 0: expected at least 1")),
         Some(n) if n > crate::limits::MAX_JOBS => {
@@ -128,6 +131,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    if let (Some(spec), Some(file)) = (&pretrain_generator, &config.data.pretrain) {
+        let db = ionode_physics::IonDb::builtin();
+        spec.ensure(
+            std::path::Path::new(""),
+            &db,
+            Some(threads),
+            file,
+            "[data.pretrain]",
+        )?;
+    }
+    let bar = progress_bar();
     let executed = execute(
         &config,
         config.seed,
@@ -227,8 +241,22 @@ mod tests {
             "nf270_fdl2021_dspmde.toml",
         ] {
             let text = std::fs::read_to_string(dir.join(name)).unwrap();
-            let config: ionode_train::run::RunConfig =
+            let mut table: toml::Table =
                 toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // A pre-training set named by its `ablate simulate` settings.
+            let data = table["data"].as_table_mut().unwrap();
+            if let Some(toml::Value::Table(settings)) = data.get("pretrain") {
+                let spec: crate::simulator::SimulatorSpec = settings
+                    .clone()
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{name}: data.pretrain: {e}"));
+                let db = ionode_physics::IonDb::builtin();
+                spec.to_config(std::path::Path::new(""), &db).unwrap();
+                data.insert("pretrain".into(), "generated.h5".into());
+            }
+            let config: ionode_train::run::RunConfig = table
+                .try_into()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(config.problems(), vec![], "{name}");
         }
     }

@@ -232,13 +232,14 @@ const METRICS: &[&str] = &[
 const RUN_SEED_SALT: u64 = 0x7275_6e73_6565_6421;
 
 /// The checks of one resolved run config (after serde): range checks of every part, the
-/// data files named, and the checks that need the measured data; each located by
-/// `locate`.
+/// data files named (but those `generated` says are made before the run), and the checks
+/// that need the measured data; each located by `locate`.
 fn check_config(
     config: &RunConfig,
     locate: &locate::Locate,
     fallback: &str,
     resolve: &dyn Fn(&Path) -> PathBuf,
+    generated: &dyn Fn(&Path) -> bool,
     cache: &DataCache,
     found: &mut Found,
 ) {
@@ -266,7 +267,7 @@ fn check_config(
         );
     for (path, file) in files {
         let real = resolve(file);
-        if !file.to_string_lossy().starts_with(STUDY_PREFIX) && !real.exists() {
+        if !generated(file) && !real.exists() {
             found.push(located(
                 &path,
                 &format!(": data file '{}' not found", real.display()),
@@ -278,20 +279,43 @@ fn check_config(
     }
 }
 
+/// The folder, relative to the working directory, where a run config's generated
+/// pre-training sets are kept (`[data.pretrain]` as simulator settings), one file per
+/// setting, named by the hash of the settings as a study names its own.
+pub const GENERATED_PRETRAIN_DIR: &str = "datasets/sim";
+
+/// A run config as `ablate train` reads it.
+#[derive(Debug)]
+pub struct RunConfigFile {
+    /// The config, with a generated pre-training set's file in `data.pretrain`.
+    pub config: RunConfig,
+    /// The settings that make `config.data.pretrain` when it is a generated set (see
+    /// [`SimulatorSpec::ensure`]).
+    pub pretrain_generator: Option<SimulatorSpec>,
+}
+
 /// Reads a run config (`ablate train --config FILE`) with every check a manifest's runs
 /// get, located in the file: all of serde's problems, non-finite numbers, the range
 /// checks, missing data files and the checks that need the data. Data paths are relative
-/// to the working directory.
-pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfig, Problems> {
+/// to the working directory. `[data] pretrain` is a file, or a table of `ablate simulate`
+/// settings whose set is generated once into [`GENERATED_PRETRAIN_DIR`] (the config then
+/// names that file, as a study's plan names its generated set).
+pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfigFile, Problems> {
     let name = path.display().to_string();
     let text = crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES)
         .map_err(|e| Problems(vec![format!("cannot read config '{name}': {e}")]))?;
-    let table: Table =
+    let mut table: Table =
         toml::from_str(&text).map_err(|e| Problems(vec![locate::toml_error(&name, &text, &e)]))?;
     let mut locs = Locations::default();
     locs.record(&name, &text);
     let mut found = Found::default();
     let locate = |p: &[String]| locs.find(p).map(|l| (l, show(p)));
+    let pretrain_generator = generated_pretrain(&mut table, &locate, &name, &mut found);
+    let generated_file = pretrain_generator
+        .as_ref()
+        .and_then(|_| data_pretrain(&table))
+        .and_then(Value::as_str)
+        .map(PathBuf::from);
     let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
     found.extend(problems);
     if let Some(config) = &config {
@@ -300,14 +324,78 @@ pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfig, Prob
             &locate,
             &name,
             &|p: &Path| p.to_path_buf(),
+            &|p: &Path| generated_file.as_deref() == Some(p),
             cache,
             &mut found,
         );
     }
     found.non_finite(non_finite(&table, &locs, &name));
     match config {
-        Some(c) if found.list.is_empty() => Ok(c),
+        Some(config) if found.list.is_empty() => Ok(RunConfigFile {
+            config,
+            pretrain_generator,
+        }),
         _ => Err(Problems(found.list)),
+    }
+}
+
+/// A run config's `data.pretrain` value.
+fn data_pretrain(table: &Table) -> Option<&Value> {
+    table.get("data")?.as_table()?.get("pretrain")
+}
+
+/// A run config's `[data.pretrain]` table of simulator settings: checked (located), and
+/// replaced in `table` by the file it generates, whose settings are returned. A table
+/// with problems is removed, so that the rest of the config is still checked.
+fn generated_pretrain(
+    table: &mut Table,
+    locate: &locate::Locate,
+    name: &str,
+    found: &mut Found,
+) -> Option<SimulatorSpec> {
+    let Some(Value::Table(g)) = data_pretrain(table) else {
+        return None;
+    };
+    let g = g.clone();
+    let prefixed = |p: &[String]| {
+        let mut q = key_path(&["data", "pretrain"]);
+        q.extend_from_slice(p);
+        locate(&q)
+    };
+    let (spec, problems) = typed::<SimulatorSpec>(&g, &prefixed, name);
+    found.extend(problems);
+    let at = || {
+        locate(&key_path(&["data", "pretrain"])).map_or(name.to_string(), |(l, _)| l.to_string())
+    };
+    let file = spec.as_ref().and_then(|spec| {
+        let db = ionode_physics::IonDb::builtin();
+        match spec.to_config(Path::new(""), &db) {
+            Ok(config) => Some(Path::new(GENERATED_PRETRAIN_DIR).join(spec.file_name(&config))),
+            Err(e) => {
+                found.push(format!(
+                    "{}: data.pretrain: {}",
+                    at(),
+                    crate::errors::one_line(&e)
+                ));
+                None
+            }
+        }
+    });
+    match file {
+        Some(file) => {
+            set_path(
+                table,
+                &["data", "pretrain"],
+                Value::String(file.display().to_string()),
+            );
+            spec
+        }
+        None => {
+            if let Some(Value::Table(data)) = table.get_mut("data") {
+                data.remove("pretrain");
+            }
+            None
+        }
     }
 }
 
@@ -660,6 +748,234 @@ fn search_table(
     })
 }
 
+/// The base run config of a manifest, with the datasets set in it, and where each key
+/// set from `[datasets]` was written (for locating problems). Unknown keys of the base are
+/// checked here on their own: an axis that sets a whole table (`"pretrain" = [{...},
+/// false]`) replaces the base's table of that name in every run, which would otherwise
+/// hide a misspelt key there.
+fn base_config(
+    merged: &Table,
+    locs: &Locations,
+    name: &str,
+    data_overrides: Vec<(&'static str, Value)>,
+    found: &mut Found,
+) -> (Table, Vec<(KeyPath, KeyPath)>) {
+    let mut base = match merged.get("base") {
+        Some(Value::Table(t)) => t.clone(),
+        None => Table::new(),
+        Some(v) => {
+            found.push(format!(
+                "{}: base: expected a table (the run config), found {v}",
+                locs.at(&["base"], name)
+            ));
+            Table::new()
+        }
+    };
+    let mut overrides: Vec<(KeyPath, KeyPath)> = Vec::new();
+    for (key, value) in data_overrides {
+        set_path(&mut base, &["data", key], value);
+        overrides.push((key_path(&["data", key]), key_path(&["datasets", key])));
+    }
+    // The seed is the plan's; a placeholder keeps the config complete.
+    base.insert("seed".into(), Value::Integer(0));
+    let origin = ConfigOrigin {
+        locs,
+        overrides: overrides.clone(),
+    };
+    let locate = |p: &[String]| origin.locate(p);
+    let (_, problems) = typed::<RunConfig>(&base, &locate, name);
+    found.extend(
+        problems
+            .into_iter()
+            .filter(|p| p.contains(": unknown key '")),
+    );
+    (base, overrides)
+}
+
+/// The problem of a study with more than [`MAX_RUNS`] runs (grid points x random points x
+/// seeds x rungs), found before the plan is built.
+fn too_many_runs(
+    name: &str,
+    grid: &[GridAxis],
+    random_points: usize,
+    seeds: usize,
+    search: &Option<(search::SearchSpec, Vec<search::Budget>)>,
+) -> Option<String> {
+    let rungs = search.as_ref().map_or(1, |(_, b)| b.len());
+    let size = grid
+        .iter()
+        .try_fold(random_points as u64, |n, (_, values, _)| {
+            n.checked_mul(values.len() as u64)
+        })
+        .and_then(|n| n.checked_mul(seeds as u64))
+        .and_then(|n| n.checked_mul(rungs as u64));
+    if size.is_some_and(|n| n <= MAX_RUNS) {
+        return None;
+    }
+    let axes: Vec<String> = grid
+        .iter()
+        .map(|(axis, values, _)| format!("{} x \"{axis}\"", values.len()))
+        .collect();
+    Some(format!(
+        "{name}: the study has {} runs ({} grid, {random_points} random point(s), {seeds} seed(s){}), more than the most, {MAX_RUNS}",
+        size.map_or("too many".to_string(), |n| n.to_string()),
+        if axes.is_empty() { "no".to_string() } else { axes.join(", ") },
+        if search.is_some() {
+            format!(", {rungs} rung(s)")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// Builds a plan's runs point by point: each point's config at every rung's budget,
+/// checked (located), normalised, one run per seed; a run that two rungs or points
+/// resolve to alike is planned once.
+struct Planner<'a> {
+    name: &'a str,
+    locs: &'a Locations,
+    base: &'a Table,
+    overrides: &'a [(KeyPath, KeyPath)],
+    resolve: &'a dyn Fn(&Path) -> PathBuf,
+    cache: DataCache,
+    seeds: &'a [u64],
+    manifest_seed: u64,
+    search: Option<&'a search::SearchSpec>,
+    runs: Vec<PlannedRun>,
+    /// Run id -> plan index.
+    index_of: HashMap<String, usize>,
+    /// Whether any run's method uses the search's budget (else every rung is one run).
+    budget_used: bool,
+    found: &'a mut Found,
+}
+
+impl Planner<'_> {
+    /// One point of the axes at every budget (a single `None` without a search).
+    fn candidate(&mut self, point: &[AxisValue], budgets: &[Option<search::Budget>]) -> Candidate {
+        let mut candidate = Candidate {
+            axes: serde_json::Map::new(),
+            runs: Vec::new(),
+        };
+        let budget_keys: Vec<&str> = self
+            .search
+            .map_or(vec![], |s| s.budget.split('.').collect());
+        for budget in budgets {
+            let mut table = self.base.clone();
+            let mut ov = self.overrides.to_vec();
+            for (axis, value, at) in point {
+                let keys: Vec<&str> = axis.split('.').collect();
+                set_path(&mut table, &keys, value.clone());
+                ov.push((keys.iter().map(|s| s.to_string()).collect(), at.clone()));
+            }
+            if let Some(b) = budget {
+                set_path(&mut table, &budget_keys, b.to_toml());
+                ov.push((
+                    budget_keys.iter().map(|s| s.to_string()).collect(),
+                    key_path(&["search", "budget"]),
+                ));
+            }
+            let origin = ConfigOrigin {
+                locs: self.locs,
+                overrides: ov,
+            };
+            let locate = |p: &[String]| origin.locate(p);
+            let (config, problems) = typed::<RunConfig>(&table, &locate, self.name);
+            self.found.extend(problems);
+            let Some(mut config) = config else { continue };
+            // The parts the run's method does not use are reset first: a grid that crosses
+            // them with the method (pre-training x a physics-anchored model) is not wrong.
+            let ignored = config.normalise();
+            let generated = |p: &Path| p.to_string_lossy().starts_with(STUDY_PREFIX);
+            check_config(
+                &config,
+                &locate,
+                self.name,
+                self.resolve,
+                &generated,
+                &self.cache,
+                self.found,
+            );
+            if !self.found.list.is_empty() {
+                // Keep checking the other points, but build no runs.
+                continue;
+            }
+            let skip = |axis: &str| {
+                ignored
+                    .iter()
+                    .any(|i| axis == *i || axis.starts_with(&format!("{i}.")))
+            };
+            if let Some(s) = self.search {
+                self.budget_used |= !skip(&s.budget);
+            }
+            let rung = self.replicates(&mut config, point, *budget, &skip, &mut candidate);
+            candidate.runs.push(rung);
+        }
+        candidate
+    }
+
+    /// The runs of one checked config, one per seed: their plan indices.
+    fn replicates(
+        &mut self,
+        config: &mut RunConfig,
+        point: &[AxisValue],
+        budget: Option<search::Budget>,
+        skip: &dyn Fn(&str) -> bool,
+        candidate: &mut Candidate,
+    ) -> Vec<usize> {
+        let mut rung = Vec::new();
+        for &replicate in self.seeds {
+            config.seed = replicate;
+            let json = serde_json::to_value(&*config).expect("configs serialise");
+            let text = serde_json::to_string(&json).expect("JSON serialises");
+            let id = provenance::text_hash(&format!("{text}\nseed={replicate}"));
+            if let Some(&i) = self.index_of.get(&id) {
+                rung.push(i);
+                continue;
+            }
+            let run_seed = stream_seed(self.manifest_seed ^ RUN_SEED_SALT, replicate);
+            let resolved = RunConfig {
+                seed: run_seed,
+                ..config.clone()
+            };
+            let mut axes = serde_json::Map::new();
+            for (axis, _, _) in point {
+                let v = if skip(axis) {
+                    serde_json::Value::Null
+                } else {
+                    get_path(&json, axis)
+                        .cloned()
+                        .unwrap_or(serde_json::Value::Null)
+                };
+                axes.insert(axis.clone(), v);
+            }
+            if candidate.axes.is_empty() {
+                candidate.axes = axes.clone();
+            }
+            if let (Some(b), Some(s)) = (budget, self.search) {
+                let v = if skip(&s.budget) {
+                    serde_json::Value::Null
+                } else {
+                    b.to_json()
+                };
+                axes.insert(SEARCH_BUDGET_AXIS.into(), v);
+            }
+            axes.insert("seed".into(), serde_json::json!(replicate));
+            let index = self.runs.len();
+            self.index_of.insert(id.clone(), index);
+            rung.push(index);
+            self.runs.push(PlannedRun {
+                index,
+                id,
+                seed: replicate,
+                run_seed,
+                axes,
+                config: resolved,
+            });
+        }
+        rung
+    }
+}
+
 /// Loads, checks and expands a manifest, with `--set` overrides applied after its
 /// includes (see [`overrides`]).
 pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
@@ -690,41 +1006,7 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
     let metrics = metric_names(&merged, &locs, &name, &mut found);
     let (data_overrides, generator) = datasets(&merged, &locs, &name, &dir, &mut found);
 
-    // The base run config, with the datasets set in it.
-    let mut base = match merged.get("base") {
-        Some(Value::Table(t)) => t.clone(),
-        None => Table::new(),
-        Some(v) => {
-            found.push(format!(
-                "{}: base: expected a table (the run config), found {v}",
-                locs.at(&["base"], &name)
-            ));
-            Table::new()
-        }
-    };
-    let mut overrides: Vec<(KeyPath, KeyPath)> = Vec::new();
-    for (key, value) in data_overrides {
-        set_path(&mut base, &["data", key], value);
-        overrides.push((key_path(&["data", key]), key_path(&["datasets", key])));
-    }
-    // The seed is the plan's; a placeholder keeps the config complete.
-    base.insert("seed".into(), Value::Integer(0));
-    // Unknown keys of the base on their own: an axis that sets a whole table (`"pretrain"
-    // = [{...}, false]`) replaces the base's table of that name in every run, which would
-    // otherwise hide a misspelt key there.
-    {
-        let origin = ConfigOrigin {
-            locs: &locs,
-            overrides: overrides.clone(),
-        };
-        let locate = |p: &[String]| origin.locate(p);
-        let (_, problems) = typed::<RunConfig>(&base, &locate, &name);
-        found.extend(
-            problems
-                .into_iter()
-                .filter(|p| p.contains(": unknown key '")),
-        );
-    }
+    let (base, overrides) = base_config(&merged, &locs, &name, data_overrides, &mut found);
 
     let grid = grid_axes(&merged, &locs, &name, &mut found);
     let random_points = random_axes(&merged, &locs, &name, seed, &mut found);
@@ -734,143 +1016,33 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
         None => vec![None],
     };
 
-    // The plan's size before it is built: grid points x random points x seeds.
-    let size = grid
-        .iter()
-        .try_fold(random_points.len() as u64, |n, (_, values, _)| {
-            n.checked_mul(values.len() as u64)
-        })
-        .and_then(|n| n.checked_mul(seeds.len() as u64))
-        .and_then(|n| n.checked_mul(budgets.len() as u64));
-    if size.is_none_or(|n| n > MAX_RUNS) {
-        let axes: Vec<String> = grid
-            .iter()
-            .map(|(axis, values, _)| format!("{} x \"{axis}\"", values.len()))
-            .collect();
-        found.push(format!(
-            "{name}: the study has {} runs ({} grid, {} random point(s), {} seed(s){}), more than the most, {MAX_RUNS}",
-            size.map_or("too many".to_string(), |n| n.to_string()),
-            if axes.is_empty() { "no".to_string() } else { axes.join(", ") },
-            random_points.len(),
-            seeds.len(),
-            if search.is_some() {
-                format!(", {} rung(s)", budgets.len())
-            } else {
-                String::new()
-            }
-        ));
+    if let Some(problem) = too_many_runs(&name, &grid, random_points.len(), seeds.len(), &search) {
+        found.push(problem);
         return Err(Problems(found.list));
     }
 
-    // Every point: its config at every rung's budget (one rung without a search), checked
-    // (located), normalised, one run per seed.
-    let cache = DataCache::default();
+    // Every point: its config at every rung's budget (one rung without a search).
     let resolve = |p: &Path| resolve_path(p, &dir, Path::new(""));
-    let mut runs: Vec<PlannedRun> = Vec::new();
-    let mut index_of: HashMap<String, usize> = HashMap::new();
-    let mut candidates: Vec<Candidate> = Vec::new();
-    let budget_keys: Vec<&str> = search
-        .as_ref()
-        .map_or(vec![], |(s, _)| s.budget.split('.').collect());
-    // Whether any run's method uses the search's budget (else every rung is one run).
-    let mut budget_used = false;
-    for point in expand::points(&grid, &random_points) {
-        let mut candidate = Candidate {
-            axes: serde_json::Map::new(),
-            runs: Vec::new(),
-        };
-        for budget in &budgets {
-            let mut table = base.clone();
-            let mut ov = overrides.clone();
-            for (axis, value, at) in &point {
-                let keys: Vec<&str> = axis.split('.').collect();
-                set_path(&mut table, &keys, value.clone());
-                ov.push((keys.iter().map(|s| s.to_string()).collect(), at.clone()));
-            }
-            if let Some(b) = budget {
-                set_path(&mut table, &budget_keys, b.to_toml());
-                ov.push((
-                    budget_keys.iter().map(|s| s.to_string()).collect(),
-                    key_path(&["search", "budget"]),
-                ));
-            }
-            let origin = ConfigOrigin {
-                locs: &locs,
-                overrides: ov,
-            };
-            let locate = |p: &[String]| origin.locate(p);
-            let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
-            found.extend(problems);
-            let Some(mut config) = config else { continue };
-            // The parts the run's method does not use are reset first: a grid that crosses
-            // them with the method (pre-training x a physics-anchored model) is not wrong.
-            let ignored = config.normalise();
-            check_config(&config, &locate, &name, &resolve, &cache, &mut found);
-            if !found.list.is_empty() {
-                // Keep checking the other points, but build no runs.
-                continue;
-            }
-            let skip = |axis: &str| {
-                ignored
-                    .iter()
-                    .any(|i| axis == *i || axis.starts_with(&format!("{i}.")))
-            };
-            if let Some((s, _)) = &search {
-                budget_used |= !skip(&s.budget);
-            }
-            let mut rung = Vec::new();
-            for &replicate in &seeds {
-                config.seed = replicate;
-                let json = serde_json::to_value(&config).expect("configs serialise");
-                let text = serde_json::to_string(&json).expect("JSON serialises");
-                let id = provenance::text_hash(&format!("{text}\nseed={replicate}"));
-                if let Some(&i) = index_of.get(&id) {
-                    rung.push(i);
-                    continue;
-                }
-                let run_seed = stream_seed(seed ^ RUN_SEED_SALT, replicate);
-                let resolved = RunConfig {
-                    seed: run_seed,
-                    ..config.clone()
-                };
-                let mut axes = serde_json::Map::new();
-                for (axis, _, _) in &point {
-                    let v = if skip(axis) {
-                        serde_json::Value::Null
-                    } else {
-                        get_path(&json, axis)
-                            .cloned()
-                            .unwrap_or(serde_json::Value::Null)
-                    };
-                    axes.insert(axis.clone(), v);
-                }
-                if candidate.axes.is_empty() {
-                    candidate.axes = axes.clone();
-                }
-                if let (Some(b), Some((s, _))) = (budget, &search) {
-                    let v = if skip(&s.budget) {
-                        serde_json::Value::Null
-                    } else {
-                        b.to_json()
-                    };
-                    axes.insert(SEARCH_BUDGET_AXIS.into(), v);
-                }
-                axes.insert("seed".into(), serde_json::json!(replicate));
-                index_of.insert(id.clone(), runs.len());
-                rung.push(runs.len());
-                runs.push(PlannedRun {
-                    index: runs.len(),
-                    id,
-                    seed: replicate,
-                    run_seed,
-                    axes,
-                    config: resolved,
-                });
-            }
-            candidate.runs.push(rung);
-        }
-        candidates.push(candidate);
-    }
+    let mut planner = Planner {
+        name: &name,
+        locs: &locs,
+        base: &base,
+        overrides: &overrides,
+        resolve: &resolve,
+        cache: DataCache::default(),
+        seeds: &seeds,
+        manifest_seed: seed,
+        search: search.as_ref().map(|(s, _)| s),
+        runs: Vec::new(),
+        index_of: HashMap::new(),
+        budget_used: false,
+        found: &mut found,
+    };
+    let candidates: Vec<Candidate> = expand::points(&grid, &random_points)
+        .iter()
+        .map(|point| planner.candidate(point, &budgets))
+        .collect();
+    let (runs, budget_used) = (planner.runs, planner.budget_used);
     if let Some((s, _)) = &search {
         if !budget_used && found.list.is_empty() {
             found.push(format!(
