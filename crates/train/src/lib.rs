@@ -36,6 +36,7 @@ pub mod ensemble;
 pub mod error;
 pub mod measured;
 pub mod metrics;
+pub mod observe;
 pub mod optim;
 pub mod parallel;
 pub mod run;

@@ -12,8 +12,10 @@
 
 use crate::augment::augment_epoch;
 use crate::data::Samples;
-use crate::early_stop::{Decision, EarlyStopper, EarlyStopping};
+use crate::early_stop::EarlyStopping;
 use crate::error::TrainError;
+use crate::observe::{Curves, DivergenceWatch, EpochEnd, KeepBest, Observer, Progress, Verdict};
+pub use crate::observe::{EpochReport, Stage, StageReport};
 use crate::optim::Adam;
 use crate::parallel::MicroBatches;
 use ionode_autodiff::{ParamStore, Tape};
@@ -315,59 +317,6 @@ fn shape_gradient(
 /// Training rows whose mean loss at the start is the divergence test's reference.
 const REFERENCE_ROWS: usize = 2048;
 
-/// A training stage of a run (MODEL.md section 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// On DSPM-DE simulations.
-    Pretrain,
-    /// On measurements, from the pre-trained parameters (or from scratch).
-    Finetune,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Pretrain => "pretrain",
-            Stage::Finetune => "finetune",
-        }
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One epoch's numbers, for progress reporting.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochReport {
-    pub stage: Stage,
-    pub epoch: usize,
-    pub epochs: usize,
-    pub train_loss: f64,
-    pub validation_loss: f64,
-    pub best_epoch: usize,
-    pub seconds: f64,
-}
-
-/// What a stage did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageReport {
-    pub stage: Stage,
-    pub epochs_run: usize,
-    /// The epoch whose parameters were kept (0-based).
-    pub best_epoch: usize,
-    pub best_validation_loss: f64,
-    pub stopped_early: bool,
-    /// Mean training loss per epoch.
-    pub train_loss: Vec<f64>,
-    /// Validation loss per epoch.
-    pub validation_loss: Vec<f64>,
-    pub seconds: f64,
-}
-
 /// The model's batch of some rows of a sample set, with (possibly augmented) targets.
 fn model_batch(
     samples: &Samples,
@@ -546,6 +495,10 @@ fn mean_over_chunks(
 /// epoch's parameters before returning. Without validation rows (the refit of a nested
 /// validation, `crate::run`), it runs every epoch and keeps the last; the validation
 /// curve is then NaN.
+///
+/// The loop only steps and evaluates; what watches it is in [`crate::observe`]: the
+/// divergence tests, early stopping with the best parameters kept, the curves and the
+/// caller's `progress`, asked in that order after every epoch.
 #[allow(clippy::too_many_arguments)]
 pub fn train_stage(
     stage: Stage,
@@ -574,27 +527,21 @@ pub fn train_stage(
     let started = Instant::now();
     let mut tape = Tape::new();
     let mut micro = MicroBatches::new(config.micro_batch, threads.max(1))?;
-    let mut adam = Adam::new(config.learning_rate);
-    let mut stopper = EarlyStopper::new(config.early_stopping);
-    let mut best = store.values().to_vec();
     let frozen = frozen(store, &config.freeze).map_err(|e| e.within(stage.as_str()))?;
     let shaped = config.l2_sp.is_some_and(|l| l > 0.0) || !frozen.is_empty();
-    // The prior of L2-SP: where the stage starts.
-    let anchor = if shaped { best.clone() } else { Vec::new() };
-    let mut report = StageReport {
-        stage,
-        epochs_run: 0,
-        best_epoch: 0,
-        best_validation_loss: f64::INFINITY,
-        stopped_early: false,
-        train_loss: Vec::new(),
-        validation_loss: Vec::new(),
-        seconds: 0.0,
+    let mut stepper = Stepper {
+        adam: Adam::new(config.learning_rate),
+        // The prior of L2-SP: where the stage starts.
+        anchor: if shaped {
+            store.values().to_vec()
+        } else {
+            Vec::new()
+        },
+        frozen,
+        shaped,
+        step: 0,
+        total_steps: config.epochs * train.len().div_ceil(config.batch_size),
     };
-    let sd = train
-        .permeate_sd_mol_m3
-        .as_ref()
-        .filter(|_| config.augment_noise);
     // The loss of the starting parameters, the reference of the divergence test: a mean
     // over (up to) the first REFERENCE_ROWS training rows, so one odd batch cannot set it.
     // Parameters that cannot even be evaluated fail in the first step below, with the
@@ -610,18 +557,104 @@ pub fn train_stage(
         config.loss,
     )
     .unwrap_or(f64::NAN);
-    let total_steps = config.epochs * train.len().div_ceil(config.batch_size);
-    let mut step = 0;
+    let watch = DivergenceWatch::new(
+        stage,
+        start_loss,
+        config.divergence_factor,
+        config.learning_rate,
+    );
+    let mut keep = KeepBest::new(config.early_stopping, store.values());
+    let mut curves = Curves::default();
+    let mut progress = Progress(progress);
+    let mut best = (0, f64::INFINITY);
     for epoch in 0..config.epochs {
         let epoch_started = Instant::now();
-        let targets =
-            sd.map(|sd| augment_epoch(train.permeate_mol_m3.view(), sd.view(), seed, epoch as u64));
+        let train_loss = stepper.epoch(
+            (model, &mut micro, &mut tape, &watch),
+            store,
+            train,
+            config,
+            seed,
+            epoch,
+        )?;
+        watch.epoch(epoch, train_loss)?;
+        let validation_loss = if validate {
+            let loss = evaluate_loss_on(
+                &mut micro,
+                model,
+                store,
+                &mut tape,
+                validation,
+                config.batch_size.max(256),
+                config.loss,
+            )?;
+            watch.validation(epoch, loss)?;
+            Some(loss)
+        } else {
+            None
+        };
+        let mut end = EpochEnd {
+            stage,
+            epoch,
+            epochs: config.epochs,
+            train_loss,
+            validation_loss,
+            best,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        };
+        let observers: [&mut dyn Observer; 3] = [&mut keep, &mut curves, &mut progress];
+        let mut verdict = Verdict::Continue;
+        for o in observers {
+            if o.epoch_end(&mut end, store.values()) == Verdict::Stop {
+                verdict = Verdict::Stop;
+            }
+        }
+        best = end.best;
+        if verdict == Verdict::Stop {
+            break;
+        }
+    }
+    store.values_mut().copy_from_slice(keep.parameters());
+    Ok(curves.report(stage, keep.stopped_early(), started.elapsed().as_secs_f64()))
+}
+
+/// The optimiser's side of a stage: Adam with the learning-rate schedule, the L2-SP and
+/// frozen-parameter gradient shaping and clipping, one epoch of mini-batch steps at a time.
+struct Stepper {
+    adam: Adam,
+    /// L2-SP's `theta_0` (empty unless `shaped`).
+    anchor: Vec<f64>,
+    frozen: Vec<std::ops::Range<usize>>,
+    /// Whether the gradient is shaped at all (L2-SP or frozen parameters).
+    shaped: bool,
+    /// Steps taken so far, and in the whole stage (the schedule's clock).
+    step: usize,
+    total_steps: usize,
+}
+
+impl Stepper {
+    /// One epoch over `train` in the seeded batch order of `(seed, epoch)`, with the
+    /// epoch's augmented targets: the mean training loss over its batches.
+    fn epoch(
+        &mut self,
+        (model, micro, tape, watch): (&Model, &mut MicroBatches, &mut Tape, &DivergenceWatch),
+        store: &mut ParamStore,
+        train: &Samples,
+        config: &StageConfig,
+        seed: u64,
+        epoch: usize,
+    ) -> Result<f64, TrainError> {
+        let targets = train
+            .permeate_sd_mol_m3
+            .as_ref()
+            .filter(|_| config.augment_noise)
+            .map(|sd| augment_epoch(train.permeate_mol_m3.view(), sd.view(), seed, epoch as u64));
         let (mut sum, mut rows) = (0.0, 0usize);
         for batch_rows in train.batches(config.batch_size, seed, epoch as u64).iter() {
-            adam.lr = config
+            self.adam.lr = config
                 .schedule
-                .rate(config.learning_rate, step, total_steps);
-            step += 1;
+                .rate(config.learning_rate, self.step, self.total_steps);
+            self.step += 1;
             let batch = model_batch(
                 train,
                 batch_rows,
@@ -629,117 +662,24 @@ pub fn train_stage(
                 config.loss,
                 model.config().state,
             );
-            // A model failure here is a non-finite state or a stalled adaptive solver, i.e.
-            // divergence (the batch itself was checked against the model's slots).
-            let diverged = |e: ionode_model::ModelError| TrainError::Diverged {
-                stage: stage.to_string(),
-                epoch,
-                loss: f64::NAN,
-                detail: e.to_string(),
-            };
             let value = micro
-                .gradient(model, store, &batch, &mut tape)
-                .map_err(diverged)?;
-            if !value.is_finite() {
-                return Err(TrainError::Diverged {
-                    stage: stage.to_string(),
-                    epoch,
-                    loss: value,
-                    detail: "non-finite training loss".into(),
-                });
-            }
-            if shaped {
-                shape_gradient(store, &anchor, config.l2_sp, &frozen);
+                .gradient(model, store, &batch, tape)
+                .map_err(|e| watch.model_failure(epoch, e))?;
+            watch.step(epoch, value)?;
+            if self.shaped {
+                shape_gradient(store, &self.anchor, config.l2_sp, &self.frozen);
             }
             if let Some(max_norm) = config.clip_norm {
                 crate::optim::clip_grad_norm(store, max_norm);
             }
-            adam.step(store).map_err(|e| TrainError::Diverged {
-                stage: stage.to_string(),
-                epoch,
-                loss: value,
-                detail: e.to_string(),
-            })?;
+            self.adam
+                .step(store)
+                .map_err(|e| watch.optimiser(epoch, value, e))?;
             sum += value * batch_rows.len() as f64;
             rows += batch_rows.len();
         }
-        let train_loss = sum / rows as f64;
-        if start_loss > 0.0 && train_loss > config.divergence_factor * start_loss {
-            return Err(TrainError::Diverged {
-                stage: stage.to_string(),
-                epoch,
-                loss: train_loss,
-                detail: format!(
-                    "the mean training loss grew to more than {} times its starting value {start_loss:.3e} \
-                     (divergence_factor); a smaller learning_rate ({}) or clip_norm may help",
-                    config.divergence_factor, config.learning_rate
-                ),
-            });
-        }
-        if !validate {
-            // Nothing to stop on: every epoch runs and the last is kept.
-            best.copy_from_slice(store.values());
-            report.train_loss.push(train_loss);
-            report.validation_loss.push(f64::NAN);
-            report.epochs_run = epoch + 1;
-            report.best_epoch = epoch;
-            report.best_validation_loss = f64::NAN;
-            progress(&EpochReport {
-                stage,
-                epoch,
-                epochs: config.epochs,
-                train_loss,
-                validation_loss: f64::NAN,
-                best_epoch: epoch,
-                seconds: epoch_started.elapsed().as_secs_f64(),
-            });
-            continue;
-        }
-        let validation_loss = evaluate_loss_on(
-            &mut micro,
-            model,
-            store,
-            &mut tape,
-            validation,
-            config.batch_size.max(256),
-            config.loss,
-        )?;
-        if !validation_loss.is_finite() {
-            return Err(TrainError::Diverged {
-                stage: stage.to_string(),
-                epoch,
-                loss: validation_loss,
-                detail: "non-finite validation loss".into(),
-            });
-        }
-        report.train_loss.push(train_loss);
-        report.validation_loss.push(validation_loss);
-        report.epochs_run = epoch + 1;
-        let decision = stopper.observe(epoch, validation_loss);
-        if let Some((best_epoch, best_loss)) = stopper.best() {
-            if best_epoch == epoch {
-                best.copy_from_slice(store.values());
-            }
-            report.best_epoch = best_epoch;
-            report.best_validation_loss = best_loss;
-        }
-        progress(&EpochReport {
-            stage,
-            epoch,
-            epochs: config.epochs,
-            train_loss,
-            validation_loss,
-            best_epoch: report.best_epoch,
-            seconds: epoch_started.elapsed().as_secs_f64(),
-        });
-        if decision == Decision::Stop {
-            report.stopped_early = true;
-            break;
-        }
+        Ok(sum / rows as f64)
     }
-    store.values_mut().copy_from_slice(&best);
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
 #[cfg(test)]
