@@ -98,9 +98,38 @@ fn summary(data: &MeasuredData) -> String {
         rows(n),
         n - synthetic
     );
-    let field = |s: &mut String, name: &str, value: String| {
-        let _ = writeln!(s, "  {name:<18}{value}");
-    };
+    origin(&mut s, data);
+    conditions(&mut s, data);
+    feeds(&mut s, data);
+    outcomes(&mut s, data);
+    electroneutrality(&mut s, data);
+    basis(&mut s, data);
+    s
+}
+
+/// One `  name              value` line of the summary.
+fn field(s: &mut String, name: &str, value: String) {
+    let _ = writeln!(s, "  {name:<18}{value}");
+}
+
+/// `ION (N rows)` for every ion with rows where `has` holds.
+fn per_ion(
+    data: &MeasuredData,
+    has: &dyn Fn(&measured::MeasuredRow, usize) -> bool,
+) -> Vec<String> {
+    data.ion_names()
+        .iter()
+        .enumerate()
+        .filter_map(|(k, name)| {
+            let count = data.rows.iter().filter(|r| has(r, k)).count();
+            (count > 0).then(|| format!("{name} ({})", rows(count)))
+        })
+        .collect()
+}
+
+/// Where the rows come from: sources, membranes, salt families.
+fn origin(s: &mut String, data: &MeasuredData) {
+    let n = data.rows.len();
     let sources = data.rows.iter().map(|r| r.source.as_str());
     let distinct_sources = {
         let mut v: Vec<&str> = sources.clone().collect();
@@ -109,12 +138,12 @@ fn summary(data: &MeasuredData) -> String {
         v.len()
     };
     field(
-        &mut s,
+        s,
         "sources",
         format!("{distinct_sources}: {}", counted(sources, 5)),
     );
     field(
-        &mut s,
+        s,
         "membranes",
         counted(data.rows.iter().map(|r| r.membrane.as_str()), 10),
     );
@@ -132,14 +161,17 @@ fn summary(data: &MeasuredData) -> String {
     if unlabelled > 0 && unlabelled < n {
         let _ = write!(families_text, "; {} without a family", rows(unlabelled));
     }
-    field(&mut s, "families", families_text);
+    field(s, "families", families_text);
+}
 
+/// The conditions: temperature, flux and pressure ranges.
+fn conditions(s: &mut String, data: &MeasuredData) {
     if let Some((lo, hi)) = min_max(data.rows.iter().map(|r| r.temperature_k)) {
-        field(&mut s, "temperature", range_with(lo, hi, "K", kelvin));
+        field(s, "temperature", range_with(lo, hi, "K", kelvin));
     }
     if let Some((lo, hi)) = min_max(data.rows.iter().map(|r| r.jv_m_s)) {
         field(
-            &mut s,
+            s,
             "flux",
             format!(
                 "{} ({})",
@@ -150,7 +182,7 @@ fn summary(data: &MeasuredData) -> String {
     }
     let pressures = data.rows.iter().filter_map(|r| r.dp_pa);
     field(
-        &mut s,
+        s,
         "pressure",
         match min_max(pressures.clone()) {
             Some((lo, hi)) => format!(
@@ -161,7 +193,10 @@ fn summary(data: &MeasuredData) -> String {
             None => "not given".into(),
         },
     );
+}
 
+/// Every ion's feed range over the rows where it is present.
+fn feeds(s: &mut String, data: &MeasuredData) {
     let _ = writeln!(
         s,
         "  ions (feed, mol/m3, in the rows where the ion is present):"
@@ -182,23 +217,15 @@ fn summary(data: &MeasuredData) -> String {
             }
         }
     }
+}
 
-    // `ION (N rows)` for every ion with rows where `has` holds.
-    let per_ion = |has: &dyn Fn(&measured::MeasuredRow, usize) -> bool| -> Vec<String> {
-        data.ion_names()
-            .iter()
-            .enumerate()
-            .filter_map(|(k, name)| {
-                let count = data.rows.iter().filter(|r| has(r, k)).count();
-                (count > 0).then(|| format!("{name} ({})", rows(count)))
-            })
-            .collect()
-    };
+/// Which outcomes were measured, and with which uncertainties.
+fn outcomes(s: &mut String, data: &MeasuredData) {
     // Partial data: present ions whose outcome was not measured.
-    let unmeasured = per_ion(&|r, k| r.present[k] && !r.measured[k]);
+    let unmeasured = per_ion(data, &|r, k| r.present[k] && !r.measured[k]);
     let (measured, entries) = data.outcome_counts();
     field(
-        &mut s,
+        s,
         "outcomes",
         if unmeasured.is_empty() {
             format!("every present ion measured ({entries})")
@@ -216,9 +243,9 @@ fn summary(data: &MeasuredData) -> String {
         .map(String::as_str)
         .filter(|c| c.ends_with("_sd"))
         .collect();
-    let with_sd = per_ion(&|r, k| r.permeate_sd_mol_m3[k].is_some());
+    let with_sd = per_ion(data, &|r, k| r.permeate_sd_mol_m3[k].is_some());
     field(
-        &mut s,
+        s,
         "uncertainties",
         if sd_columns.is_empty() {
             "none given".into()
@@ -234,7 +261,11 @@ fn summary(data: &MeasuredData) -> String {
             )
         },
     );
+}
 
+/// How the feeds were balanced, or how far from neutral the worst one is.
+fn electroneutrality(s: &mut String, data: &MeasuredData) {
+    let n = data.rows.len();
     match &data.balance {
         Some(balance) => {
             let largest = balance.adjustments.iter().max_by(|a, b| {
@@ -256,7 +287,7 @@ fn summary(data: &MeasuredData) -> String {
                     g4(a.after_mol_m3)
                 ),
             };
-            field(&mut s, "electroneutrality", text);
+            field(s, "electroneutrality", text);
         }
         None => {
             let worst = data
@@ -275,7 +306,7 @@ fn summary(data: &MeasuredData) -> String {
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             if let Some((relative, line)) = worst.filter(|(r, _)| *r > 0.0) {
                 field(
-                    &mut s,
+                    s,
                     "electroneutrality",
                     format!(
                         "largest imbalance |sum z*c| / sum |z|*c = {} % (line {line})",
@@ -283,14 +314,14 @@ fn summary(data: &MeasuredData) -> String {
                     ),
                 );
             } else {
-                field(
-                    &mut s,
-                    "electroneutrality",
-                    "every feed exactly neutral".into(),
-                );
+                field(s, "electroneutrality", "every feed exactly neutral".into());
             }
         }
     }
+}
+
+/// The rejection basis of the rows (intrinsic or observed, converted or not).
+fn basis(s: &mut String, data: &MeasuredData) {
     let observed = data
         .rows
         .iter()
@@ -302,7 +333,7 @@ fn summary(data: &MeasuredData) -> String {
         .filter(|r| r.film_factor().is_some())
         .count();
     field(
-        &mut s,
+        s,
         "rejection basis",
         if observed == 0 {
             "intrinsic (every row)".to_string()
@@ -314,9 +345,8 @@ fn summary(data: &MeasuredData) -> String {
         },
     );
     if let Some(note) = data.unconverted_note() {
-        field(&mut s, "note", note);
+        field(s, "note", note);
     }
-    s
 }
 
 pub fn run(args: &DataCheckArgs) -> Result<()> {

@@ -10,7 +10,7 @@
 //! impossible is an error naming the row and column, and nothing is written.
 
 use crate::cli::PredictArgs;
-use crate::predictor::{LoadedRun, Predicted};
+use crate::predictor::{Interval, LoadedRun, Predicted};
 use crate::{output, tabular};
 use anyhow::{bail, Context, Result};
 use ionode_physics::IonDb;
@@ -170,58 +170,24 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     };
     let data = parse_csv(&text, &name, &options, &db).map_err(|e| refuse(&args.data, e.lines()))?;
 
-    // Every present ion needs a slot of the model.
-    let slots = run.predictor.slots();
-    let slot_refs: Vec<&str> = slots.iter().map(String::as_str).collect();
-    let mut problems = Vec::new();
-    let key = |n: &str| {
-        db.get(n)
-            .map(|i| i.name.clone())
-            .unwrap_or_else(|_| n.to_string())
-    };
-    let slot_keys: Vec<String> = slots.iter().map(|s| key(s)).collect();
-    let slot_names: Vec<String> = slots
-        .iter()
-        .map(|s| {
-            db.get(s)
-                .map(|i| i.display_name())
-                .unwrap_or_else(|_| s.clone())
-        })
-        .collect();
-    for r in &data.rows {
-        for (k, ion) in data.ions.iter().enumerate() {
-            if r.present[k] && !slot_keys.contains(&ion.name) {
-                problems.push(format!(
-                    "{name}, line {}, column 'feed_{}_mol_m3', value '{}': the model has no slot for {}; its slots are {}",
-                    r.line,
-                    ion.display_name(),
-                    r.feed_mol_m3[k],
-                    ion.display_name(),
-                    slot_names.join(", ")
-                ));
-            }
-        }
-    }
+    let slots = SlotNames::of(&run.predictor.slots(), &db);
+    let mut problems = unslotted(&data, &slots);
     match &run.domain {
         Some(d) if !args.extrapolate => {
-            let neural = run.predictor.is_neural();
-            problems.extend(outside(&data, d, neural));
+            problems.extend(outside(&data, d, run.predictor.is_neural()));
         }
         _ => {}
     }
     if !problems.is_empty() {
         return Err(refuse(&args.data, problems));
     }
+    let slot_refs: Vec<&str> = slots.given.iter().map(String::as_str).collect();
     let samples =
         Samples::from_measured(&data, &slot_refs).with_context(|| format!("data '{name}'"))?;
-
-    let Predicted {
-        permeate: predicted,
-        failed_rows,
-        interval,
-    } = run.predictor.predict(&samples)?;
-    if !failed_rows.is_empty() {
-        let lines: Vec<String> = failed_rows
+    let predicted = run.predictor.predict(&samples)?;
+    if !predicted.failed_rows.is_empty() {
+        let lines: Vec<String> = predicted
+            .failed_rows
             .iter()
             .map(|&r| data.rows[r].line.to_string())
             .collect();
@@ -230,210 +196,355 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             lines.join(", ")
         );
     }
-    if let Some(why) = implausible(&samples, predicted.view()) {
+    if let Some(why) = implausible(&samples, predicted.permeate.view()) {
         bail!("{why}; nothing was predicted");
     }
-
-    let flags: Vec<Vec<Flag>> = match &run.domain {
-        Some(d) => row_flags(&data, d),
-        None => vec![Vec::new(); data.rows.len()],
-    };
-    let separation = Separation::of(&slot_keys).filter(|sep| {
-        (0..samples.len()).any(|r| samples.mask[[r, sep.li]] && samples.mask[[r, sep.mg]])
-    });
-
-    // Rows of observed rejections with a film coefficient: the intrinsic prediction, and
-    // the observed one the film model makes of it (what such a row measured).
-    let film = samples.film_factor.is_some();
-    let as_measured = samples.observed_basis(&predicted);
-    let as_measured_bounds = interval.as_ref().map(|i| {
-        let feed = &samples.feed_mol_m3;
-        let convert = |t: &Array2<f64>| {
-            let p = samples.observed_basis(&(t * feed));
-            ndarray::Zip::from(&p)
-                .and(feed)
-                .map_collect(|&p, &f| if f > 0.0 { p / f } else { 0.0 })
-        };
-        Bounds {
-            lower: convert(&i.bounds.lower),
-            upper: convert(&i.bounds.upper),
-        }
-    });
+    let p = Prediction::new(&data, samples, slots, predicted, run.domain.as_ref());
     if let Some(note) = data.unconverted_note() {
         eprintln!("note: {note}");
     }
-
-    // PRED.csv: one row per data row and present ion.
-    let with_measured = data.rows.iter().any(|r| r.measured.iter().any(|&m| m));
-    let mut header: Vec<String> = [
-        "row",
-        "line",
-        "sample_id",
-        "family",
-        "ion",
-        "feed_mol_m3",
-        "Jv_m_s",
-        "temperature_K",
-        "permeate_predicted_mol_m3",
-        "rejection_predicted",
-    ]
-    .map(String::from)
-    .to_vec();
-    if interval.is_some() {
-        header.extend(["rejection_predicted_lower", "rejection_predicted_upper"].map(String::from));
-    }
-    if film {
-        header.push("rejection_predicted_observed".into());
-        if interval.is_some() {
-            header.extend(
-                [
-                    "rejection_predicted_observed_lower",
-                    "rejection_predicted_observed_upper",
-                ]
-                .map(String::from),
-            );
-        }
-    }
-    if data
-        .rows
-        .iter()
-        .any(|r| r.basis == RejectionBasis::Observed)
-    {
-        header.push("rejection_basis".into());
-    }
-    if with_measured {
-        header.extend(["rejection_measured", "rejection_measured_sd"].map(String::from));
-    }
-    if separation.is_some() {
-        header.push("separation_Li_Mg_predicted".into());
-        if interval.is_some() {
-            header.extend(["separation_Li_Mg_lower", "separation_Li_Mg_upper"].map(String::from));
-        }
-        if with_measured {
-            header.push("separation_Li_Mg_measured".into());
-        }
-    }
-    header.push("domain".into());
-    let mut out = String::new();
-    csv::write_record(&mut out, &header);
-    let num = |x: f64| format!("{x:?}");
-    for (row, r) in data.rows.iter().enumerate() {
-        for (s, slot) in slot_names.iter().enumerate() {
-            if !samples.mask[[row, s]] {
-                continue;
-            }
-            let feed = samples.feed_mol_m3[[row, s]];
-            let p = predicted[[row, s]];
-            let mut f = vec![
-                (row + 1).to_string(),
-                r.line.to_string(),
-                r.sample_id.clone().unwrap_or_default(),
-                r.family.clone().unwrap_or_default(),
-                slot.clone(),
-                num(feed),
-                num(r.jv_m_s),
-                num(r.temperature_k),
-                num(p),
-                num(1.0 - p / feed),
-            ];
-            if let Some(i) = &interval {
-                // The permeate's upper bound is the rejection's lower one.
-                f.push(num(1.0 - i.bounds.upper[[row, s]]));
-                f.push(num(1.0 - i.bounds.lower[[row, s]]));
-            }
-            if film {
-                let converted = r.film_factor().is_some();
-                let cell = |v: f64| if converted { num(v) } else { String::new() };
-                f.push(cell(1.0 - as_measured[[row, s]] / feed));
-                if let Some(b) = &as_measured_bounds {
-                    f.push(cell(1.0 - b.upper[[row, s]]));
-                    f.push(cell(1.0 - b.lower[[row, s]]));
-                }
-            }
-            if header.iter().any(|h| h == "rejection_basis") {
-                f.push(
-                    match (r.basis, r.k_film_m_s) {
-                        (RejectionBasis::Intrinsic, _) => "intrinsic",
-                        (RejectionBasis::Observed, Some(_)) => "observed",
-                        (RejectionBasis::Observed, None) => {
-                            "observed; compared as intrinsic (no k_film_m_s)"
-                        }
-                    }
-                    .to_string(),
-                );
-            }
-            if with_measured {
-                let measured = samples.observed[[row, s]];
-                f.push(if measured {
-                    num(1.0 - samples.permeate_mol_m3[[row, s]] / feed)
-                } else {
-                    String::new()
-                });
-                let sd = samples
-                    .permeate_sd_mol_m3
-                    .as_ref()
-                    .map(|a| a[[row, s]])
-                    .filter(|&v| measured && v > 0.0);
-                f.push(sd.map(|v| num(v / feed)).unwrap_or_default());
-            }
-            if let Some(sep) = &separation {
-                let t = |p: &Array2<f64>, row: usize, s: usize| {
-                    p[[row, s]] / samples.feed_mol_m3[[row, s]]
-                };
-                let both = samples.mask[[row, sep.li]] && samples.mask[[row, sep.mg]];
-                f.push(if both {
-                    num(t(&as_measured, row, sep.li) / t(&as_measured, row, sep.mg))
-                } else {
-                    String::new()
-                });
-                if let Some(b) = &as_measured_bounds {
-                    // The widest ratio the two intervals allow.
-                    let (lo, hi) = if both {
-                        (
-                            num(b.lower[[row, sep.li]] / b.upper[[row, sep.mg]]),
-                            num(b.upper[[row, sep.li]] / b.lower[[row, sep.mg]]),
-                        )
-                    } else {
-                        Default::default()
-                    };
-                    f.extend([lo, hi]);
-                }
-                if with_measured {
-                    let measured =
-                        both && samples.observed[[row, sep.li]] && samples.observed[[row, sep.mg]];
-                    f.push(if measured {
-                        let m = &samples.permeate_mol_m3;
-                        num(t(m, row, sep.li) / t(m, row, sep.mg))
-                    } else {
-                        String::new()
-                    });
-                }
-            }
-            let words: Vec<String> = flags[row].iter().map(ToString::to_string).collect();
-            f.push(words.join("; "));
-            csv::write_record(&mut out, &f);
-        }
-    }
-    output::write_text(&args.out, &out)?;
-
+    output::write_text(&args.out, &p.csv())?;
     let mut report = format!(
         "predicted {} rows ({} ion values) of {name}; wrote {}\n",
         data.rows.len(),
-        samples.mask.iter().filter(|&&m| m).count(),
+        p.samples.mask.iter().filter(|&&m| m).count(),
         args.out.display()
     );
     if run.domain.is_some() {
-        writeln!(report, "{}", domain_summary(&flags))?;
+        writeln!(report, "{}", domain_summary(&p.flags))?;
     }
-    if with_measured {
-        let m = Metrics::of(&samples, as_measured.view())?;
+    if p.columns.measured {
+        report.push_str(&p.scores()?);
+    }
+    super::print_stdout(&report)
+}
+
+/// The model's slots: as the run names them, as ion keys (to match the data's ions) and
+/// as display names (PRED.csv's `ion` column).
+struct SlotNames {
+    given: Vec<String>,
+    keys: Vec<String>,
+    shown: Vec<String>,
+}
+
+impl SlotNames {
+    fn of(slots: &[String], db: &IonDb) -> SlotNames {
+        let keys = slots
+            .iter()
+            .map(|n| {
+                db.get(n)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_else(|_| n.clone())
+            })
+            .collect();
+        let shown = slots
+            .iter()
+            .map(|s| {
+                db.get(s)
+                    .map(|i| i.display_name())
+                    .unwrap_or_else(|_| s.clone())
+            })
+            .collect();
+        SlotNames {
+            given: slots.to_vec(),
+            keys,
+            shown,
+        }
+    }
+}
+
+/// Every present ion the model has no slot for, one located line each.
+fn unslotted(data: &MeasuredData, slots: &SlotNames) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in &data.rows {
+        for (k, ion) in data.ions.iter().enumerate() {
+            if r.present[k] && !slots.keys.contains(&ion.name) {
+                problems.push(format!(
+                    "{}, line {}, column 'feed_{}_mol_m3', value '{}': the model has no slot for {}; its slots are {}",
+                    data.source_name,
+                    r.line,
+                    ion.display_name(),
+                    r.feed_mol_m3[k],
+                    ion.display_name(),
+                    slots.shown.join(", ")
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Which optional column groups PRED.csv has.
+struct Columns {
+    /// An ensemble's interval of every prediction.
+    interval: bool,
+    /// The observed-basis prediction of rows with a film coefficient.
+    film: bool,
+    /// The rejection basis of every row (when any row is observed).
+    basis: bool,
+    /// The measured rejection (when the file has outcomes).
+    measured: bool,
+    /// The Li/Mg separation factor.
+    separation: bool,
+}
+
+impl Columns {
+    fn header(&self) -> Vec<String> {
+        let mut header: Vec<&str> = vec![
+            "row",
+            "line",
+            "sample_id",
+            "family",
+            "ion",
+            "feed_mol_m3",
+            "Jv_m_s",
+            "temperature_K",
+            "permeate_predicted_mol_m3",
+            "rejection_predicted",
+        ];
+        if self.interval {
+            header.extend(["rejection_predicted_lower", "rejection_predicted_upper"]);
+        }
+        if self.film {
+            header.push("rejection_predicted_observed");
+            if self.interval {
+                header.extend([
+                    "rejection_predicted_observed_lower",
+                    "rejection_predicted_observed_upper",
+                ]);
+            }
+        }
+        if self.basis {
+            header.push("rejection_basis");
+        }
+        if self.measured {
+            header.extend(["rejection_measured", "rejection_measured_sd"]);
+        }
+        if self.separation {
+            header.push("separation_Li_Mg_predicted");
+            if self.interval {
+                header.extend(["separation_Li_Mg_lower", "separation_Li_Mg_upper"]);
+            }
+            if self.measured {
+                header.push("separation_Li_Mg_measured");
+            }
+        }
+        header.push("domain");
+        header.into_iter().map(String::from).collect()
+    }
+}
+
+/// A run's predictions of a data file, with everything PRED.csv and the summary show.
+struct Prediction<'a> {
+    data: &'a MeasuredData,
+    samples: Samples,
+    slots: SlotNames,
+    /// `[rows, slots]` intrinsic permeate, mol/m3.
+    predicted: Array2<f64>,
+    interval: Option<Interval>,
+    /// The permeate as each row measured it: observed rows with a film coefficient
+    /// through the film model, the rest intrinsic.
+    as_measured: Array2<f64>,
+    /// The interval's transmissions on the same basis.
+    as_measured_bounds: Option<Bounds>,
+    /// Every way each row lies outside the run's domain.
+    flags: Vec<Vec<Flag>>,
+    separation: Option<Separation>,
+    columns: Columns,
+}
+
+fn num(x: f64) -> String {
+    format!("{x:?}")
+}
+
+impl<'a> Prediction<'a> {
+    fn new(
+        data: &'a MeasuredData,
+        samples: Samples,
+        slots: SlotNames,
+        predicted: Predicted,
+        domain: Option<&Domain>,
+    ) -> Prediction<'a> {
+        let Predicted {
+            permeate: predicted,
+            interval,
+            ..
+        } = predicted;
+        let flags: Vec<Vec<Flag>> = match domain {
+            Some(d) => row_flags(data, d),
+            None => vec![Vec::new(); data.rows.len()],
+        };
+        let separation = Separation::of(&slots.keys).filter(|sep| {
+            (0..samples.len()).any(|r| samples.mask[[r, sep.li]] && samples.mask[[r, sep.mg]])
+        });
+        // Rows of observed rejections with a film coefficient: the intrinsic prediction,
+        // and the observed one the film model makes of it (what such a row measured).
+        let as_measured = samples.observed_basis(&predicted);
+        let as_measured_bounds = interval.as_ref().map(|i| {
+            let feed = &samples.feed_mol_m3;
+            let convert = |t: &Array2<f64>| {
+                let p = samples.observed_basis(&(t * feed));
+                ndarray::Zip::from(&p)
+                    .and(feed)
+                    .map_collect(|&p, &f| if f > 0.0 { p / f } else { 0.0 })
+            };
+            Bounds {
+                lower: convert(&i.bounds.lower),
+                upper: convert(&i.bounds.upper),
+            }
+        });
+        let columns = Columns {
+            interval: interval.is_some(),
+            film: samples.film_factor.is_some(),
+            basis: data
+                .rows
+                .iter()
+                .any(|r| r.basis == RejectionBasis::Observed),
+            measured: data.rows.iter().any(|r| r.measured.iter().any(|&m| m)),
+            separation: separation.is_some(),
+        };
+        Prediction {
+            data,
+            samples,
+            slots,
+            predicted,
+            interval,
+            as_measured,
+            as_measured_bounds,
+            flags,
+            separation,
+            columns,
+        }
+    }
+
+    /// PRED.csv: one row per data row and present ion.
+    fn csv(&self) -> String {
+        let mut out = String::new();
+        csv::write_record(&mut out, &self.columns.header());
+        for row in 0..self.data.rows.len() {
+            for s in 0..self.slots.shown.len() {
+                if self.samples.mask[[row, s]] {
+                    csv::write_record(&mut out, &self.cells(row, s));
+                }
+            }
+        }
+        out
+    }
+
+    /// The cells of data row `row`, slot `s`, in the header's order.
+    fn cells(&self, row: usize, s: usize) -> Vec<String> {
+        let (r, samples, c) = (&self.data.rows[row], &self.samples, &self.columns);
+        let feed = samples.feed_mol_m3[[row, s]];
+        let p = self.predicted[[row, s]];
+        let mut f = vec![
+            (row + 1).to_string(),
+            r.line.to_string(),
+            r.sample_id.clone().unwrap_or_default(),
+            r.family.clone().unwrap_or_default(),
+            self.slots.shown[s].clone(),
+            num(feed),
+            num(r.jv_m_s),
+            num(r.temperature_k),
+            num(p),
+            num(1.0 - p / feed),
+        ];
+        if let Some(i) = &self.interval {
+            // The permeate's upper bound is the rejection's lower one.
+            f.push(num(1.0 - i.bounds.upper[[row, s]]));
+            f.push(num(1.0 - i.bounds.lower[[row, s]]));
+        }
+        if c.film {
+            let converted = r.film_factor().is_some();
+            let cell = |v: f64| if converted { num(v) } else { String::new() };
+            f.push(cell(1.0 - self.as_measured[[row, s]] / feed));
+            if let Some(b) = &self.as_measured_bounds {
+                f.push(cell(1.0 - b.upper[[row, s]]));
+                f.push(cell(1.0 - b.lower[[row, s]]));
+            }
+        }
+        if c.basis {
+            f.push(
+                match (r.basis, r.k_film_m_s) {
+                    (RejectionBasis::Intrinsic, _) => "intrinsic",
+                    (RejectionBasis::Observed, Some(_)) => "observed",
+                    (RejectionBasis::Observed, None) => {
+                        "observed; compared as intrinsic (no k_film_m_s)"
+                    }
+                }
+                .to_string(),
+            );
+        }
+        if c.measured {
+            let measured = samples.observed[[row, s]];
+            f.push(if measured {
+                num(1.0 - samples.permeate_mol_m3[[row, s]] / feed)
+            } else {
+                String::new()
+            });
+            let sd = samples
+                .permeate_sd_mol_m3
+                .as_ref()
+                .map(|a| a[[row, s]])
+                .filter(|&v| measured && v > 0.0);
+            f.push(sd.map(|v| num(v / feed)).unwrap_or_default());
+        }
+        if let Some(sep) = &self.separation {
+            f.extend(self.separation_cells(sep, row));
+        }
+        let words: Vec<String> = self.flags[row].iter().map(ToString::to_string).collect();
+        f.push(words.join("; "));
+        f
+    }
+
+    /// The separation factor's cells of data row `row`: predicted, its interval (the
+    /// widest ratio the two ions' intervals allow) and measured; empty where the row
+    /// lacks either ion.
+    fn separation_cells(&self, sep: &Separation, row: usize) -> Vec<String> {
+        let samples = &self.samples;
+        let t = |p: &Array2<f64>, s: usize| p[[row, s]] / samples.feed_mol_m3[[row, s]];
+        let both = samples.mask[[row, sep.li]] && samples.mask[[row, sep.mg]];
+        let mut f = vec![if both {
+            num(t(&self.as_measured, sep.li) / t(&self.as_measured, sep.mg))
+        } else {
+            String::new()
+        }];
+        if let Some(b) = &self.as_measured_bounds {
+            let (lo, hi) = if both {
+                (
+                    num(b.lower[[row, sep.li]] / b.upper[[row, sep.mg]]),
+                    num(b.upper[[row, sep.li]] / b.lower[[row, sep.mg]]),
+                )
+            } else {
+                Default::default()
+            };
+            f.extend([lo, hi]);
+        }
+        if self.columns.measured {
+            let measured =
+                both && samples.observed[[row, sep.li]] && samples.observed[[row, sep.mg]];
+            f.push(if measured {
+                let m = &samples.permeate_mol_m3;
+                num(t(m, sep.li) / t(m, sep.mg))
+            } else {
+                String::new()
+            });
+        }
+        f
+    }
+
+    /// The scores against the file's measured values: rejection MAE and RMSE per ion and
+    /// overall, and an ensemble's interval coverage.
+    fn scores(&self) -> Result<String> {
+        let samples = &self.samples;
+        let m = Metrics::of(samples, self.as_measured.view())?;
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+        let mut report = String::new();
         writeln!(
             report,
             "{:<10} {:>6} {:>14} {:>15}",
             "ion", "n", "rejection MAE", "rejection RMSE"
         )?;
-        for (ion, slot) in m.per_ion.iter().zip(&slot_names) {
+        for (ion, slot) in m.per_ion.iter().zip(&self.slots.shown) {
             if ion.n > 0 {
                 writeln!(
                     report,
@@ -452,9 +563,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             f(m.mae),
             f(m.rmse)
         )?;
-        if let (Some(i), Some(b)) = (&interval, &as_measured_bounds) {
+        if let (Some(i), Some(b)) = (&self.interval, &self.as_measured_bounds) {
             let rows: Vec<usize> = (0..samples.len()).collect();
-            if let Some((share, width, n)) = coverage(&samples, &rows, b) {
+            if let Some((share, width, n)) = coverage(samples, &rows, b) {
                 writeln!(
                     report,
                     "{:.0} % intervals: {:.1} % of {n} measured values inside, mean width {width:.4} in rejection",
@@ -463,6 +574,6 @@ pub fn run(args: &PredictArgs) -> Result<()> {
                 )?;
             }
         }
+        Ok(report)
     }
-    super::print_stdout(&report)
 }

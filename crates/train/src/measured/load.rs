@@ -222,6 +222,35 @@ struct IonCells {
     rejection_sd: Option<Cell>,
 }
 
+/// A row's cells, each read on its own.
+#[derive(Debug, Default)]
+struct RowCells {
+    source: Option<String>,
+    membrane: Option<String>,
+    temperature_k: Option<f64>,
+    synthetic: Option<bool>,
+    jv_m_s: Option<f64>,
+    dp_pa: Option<f64>,
+    family: Option<String>,
+    sample_id: Option<String>,
+    repeat: Option<u32>,
+    basis: RejectionBasis,
+    /// The film coefficient and its column.
+    k_film: Option<(usize, f64)>,
+    ions: Vec<IonCells>,
+    /// Whether every ion cell read cleanly.
+    ions_ok: bool,
+}
+
+/// A row's outcomes per ion.
+#[derive(Debug)]
+struct RowOutcomes {
+    permeate: Vec<f64>,
+    rejection: Vec<f64>,
+    permeate_sd: Vec<Option<f64>>,
+    measured: Vec<bool>,
+}
+
 struct RowReader<'a> {
     /// How many problems there were before this row.
     start: usize,
@@ -315,34 +344,86 @@ impl RowReader<'_> {
     }
 
     /// Reads and checks the row; `None` when something is wrong (the problems are added).
+    /// Every problem of the row is listed at once, except that a bad ion value stops the
+    /// checks that need several cells.
     fn read(mut self, adjustments: &mut Vec<BalanceAdjustment>) -> Option<MeasuredRow> {
         let header = self.header;
         let line = self.record.line;
-        let n_ions = header.ions.len();
-        let mut source = None;
-        let mut membrane = None;
-        let mut temperature_k = None;
-        let mut synthetic = None;
-        let mut jv_m_s = None;
-        let (mut dp_pa, mut family, mut sample_id, mut repeat) = (None, None, None, None);
-        let (mut basis, mut k_film) = (RejectionBasis::Intrinsic, None);
-        let mut cells = vec![IonCells::default(); n_ions];
-        let mut ion_cells_ok = true;
+        let row = self.cells();
+        // A bad ion value makes the checks below unreliable, and without feed columns every
+        // row would repeat the header's problem: stop here. (Other bad values do not stop
+        // them, so that every problem of the row is listed at once.)
+        if !row.ions_ok || !header.has_feed {
+            return None;
+        }
+        let raw_feed: Vec<f64> = row
+            .ions
+            .iter()
+            .map(|c| c.feed.map_or(0.0, |c| c.value))
+            .collect();
+        self.check_agreement(&row.ions, &raw_feed);
+        let feed = self.balanced(raw_feed, adjustments)?;
+        let present: Vec<bool> = feed.iter().map(|&c| c > 0.0).collect();
+        self.check_charges(&feed, &present);
+        let outcomes = self.outcomes(&row.ions, &feed, &present);
+        if self.outcomes == Outcomes::Required
+            && present.iter().any(|&p| p)
+            && !outcomes.measured.iter().any(|&m| m)
+            && self.problems_in_row() == 0
+        {
+            self.problems.line(
+                line,
+                "no ion of the row has a measured permeate or rejection; expected at least one outcome per row",
+            );
+        }
+        self.check_film(&row);
+        if self.problems_in_row() > 0 {
+            return None;
+        }
+        Some(MeasuredRow {
+            line,
+            source: row.source?,
+            membrane: row.membrane?,
+            family: row.family,
+            sample_id: row.sample_id,
+            repeat: row.repeat,
+            temperature_k: row.temperature_k?,
+            synthetic: row.synthetic?,
+            jv_m_s: row.jv_m_s?,
+            dp_pa: row.dp_pa,
+            feed_mol_m3: feed,
+            permeate_mol_m3: outcomes.permeate,
+            rejection: outcomes.rejection,
+            permeate_sd_mol_m3: outcomes.permeate_sd,
+            present,
+            measured: outcomes.measured,
+            basis: row.basis,
+            k_film_m_s: row.k_film.map(|(_, k)| k),
+        })
+    }
+
+    /// Every cell of the row read on its own (each bad value a problem).
+    fn cells(&mut self) -> RowCells {
+        let header = self.header;
+        let mut row = RowCells {
+            ions: vec![IonCells::default(); header.ions.len()],
+            ions_ok: true,
+            ..RowCells::default()
+        };
         let both_fluxes =
             header.column_of(Field::JvMS).is_some() && header.column_of(Field::JvLMH).is_some();
-
         for (column, field) in header.fields.iter().enumerate() {
             let Some(field) = *field else { continue };
             match field {
                 Field::Source => {
-                    source = self.text(
+                    row.source = self.text(
                         column,
                         "a source: a DOI, a lab notebook id, or e.g. 'ionode-lab surrogate v1'",
                     )
                 }
-                Field::Membrane => membrane = self.text(column, "a membrane name, e.g. NF270"),
+                Field::Membrane => row.membrane = self.text(column, "a membrane name, e.g. NF270"),
                 Field::TemperatureK => {
-                    temperature_k = self.required(column, EXPECT_TEMPERATURE).and_then(|t| {
+                    row.temperature_k = self.required(column, EXPECT_TEMPERATURE).and_then(|t| {
                         let (lo, hi) = TEMPERATURE_RANGE_K;
                         if (lo..=hi).contains(&t) {
                             Some(t)
@@ -357,7 +438,7 @@ impl RowReader<'_> {
                 }
                 Field::Synthetic => {
                     let raw = self.raw(column);
-                    synthetic = if raw.eq_ignore_ascii_case("true") {
+                    row.synthetic = if raw.eq_ignore_ascii_case("true") {
                         Some(true)
                     } else if raw.eq_ignore_ascii_case("false") {
                         Some(false)
@@ -372,11 +453,11 @@ impl RowReader<'_> {
                 Field::JvMS | Field::JvLMH => {
                     let x = self.flux(column, field == Field::JvLMH);
                     if !both_fluxes {
-                        jv_m_s = x;
+                        row.jv_m_s = x;
                     }
                 }
                 Field::DpBar => {
-                    dp_pa = self.number(column, EXPECT_DP).and_then(|p| {
+                    row.dp_pa = self.number(column, EXPECT_DP).and_then(|p| {
                         if p > 0.0 {
                             Some(p * BAR_PA)
                         } else {
@@ -388,13 +469,13 @@ impl RowReader<'_> {
                         }
                     })
                 }
-                Field::Family => family = self.optional_text(column),
-                Field::SampleId => sample_id = self.optional_text(column),
+                Field::Family => row.family = self.optional_text(column),
+                Field::SampleId => row.sample_id = self.optional_text(column),
                 Field::Repeat => {
                     let raw = self.raw(column);
                     if !raw.is_empty() {
                         match raw.parse::<u32>() {
-                            Ok(k) => repeat = Some(k),
+                            Ok(k) => row.repeat = Some(k),
                             Err(_) => self.add(
                                 column,
                                 format!("not a non-negative integer; expected {EXPECT_REPEAT}"),
@@ -405,7 +486,7 @@ impl RowReader<'_> {
                 Field::RejectionBasis => {
                     let raw = self.raw(column);
                     if raw.eq_ignore_ascii_case("observed") {
-                        basis = RejectionBasis::Observed;
+                        row.basis = RejectionBasis::Observed;
                     } else if !(raw.is_empty() || raw.eq_ignore_ascii_case("intrinsic")) {
                         self.add(
                             column,
@@ -414,7 +495,7 @@ impl RowReader<'_> {
                     }
                 }
                 Field::KFilm => {
-                    k_film = self.number(column, EXPECT_K_FILM).and_then(|k| {
+                    row.k_film = self.number(column, EXPECT_K_FILM).and_then(|k| {
                         if k > 0.0 {
                             Some((column, k))
                         } else {
@@ -430,44 +511,37 @@ impl RowReader<'_> {
                     let before = self.problems.len();
                     let (slot, value) = match kind {
                         IonField::Feed => (
-                            &mut cells[k].feed,
+                            &mut row.ions[k].feed,
                             self.non_negative(column, "concentration", EXPECT_FEED),
                         ),
                         IonField::Permeate => (
-                            &mut cells[k].permeate,
+                            &mut row.ions[k].permeate,
                             self.non_negative(column, "concentration", EXPECT_PERMEATE),
                         ),
                         IonField::Rejection => (
-                            &mut cells[k].rejection,
+                            &mut row.ions[k].rejection,
                             self.number(column, EXPECT_REJECTION),
                         ),
                         IonField::PermeateSd => (
-                            &mut cells[k].permeate_sd,
+                            &mut row.ions[k].permeate_sd,
                             self.non_negative(column, "standard deviation", EXPECT_PERMEATE_SD),
                         ),
                         IonField::RejectionSd => (
-                            &mut cells[k].rejection_sd,
+                            &mut row.ions[k].rejection_sd,
                             self.non_negative(column, "standard deviation", EXPECT_REJECTION_SD),
                         ),
                     };
                     *slot = value.map(|value| Cell { column, value });
-                    ion_cells_ok &= self.problems.len() == before;
+                    row.ions_ok &= self.problems.len() == before;
                 }
             }
         }
-        // A bad ion value makes the checks below unreliable, and without feed columns every
-        // row would repeat the header's problem: stop here. (Other bad values do not stop
-        // them, so that every problem of the row is listed at once.)
-        if !ion_cells_ok || !header.has_feed {
-            return None;
-        }
+        row
+    }
 
-        let ions = &header.ions;
-        let raw_feed: Vec<f64> = cells
-            .iter()
-            .map(|c| c.feed.map_or(0.0, |c| c.value))
-            .collect();
-        // Permeate and rejection given together must agree (on the feed as written).
+    /// Permeate and rejection given together must agree (on the feed as written).
+    fn check_agreement(&mut self, cells: &[IonCells], raw_feed: &[f64]) {
+        let header = self.header;
         for (k, c) in cells.iter().enumerate() {
             if let (Some(p), Some(r)) = (c.permeate, c.rejection) {
                 let cf = raw_feed[k];
@@ -488,8 +562,17 @@ impl RowReader<'_> {
                 }
             }
         }
+    }
 
-        let mut feed = raw_feed;
+    /// The feed, balanced with the header's balance ion if it names one (the change
+    /// recorded in `adjustments`); `None` when the balance would need a negative amount.
+    fn balanced(
+        &mut self,
+        mut feed: Vec<f64>,
+        adjustments: &mut Vec<BalanceAdjustment>,
+    ) -> Option<Vec<f64>> {
+        let (header, line) = (self.header, self.record.line);
+        let (ions, n_ions) = (&header.ions, header.ions.len());
         if let Some(b) = header.balance {
             let others: f64 = (0..n_ions)
                 .filter(|&k| k != b)
@@ -520,12 +603,18 @@ impl RowReader<'_> {
             }
         }
 
-        let present: Vec<bool> = feed.iter().map(|&c| c > 0.0).collect();
+        Some(feed)
+    }
+
+    /// The feed has a cation and an anion, and (unless balanced) is electroneutral.
+    fn check_charges(&mut self, feed: &[f64], present: &[bool]) {
+        let (header, line) = (self.header, self.record.line);
+        let (ions, n_ions) = (&header.ions, header.ions.len());
         let has = |sign: f64| (0..n_ions).any(|k| present[k] && ions[k].z() * sign > 0.0);
         match (has(1.0), has(-1.0)) {
             (true, true) => {
                 if header.balance.is_none() {
-                    self.check_electroneutral(ions, &feed);
+                    self.check_electroneutral(ions, feed);
                 }
             }
             (cation, anion) => {
@@ -542,7 +631,13 @@ impl RowReader<'_> {
                 );
             }
         }
+    }
 
+    /// Every present ion's outcome (permeate, rejection, uncertainty), checked; an absent
+    /// ion must have none.
+    fn outcomes(&mut self, cells: &[IonCells], feed: &[f64], present: &[bool]) -> RowOutcomes {
+        let (header, line) = (self.header, self.record.line);
+        let (ions, n_ions) = (&header.ions, header.ions.len());
         let mut permeate = vec![0.0; n_ions];
         let mut rejection = vec![0.0; n_ions];
         let mut permeate_sd = vec![None; n_ions];
@@ -651,27 +746,26 @@ impl RowReader<'_> {
             };
         }
 
-        if self.outcomes == Outcomes::Required
-            && present.iter().any(|&p| p)
-            && !measured.iter().any(|&m| m)
-            && self.problems_in_row() == 0
-        {
-            self.problems.line(
-                line,
-                "no ion of the row has a measured permeate or rejection; expected at least one outcome per row",
-            );
+        RowOutcomes {
+            permeate,
+            rejection,
+            permeate_sd,
+            measured,
         }
-        // A film coefficient converts observed rejections only; and it must give a
-        // polarisation modulus some cell could have.
-        if let Some((column, k)) = k_film {
-            if basis == RejectionBasis::Intrinsic {
+    }
+
+    /// A film coefficient converts observed rejections only; and it must give a
+    /// polarisation modulus some cell could have.
+    fn check_film(&mut self, row: &RowCells) {
+        if let Some((column, k)) = row.k_film {
+            if row.basis == RejectionBasis::Intrinsic {
                 self.add(
                     column,
                     "a film coefficient on a row of intrinsic rejections; expected it only where \
                      rejection_basis = observed (it converts those to the intrinsic ones the models predict)"
                         .to_string(),
                 );
-            } else if let Some(jv) = jv_m_s {
+            } else if let Some(jv) = row.jv_m_s {
                 if jv / k > MAX_FLUX_OVER_K {
                     self.add(
                         column,
@@ -683,29 +777,6 @@ impl RowReader<'_> {
                 }
             }
         }
-        if self.problems_in_row() > 0 {
-            return None;
-        }
-        Some(MeasuredRow {
-            line,
-            source: source?,
-            membrane: membrane?,
-            family,
-            sample_id,
-            repeat,
-            temperature_k: temperature_k?,
-            synthetic: synthetic?,
-            jv_m_s: jv_m_s?,
-            dp_pa,
-            feed_mol_m3: feed,
-            permeate_mol_m3: permeate,
-            rejection,
-            permeate_sd_mol_m3: permeate_sd,
-            present,
-            measured,
-            basis,
-            k_film_m_s: k_film.map(|(_, k)| k),
-        })
     }
 
     fn problems_in_row(&self) -> usize {

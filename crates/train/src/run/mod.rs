@@ -43,9 +43,9 @@ pub struct RunInputs<'a> {
     pub threads: usize,
 }
 
-/// What pre-training leaves behind.
+/// What a scored stage leaves behind (a shared pre-training is one of these).
 #[derive(Debug, Clone)]
-struct Pretrained {
+struct StageResult {
     params: SavedParams,
     report: Option<StageReport>,
     metrics: SplitMetrics,
@@ -63,14 +63,14 @@ pub struct SharedPretraining {
 }
 
 /// One pre-training, computed by the first run that needs it while the others wait.
-type PretrainCell = Arc<OnceLock<Result<Pretrained, TrainError>>>;
+type PretrainCell = Arc<OnceLock<Result<StageResult, TrainError>>>;
 
 impl SharedPretraining {
     fn get(
         &self,
         key: String,
-        compute: impl FnOnce() -> Result<Pretrained, TrainError>,
-    ) -> Result<Pretrained, TrainError> {
+        compute: impl FnOnce() -> Result<StageResult, TrainError>,
+    ) -> Result<StageResult, TrainError> {
         let cell = {
             let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
             cells.entry(key).or_default().clone()
@@ -173,7 +173,7 @@ fn scored_stage(
     threads: usize,
     last: Option<&StageReport>,
     on_epoch: &mut dyn FnMut(&EpochReport),
-) -> Result<(Pretrained, Array2<f64>), TrainError> {
+) -> Result<(StageResult, Array2<f64>), TrainError> {
     let mut report = None;
     let mut domain = None;
     if let Some(config) = config {
@@ -214,7 +214,7 @@ fn scored_stage(
         });
     }
     let metrics = SplitMetrics::compute(samples, split, predicted.view())?;
-    let done = Pretrained {
+    let done = StageResult {
         params: SavedParams::from_store(store),
         report,
         metrics,
@@ -475,161 +475,25 @@ fn run_on(
         (None, Some(p)) => p.synthetic.iter().any(|&s| s),
         (None, None) => false,
     };
-
-    let mut curves: Vec<StageReport> = Vec::new();
-    let mut metrics = RunMetrics::default();
-    let mut predictions = Predictions::default();
-    let mut attention = None;
-    let mut domain: Option<Domain> = None;
-    let mut pretrain_seconds: Option<f64> = None;
-    let mut measured_predicted: Option<Array2<f64>> = None;
-    let finetune = match refit_epochs {
-        Some(epochs) => config.finetune.clone().map(|f| StageConfig { epochs, ..f }),
-        None => config.finetune.clone(),
-    };
-
-    // A physics-anchored model's prior: DSPM-DE calibrated on the training rows only (its
-    // validation rows judge the model, its test rows score it), solved once for every row.
-    let anchored: Option<(Samples, DspmdeFit)> = match (config.method, config.model.prior) {
-        (Method::Neural, Prior::Feature | Prior::Residual) => {
-            let (Some(samples), Some(split)) = (measured, &measured_split) else {
-                return Err(TrainError::invalid(
-                    "model.prior",
-                    "a physics prior",
-                    "measured data and a [split] to calibrate it on",
-                ));
-            };
-            let ions = samples.slot_ions(&IonDb::builtin())?;
-            let fit = dspmde_fit(&samples.subset(&split.train), &ions, &config.calibration)?;
-            let (transmission, _) = fit.transmissions(samples)?;
-            Some((samples.clone().with_prior(transmission)?, fit))
-        }
-        _ => None,
-    };
+    let mut scores = Scores::default();
+    let anchored = anchored_prior(config, measured, measured_split.as_ref())?;
     let measured = anchored.as_ref().map(|(s, _)| s).or(measured);
-
-    // Calibrate, then pre-train: the pre-training set solved again with DSPM-DE calibrated
-    // on the training rows (what the pre-training then depends on joins its sharing key).
-    let recalibrated: Option<(Samples, String)> = match config.data.pretrain_membrane {
-        PretrainMembrane::Calibrated => {
-            let (Some(sim), Some(samples), Some(split)) = (pretrain, measured, &measured_split)
-            else {
-                return Err(TrainError::invalid(
-                    "data.pretrain_membrane",
-                    "calibrated",
-                    "a pre-training set, measured data and a [split] to calibrate on",
-                ));
-            };
-            let ions = samples.slot_ions(&IonDb::builtin())?;
-            let fit = dspmde_fit(&samples.subset(&split.train), &ions, &config.calibration)?;
-            Some((resolved_with(sim, &fit)?, format!("{:?}", fit.charged())))
-        }
-        PretrainMembrane::Simulated => None,
-    };
+    let recalibrated =
+        recalibrated_pretraining(config, pretrain, measured, measured_split.as_ref())?;
     let pretrain = recalibrated.as_ref().map(|(s, _)| s).or(pretrain);
-
     let artefact = match config.method {
         Method::Neural => {
-            let mut store = ParamStore::new();
-            let model = Model::new(config.model.clone(), &mut store, seed)?;
-            let pretrain_split = match &pretrain {
-                Some(samples) => Some(
-                    SplitSpec::Random {
-                        test_fraction: config.data.pretrain_test_fraction,
-                        validation_fraction: config.data.pretrain_validation_fraction,
-                    }
-                    .split(samples, seed)?,
-                ),
-                None => None,
+            let stages = NeuralStages {
+                config,
+                seed,
+                threads: inputs.threads,
+                pretrain,
+                measured,
+                measured_split: measured_split.as_ref(),
+                refit_epochs,
+                calibrated_membrane: recalibrated.as_ref().map(|(_, m)| m.as_str()),
             };
-            // Pre-training is shared with the runs of the same `shared` that agree on
-            // everything it depends on, when a measured stage follows (a
-            // pre-training-only run keeps its own test predictions and attention maps).
-            let mut key = format!(
-                "{:?}|{:?}|{:?}|{:?}|{}|{}|{seed}",
-                config.model,
-                config.pretrain,
-                config.data.pretrain,
-                config.data.pretrain_max_feeds,
-                config.data.pretrain_validation_fraction,
-                config.data.pretrain_test_fraction,
-            );
-            if let Some((_, membrane)) = &recalibrated {
-                key.push_str(&format!("|calibrated {membrane}"));
-            }
-            let stages = [
-                (Stage::Pretrain, pretrain, &pretrain_split, &config.pretrain),
-                (Stage::Finetune, measured, &measured_split, &finetune),
-            ];
-            for (stage, samples, split, stage_config) in stages {
-                let (Some(samples), Some(split)) = (samples, split) else {
-                    continue;
-                };
-                let share = stage == Stage::Pretrain && measured_split.is_some();
-                let (done, predicted) = if share {
-                    let started = Instant::now();
-                    let mut computed = false;
-                    let done = shared.get(key.clone(), || {
-                        computed = true;
-                        scored_stage(
-                            stage,
-                            &model,
-                            &mut store,
-                            samples,
-                            split,
-                            stage_config.as_ref(),
-                            seed,
-                            inputs.threads,
-                            curves.last(),
-                            on_epoch,
-                        )
-                        .map(|(d, _)| d)
-                    })?;
-                    // Computed here or by another run: the same bits either way.
-                    done.params.load_into(&mut store)?;
-                    pretrain_seconds = Some(if computed {
-                        started.elapsed().as_secs_f64()
-                    } else {
-                        0.0
-                    });
-                    (done, None)
-                } else {
-                    let (done, predicted) = scored_stage(
-                        stage,
-                        &model,
-                        &mut store,
-                        samples,
-                        split,
-                        stage_config.as_ref(),
-                        seed,
-                        inputs.threads,
-                        curves.last(),
-                        on_epoch,
-                    )?;
-                    (done, Some(predicted))
-                };
-                curves.extend(done.report.clone());
-                match stage {
-                    Stage::Pretrain => metrics.pretrain = Some(done.metrics),
-                    Stage::Finetune => metrics.measured = Some(done.metrics),
-                }
-                domain = Domain::join(domain, done.domain);
-                if let Some(predicted) = predicted {
-                    // The test predictions of the last scored data (measured, if any).
-                    let part = match stage {
-                        Stage::Pretrain => Part::PretrainTest,
-                        Stage::Finetune => Part::Test,
-                    };
-                    predictions = Predictions::of(samples, &split.test, &predicted, part);
-                    if config.model.variant == Variant::AttentionNode {
-                        attention = attention_maps(&model, &store, samples, &split.test)?;
-                    }
-                    if stage == Stage::Finetune {
-                        measured_predicted = Some(predicted);
-                    }
-                }
-            }
-            let params = SavedParams::from_store(&store);
+            let params = stages.run(shared, on_epoch, &mut scores)?;
             match anchored {
                 Some((_, fit)) => Artefact::Anchored {
                     params,
@@ -639,26 +503,12 @@ fn run_on(
             }
         }
         Method::DspmdeFit => {
-            let (Some(samples), Some(split)) = (measured, &measured_split) else {
-                return Err(TrainError::invalid(
-                    "method",
-                    "dspmde_fit",
-                    "measured data and a [split] to calibrate on",
-                ));
-            };
-            let ions = samples.slot_ions(&IonDb::builtin())?;
-            let train = samples.subset(&split.train);
-            domain = Domain::of(samples, &split.train, Stage::Finetune);
-            let fit = dspmde_fit(&train, &ions, &config.calibration)?;
-            let predicted = samples.observed_basis(&fit.predict(samples)?.permeate);
-            metrics.measured = Some(SplitMetrics::compute(samples, split, predicted.view())?);
-            predictions = Predictions::of(samples, &split.test, &predicted, Part::Test);
-            measured_predicted = Some(predicted);
-            Artefact::Calibration(Box::new(fit))
+            calibrated_run(config, measured, measured_split.as_ref(), &mut scores)?
         }
     };
     let stage_seconds = |stage: Stage| {
-        curves
+        scores
+            .curves
             .iter()
             .filter(|c| c.stage == stage)
             .map(|c| c.seconds)
@@ -667,18 +517,252 @@ fn run_on(
     let timings = Timings {
         total: start.elapsed().as_secs_f64(),
         // This run's own time: a pre-training shared with an earlier run costs it nothing.
-        pretrain: pretrain_seconds.unwrap_or_else(|| stage_seconds(Stage::Pretrain)),
+        pretrain: scores
+            .pretrain_seconds
+            .unwrap_or_else(|| stage_seconds(Stage::Pretrain)),
         finetune: stage_seconds(Stage::Finetune),
     };
     let outcome = RunOutcome {
-        metrics,
-        predictions,
-        curves,
-        attention,
+        metrics: scores.metrics,
+        predictions: scores.predictions,
+        curves: scores.curves,
+        attention: scores.attention,
         artefact,
         synthetic,
-        domain,
+        domain: scores.domain,
         timings,
     };
-    Ok((outcome, measured_predicted))
+    Ok((outcome, scores.measured_predicted))
+}
+
+/// What a run's stages leave behind, filled stage by stage.
+#[derive(Default)]
+struct Scores {
+    curves: Vec<StageReport>,
+    metrics: RunMetrics,
+    /// The test predictions of the last scored data (measured, if any).
+    predictions: Predictions,
+    attention: Option<Attention>,
+    domain: Option<Domain>,
+    /// This run's own pre-training time when the pre-training was shared (0 when another
+    /// run computed it).
+    pretrain_seconds: Option<f64>,
+    /// The predictions of every measured row.
+    measured_predicted: Option<Array2<f64>>,
+}
+
+/// A physics-anchored model's prior: DSPM-DE calibrated on the training rows only (its
+/// validation rows judge the model, its test rows score it), solved once for every row;
+/// the measured samples with the prior, and the fit.
+fn anchored_prior(
+    config: &RunConfig,
+    measured: Option<&Samples>,
+    split: Option<&Split>,
+) -> Result<Option<(Samples, DspmdeFit)>, TrainError> {
+    if !(config.method == Method::Neural
+        && matches!(config.model.prior, Prior::Feature | Prior::Residual))
+    {
+        return Ok(None);
+    }
+    let (Some(samples), Some(split)) = (measured, split) else {
+        return Err(TrainError::invalid(
+            "model.prior",
+            "a physics prior",
+            "measured data and a [split] to calibrate it on",
+        ));
+    };
+    let ions = samples.slot_ions(&IonDb::builtin())?;
+    let fit = dspmde_fit(&samples.subset(&split.train), &ions, &config.calibration)?;
+    let (transmission, _) = fit.transmissions(samples)?;
+    Ok(Some((samples.clone().with_prior(transmission)?, fit)))
+}
+
+/// Calibrate, then pre-train: the pre-training set solved again with DSPM-DE calibrated
+/// on the training rows, and the calibrated membrane's description (what the
+/// pre-training then depends on joins its sharing key).
+fn recalibrated_pretraining(
+    config: &RunConfig,
+    pretrain: Option<&Samples>,
+    measured: Option<&Samples>,
+    split: Option<&Split>,
+) -> Result<Option<(Samples, String)>, TrainError> {
+    if config.data.pretrain_membrane != PretrainMembrane::Calibrated {
+        return Ok(None);
+    }
+    let (Some(sim), Some(samples), Some(split)) = (pretrain, measured, split) else {
+        return Err(TrainError::invalid(
+            "data.pretrain_membrane",
+            "calibrated",
+            "a pre-training set, measured data and a [split] to calibrate on",
+        ));
+    };
+    let ions = samples.slot_ions(&IonDb::builtin())?;
+    let fit = dspmde_fit(&samples.subset(&split.train), &ions, &config.calibration)?;
+    Ok(Some((
+        resolved_with(sim, &fit)?,
+        format!("{:?}", fit.charged()),
+    )))
+}
+
+/// The `dspmde_fit` method: DSPM-DE calibrated on the measured training rows.
+fn calibrated_run(
+    config: &RunConfig,
+    measured: Option<&Samples>,
+    split: Option<&Split>,
+    scores: &mut Scores,
+) -> Result<Artefact, TrainError> {
+    let (Some(samples), Some(split)) = (measured, split) else {
+        return Err(TrainError::invalid(
+            "method",
+            "dspmde_fit",
+            "measured data and a [split] to calibrate on",
+        ));
+    };
+    let ions = samples.slot_ions(&IonDb::builtin())?;
+    let train = samples.subset(&split.train);
+    scores.domain = Domain::of(samples, &split.train, Stage::Finetune);
+    let fit = dspmde_fit(&train, &ions, &config.calibration)?;
+    let predicted = samples.observed_basis(&fit.predict(samples)?.permeate);
+    scores.metrics.measured = Some(SplitMetrics::compute(samples, split, predicted.view())?);
+    scores.predictions = Predictions::of(samples, &split.test, &predicted, Part::Test);
+    scores.measured_predicted = Some(predicted);
+    Ok(Artefact::Calibration(Box::new(fit)))
+}
+
+/// The neural method's stages: pre-training on the simulations, then fine-tuning on the
+/// measured split, each optional and scored on its own data.
+struct NeuralStages<'a> {
+    config: &'a RunConfig,
+    seed: u64,
+    threads: usize,
+    pretrain: Option<&'a Samples>,
+    measured: Option<&'a Samples>,
+    measured_split: Option<&'a Split>,
+    refit_epochs: Option<usize>,
+    /// The calibrated membrane the pre-training set was solved again with, if it was.
+    calibrated_membrane: Option<&'a str>,
+}
+
+impl NeuralStages<'_> {
+    /// The key of a pre-training shared with the runs that agree on everything it depends
+    /// on (see [`SharedPretraining`]).
+    fn share_key(&self) -> String {
+        let config = self.config;
+        let mut key = format!(
+            "{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+            config.model,
+            config.pretrain,
+            config.data.pretrain,
+            config.data.pretrain_max_feeds,
+            config.data.pretrain_validation_fraction,
+            config.data.pretrain_test_fraction,
+            self.seed,
+        );
+        if let Some(membrane) = self.calibrated_membrane {
+            key.push_str(&format!("|calibrated {membrane}"));
+        }
+        key
+    }
+
+    /// Trains the model through its stages, filling `scores`; its parameters.
+    fn run(
+        &self,
+        shared: &SharedPretraining,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+        scores: &mut Scores,
+    ) -> Result<SavedParams, TrainError> {
+        let (config, seed) = (self.config, self.seed);
+        let mut store = ParamStore::new();
+        let model = Model::new(config.model.clone(), &mut store, seed)?;
+        let pretrain_split = match self.pretrain {
+            Some(samples) => Some(
+                SplitSpec::Random {
+                    test_fraction: config.data.pretrain_test_fraction,
+                    validation_fraction: config.data.pretrain_validation_fraction,
+                }
+                .split(samples, seed)?,
+            ),
+            None => None,
+        };
+        let finetune = match self.refit_epochs {
+            Some(epochs) => config.finetune.clone().map(|f| StageConfig { epochs, ..f }),
+            None => config.finetune.clone(),
+        };
+        let stages = [
+            (
+                Stage::Pretrain,
+                self.pretrain,
+                pretrain_split.as_ref(),
+                &config.pretrain,
+            ),
+            (
+                Stage::Finetune,
+                self.measured,
+                self.measured_split,
+                &finetune,
+            ),
+        ];
+        for (stage, samples, split, stage_config) in stages {
+            let (Some(samples), Some(split)) = (samples, split) else {
+                continue;
+            };
+            let scored = |store: &mut ParamStore, on_epoch: &mut dyn FnMut(&EpochReport)| {
+                scored_stage(
+                    stage,
+                    &model,
+                    store,
+                    samples,
+                    split,
+                    stage_config.as_ref(),
+                    seed,
+                    self.threads,
+                    scores.curves.last(),
+                    on_epoch,
+                )
+            };
+            // Pre-training is shared with the runs of the same `shared` that agree on
+            // everything it depends on, when a measured stage follows (a
+            // pre-training-only run keeps its own test predictions and attention maps).
+            let (done, predicted) = if stage == Stage::Pretrain && self.measured_split.is_some() {
+                let started = Instant::now();
+                let mut computed = false;
+                let done = shared.get(self.share_key(), || {
+                    computed = true;
+                    scored(&mut store, on_epoch).map(|(d, _)| d)
+                })?;
+                // Computed here or by another run: the same bits either way.
+                done.params.load_into(&mut store)?;
+                scores.pretrain_seconds = Some(if computed {
+                    started.elapsed().as_secs_f64()
+                } else {
+                    0.0
+                });
+                (done, None)
+            } else {
+                let (done, predicted) = scored(&mut store, on_epoch)?;
+                (done, Some(predicted))
+            };
+            scores.curves.extend(done.report.clone());
+            match stage {
+                Stage::Pretrain => scores.metrics.pretrain = Some(done.metrics),
+                Stage::Finetune => scores.metrics.measured = Some(done.metrics),
+            }
+            scores.domain = Domain::join(scores.domain.take(), done.domain);
+            if let Some(predicted) = predicted {
+                // The test predictions of the last scored data (measured, if any).
+                let part = match stage {
+                    Stage::Pretrain => Part::PretrainTest,
+                    Stage::Finetune => Part::Test,
+                };
+                scores.predictions = Predictions::of(samples, &split.test, &predicted, part);
+                if config.model.variant == Variant::AttentionNode {
+                    scores.attention = attention_maps(&model, &store, samples, &split.test)?;
+                }
+                if stage == Stage::Finetune {
+                    scores.measured_predicted = Some(predicted);
+                }
+            }
+        }
+        Ok(SavedParams::from_store(&store))
+    }
 }
