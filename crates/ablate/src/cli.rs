@@ -1,5 +1,5 @@
 //! The raw command-line arguments (clap derive). Values with units stay strings here and
-//! are parsed by [`crate::units`], so that a bad value gives one `error:` line naming the
+//! are parsed by [`ionode_study::units`], so that a bad value gives one `error:` line naming the
 //! flag, the value and what is accepted, instead of clap's multi-line usage error.
 
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -362,7 +362,7 @@ config (config_json), membrane parameters, git commit and synthetic = \"true\"."
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     #[command(flatten)]
-    pub spec: crate::simulator::SimulatorSpec,
+    pub spec: ionode_study::simulator::SimulatorSpec,
     /// Output file (.h5); written under a temporary name, then renamed. Parent folders
     /// are created.
     #[arg(long, value_name = "NAME.h5")]

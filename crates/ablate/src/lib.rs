@@ -1,37 +1,16 @@
 //! The `ablate` program as a library: everything but argument parsing's entry point and
-//! the exit code lives here, so tests, fuzz targets and other programs can call a manifest
-//! loader or a run directly.
+//! the exit code lives here, so tests and other programs can run a command directly.
 //!
 //! Layers, from the edge inward: [`cli`] (raw arguments) -> [`commands`] (one function per
-//! subcommand, which turns raw values into validated ones and reports) -> the run store
-//! ([`manifest`], [`store`], [`runner`]) and the report ([`report`]) -> file formats
-//! ([`h5`], [`tabular`], [`output`]). The numerical work is in the library crates
-//! (`ionode-physics`, `-model`, `-train`), which never print or exit.
+//! subcommand, which turns raw values into validated ones, calls the libraries and
+//! reports) -> `ionode-study` (manifests, the run store, one run on files, Slurm scripts,
+//! the file formats) and `ionode-report` (summary, statistics, tables, figures, the page).
+//! The numerical work is in the library crates (`ionode-physics`, `-model`, `-train`),
+//! which never print or exit. [`progress`] and [`logging`] are the terminal, [`json`] the
+//! order-preserving JSON of `dspmde solve`'s case files.
 
 pub mod cli;
 pub mod commands;
-pub mod errors;
-pub mod h5;
-pub mod inputs;
-pub mod interrupt;
-pub mod ions;
 pub mod json;
-pub mod limits;
 pub mod logging;
-pub mod manifest;
-pub mod membrane;
-pub mod output;
-pub mod predictor;
-pub mod process;
 pub mod progress;
-pub mod provenance;
-pub mod record;
-pub mod report;
-pub mod runner;
-pub mod search;
-pub mod simfile;
-pub mod simulator;
-pub mod slurm;
-pub mod store;
-pub mod tabular;
-pub mod units;

@@ -5,7 +5,8 @@
 //! command does lives in the `ionode_ablate` library; the numerical crates never print or exit.
 
 use clap::Parser;
-use ionode_ablate::{cli, commands, interrupt, logging};
+use ionode_ablate::{cli, commands, logging};
+use ionode_study::interrupt;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

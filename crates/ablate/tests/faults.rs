@@ -117,7 +117,7 @@ fn metrics(study: &Path) -> std::collections::BTreeMap<String, String> {
         .filter(|id| study.join("runs").join(id).join("DONE").exists())
         .map(|id| {
             let r =
-                ionode_ablate::record::read(&study.join("runs").join(&id).join("run.h5")).unwrap();
+                ionode_study::record::read(&study.join("runs").join(&id).join("run.h5")).unwrap();
             (id, format!("{:?}", r.metrics))
         })
         .collect()
@@ -142,7 +142,7 @@ fn dead_pid() -> u32 {
 }
 
 fn hostname() -> String {
-    ionode_ablate::process::hostname()
+    ionode_study::process::hostname()
 }
 
 /// Runs `file` to the end in `dir/ref` (the undisturbed reference) and only plans it in

@@ -1,12 +1,12 @@
 //! End-to-end tests of `ablate report`: run records written with the program's own record
-//! writer (`ionode_ablate::record`, the schema `ablate run` writes) from constructed
+//! writer (`ionode_study::record`, the schema `ablate run` writes) from constructed
 //! outcomes whose numbers are known, summarised into the typed summary, the paper tables
 //! and the figures; bad study folders get one clear error.
 
 use hdf5_metno as hdf5;
-use ionode_ablate::manifest::{Plan, PlannedRun};
-use ionode_ablate::record::{self, Head, Provenance};
 use ionode_model::SavedParams;
+use ionode_study::manifest::{Plan, PlannedRun};
+use ionode_study::record::{self, Head, Provenance};
 use ionode_train::metrics::{IonMetrics, Metrics, SplitMetrics};
 use ionode_train::run::{
     Artefact, Attention, Domain, Predictions, RunConfig, RunMetrics, RunOutcome, Timings,
@@ -343,7 +343,7 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
         &head,
         &outcome,
         None,
-        ionode_ablate::output::Commit::Replace,
+        ionode_study::output::Commit::Replace,
     )
     .unwrap();
     if done {

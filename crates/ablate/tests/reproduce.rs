@@ -132,9 +132,9 @@ fn check_study(manifest: &str, study: &str, kinds: &[Kind]) -> Option<String> {
         args.extend(["--only", id.as_str()]);
     }
     ablate_in(tmp.path(), &args);
-    let collected = ionode_ablate::report::collect::collect(&study_dir).unwrap();
-    let roles = ionode_ablate::report::roles(&collected);
-    let now = ionode_ablate::report::summary::frame(&collected, &roles).unwrap();
+    let collected = ionode_report::collect::collect(&study_dir).unwrap();
+    let roles = ionode_report::roles(&collected);
+    let now = ionode_report::summary::frame(&collected, &roles).unwrap();
     let committed = parquet(&root().join("results").join(study).join("summary.parquet"));
     let mut differences = Vec::new();
     for id in &ids {
@@ -179,8 +179,8 @@ fn check_model(config: &str, out: &str, work: &Path) -> Option<String> {
     }
     let (a, b) = (now.join("run.h5"), committed.join("run.h5"));
     let (ra, rb) = (
-        ionode_ablate::record::read(&a).unwrap(),
-        ionode_ablate::record::read(&b).unwrap(),
+        ionode_study::record::read(&a).unwrap(),
+        ionode_study::record::read(&b).unwrap(),
     );
     if format!("{:?}", ra.metrics) != format!("{:?}", rb.metrics) {
         problems.push("run.h5's metrics differ".to_string());
@@ -189,7 +189,7 @@ fn check_model(config: &str, out: &str, work: &Path) -> Option<String> {
     let artefact = |p: &Path| {
         format!(
             "{:?}",
-            ionode_ablate::record::read_artefact(p, config).unwrap()
+            ionode_study::record::read_artefact(p, config).unwrap()
         )
     };
     if artefact(&a) != artefact(&b) {

@@ -42,7 +42,7 @@ struct RunResult {
 }
 
 fn read_run(path: &Path) -> RunResult {
-    let record = ionode_ablate::record::read(path).unwrap();
+    let record = ionode_study::record::read(path).unwrap();
     let f = hdf5::File::open(path).unwrap();
     let p = f.group("predictions").unwrap();
     let mut columns = BTreeMap::new();
@@ -494,7 +494,7 @@ fn results_do_not_depend_on_the_number_of_jobs() {
         .unwrap()
         .read_scalar()
         .unwrap();
-    let record = ionode_ablate::record::read(&path).unwrap();
+    let record = ionode_study::record::read(&path).unwrap();
     let test = record.metrics.measured.unwrap().test.unwrap();
     assert_eq!(test.mae, Some(mae));
     assert_eq!(record.head.provenance.plan_index, Some(idx));
@@ -744,7 +744,7 @@ fn overrides_change_the_plan_are_recorded_and_errors_name_the_argument() {
         .unwrap()
         .unwrap()
         .path();
-    let record = ionode_ablate::record::read(&run.join("run.h5")).unwrap();
+    let record = ionode_study::record::read(&run.join("run.h5")).unwrap();
     assert_eq!(
         record.head.provenance.overrides,
         vec![

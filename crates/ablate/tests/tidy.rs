@@ -281,7 +281,8 @@ fn no_crate_has_an_import_circle() {
     );
 }
 
-/// Nothing below `ablate`'s command line imports from `commands/`.
+/// Nothing below `ablate`'s command line imports from `commands/` (the libraries below it,
+/// `ionode-study` and `ionode-report`, cannot: Cargo forbids the circle).
 #[test]
 fn nothing_below_the_command_line_imports_a_command() {
     let edges = module_graph(&root().join("crates/ablate/src"));
@@ -297,9 +298,13 @@ fn nothing_below_the_command_line_imports_a_command() {
             );
         }
     }
+    // The scan sees the commands' own imports (of the argument types).
     assert!(
-        edges.values().map(|t| t.len()).sum::<usize>() > 20,
-        "the scan found too few imports: {edges:?}"
+        edges
+            .iter()
+            .any(|(from, tos)| from.first().is_some_and(|f| f == "commands")
+                && tos.iter().any(|t| t.first().is_some_and(|t| t == "cli"))),
+        "the scan found no import of cli by commands: {edges:?}"
     );
 }
 

@@ -90,7 +90,7 @@ fn a_small_run_writes_every_output_and_repeats_bit_for_bit() {
         assert!(same, "{name} differs between identical runs");
     }
     // The record: the same schema as a study's runs, the same parameters twice.
-    use ionode_ablate::record;
+    use ionode_study::record;
     let (ra, rb) = (
         record::read(&a.join("run.h5")).unwrap(),
         record::read(&b.join("run.h5")).unwrap(),
@@ -152,7 +152,7 @@ fn the_dspmde_baseline_trains_from_the_same_config() {
     // The fitted membrane, in the format every --membrane accepts.
     let membrane = std::fs::read_to_string(out.join("membrane.toml")).unwrap();
     assert!(membrane.contains("pore_radius"), "{membrane}");
-    let r = ionode_ablate::record::read(&out.join("run.h5")).unwrap();
+    let r = ionode_study::record::read(&out.join("run.h5")).unwrap();
     assert_eq!(r.method(), ionode_train::run::Method::DspmdeFit);
 }
 

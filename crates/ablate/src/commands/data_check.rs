@@ -7,8 +7,8 @@
 
 use super::print_stdout;
 use crate::cli::DataCheckArgs;
-use crate::{ions, units};
 use anyhow::Result;
+use ionode_study::{ions, units};
 use ionode_train::measured::{self, LoadOptions, MeasuredData, RejectionBasis};
 use std::fmt::Write as _;
 
@@ -351,7 +351,7 @@ fn basis(s: &mut String, data: &MeasuredData) {
 
 pub fn run(args: &DataCheckArgs) -> Result<()> {
     let db = ions::load(args.ions.as_deref())?;
-    let text = crate::tabular::read_text(&args.file)?;
+    let text = ionode_study::tabular::read_text(&args.file)?;
     let options = LoadOptions {
         balance_with: args.balance_with.clone(),
         electroneutrality_tolerance: args.en_tolerance,
@@ -364,7 +364,7 @@ pub fn run(args: &DataCheckArgs) -> Result<()> {
             for line in err.lines() {
                 eprintln!("{line}");
             }
-            Err(crate::usage!("{}", err.headline()))
+            Err(ionode_study::usage!("{}", err.headline()))
         }
     }
 }

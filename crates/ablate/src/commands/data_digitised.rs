@@ -5,12 +5,12 @@
 //! `ablate data check`.
 
 use crate::cli::DataDigitisedArgs;
-use crate::limits::{read_text, MAX_DATA_FILE_BYTES, MAX_TEXT_FILE_BYTES};
-use crate::manifest::locate::{show, toml_error, typed, Locations};
-use crate::manifest::Problems;
-use crate::output;
 use anyhow::{anyhow, Context, Result};
 use ionode_physics::IonDb;
+use ionode_study::limits::{read_text, MAX_DATA_FILE_BYTES, MAX_TEXT_FILE_BYTES};
+use ionode_study::manifest::locate::{show, toml_error, typed, Locations};
+use ionode_study::manifest::Problems;
+use ionode_study::output;
 use ionode_train::measured::digitised::{convert, parse_points, Quantity, Series, Spec};
 use ionode_train::measured::{parse_csv, LoadOptions};
 use serde::Deserialize;
@@ -145,7 +145,7 @@ pub fn run(args: &DataDigitisedArgs) -> Result<()> {
         for line in e.lines() {
             eprintln!("{line}");
         }
-        crate::usage!("{}", e.headline())
+        ionode_study::usage!("{}", e.headline())
     };
     let points = parse_points(&text, &points_name).map_err(located)?;
     let data = convert(&points, &spec, &db, &points_name).map_err(located)?;

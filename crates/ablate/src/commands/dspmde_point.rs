@@ -2,13 +2,13 @@
 
 use super::print_stdout;
 use crate::cli::PointArgs;
-use crate::{ions, units};
 use anyhow::{Context, Result};
 use ionode_physics::cases::PointCaseOutput;
 use ionode_physics::feed::parse_feed;
 use ionode_physics::{
     Drive, FilmModel, Ion, PointSolution, PointSolver, PointSpec, Polarisation, SpiralWound,
 };
+use ionode_study::{ions, units};
 use std::fmt::Write as _;
 
 /// Parses `--cp` for the given ions.
@@ -32,7 +32,7 @@ fn parse_polarisation(value: &str, ions: &[Ion]) -> Result<Polarisation> {
                     mass_transfer_m_s: vec![k; ions.len()],
                 }
             }
-            None => return Err(crate::usage!(
+            None => return Err(ionode_study::usage!(
                 "--cp '{value}': expected none, spiral-wound, exponential or fixed:K_M_S (e.g. fixed:2e-5)"
             )),
         },
@@ -42,7 +42,7 @@ fn parse_polarisation(value: &str, ions: &[Ion]) -> Result<Polarisation> {
 /// Solves the point described by the flags.
 fn solve(args: &PointArgs) -> Result<(PointSpec, PointSolution)> {
     let db = ions::load(args.ions.as_deref())?;
-    let membrane = crate::membrane::resolve(&args.membrane, std::path::Path::new(""))?;
+    let membrane = ionode_study::membrane::resolve(&args.membrane, std::path::Path::new(""))?;
     let temperature_k = units::parse_temperature("--temperature", &args.temperature)?;
     let activity = units::parse_activity(&args.activity)?;
     let drive = match (&args.flux, &args.pressure) {
@@ -53,7 +53,11 @@ fn solve(args: &PointArgs) -> Result<(PointSpec, PointSolution)> {
             dp_pa: units::parse_pressure("--pressure", p)?,
         },
         // clap's argument group makes exactly one of them present.
-        _ => return Err(crate::usage!("give exactly one of --flux and --pressure")),
+        _ => {
+            return Err(ionode_study::usage!(
+                "give exactly one of --flux and --pressure"
+            ))
+        }
     };
     let mut feed =
         parse_feed(&args.feed, &db).with_context(|| format!("--feed '{}'", args.feed))?;

@@ -8,12 +8,12 @@
 //! one failure should not hide the others.
 
 use crate::cli::SolveArgs;
-use crate::errors::OrUsage;
 use crate::json::Json;
-use crate::output;
 use anyhow::{Context, Result};
 use ionode_physics::cases::{ModuleCaseInputs, ModuleCaseOutput, PointCaseInputs, PointCaseOutput};
 use ionode_physics::{IonDb, PointSolution, PointSolver};
+use ionode_study::errors::OrUsage;
+use ionode_study::output;
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -48,7 +48,7 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
             .enumerate()
             .map(|(i, value)| {
                 if !matches!(value, Json::Object(_)) {
-                    return Err(crate::usage!(
+                    return Err(ionode_study::usage!(
                         "cases file '{file}': {prefix}[{i}] is not a case object"
                     ));
                 }
@@ -67,7 +67,7 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
         Json::Array(_) => Layout::Array,
         Json::Object(_) if doc.get("inputs").is_some() => Layout::Single,
         _ => {
-            return Err(crate::usage!(
+            return Err(ionode_study::usage!(
                 "cases file '{file}': expected an object with `groups` (the reference layout), \
              an array of cases, or one case object with `inputs`"
             ))
@@ -79,14 +79,14 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
                 .iter_mut()
                 .find_map(|(k, v)| (k == "groups").then_some(v));
             let Some(Json::Object(groups)) = groups else {
-                return Err(crate::usage!(
+                return Err(ionode_study::usage!(
                     "cases file '{file}': `groups` must be an object of case arrays"
                 ));
             };
             let mut cases = Vec::new();
             for (name, group) in groups.iter_mut() {
                 let Json::Array(items) = group else {
-                    return Err(crate::usage!(
+                    return Err(ionode_study::usage!(
                         "cases file '{file}': groups.{name} is not an array of cases"
                     ));
                 };
@@ -289,8 +289,9 @@ fn detect_indent(text: &str) -> usize {
 pub fn run(args: &SolveArgs) -> Result<()> {
     let start = Instant::now();
     let file = args.cases.display().to_string();
-    let text = crate::limits::read_text(&args.cases, crate::limits::MAX_TEXT_FILE_BYTES)
-        .or_usage(|| format!("cannot read cases file '{file}'"))?;
+    let text =
+        ionode_study::limits::read_text(&args.cases, ionode_study::limits::MAX_TEXT_FILE_BYTES)
+            .or_usage(|| format!("cannot read cases file '{file}'"))?;
     let mut doc: Json = serde_json::from_str(&text)
         .or_usage(|| format!("cases file '{file}' is not valid JSON"))?;
     let db = IonDb::builtin();

@@ -9,12 +9,12 @@
 //! its file is byte-identical on every run.
 
 use crate::cli::LabArgs;
-use crate::errors::OrUsage;
 use anyhow::{Context, Result};
 use ionode_physics::feed::parse_feed;
 use ionode_physics::lab::{ChargeModel, LabFilm, LabModel, PoreDistribution};
 use ionode_physics::{ActivityModel, Drive, Ion, IonDb, SpiralWound};
 use ionode_random::{stream_seed, Rng};
+use ionode_study::errors::OrUsage;
 use ionode_train::measured::{MeasuredData, MeasuredRow};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -113,7 +113,7 @@ struct Family {
 /// The lab model of a design: the surrogate with the design's changes.
 fn lab_model(design: &Design, base: &std::path::Path) -> Result<LabModel> {
     let mut lab = LabModel::nf270_surrogate();
-    let membrane = crate::membrane::resolve(&design.membrane, base)?;
+    let membrane = ionode_study::membrane::resolve(&design.membrane, base)?;
     lab.membrane = membrane.membrane;
     // A membrane file's charge model, unless the design sets one.
     if !membrane.charge.is_constant() {
@@ -171,10 +171,10 @@ struct Job {
 
 fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
     if design.families.is_empty() {
-        return Err(crate::usage!("the design has no [[family]] tables"));
+        return Err(ionode_study::usage!("the design has no [[family]] tables"));
     }
     if !(1..=MAX_REPEATS).contains(&design.repeats) {
-        return Err(crate::usage!(
+        return Err(ionode_study::usage!(
             "repeats = {}: expected 1..={MAX_REPEATS}",
             design.repeats
         ));
@@ -191,21 +191,21 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
                 .map(|p| Drive::Pressure { dp_pa: p * 1e5 })
                 .collect(),
             _ => {
-                return Err(crate::usage!(
+                return Err(ionode_study::usage!(
                     "family '{}': give exactly one of flux_lmh or pressure_bar",
                     family.name
                 ))
             }
         };
         if family.levels.is_empty() || drives.is_empty() {
-            return Err(crate::usage!(
+            return Err(ionode_study::usage!(
                 "family '{}': levels and drives must not be empty",
                 family.name
             ));
         }
         for (l, level) in family.levels.iter().enumerate() {
             if !(level.is_finite() && *level > 0.0) {
-                return Err(crate::usage!(
+                return Err(ionode_study::usage!(
                     "family '{}': level {level} must be a number > 0",
                     family.name
                 ));
@@ -224,7 +224,7 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
     }
     let rows = jobs.len() as u64 * u64::from(design.repeats);
     if rows > MAX_ROWS {
-        return Err(crate::usage!(
+        return Err(ionode_study::usage!(
             "the design makes {} points x {} repeats = {rows} rows, more than the most, {MAX_ROWS}",
             jobs.len(),
             design.repeats
@@ -240,11 +240,12 @@ const MAX_ROWS: u64 = 1_000_000;
 
 /// Runs the command.
 pub fn run(args: &LabArgs) -> Result<()> {
-    let text = crate::limits::read_text(&args.design, crate::limits::MAX_TEXT_FILE_BYTES)
-        .or_usage(|| format!("cannot read design '{}'", args.design.display()))?;
+    let text =
+        ionode_study::limits::read_text(&args.design, ionode_study::limits::MAX_TEXT_FILE_BYTES)
+            .or_usage(|| format!("cannot read design '{}'", args.design.display()))?;
     let design: Design =
         toml::from_str(&text).or_usage(|| format!("design '{}'", args.design.display()))?;
-    let db = crate::ions::load(args.ions.as_deref())?;
+    let db = ionode_study::ions::load(args.ions.as_deref())?;
     let base = args.design.parent().unwrap_or(std::path::Path::new(""));
     let lab =
         lab_model(&design, base).with_context(|| format!("design '{}'", args.design.display()))?;
@@ -360,5 +361,5 @@ fn campaign(
 
 /// CSV or Parquet by the output's extension.
 fn write(path: &Path, data: &MeasuredData) -> Result<()> {
-    crate::tabular::write_text(path, &data.to_csv())
+    ionode_study::tabular::write_text(path, &data.to_csv())
 }

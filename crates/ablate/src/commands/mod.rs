@@ -1,6 +1,6 @@
 //! The subcommands: each turns its raw arguments into validated values (a bad one is a
-//! [`crate::errors::Usage`], exit code 2), does its work through the library modules and
-//! reports. How errors become exit codes is in [`crate::errors`].
+//! [`ionode_study::errors::Usage`], exit code 2), does its work through the library modules and
+//! reports. How errors become exit codes is in [`ionode_study::errors`].
 
 pub mod data_check;
 pub mod data_digitised;
@@ -31,13 +31,13 @@ fn kernel_path_from_env() -> Result<()> {
     let value = value.to_string_lossy();
     let names: Vec<&str> = KernelPath::ALL.iter().map(|p| p.name()).collect();
     let path = KernelPath::from_name(value.trim()).ok_or_else(|| {
-        crate::usage!(
+        ionode_study::usage!(
             "{KERNEL_PATH_ENV}='{value}': expected one of {}",
             names.join(", ")
         )
     })?;
     ionode_autodiff::force_kernel_path(Some(path))
-        .map_err(|e| crate::usage!("{KERNEL_PATH_ENV}='{value}': {e}"))
+        .map_err(|e| ionode_study::usage!("{KERNEL_PATH_ENV}='{value}': {e}"))
 }
 
 /// Runs one command.
@@ -61,7 +61,7 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-pub use crate::errors::{exit_code, one_line, problems};
+pub use ionode_study::errors::{exit_code, one_line, problems};
 
 /// Writes to stdout; a closed pipe (`ablate ... | head`) is not an error.
 pub fn print_stdout(text: &str) -> Result<()> {

@@ -10,10 +10,10 @@
 //! impossible is an error naming the row and column, and nothing is written.
 
 use crate::cli::PredictArgs;
-use crate::predictor::{Interval, LoadedRun, Predicted};
-use crate::{output, tabular};
 use anyhow::{bail, Context, Result};
 use ionode_physics::IonDb;
+use ionode_study::predictor::{Interval, LoadedRun, Predicted};
+use ionode_study::{output, tabular};
 use ionode_train::data::Samples;
 use ionode_train::ensemble::{coverage, Bounds};
 use ionode_train::measured::{csv, parse_csv, LoadOptions, MeasuredData, Outcomes, RejectionBasis};
@@ -151,7 +151,7 @@ fn refuse(file: &Path, lines: Vec<String>) -> anyhow::Error {
     if n > 20 {
         eprintln!("... and {} more problems", n - 20);
     }
-    crate::usage!(
+    ionode_study::usage!(
         "data '{}': {n} problem{}; nothing was predicted",
         file.display(),
         if n == 1 { "" } else { "s" }

@@ -8,9 +8,9 @@
 //! regenerate or audit the data without the command line that made it.
 
 use crate::cli::SimulateArgs;
-use crate::ions;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ionode_study::ions;
 use std::path::Path;
 use std::time::Instant;
 

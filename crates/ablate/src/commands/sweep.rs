@@ -9,13 +9,13 @@
 //! and `--shard` change where and when a run executes, never its result.
 
 use crate::cli::{CheckArgs, PlanArgs, RunArgs, SlurmArgs, StatusArgs};
-use crate::limits::{MAX_JOBS, MAX_SHARDS};
-use crate::manifest::{self, Manifest, Plan, PlannedRun, STUDY_PREFIX};
-use crate::record::{self, Provenance};
-use crate::runner::{execute, DataCache};
-use crate::{output, store};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ionode_study::limits::{MAX_JOBS, MAX_SHARDS};
+use ionode_study::manifest::{self, Manifest, Plan, PlannedRun, STUDY_PREFIX};
+use ionode_study::record::{self, Provenance};
+use ionode_study::runner::{execute, DataCache};
+use ionode_study::{output, store};
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
             return Ok(());
         }
         if !force {
-            return Err(crate::usage!(
+            return Err(ionode_study::usage!(
                 "'{}' holds a different plan for study '{}' (the manifest or the program changed); \
                  rerun `ablate plan {} --force` to replace it (finished runs whose id is unchanged are kept)",
                 path.display(),
@@ -104,7 +104,7 @@ pub fn check(args: &CheckArgs) -> Result<()> {
             most += added;
             spent += added as f64 * budget.value();
             if rung + 1 < s.budgets.len() {
-                active = crate::manifest::search::promoted_count(active, s.spec.eta);
+                active = ionode_study::manifest::search::promoted_count(active, s.spec.eta);
             }
         }
         let most = most.min(n);
@@ -167,12 +167,14 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
         ((1..=MAX_SHARDS).contains(&n) && i < n).then_some((i, n))
     });
     parsed.ok_or_else(|| {
-        crate::usage!("--shard '{s}': expected I/N with 0 <= I < N <= {MAX_SHARDS}, e.g. 0/4")
+        ionode_study::usage!(
+            "--shard '{s}': expected I/N with 0 <= I < N <= {MAX_SHARDS}, e.g. 0/4"
+        )
     })
 }
 
 /// Generates the manifest's pre-training set (as `ablate simulate` would) unless a whole
-/// one is there ([`crate::simulator::SimulatorSpec::ensure`]).
+/// one is there ([`ionode_study::simulator::SimulatorSpec::ensure`]).
 fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()> {
     let Some(spec) = &m.plan.pretrain_generator else {
         return Ok(());
@@ -260,7 +262,7 @@ fn run_one(
     };
     let o = &executed.outcome;
     let source = format!("study {}, run {}", m.plan.study, run.id);
-    let membrane = crate::membrane::calibrated(&o.artefact, &source).map(|f| f.to_toml());
+    let membrane = ionode_study::membrane::calibrated(&o.artefact, &source).map(|f| f.to_toml());
     let seconds = o.timings.total;
     store::finish(claim, &run.id, seconds, |path, commit| {
         record::write(path, &head, o, membrane.as_deref(), commit)
@@ -634,9 +636,11 @@ fn tally_line(what: &str, t: &Tally) -> String {
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let jobs = match args.jobs {
-        Some(0) => return Err(crate::usage!("--jobs 0: expected at least 1")),
+        Some(0) => return Err(ionode_study::usage!("--jobs 0: expected at least 1")),
         Some(n) if n > MAX_JOBS => {
-            return Err(crate::usage!("--jobs {n}: expected at most {MAX_JOBS}"))
+            return Err(ionode_study::usage!(
+                "--jobs {n}: expected at most {MAX_JOBS}"
+            ))
         }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -648,7 +652,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let m = load(&args.file, &args.set)?;
     if !args.only.is_empty() {
         if m.plan.search.is_some() {
-            return Err(crate::usage!(
+            return Err(ionode_study::usage!(
                 "--only: study '{}' is a [search], whose rungs decide which runs run",
                 m.study
             ));
@@ -658,7 +662,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .iter()
             .find(|id| !m.plan.runs.iter().any(|r| r.id == **id))
         {
-            return Err(crate::usage!(
+            return Err(ionode_study::usage!(
                 "--only {id}: no run of study '{}' has this id (`ablate plan {}` lists them)",
                 m.study,
                 args.file.display()
@@ -728,24 +732,25 @@ fn run_search(
 ) -> Result<usize> {
     let mut failed = 0;
     for (rung, budget) in search.budgets.iter().enumerate() {
-        let Some(candidates) = crate::search::active(search, study_dir, rung)? else {
+        let Some(candidates) = ionode_study::search::active(search, study_dir, rung)? else {
             bail!(
                 "rung {rung} of study '{}' has no decision for rung {}",
                 m.study,
                 rung - 1
             );
         };
-        let mut batch: Vec<&PlannedRun> = crate::search::rung_runs(search, rung, &candidates)
-            .into_iter()
-            .map(|i| &m.plan.runs[i])
-            .collect();
+        let mut batch: Vec<&PlannedRun> =
+            ionode_study::search::rung_runs(search, rung, &candidates)
+                .into_iter()
+                .map(|i| &m.plan.runs[i])
+                .collect();
         batch.sort_by_key(|r| (r.index % shards != shard, r.index));
         let label = format!("{} rung {rung}", m.study);
         let t = run_batch(m, study_dir, &batch, jobs, retry_failed, &label)?;
         failed += t.failed;
-        let decision = crate::search::decide(&m.plan, study_dir, rung, &candidates)
+        let decision = ionode_study::search::decide(&m.plan, study_dir, rung, &candidates)
             .with_context(|| format!("rung {rung} of study '{}' is not complete", m.study))?;
-        crate::search::write_decision(study_dir, &decision)?;
+        ionode_study::search::write_decision(study_dir, &decision)?;
         let best = decision.ranked.first().and_then(|s| s.score);
         eprintln!(
             "{}; {} candidates at {} = {budget}, best {} = {}{}",
@@ -778,19 +783,19 @@ fn search_status(plan: &Plan, search: &manifest::SearchPlan, study_dir: &Path) -
     );
     for (rung, budget) in search.budgets.iter().enumerate() {
         let head = format!("rung {rung} ({} = {budget})", search.spec.budget);
-        let Some(candidates) = crate::search::active(search, study_dir, rung)? else {
+        let Some(candidates) = ionode_study::search::active(search, study_dir, rung)? else {
             out.push_str(&format!("{head}: waits for rung {}\n", rung - 1));
             continue;
         };
         let (mut done, mut failed, mut remaining) = (0, 0, 0);
-        for i in crate::search::rung_runs(search, rung, &candidates) {
+        for i in ionode_study::search::rung_runs(search, rung, &candidates) {
             match store::state(study_dir, &plan.runs[i].id) {
                 store::State::Done => done += 1,
                 store::State::Failed(_) => failed += 1,
                 _ => remaining += 1,
             }
         }
-        let decided = match crate::search::read_decision(study_dir, search, rung)? {
+        let decided = match ionode_study::search::read_decision(study_dir, search, rung)? {
             Some(d) => match d.winner {
                 Some(w) => format!(
                     "; winner: candidate {w} ({}), {} = {}",
@@ -878,7 +883,7 @@ fn sbatch(extra: &[String], script: &Path) -> Result<String> {
 }
 
 pub fn slurm(args: &SlurmArgs) -> Result<()> {
-    let given = crate::slurm::Given {
+    let given = ionode_study::slurm::Given {
         shards: args.shards,
         cpus: args.cpus,
         throttle: args.throttle,
@@ -893,7 +898,7 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         for p in &problems[1..] {
             eprintln!("{p}");
         }
-        crate::usage!("{}", problems[0])
+        ionode_study::usage!("{}", problems[0])
     })?;
     let m = load(&args.file, &args.set)?;
     let study_dir = args.results.join(&m.study);
@@ -902,14 +907,14 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     let exe = std::env::current_exe().context("cannot tell where this ablate binary is")?;
     let logs = cwd.join(&study_dir).join("slurm");
-    let cwd_text = crate::slurm::directive_path("the working folder", &cwd)
-        .map_err(|e| crate::usage!("{e}"))?;
-    let logs_text =
-        crate::slurm::directive_path("the log folder", &logs).map_err(|e| crate::usage!("{e}"))?;
+    let cwd_text = ionode_study::slurm::directive_path("the working folder", &cwd)
+        .map_err(|e| ionode_study::usage!("{e}"))?;
+    let logs_text = ionode_study::slurm::directive_path("the log folder", &logs)
+        .map_err(|e| ionode_study::usage!("{e}"))?;
     let text = |p: &Path, what: &str| {
         p.to_str()
             .map(str::to_string)
-            .ok_or_else(|| crate::usage!("{what} '{}' is not valid UTF-8", p.display()))
+            .ok_or_else(|| ionode_study::usage!("{what} '{}' is not valid UTF-8", p.display()))
     };
     let mut run_args = vec!["run".to_string(), text(&args.file, "the manifest")?];
     for o in &m.plan.overrides {
@@ -918,7 +923,7 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
     }
     run_args.push("--results".into());
     run_args.push(text(&args.results, "--results")?);
-    let study = crate::slurm::Study {
+    let study = ionode_study::slurm::Study {
         name: &m.study,
         runs: m.plan.runs.len(),
         run_args,
@@ -932,9 +937,12 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
     std::fs::create_dir_all(&logs)
         .with_context(|| format!("cannot create '{}'", logs.display()))?;
     let path = study_dir.join("slurm.sbatch");
-    output::write_text(&path, &crate::slurm::array_script(&options, &study))?;
+    output::write_text(&path, &ionode_study::slurm::array_script(&options, &study))?;
     let report = study_dir.join("report.sbatch");
-    output::write_text(&report, &crate::slurm::report_script(&options, &study))?;
+    output::write_text(
+        &report,
+        &ionode_study::slurm::report_script(&options, &study),
+    )?;
     let n = args.shards;
     if !args.submit {
         eprintln!(

@@ -8,7 +8,7 @@
 //! or the `dspmde_fit` baseline (DSPM-DE calibrated on the same training rows).
 //!
 //! Outputs in DIR, each written atomically: `run.h5`, the run's record in the same schema
-//! as a study's runs ([`crate::record`]: config, provenance, metrics, curves, predictions,
+//! as a study's runs ([`ionode_study::record`]: config, provenance, metrics, curves, predictions,
 //! attention, the trained parameters or fitted membrane; what `ablate predict --run DIR`
 //! reads), and three views of it for people and scripts: `metrics.json` (per split:
 //! overall and per-ion rejection MAE/RMSE, R^2, electroneutrality residual),
@@ -16,13 +16,14 @@
 //! `membrane.toml` (the fitted membrane, usable as `--membrane FILE`).
 
 use crate::cli::TrainArgs;
-use crate::errors::OrUsage;
-use crate::record::{self, Provenance};
-use crate::runner::{execute, DataCache};
-use crate::store::RUN_FILE;
-use crate::{membrane, output, progress, provenance};
+use crate::progress;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ionode_study::errors::OrUsage;
+use ionode_study::record::{self, Provenance};
+use ionode_study::runner::{execute, DataCache};
+use ionode_study::store::RUN_FILE;
+use ionode_study::{membrane, output, provenance};
 use ionode_train::metrics::Metrics;
 use ionode_train::run::Predictions;
 use ionode_train::trainer::{EpochReport, Stage};
@@ -113,19 +114,20 @@ fn report_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
 /// Runs the command.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let cache = DataCache::default();
-    let crate::manifest::RunConfigFile {
+    let ionode_study::manifest::RunConfigFile {
         config,
         pretrain_generator,
-    } = crate::manifest::load_run_config(&args.config, &cache)
+    } = ionode_study::manifest::load_run_config(&args.config, &cache)
         .map_err(|p| super::problems("config", &args.config, p))?;
-    let text = crate::limits::read_text(&args.config, crate::limits::MAX_TEXT_FILE_BYTES)
-        .or_usage(|| format!("cannot read config '{}'", args.config.display()))?;
+    let text =
+        ionode_study::limits::read_text(&args.config, ionode_study::limits::MAX_TEXT_FILE_BYTES)
+            .or_usage(|| format!("cannot read config '{}'", args.config.display()))?;
     let threads = match args.threads {
-        Some(0) => return Err(crate::usage!("--threads 0: expected at least 1")),
-        Some(n) if n > crate::limits::MAX_JOBS => {
-            return Err(crate::usage!(
+        Some(0) => return Err(ionode_study::usage!("--threads 0: expected at least 1")),
+        Some(n) if n > ionode_study::limits::MAX_JOBS => {
+            return Err(ionode_study::usage!(
                 "--threads {n}: expected at most {}",
-                crate::limits::MAX_JOBS
+                ionode_study::limits::MAX_JOBS
             ))
         }
         Some(n) => n,
@@ -176,7 +178,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &head,
         outcome,
         membrane.as_deref(),
-        crate::output::Commit::Replace,
+        ionode_study::output::Commit::Replace,
     )?;
     let pretty = serde_json::to_string_pretty(&outcome.metrics)? + "\n";
     output::write_text(&out.join("metrics.json"), &pretty)?;
@@ -246,7 +248,7 @@ mod tests {
             // A pre-training set named by its `ablate simulate` settings.
             let data = table["data"].as_table_mut().unwrap();
             if let Some(toml::Value::Table(settings)) = data.get("pretrain") {
-                let spec: crate::simulator::SimulatorSpec = settings
+                let spec: ionode_study::simulator::SimulatorSpec = settings
                     .clone()
                     .try_into()
                     .unwrap_or_else(|e| panic!("{name}: data.pretrain: {e}"));
@@ -254,9 +256,8 @@ mod tests {
                 spec.to_config(std::path::Path::new(""), &db).unwrap();
                 data.insert("pretrain".into(), "generated.h5".into());
             }
-            let config: ionode_train::run::RunConfig = table
-                .try_into()
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let config: ionode_train::run::RunConfig =
+                table.try_into().unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(config.problems(), vec![], "{name}");
         }
     }

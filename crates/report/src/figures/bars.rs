@@ -2,9 +2,9 @@
 //! and pre-training, every encoding named in the legend.
 
 use super::style::{constraint_colour, font, panels, pe, px, tint, titled, width, Area, Figure};
-use crate::report::roles::pretty;
-use crate::report::scores::Scores;
-use crate::report::Group;
+use crate::roles::pretty;
+use crate::scores::Scores;
+use crate::Group;
 use anyhow::Result;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

@@ -10,8 +10,8 @@
 use super::collect::Study;
 use super::names::escape;
 use super::tables::Written;
-use crate::output;
 use anyhow::{Context, Result};
+use ionode_study::output;
 use polars::prelude::{AnyValue, DataFrame};
 use std::fmt::Write as _;
 use std::path::Path;

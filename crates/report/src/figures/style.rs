@@ -6,8 +6,8 @@
 //! print) and SVG; the PDF is made from the SVG by `svg2pdf` with the same font embedded
 //! (as a subset), so the three show the same figure.
 
-use crate::output;
 use anyhow::{anyhow, Context, Result};
+use ionode_study::output;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ fn font_bytes() -> Result<&'static [u8]> {
             let path = std::env::var_os("IONODE_FONT")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_FONT));
-            let bytes = crate::limits::read_file(&path, 64 << 20).map_err(|e| {
+            let bytes = ionode_study::limits::read_file(&path, 64 << 20).map_err(|e| {
                 format!(
                     "cannot read the font for figures '{}' ({e}); install fonts-dejavu-core \
                      (scripts/setup does) or set IONODE_FONT to a TTF file",

@@ -6,7 +6,7 @@
 //! - `run_id`, `plan_index` (u64), `seed` (u64, the replicate seed);
 //! - the roles ([`super::roles`]): `model`, `constraint`, `pretrained` (bool), `split`,
 //!   `n_train` (u64), `test_family`, `setting`, `cell`;
-//! - `config.<path>`: the resolved config flattened ([`crate::record::flatten`]), each
+//! - `config.<path>`: the resolved config flattened ([`ionode_study::record::flatten`]), each
 //!   column of its leaves' type (bool, i64, f64, or text; lists as JSON text); a stage
 //!   that does not run leaves its columns empty;
 //! - metrics of the measured data: `test_mae`, `test_rmse`, `test_r2`, `test_en_mean`,
@@ -27,9 +27,9 @@
 
 use super::collect::{Run, Study};
 use super::roles::Roles;
-use crate::output;
-use crate::record::flatten;
 use anyhow::{Context, Result};
+use ionode_study::output;
+use ionode_study::record::flatten;
 use ionode_train::metrics::Metrics;
 use polars::prelude::{Column, CsvWriter, DataFrame, ParquetWriter, SerWriter};
 use serde_json::Value;
@@ -164,10 +164,10 @@ pub fn frame(study: &Study, roles: &[Roles]) -> Result<DataFrame> {
             .record
             .head
             .axes
-            .get(crate::manifest::SEARCH_BUDGET_AXIS)
+            .get(ionode_study::manifest::SEARCH_BUDGET_AXIS)
     };
     if (0..n).any(|i| budget(i).is_some()) {
-        let name = crate::manifest::SEARCH_BUDGET_AXIS;
+        let name = ionode_study::manifest::SEARCH_BUDGET_AXIS;
         if (0..n).all(|i| budget(i).is_none_or(|v| v.is_null() || v.is_i64())) {
             cols.push(Column::new(
                 name.into(),

@@ -9,10 +9,10 @@ use super::style::{
     draw_log_y, font, ion_colour, marker, padded, panels, pe, px, titled, width, Area, Figure,
     PALETTE,
 };
-use crate::predictor::LoadedRun;
-use crate::report::collect::Predictions;
-use crate::report::names;
+use crate::collect::Predictions;
+use crate::names;
 use anyhow::Result;
+use ionode_study::predictor::LoadedRun;
 use ionode_train::data::Samples;
 use ndarray::{Array1, Array2};
 use plotters::prelude::*;

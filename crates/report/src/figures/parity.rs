@@ -4,8 +4,8 @@
 //! vertical bars, and each panel says how many measurements they cover.
 
 use super::style::{font, ion_colour, padded, panels, pe, px, tint, titled, width, Area, Figure};
-use crate::report::collect::Predictions;
-use crate::report::names;
+use crate::collect::Predictions;
+use crate::names;
 use anyhow::Result;
 use plotters::prelude::*;
 

@@ -2,8 +2,8 @@
 //! configuration, one panel per stage, on a log axis labelled only at round values.
 
 use super::style::{draw_log_y, font, panels, pe, px, titled, width, Area, Figure, PALETTE};
-use crate::report::collect::Study;
-use crate::report::Group;
+use crate::collect::Study;
+use crate::Group;
 use anyhow::Result;
 use plotters::prelude::*;
 

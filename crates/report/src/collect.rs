@@ -9,13 +9,13 @@
 //! without `DONE` is a run that is still going or was interrupted: it is skipped and
 //! counted, never read, because its `run.h5` may be incomplete.
 
-use crate::manifest::Plan;
-use crate::record::{self, RunRecord};
-use crate::store;
 use anyhow::{bail, Result};
+use ionode_study::manifest::Plan;
+use ionode_study::record::{self, RunRecord};
+use ionode_study::store;
 use std::path::{Path, PathBuf};
 
-pub use crate::record::{read_attention, read_predictions};
+pub use ionode_study::record::{read_attention, read_predictions};
 pub use ionode_train::run::{Attention, Predictions};
 
 /// One finished run: its record and where it is.

@@ -21,8 +21,8 @@ use super::names::latex_escape;
 use super::scores::Scores;
 use super::stats::{Paired, ALPHA};
 use super::{Group, Stat};
-use crate::output;
 use anyhow::Result;
+use ionode_study::output;
 use polars::prelude::DataFrame;
 use std::path::Path;
 

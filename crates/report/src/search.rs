@@ -1,13 +1,13 @@
 //! The search section of a report: for a study with `[search]`, one table of its rungs
 //! (budget, candidates, promoted, best score) and the last rung's candidates ranked with
 //! the winner marked, as `tables/search.md` and in the page. Read from the study's
-//! `plan.json` and its rung decisions ([`crate::search`]), never recomputed here.
+//! `plan.json` and its rung decisions ([`ionode_study::search`]), never recomputed here.
 
 use super::names::escape;
 use super::tables::Written;
-use crate::manifest::Plan;
-use crate::{output, search};
 use anyhow::{Context, Result};
+use ionode_study::manifest::Plan;
+use ionode_study::{output, search};
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -4,8 +4,8 @@
 
 use super::pearson;
 use super::style::{font, padded, panels, pe, px, titled, Area, Figure, PALETTE};
-use crate::report::collect::Attention;
-use crate::report::names;
+use crate::collect::Attention;
+use crate::names;
 use anyhow::Result;
 use ionode_physics::IonDb;
 use ndarray::Array2;

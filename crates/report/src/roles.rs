@@ -154,7 +154,7 @@ fn cell(c: &RunConfig) -> String {
         test_family.clear();
     }
     let text = serde_json::to_string(&c).expect("configs serialise");
-    crate::provenance::text_hash(&text)
+    ionode_study::provenance::text_hash(&text)
 }
 
 /// An axis value for people: `{"kind":"soft","lambda":0.1}` -> `soft(lambda=0.1)`,

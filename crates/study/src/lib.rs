@@ -1,0 +1,37 @@
+//! Studies on files: everything between a manifest and a finished run's record, with no
+//! command line and no report.
+//!
+//! A study starts at [`manifest::load`] (a TOML manifest, checked with every problem
+//! located, expanded into a [`manifest::Plan`] of runs); one run is [`runner::execute`]
+//! (its data read through a [`runner::DataCache`], then `ionode_train::run::run`); the run
+//! store ([`store`]: markers and claims) and a run's record ([`record`], `run.h5`) keep the
+//! results, [`search`] drives successive halving over them, and [`slurm`] writes the
+//! array scripts that run a plan on a cluster. A finished run predicts new feeds through
+//! [`predictor`]. Below them are the file rules every reader and writer follows:
+//! [`limits`] and [`inputs`] (what is read), [`output`] and [`h5`] (how it is written),
+//! [`process`], [`interrupt`] and [`provenance`]; and the file formats of the inputs:
+//! [`tabular`] (CSV or Parquet measured data), [`simfile`] and [`simulator`] (simulated
+//! sets and the settings that make them), [`membrane`], [`ions`] and [`units`].
+//! Errors are classified once, in [`errors`].
+
+pub mod errors;
+pub mod h5;
+pub mod inputs;
+pub mod interrupt;
+pub mod ions;
+pub mod limits;
+pub mod manifest;
+pub mod membrane;
+pub mod output;
+pub mod predictor;
+pub mod process;
+pub mod provenance;
+pub mod record;
+pub mod runner;
+pub mod search;
+pub mod simfile;
+pub mod simulator;
+pub mod slurm;
+pub mod store;
+pub mod tabular;
+pub mod units;
