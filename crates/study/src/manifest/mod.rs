@@ -310,12 +310,8 @@ pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfigFile, 
     locs.record(&name, &text);
     let mut found = Found::default();
     let locate = |p: &[String]| locs.find(p).map(|l| (l, show(p)));
-    let pretrain_generator = generated_pretrain(&mut table, &locate, &name, &mut found);
-    let generated_file = pretrain_generator
-        .as_ref()
-        .and_then(|_| data_pretrain(&table))
-        .and_then(Value::as_str)
-        .map(PathBuf::from);
+    let (pretrain_generator, generated_file) =
+        generated_pretrain(&mut table, &locate, &name, &mut found);
     let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
     found.extend(problems);
     if let Some(config) = &config {
@@ -345,16 +341,17 @@ fn data_pretrain(table: &Table) -> Option<&Value> {
 }
 
 /// A run config's `[data.pretrain]` table of simulator settings: checked (located), and
-/// replaced in `table` by the file it generates, whose settings are returned. A table
-/// with problems is removed, so that the rest of the config is still checked.
+/// replaced in `table` by the file it generates. Returns the settings (when they have no
+/// problem) and that file. Settings with problems still name a file, so that the rest of
+/// the config is checked as if they were right (no "no pre-training set" follows).
 fn generated_pretrain(
     table: &mut Table,
     locate: &locate::Locate,
     name: &str,
     found: &mut Found,
-) -> Option<SimulatorSpec> {
+) -> (Option<SimulatorSpec>, Option<PathBuf>) {
     let Some(Value::Table(g)) = data_pretrain(table) else {
-        return None;
+        return (None, None);
     };
     let g = g.clone();
     let prefixed = |p: &[String]| {
@@ -362,6 +359,7 @@ fn generated_pretrain(
         q.extend_from_slice(p);
         locate(&q)
     };
+    let before = found.list.len();
     let (spec, problems) = typed::<SimulatorSpec>(&g, &prefixed, name);
     found.extend(problems);
     let at = || {
@@ -381,22 +379,14 @@ fn generated_pretrain(
             }
         }
     });
-    match file {
-        Some(file) => {
-            set_path(
-                table,
-                &["data", "pretrain"],
-                Value::String(file.display().to_string()),
-            );
-            spec
-        }
-        None => {
-            if let Some(Value::Table(data)) = table.get_mut("data") {
-                data.remove("pretrain");
-            }
-            None
-        }
-    }
+    let file =
+        file.unwrap_or_else(|| Path::new(GENERATED_PRETRAIN_DIR).join("pretrain-invalid.h5"));
+    set_path(
+        table,
+        &["data", "pretrain"],
+        Value::String(file.display().to_string()),
+    );
+    (spec.filter(|_| found.list.len() == before), Some(file))
 }
 
 /// The longest study name: it names a folder, to which an overridden study adds
