@@ -233,63 +233,12 @@ pub fn split_groups(
         } => {
             // A group's family is that of its first row (a group is one feed).
             let fam = |k: usize| family[rows[k][0]].as_deref();
-            if !(0..n_groups).any(|k| fam(k) == Some(test_family.as_str())) {
-                let mut present: Vec<&str> = Vec::new();
-                for k in 0..n_groups {
-                    if let Some(f) = fam(k) {
-                        if !present.contains(&f) {
-                            present.push(f);
-                        }
-                    }
-                }
-                return Err(TrainError::UnknownFamily {
-                    family: test_family.clone(),
-                    present: if present.is_empty() {
-                        "none (no row has a family)".into()
-                    } else {
-                        present.join(", ")
-                    },
-                });
-            }
-            let (test, pool): (Vec<usize>, Vec<usize>) = perm
-                .iter()
-                .partition(|&&k| fam(k) == Some(test_family.as_str()));
-            match validate_on {
-                ValidateOn::Rows => {
-                    let n_val = part(*validation_fraction, pool.len());
-                    let cut = pool.len() - n_val;
-                    (test, pool[cut..].to_vec(), pool[..cut].to_vec())
-                }
-                ValidateOn::EachFamily => (test, Vec::new(), pool),
-                ValidateOn::Family => {
-                    // The other families in order of first appearance, one drawn by the
-                    // split's stream (after the permutation, so the test set is as ever).
-                    let mut others: Vec<&str> = Vec::new();
-                    for &k in &pool {
-                        if let Some(f) = fam(k) {
-                            if !others.contains(&f) {
-                                others.push(f);
-                            }
-                        }
-                    }
-                    others.sort_unstable();
-                    if others.len() < 2 {
-                        return Err(TrainError::invalid(
-                            "validate_on",
-                            "family",
-                            format!(
-                                "at least two families besides the test family '{test_family}' \
-                                 (one validates, the others train); found {}",
-                                others.len()
-                            ),
-                        ));
-                    }
-                    let chosen = others[rng.int_inclusive(0, others.len() - 1)];
-                    let (validation, train): (Vec<usize>, Vec<usize>) =
-                        pool.iter().partition(|&&k| fam(k) == Some(chosen));
-                    (test, validation, train)
-                }
-            }
+            by_family(
+                (test_family, *validation_fraction, *validate_on),
+                &perm,
+                &fam,
+                &mut rng,
+            )?
         }
     };
     if train.is_empty() {
@@ -308,6 +257,72 @@ pub fn split_groups(
         train: expand(train),
         validation: expand(validation),
         test: expand(test),
+    })
+}
+
+/// The groups of a leave-one-family-out split, as (test, validation, train) group
+/// indices: the test family's groups, and the rest validated as `validate_on` says.
+fn by_family<'a>(
+    (test_family, validation_fraction, validate_on): (&str, f64, ValidateOn),
+    perm: &[usize],
+    fam: &dyn Fn(usize) -> Option<&'a str>,
+    rng: &mut Rng,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>)> {
+    if !(0..perm.len()).any(|k| fam(k) == Some(test_family)) {
+        let mut present: Vec<&str> = Vec::new();
+        for k in 0..perm.len() {
+            if let Some(f) = fam(k) {
+                if !present.contains(&f) {
+                    present.push(f);
+                }
+            }
+        }
+        return Err(TrainError::UnknownFamily {
+            family: test_family.to_string(),
+            present: if present.is_empty() {
+                "none (no row has a family)".into()
+            } else {
+                present.join(", ")
+            },
+        });
+    }
+    let (test, pool): (Vec<usize>, Vec<usize>) =
+        perm.iter().partition(|&&k| fam(k) == Some(test_family));
+    Ok(match validate_on {
+        ValidateOn::Rows => {
+            let n_val = part(validation_fraction, pool.len());
+            let cut = pool.len() - n_val;
+            (test, pool[cut..].to_vec(), pool[..cut].to_vec())
+        }
+        ValidateOn::EachFamily => (test, Vec::new(), pool),
+        ValidateOn::Family => {
+            // The other families in order of first appearance, one drawn by the
+            // split's stream (after the permutation, so the test set is as ever).
+            let mut others: Vec<&str> = Vec::new();
+            for &k in &pool {
+                if let Some(f) = fam(k) {
+                    if !others.contains(&f) {
+                        others.push(f);
+                    }
+                }
+            }
+            others.sort_unstable();
+            if others.len() < 2 {
+                return Err(TrainError::invalid(
+                    "validate_on",
+                    "family",
+                    format!(
+                        "at least two families besides the test family '{test_family}' \
+                         (one validates, the others train); found {}",
+                        others.len()
+                    ),
+                ));
+            }
+            let chosen = others[rng.int_inclusive(0, others.len() - 1)];
+            let (validation, train): (Vec<usize>, Vec<usize>) =
+                pool.iter().partition(|&&k| fam(k) == Some(chosen));
+            (test, validation, train)
+        }
     })
 }
 

@@ -633,89 +633,106 @@ impl Figure for Flux {
             .iter()
             .zip(&self.panels)
         {
-            let (_, h) = panel.dim_in_pixel();
-            let (chart_area, feed_area) =
-                panel.split_vertically(h - px(feed_legend_height(p)) as u32);
-            let ys = p
-                .series
-                .iter()
-                .flat_map(|s| {
-                    let band = s.band.iter().flat_map(|b| [b.1, b.2]);
-                    s.points.iter().chain(&s.curve).map(|p| p.1).chain(band)
-                })
-                .filter(|v| v.is_finite());
-            if self.log_y {
-                let (lo, hi) = ys
-                    .filter(|v| *v > 0.0)
-                    .fold((f64::INFINITY, 0.0f64), |a, v| (a.0.min(v), a.1.max(v)));
-                let (lo, hi) = if lo.is_finite() {
-                    (lo / 1.3, hi * 1.3)
-                } else {
-                    (0.1, 10.0)
-                };
-                let mut chart = ChartBuilder::on(&chart_area)
-                    .caption(names::formula(&p.family), font(15.0))
-                    .margin(px(8.0))
-                    .x_label_area_size(px(40.0))
-                    .y_label_area_size(px(56.0))
-                    .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
-                    .map_err(pe)?;
-                chart
-                    .configure_mesh()
-                    .x_desc("water flux J_v (L m⁻² h⁻¹)")
-                    .y_desc(&self.y_desc)
-                    .x_labels(6)
-                    .y_labels(0)
-                    .y_label_formatter(&|_| String::new())
-                    .x_label_formatter(&|v| format!("{v:.0}"))
-                    .label_style(font(12.0))
-                    .axis_desc_style(font(12.5))
-                    .light_line_style(TRANSPARENT)
-                    .bold_line_style(TRANSPARENT)
-                    .draw()
-                    .map_err(pe)?;
-                draw_log_y(&mut chart, &chart_area, (x0, x1), (lo, hi))?;
-                draw_series(&mut chart, &chart_area, &p.series)?;
-            } else {
-                let (lo, hi) = ys.fold((0.0f64, 1.0f64), |a, v| (a.0.min(v), a.1.max(v)));
-                let (lo, hi) = padded(lo, hi);
-                let mut chart = ChartBuilder::on(&chart_area)
-                    .caption(names::formula(&p.family), font(15.0))
-                    .margin(px(8.0))
-                    .x_label_area_size(px(40.0))
-                    .y_label_area_size(px(50.0))
-                    .build_cartesian_2d(x0..x1, lo..hi)
-                    .map_err(pe)?;
-                chart
-                    .configure_mesh()
-                    .x_desc("water flux J_v (L m⁻² h⁻¹)")
-                    .y_desc(&self.y_desc)
-                    .x_labels(6)
-                    .y_labels(6)
-                    .x_label_formatter(&|v| format!("{v:.0}"))
-                    .y_label_formatter(&|v| format!("{v:.1}"))
-                    .label_style(font(12.0))
-                    .axis_desc_style(font(12.5))
-                    .light_line_style(TRANSPARENT)
-                    .bold_line_style(BLACK.mix(0.1))
-                    .draw()
-                    .map_err(pe)?;
-                draw_series(&mut chart, &chart_area, &p.series)?;
-            }
-            // The feeds, under the panel: marker and composition.
-            for (k, desc) in p.feeds.iter().enumerate() {
-                let y = px(10.0 + 17.0 * k as f64);
-                marker(&feed_area, k, (px(70.0), y), px(4.0), BLACK)?;
-                feed_area
-                    .draw(&Text::new(
-                        desc.clone(),
-                        (px(82.0), y),
-                        font(11.5).pos(Pos::new(HPos::Left, VPos::Center)),
-                    ))
-                    .map_err(pe)?;
-            }
+            self.draw_panel(panel, p, (x0, x1))?;
         }
-        // The colour legend and what points and lines are, beside the panels.
+        self.draw_legend(&side)
+    }
+}
+
+impl Flux {
+    /// One panel: the chart of its series (log or linear rejection axis) and, under it,
+    /// its feeds with their markers.
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        panel: &Area<DB>,
+        p: &Panel,
+        (x0, x1): (f64, f64),
+    ) -> Result<()> {
+        let (_, h) = panel.dim_in_pixel();
+        let (chart_area, feed_area) = panel.split_vertically(h - px(feed_legend_height(p)) as u32);
+        let ys = p
+            .series
+            .iter()
+            .flat_map(|s| {
+                let band = s.band.iter().flat_map(|b| [b.1, b.2]);
+                s.points.iter().chain(&s.curve).map(|p| p.1).chain(band)
+            })
+            .filter(|v| v.is_finite());
+        if self.log_y {
+            let (lo, hi) = ys
+                .filter(|v| *v > 0.0)
+                .fold((f64::INFINITY, 0.0f64), |a, v| (a.0.min(v), a.1.max(v)));
+            let (lo, hi) = if lo.is_finite() {
+                (lo / 1.3, hi * 1.3)
+            } else {
+                (0.1, 10.0)
+            };
+            let mut chart = ChartBuilder::on(&chart_area)
+                .caption(names::formula(&p.family), font(15.0))
+                .margin(px(8.0))
+                .x_label_area_size(px(40.0))
+                .y_label_area_size(px(56.0))
+                .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+                .map_err(pe)?;
+            chart
+                .configure_mesh()
+                .x_desc("water flux J_v (L m⁻² h⁻¹)")
+                .y_desc(&self.y_desc)
+                .x_labels(6)
+                .y_labels(0)
+                .y_label_formatter(&|_| String::new())
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .label_style(font(12.0))
+                .axis_desc_style(font(12.5))
+                .light_line_style(TRANSPARENT)
+                .bold_line_style(TRANSPARENT)
+                .draw()
+                .map_err(pe)?;
+            draw_log_y(&mut chart, &chart_area, (x0, x1), (lo, hi))?;
+            draw_series(&mut chart, &chart_area, &p.series)?;
+        } else {
+            let (lo, hi) = ys.fold((0.0f64, 1.0f64), |a, v| (a.0.min(v), a.1.max(v)));
+            let (lo, hi) = padded(lo, hi);
+            let mut chart = ChartBuilder::on(&chart_area)
+                .caption(names::formula(&p.family), font(15.0))
+                .margin(px(8.0))
+                .x_label_area_size(px(40.0))
+                .y_label_area_size(px(50.0))
+                .build_cartesian_2d(x0..x1, lo..hi)
+                .map_err(pe)?;
+            chart
+                .configure_mesh()
+                .x_desc("water flux J_v (L m⁻² h⁻¹)")
+                .y_desc(&self.y_desc)
+                .x_labels(6)
+                .y_labels(6)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.1}"))
+                .label_style(font(12.0))
+                .axis_desc_style(font(12.5))
+                .light_line_style(TRANSPARENT)
+                .bold_line_style(BLACK.mix(0.1))
+                .draw()
+                .map_err(pe)?;
+            draw_series(&mut chart, &chart_area, &p.series)?;
+        }
+        // The feeds, under the panel: marker and composition.
+        for (k, desc) in p.feeds.iter().enumerate() {
+            let y = px(10.0 + 17.0 * k as f64);
+            marker(&feed_area, k, (px(70.0), y), px(4.0), BLACK)?;
+            feed_area
+                .draw(&Text::new(
+                    desc.clone(),
+                    (px(82.0), y),
+                    font(11.5).pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(pe)?;
+        }
+        Ok(())
+    }
+
+    /// The colour legend and what points and lines are, beside the panels.
+    fn draw_legend<DB: DrawingBackend>(&self, side: &Area<DB>) -> Result<()> {
         let line = |k: usize| px(30.0 + 22.0 * k as f64);
         let text = |s: &str, x: i32, y: i32| {
             side.draw(&Text::new(

@@ -260,6 +260,27 @@ pub fn convert(
     name: &str,
 ) -> Result<MeasuredData, LoadError> {
     let mut problems = Problems::new(name);
+    check_series(points, spec, &mut problems);
+    let ions = file_ions(spec, db);
+    let mut rows = Vec::new();
+    for series in &spec.series {
+        let clusters = measurements(points, series, spec, &mut problems);
+        for (k, c) in clusters.iter().enumerate() {
+            let line = rows.len() + 2;
+            rows.push(row_of(series, k, c, &ions, spec, line, &mut problems));
+        }
+    }
+    problems.finish(MeasuredData {
+        source_name: name.to_string(),
+        columns: Vec::new(),
+        ions,
+        rows,
+        balance: None,
+    })
+}
+
+/// Every point names a series of the spec and a species that series lists.
+fn check_series(points: &[Point], spec: &Spec, problems: &mut Problems) {
     for p in points {
         match spec.series.iter().find(|s| s.name == p.series) {
             None => problems.add(
@@ -292,7 +313,11 @@ pub fn convert(
             _ => {}
         }
     }
-    // The file's ions: every feed ion of the spec, in the database's order.
+}
+
+/// The file's ions: every feed ion of the spec, in the database's order (others after,
+/// by first appearance).
+fn file_ions(spec: &Spec, db: &IonDb) -> Vec<Ion> {
     let mut ions: Vec<Ion> = db
         .ions()
         .iter()
@@ -310,121 +335,136 @@ pub fn convert(
             }
         }
     }
-    let (lo, hi) = REJECTION_RANGE;
-    let mut rows = Vec::new();
-    for series in &spec.series {
-        let mut mine: Vec<&Point> = points.iter().filter(|p| p.series == series.name).collect();
-        mine.sort_by(|a, b| a.flux_m_s.total_cmp(&b.flux_m_s).then(a.line.cmp(&b.line)));
-        let mut clusters: Vec<Cluster> = Vec::new();
-        for p in mine {
-            match clusters.last_mut() {
-                Some(c) if c.reaches(p, spec.match_sigmas) => {
-                    if let Some(q) = c.points.iter().find(|q| q.species == p.species) {
-                        problems.line(
-                            p.line,
-                            format!(
-                                "ambiguous: {} at {:.4} um/s is within {} reading errors of the measurement at {:.4} um/s, which already has a {} point (line {}); expected one point per species and measurement",
-                                p.species,
-                                p.flux_m_s * 1e6,
-                                spec.match_sigmas,
-                                c.flux * 1e6,
-                                q.species,
-                                q.line
-                            ),
-                        );
-                    } else {
-                        c.add(p);
-                    }
-                }
-                _ => clusters.push(Cluster::new(p)),
-            }
-        }
-        for (k, c) in clusters.iter().enumerate() {
-            let n = ions.len();
-            let mut feed = vec![0.0; n];
-            for (ion, conc) in &series.feed {
-                let i = ions
-                    .iter()
-                    .position(|x| x.name == ion.name)
-                    .expect("listed");
-                feed[i] += conc;
-            }
-            let mut row = MeasuredRow {
-                line: rows.len() + 2,
-                source: spec.source.clone(),
-                membrane: spec.membrane.clone(),
-                family: Some(series.name.clone()),
-                sample_id: Some(format!("{}-{}", series.name, k + 1)),
-                repeat: None,
-                temperature_k: spec.temperature_k,
-                synthetic: false,
-                jv_m_s: c.flux,
-                dp_pa: None,
-                present: feed.iter().map(|&x| x > 0.0).collect(),
-                measured: vec![false; n],
-                // The authors corrected for concentration polarisation.
-                basis: crate::measured::RejectionBasis::Intrinsic,
-                k_film_m_s: None,
-                permeate_mol_m3: feed
-                    .iter()
-                    .map(|&x| if x > 0.0 { f64::NAN } else { 0.0 })
-                    .collect(),
-                rejection: feed
-                    .iter()
-                    .map(|&x| if x > 0.0 { f64::NAN } else { 0.0 })
-                    .collect(),
-                permeate_sd_mol_m3: vec![None; n],
-                feed_mol_m3: feed,
-            };
-            for p in &c.points {
-                let Some((_, targets)) = series.species.iter().find(|(sp, _)| *sp == p.species)
-                else {
-                    continue; // reported above
-                };
-                let (r, sd) = match spec.quantity {
-                    Quantity::ReciprocalTransmission => {
-                        (1.0 - 1.0 / p.value, p.value_error / (p.value * p.value))
-                    }
-                    Quantity::Rejection => (p.value, p.value_error),
-                };
-                if !(lo..=hi).contains(&r) {
-                    problems.add(
-                        Some(p.line),
-                        Some("f_measured"),
-                        Some(&p.value.to_string()),
-                        format!("gives the rejection {r}, outside [{lo}, {hi}]"),
+    ions
+}
+
+/// The points of a series grouped into measurements: by flux, a point joining the last
+/// measurement when within `match_sigmas` reading errors of it (a second point of one
+/// species there is ambiguous, a problem).
+fn measurements<'a>(
+    points: &'a [Point],
+    series: &Series,
+    spec: &Spec,
+    problems: &mut Problems,
+) -> Vec<Cluster<'a>> {
+    let mut mine: Vec<&Point> = points.iter().filter(|p| p.series == series.name).collect();
+    mine.sort_by(|a, b| a.flux_m_s.total_cmp(&b.flux_m_s).then(a.line.cmp(&b.line)));
+    let mut clusters: Vec<Cluster> = Vec::new();
+    for p in mine {
+        match clusters.last_mut() {
+            Some(c) if c.reaches(p, spec.match_sigmas) => {
+                if let Some(q) = c.points.iter().find(|q| q.species == p.species) {
+                    problems.line(
+                        p.line,
+                        format!(
+                            "ambiguous: {} at {:.4} um/s is within {} reading errors of the measurement at {:.4} um/s, which already has a {} point (line {}); expected one point per species and measurement",
+                            p.species,
+                            p.flux_m_s * 1e6,
+                            spec.match_sigmas,
+                            c.flux * 1e6,
+                            q.species,
+                            q.line
+                        ),
                     );
-                    continue;
-                }
-                for target in targets {
-                    let Some(i) = ions
-                        .iter()
-                        .position(|x| x.name == *target)
-                        .filter(|&i| row.present[i])
-                    else {
-                        problems.line(
-                            p.line,
-                            format!("species {} stands for {target}, which is not in the feed of series {}", p.species, series.name),
-                        );
-                        continue;
-                    };
-                    let cf = row.feed_mol_m3[i];
-                    row.measured[i] = true;
-                    row.rejection[i] = r;
-                    row.permeate_mol_m3[i] = (1.0 - r) * cf;
-                    row.permeate_sd_mol_m3[i] = Some(sd * cf);
+                } else {
+                    c.add(p);
                 }
             }
-            rows.push(row);
+            _ => clusters.push(Cluster::new(p)),
         }
     }
-    problems.finish(MeasuredData {
-        source_name: name.to_string(),
-        columns: Vec::new(),
-        ions,
-        rows,
-        balance: None,
-    })
+    clusters
+}
+
+/// The measured row of measurement `k` of a series, at file line `line`.
+fn row_of(
+    series: &Series,
+    k: usize,
+    c: &Cluster,
+    ions: &[Ion],
+    spec: &Spec,
+    line: usize,
+    problems: &mut Problems,
+) -> MeasuredRow {
+    let (lo, hi) = REJECTION_RANGE;
+    let n = ions.len();
+    let mut feed = vec![0.0; n];
+    for (ion, conc) in &series.feed {
+        let i = ions
+            .iter()
+            .position(|x| x.name == ion.name)
+            .expect("listed");
+        feed[i] += conc;
+    }
+    let mut row = MeasuredRow {
+        line,
+        source: spec.source.clone(),
+        membrane: spec.membrane.clone(),
+        family: Some(series.name.clone()),
+        sample_id: Some(format!("{}-{}", series.name, k + 1)),
+        repeat: None,
+        temperature_k: spec.temperature_k,
+        synthetic: false,
+        jv_m_s: c.flux,
+        dp_pa: None,
+        present: feed.iter().map(|&x| x > 0.0).collect(),
+        measured: vec![false; n],
+        // The authors corrected for concentration polarisation.
+        basis: crate::measured::RejectionBasis::Intrinsic,
+        k_film_m_s: None,
+        permeate_mol_m3: feed
+            .iter()
+            .map(|&x| if x > 0.0 { f64::NAN } else { 0.0 })
+            .collect(),
+        rejection: feed
+            .iter()
+            .map(|&x| if x > 0.0 { f64::NAN } else { 0.0 })
+            .collect(),
+        permeate_sd_mol_m3: vec![None; n],
+        feed_mol_m3: feed,
+    };
+    for p in &c.points {
+        let Some((_, targets)) = series.species.iter().find(|(sp, _)| *sp == p.species) else {
+            continue; // reported above
+        };
+        let (r, sd) = match spec.quantity {
+            Quantity::ReciprocalTransmission => {
+                (1.0 - 1.0 / p.value, p.value_error / (p.value * p.value))
+            }
+            Quantity::Rejection => (p.value, p.value_error),
+        };
+        if !(lo..=hi).contains(&r) {
+            problems.add(
+                Some(p.line),
+                Some("f_measured"),
+                Some(&p.value.to_string()),
+                format!("gives the rejection {r}, outside [{lo}, {hi}]"),
+            );
+            continue;
+        }
+        for target in targets {
+            let Some(i) = ions
+                .iter()
+                .position(|x| x.name == *target)
+                .filter(|&i| row.present[i])
+            else {
+                problems.line(
+                    p.line,
+                    format!(
+                        "species {} stands for {target}, which is not in the feed of series {}",
+                        p.species, series.name
+                    ),
+                );
+                continue;
+            };
+            let cf = row.feed_mol_m3[i];
+            row.measured[i] = true;
+            row.rejection[i] = r;
+            row.permeate_mol_m3[i] = (1.0 - r) * cf;
+            row.permeate_sd_mol_m3[i] = Some(sd * cf);
+        }
+    }
+    row
 }
 
 #[cfg(test)]

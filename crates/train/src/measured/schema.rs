@@ -180,6 +180,13 @@ fn required_meaning(name: &str) -> &'static str {
     }
 }
 
+/// A header column before the ions are ordered: a fixed field, or an ion field with the
+/// ion's canonical record.
+enum Raw {
+    Fixed(Field),
+    Ion(IonField, Ion),
+}
+
 /// Reads the header at `line`; problems go to `problems`. `balance` is the balance ion,
 /// already resolved.
 pub(crate) fn parse_header(
@@ -190,13 +197,39 @@ pub(crate) fn parse_header(
     problems: &mut Problems,
 ) -> Header {
     let names: Vec<String> = raw.iter().map(|n| n.trim().to_string()).collect();
-    // First pass: fixed fields, and ion fields with the ion's canonical name.
-    enum Raw {
-        Fixed(Field),
-        Ion(IonField, Ion),
+    let mut parsed = classify(&names, line, db, problems);
+    drop_duplicates(&mut parsed, &names, line, problems);
+    let ions = ion_order(&parsed, balance);
+    let index = |ion: &Ion| ions.iter().position(|i| i.name == ion.name).unwrap();
+    let fields: Vec<Option<Field>> = parsed
+        .iter()
+        .map(|p| match p {
+            Some(Raw::Fixed(f)) => Some(*f),
+            Some(Raw::Ion(kind, ion)) => Some(Field::Ion(*kind, index(ion))),
+            None => None,
+        })
+        .collect();
+    let balance = balance.map(index);
+    let has_feed = check_required(&fields, line, problems);
+    Header {
+        names,
+        fields,
+        ions,
+        balance,
+        has_feed,
     }
+}
+
+/// Each column's field, with the ion's canonical name; `None` (and a problem) for a
+/// column that names nothing known.
+fn classify(
+    names: &[String],
+    line: usize,
+    db: &IonDb,
+    problems: &mut Problems,
+) -> Vec<Option<Raw>> {
     let mut parsed: Vec<Option<Raw>> = Vec::with_capacity(names.len());
-    for name in &names {
+    for name in names {
         let p = |message: String, problems: &mut Problems| {
             problems.add(Some(line), Some(name), None, message);
         };
@@ -240,7 +273,17 @@ pub(crate) fn parse_header(
         }
     }
 
-    // Duplicates: the same field twice, whatever the ion's spelling.
+    parsed
+}
+
+/// The same field twice, whatever the ion's spelling: every later copy is a problem and
+/// is dropped.
+fn drop_duplicates(
+    parsed: &mut [Option<Raw>],
+    names: &[String],
+    line: usize,
+    problems: &mut Problems,
+) {
     for k in 0..parsed.len() {
         let same = |a: &Raw, b: &Raw| match (a, b) {
             (Raw::Fixed(x), Raw::Fixed(y)) => x == y,
@@ -262,8 +305,11 @@ pub(crate) fn parse_header(
             parsed[k] = None;
         }
     }
+}
 
-    // The ion order: built-in ions in their order, then the others by first appearance.
+/// The ion order: built-in ions in their order, then the others by first appearance (the
+/// balance ion included).
+fn ion_order(parsed: &[Option<Raw>], balance: Option<&Ion>) -> Vec<Ion> {
     let builtin = IonDb::builtin();
     let mut ions: Vec<Ion> = Vec::new();
     let mentioned = parsed
@@ -286,17 +332,12 @@ pub(crate) fn parse_header(
             .unwrap_or(usize::MAX)
     };
     ions.sort_by_key(rank); // stable: non-built-in ions keep their order of appearance
-    let index = |ion: &Ion| ions.iter().position(|i| i.name == ion.name).unwrap();
-    let fields: Vec<Option<Field>> = parsed
-        .iter()
-        .map(|p| match p {
-            Some(Raw::Fixed(f)) => Some(*f),
-            Some(Raw::Ion(kind, ion)) => Some(Field::Ion(*kind, index(ion))),
-            None => None,
-        })
-        .collect();
-    let balance = balance.map(index);
+    ions
+}
 
+/// The required columns, exactly one flux column and at least one feed column; whether
+/// there is a feed column.
+fn check_required(fields: &[Option<Field>], line: usize, problems: &mut Problems) -> bool {
     let has = |f: Field| fields.contains(&Some(f));
     for name in REQUIRED_COLUMNS {
         if !has(Field::fixed(name).unwrap()) {
@@ -333,13 +374,7 @@ pub(crate) fn parse_header(
             "no feed columns; expected a column feed_<ion>_mol_m3 for each ion of the feed, e.g. feed_Na+_mol_m3",
         );
     }
-    Header {
-        names,
-        fields,
-        ions,
-        balance,
-        has_feed,
-    }
+    has_feed
 }
 
 #[cfg(test)]
