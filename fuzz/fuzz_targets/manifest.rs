@@ -2,8 +2,8 @@
 //! of located problems, and never panic, abort or allocate without bound.
 #![no_main]
 
-use ionode_ablate::manifest;
-use ionode_ablate::runner::DataCache;
+use ionode_study::manifest;
+use ionode_study::runner::DataCache;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

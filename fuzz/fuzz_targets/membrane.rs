@@ -2,7 +2,7 @@
 //! physics' checks, or located problems; never a panic.
 #![no_main]
 
-use ionode_ablate::membrane;
+use ionode_study::membrane;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -2,7 +2,7 @@
 //! applied or refused with located problems, never a panic, an abort or unbounded memory.
 #![no_main]
 
-use ionode_ablate::manifest;
+use ionode_study::manifest;
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 

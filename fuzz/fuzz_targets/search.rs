@@ -3,7 +3,7 @@
 //! consistent with its plan.
 #![no_main]
 
-use ionode_ablate::manifest;
+use ionode_study::manifest;
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 use std::sync::OnceLock;

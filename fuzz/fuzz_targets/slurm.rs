@@ -4,7 +4,7 @@
 //! typed able to add a line or reach the shell unquoted.
 #![no_main]
 
-use ionode_ablate::slurm::{array_script, report_script, Given, Study};
+use ionode_study::slurm::{array_script, report_script, Given, Study};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
