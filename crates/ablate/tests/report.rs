@@ -72,7 +72,7 @@ fn write_plan(dir: &Path) {
                 seed: 0,
                 run_seed: config.seed,
                 axes: Default::default(),
-                config,
+                config: ionode_train::checked::Check::check(config).unwrap(),
             }
         })
         .collect();

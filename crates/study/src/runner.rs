@@ -8,6 +8,7 @@
 use crate::{provenance, tabular};
 use anyhow::{anyhow, Context, Result};
 use ionode_physics::IonDb;
+use ionode_train::checked::Checked;
 use ionode_train::data::Samples;
 use ionode_train::measured::{parse_csv, LoadOptions};
 use ionode_train::run::{RunConfig, RunInputs, RunOutcome, SharedPretraining};
@@ -134,7 +135,7 @@ pub struct Executed {
 /// Reads a config's data (paths as given) and runs it with `seed`; `on_epoch` sees every
 /// epoch of every stage this run trains.
 pub fn execute(
-    config: &RunConfig,
+    config: &Checked<RunConfig>,
     seed: u64,
     threads: usize,
     cache: &DataCache,

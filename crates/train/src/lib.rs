@@ -30,6 +30,7 @@
 
 pub mod augment;
 pub mod calibrate;
+pub mod checked;
 pub mod data;
 pub mod early_stop;
 pub mod ensemble;

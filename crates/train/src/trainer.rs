@@ -11,6 +11,7 @@
 //! naming the stage, epoch and loss; nothing else of a sweep is affected.
 
 use crate::augment::augment_epoch;
+use crate::checked::{Check, Checked};
 use crate::data::Samples;
 use crate::early_stop::EarlyStopping;
 use crate::error::TrainError;
@@ -182,14 +183,9 @@ pub const MAX_EPOCHS: usize = 1_000_000;
 pub const MAX_BATCH_SIZE: usize = 8192;
 
 impl StageConfig {
-    /// Checks every field (linfa's `ParamGuard`): the one range check of a stage, called by
-    /// the trainer and by every config reader, so a bad value is refused before anything
-    /// runs. The error's field is relative to the stage (`learning_rate`).
-    pub fn validate(&self) -> Result<(), TrainError> {
-        self.problems().into_iter().next().map_or(Ok(()), Err)
-    }
-
-    /// Every problem of [`StageConfig::validate`], so a reader can report them all at once.
+    /// Every problem of the stage's fields, all at once: the one range check of a stage
+    /// (through [`Check::check`], which the trainer's [`Checked`] config has passed). A
+    /// problem's field is relative to the stage (`learning_rate`).
     pub fn problems(&self) -> Vec<TrainError> {
         let mut out = Vec::new();
         let positive = |field: &str, v: f64, out: &mut Vec<TrainError>| {
@@ -261,6 +257,14 @@ impl StageConfig {
             ));
         }
         out
+    }
+}
+
+impl Check for StageConfig {
+    type Problem = TrainError;
+
+    fn problems(&self) -> Vec<TrainError> {
+        StageConfig::problems(self)
     }
 }
 
@@ -506,11 +510,12 @@ pub fn train_stage(
     store: &mut ParamStore,
     train: &Samples,
     validation: &Samples,
-    config: &StageConfig,
+    config: &Checked<StageConfig>,
     seed: u64,
     threads: usize,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<StageReport, TrainError> {
+    let config: &StageConfig = config;
     if train.is_empty() {
         return Err(TrainError::invalid(
             format!("{stage} data"),
@@ -518,7 +523,6 @@ pub fn train_stage(
             "at least one training row",
         ));
     }
-    config.validate().map_err(|e| e.within(stage.as_str()))?;
     check_slots(model, train)?;
     let validate = !validation.is_empty();
     if validate {
@@ -764,7 +768,7 @@ mod tests {
             &mut store,
             &train,
             &validation,
-            &config,
+            &config.clone().check().unwrap(),
             5,
             threads,
             &mut |_| reports += 1,
@@ -890,7 +894,7 @@ mod tests {
             store,
             data,
             data,
-            config,
+            &config.clone().check().unwrap(),
             seed,
             1,
             &mut |_| {},
@@ -952,10 +956,9 @@ mod tests {
             },
             ..stage(1)
         };
-        let data = samples();
-        let mut store = ParamStore::new();
-        let model = small_model(&mut store);
-        let err = stage_error(Stage::Pretrain, &model, &mut store, &data, &bad, 5);
+        // Refused by the check a stage's config must pass before train_stage takes it.
+        let problems = bad.check().unwrap_err();
+        let err = problems[0].clone().within("pretrain").to_string();
         assert!(
             err.contains("pretrain.schedule.final_fraction") && err.contains("1.5"),
             "{err}"
@@ -1146,7 +1149,7 @@ mod tests {
                 &mut store,
                 &train,
                 &validation,
-                &stage(2),
+                &stage(2).check().unwrap(),
                 5,
                 1,
                 &mut |_| {},

@@ -8,6 +8,7 @@ use common::{measured, SLOTS};
 use ionode_model::{ModelConfig, Prior, Variant};
 use ionode_physics::IonDb;
 use ionode_train::calibrate::CalibrationConfig;
+use ionode_train::checked::Check;
 use ionode_train::data::Samples;
 use ionode_train::run::{
     run, Artefact, DataConfig, Method, RunConfig, RunInputs, SharedPretraining,
@@ -72,7 +73,7 @@ fn go(c: &RunConfig, data: &Samples, threads: usize) -> ionode_train::run::RunOu
         threads,
     };
     run(
-        c,
+        &c.clone().check().unwrap(),
         c.seed,
         inputs,
         &SharedPretraining::default(),
@@ -307,7 +308,7 @@ fn calibrated_pretraining_targets_come_from_the_training_rows_only() {
             threads: 1,
         };
         let o = run(
-            c,
+            &c.clone().check().unwrap(),
             c.seed,
             inputs,
             &SharedPretraining::default(),

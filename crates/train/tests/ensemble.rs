@@ -6,6 +6,7 @@ mod common;
 use common::{measured, SLOTS};
 use ionode_model::{ModelConfig, Variant};
 use ionode_train::calibrate::CalibrationConfig;
+use ionode_train::checked::Check;
 use ionode_train::data::Samples;
 use ionode_train::ensemble::{EnsembleConfig, IntervalMethod};
 use ionode_train::run::{
@@ -73,7 +74,7 @@ fn go(c: &RunConfig, data: &Samples, threads: usize) -> RunOutcome {
         threads,
     };
     run(
-        c,
+        &c.clone().check().unwrap(),
         c.seed,
         inputs,
         &SharedPretraining::default(),

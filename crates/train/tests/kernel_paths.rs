@@ -8,6 +8,7 @@ use ionode_autodiff::{force_kernel_path, KernelPath, ParamStore};
 use ionode_model::{IonSlot, Model, ModelConfig, Solver};
 use ionode_physics::simulate::{simulate, FluxGrid, SimulationConfig, Spacing};
 use ionode_physics::{IonDb, Membrane};
+use ionode_train::checked::Check;
 use ionode_train::data::Samples;
 use ionode_train::split::SplitSpec;
 use ionode_train::trainer::{train_stage, Stage, StageConfig};
@@ -63,7 +64,7 @@ fn train(data: &Samples) -> Vec<u64> {
         &mut store,
         &train,
         &validation,
-        &stage,
+        &stage.clone().check().unwrap(),
         5,
         1,
         &mut |_| {},

@@ -224,16 +224,13 @@ fn run_one(
     threads: usize,
     claim: &store::Claim,
 ) -> std::result::Result<f64, Unfinished> {
-    let mut config = run.config.clone();
     let manifest_dir = m.dir();
     let mut names = Vec::new();
-    let mut real = |p: &PathBuf| {
+    let config = run.config.with_data_files(|p: &PathBuf| {
         let r = manifest::resolve_path(p, &manifest_dir, study_dir);
         names.push((r.display().to_string(), p.display().to_string()));
         r
-    };
-    config.data.pretrain = config.data.pretrain.as_ref().map(&mut real);
-    config.data.measured = config.data.measured.iter().map(&mut real).collect();
+    });
     let executed = execute(&config, config.seed, threads, cache, &mut |_| {}).map_err(|e| {
         let text = super::one_line(&e);
         if is_run_failure(&e) {
@@ -256,7 +253,7 @@ fn run_one(
         .collect();
     let head = record::Head {
         provenance: process.of_run(&run.id, Some(run.index as u64)),
-        config: run.config.clone(),
+        config: run.config.clone().into_inner(),
         axes: run.axes.clone().into_iter().collect(),
         inputs,
     };

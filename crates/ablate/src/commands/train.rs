@@ -167,7 +167,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     );
     let head = record::Head {
         provenance: process.of_run(&config_hash, None),
-        config: config.clone(),
+        config: config.clone().into_inner(),
         axes: Default::default(),
         inputs: executed.inputs.clone(),
     };

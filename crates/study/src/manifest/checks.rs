@@ -1,8 +1,7 @@
-//! The checks of a resolved run config that serde cannot make: every config type's own
-//! `validate` (model, stages, split, calibration, data), and the checks that need the
-//! measured data (the test family exists, `n_train` fits, every ion has a slot). Each
-//! problem comes back as the run-config key path it is about, so the caller can say where
-//! the user wrote it.
+//! The checks of a resolved run config that need the measured data: the test family
+//! exists, `n_train` fits, every ion has a slot (its range checks are the config's own,
+//! `Check::check`). Each problem comes back as the run-config key path it is about, so
+//! the caller can say where the user wrote it.
 
 use super::locate::{key_path, KeyPath};
 use crate::runner::DataCache;
@@ -13,14 +12,6 @@ use std::path::Path;
 /// A problem of a run config: the key path and the text after the key (`= 0: expected
 /// at least 1`, or `: why`).
 pub type Problem = (KeyPath, String);
-
-/// The range checks of every part of a run config (each type's own `validate`).
-pub fn range_problems(c: &RunConfig) -> Vec<Problem> {
-    c.problems()
-        .into_iter()
-        .map(|p| (p.path(), p.detail))
-        .collect()
-}
 
 /// The checks that need the measured data: the split can be made (its test family is in
 /// the data, `n_train` rows are left), and the data's ions have slots. `resolve` turns a

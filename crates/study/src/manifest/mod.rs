@@ -33,6 +33,7 @@ use crate::provenance;
 use crate::runner::DataCache;
 use expand::{AxisValue, GridAxis};
 use ionode_random::stream_seed;
+use ionode_train::checked::{Check, Checked};
 use ionode_train::run::RunConfig;
 use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations};
 use resolve::{get_path, set_path, ConfigOrigin};
@@ -91,7 +92,7 @@ pub struct PlannedRun {
     /// Axis path -> this run's value (null where the method ignores the axis), plus "seed".
     pub axes: serde_json::Map<String, serde_json::Value>,
     /// The resolved run config (the keys of `ablate train`), with `seed` = `run_seed`.
-    pub config: RunConfig,
+    pub config: Checked<RunConfig>,
 }
 
 /// The fully resolved run list.
@@ -231,27 +232,34 @@ const METRICS: &[&str] = &[
 /// Salt of the per-run seeds.
 const RUN_SEED_SALT: u64 = 0x7275_6e73_6565_6421;
 
-/// The checks of one resolved run config (after serde): range checks of every part, the
-/// data files named (but those `generated` says are made before the run), and the checks
-/// that need the measured data; each located by `locate`.
+/// The checks of one resolved run config (after serde): range checks of every part (the
+/// one [`Check::check`] of the config), the data files named (but those `generated` says
+/// are made before the run), and the checks that need the measured data; each located by
+/// `locate`. The checked config, when its range checks pass.
 fn check_config(
-    config: &RunConfig,
+    config: RunConfig,
     locate: &locate::Locate,
     fallback: &str,
     resolve: &dyn Fn(&Path) -> PathBuf,
     generated: &dyn Fn(&Path) -> bool,
     cache: &DataCache,
     found: &mut Found,
-) {
+) -> Option<Checked<RunConfig>> {
     let located = |path: &KeyPath, rest: &str| {
         let (loc, shown) = locate(path).map_or((fallback.to_string(), show(path)), |(l, n)| {
             (l.to_string(), n)
         });
         format!("{loc}: {shown}{rest}")
     };
-    for (path, rest) in checks::range_problems(config) {
-        found.push(located(&path, &rest));
-    }
+    let checked = match config.clone().check() {
+        Ok(checked) => Some(checked),
+        Err(problems) => {
+            for p in problems {
+                found.push(located(&p.path(), &p.detail));
+            }
+            None
+        }
+    };
     let files = config
         .data
         .pretrain
@@ -274,9 +282,10 @@ fn check_config(
             ));
         }
     }
-    for (path, rest) in checks::data_problems(config, resolve, cache) {
+    for (path, rest) in checks::data_problems(&config, resolve, cache) {
         found.push(located(&path, &rest));
     }
+    checked
 }
 
 /// The folder, relative to the working directory, where a run config's generated
@@ -288,7 +297,7 @@ pub const GENERATED_PRETRAIN_DIR: &str = "datasets/sim";
 #[derive(Debug)]
 pub struct RunConfigFile {
     /// The config, with a generated pre-training set's file in `data.pretrain`.
-    pub config: RunConfig,
+    pub config: Checked<RunConfig>,
     /// The settings that make `config.data.pretrain` when it is a generated set (see
     /// [`SimulatorSpec::ensure`]).
     pub pretrain_generator: Option<SimulatorSpec>,
@@ -314,7 +323,7 @@ pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfigFile, 
         generated_pretrain(&mut table, &locate, &name, &mut found);
     let (config, problems) = typed::<RunConfig>(&table, &locate, &name);
     found.extend(problems);
-    if let Some(config) = &config {
+    let config = config.and_then(|config| {
         check_config(
             config,
             &locate,
@@ -323,8 +332,8 @@ pub fn load_run_config(path: &Path, cache: &DataCache) -> Result<RunConfigFile, 
             &|p: &Path| generated_file.as_deref() == Some(p),
             cache,
             &mut found,
-        );
-    }
+        )
+    });
     found.non_finite(non_finite(&table, &locs, &name));
     match config {
         Some(config) if found.list.is_empty() => Ok(RunConfigFile {
@@ -876,8 +885,8 @@ impl Planner<'_> {
             // them with the method (pre-training x a physics-anchored model) is not wrong.
             let ignored = config.normalise();
             let generated = |p: &Path| p.to_string_lossy().starts_with(STUDY_PREFIX);
-            check_config(
-                &config,
+            let checked = check_config(
+                config,
                 &locate,
                 self.name,
                 self.resolve,
@@ -885,10 +894,10 @@ impl Planner<'_> {
                 &self.cache,
                 self.found,
             );
-            if !self.found.list.is_empty() {
+            let (Some(config), true) = (checked, self.found.list.is_empty()) else {
                 // Keep checking the other points, but build no runs.
                 continue;
-            }
+            };
             let skip = |axis: &str| {
                 ignored
                     .iter()
@@ -897,7 +906,7 @@ impl Planner<'_> {
             if let Some(s) = self.search {
                 self.budget_used |= !skip(&s.budget);
             }
-            let rung = self.replicates(&mut config, point, *budget, &skip, &mut candidate);
+            let rung = self.replicates(&config, point, *budget, &skip, &mut candidate);
             candidate.runs.push(rung);
         }
         candidate
@@ -906,16 +915,17 @@ impl Planner<'_> {
     /// The runs of one checked config, one per seed: their plan indices.
     fn replicates(
         &mut self,
-        config: &mut RunConfig,
+        checked: &Checked<RunConfig>,
         point: &[AxisValue],
         budget: Option<search::Budget>,
         skip: &dyn Fn(&str) -> bool,
         candidate: &mut Candidate,
     ) -> Vec<usize> {
         let mut rung = Vec::new();
+        let mut config = RunConfig::clone(checked);
         for &replicate in self.seeds {
             config.seed = replicate;
-            let json = serde_json::to_value(&*config).expect("configs serialise");
+            let json = serde_json::to_value(&config).expect("configs serialise");
             let text = serde_json::to_string(&json).expect("JSON serialises");
             let id = provenance::text_hash(&format!("{text}\nseed={replicate}"));
             if let Some(&i) = self.index_of.get(&id) {
@@ -923,10 +933,7 @@ impl Planner<'_> {
                 continue;
             }
             let run_seed = stream_seed(self.manifest_seed ^ RUN_SEED_SALT, replicate);
-            let resolved = RunConfig {
-                seed: run_seed,
-                ..config.clone()
-            };
+            let resolved = checked.with_seed(run_seed);
             let mut axes = serde_json::Map::new();
             for (axis, _, _) in point {
                 let v = if skip(axis) {

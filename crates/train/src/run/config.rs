@@ -195,6 +195,33 @@ impl std::fmt::Display for ConfigProblem {
     }
 }
 
+impl crate::checked::Checked<RunConfig> {
+    /// The same config with another seed (a seed has no range to check).
+    pub fn with_seed(&self, seed: u64) -> Self {
+        crate::checked::Checked::trusted(RunConfig {
+            seed,
+            ..RunConfig::clone(self)
+        })
+    }
+
+    /// The same config with its data files named as `resolve` says (where a reader found
+    /// them; a path has no range to check).
+    pub fn with_data_files(&self, mut resolve: impl FnMut(&PathBuf) -> PathBuf) -> Self {
+        let mut c = RunConfig::clone(self);
+        c.data.pretrain = c.data.pretrain.as_ref().map(&mut resolve);
+        c.data.measured = c.data.measured.iter().map(&mut resolve).collect();
+        crate::checked::Checked::trusted(c)
+    }
+}
+
+impl crate::checked::Check for RunConfig {
+    type Problem = ConfigProblem;
+
+    fn problems(&self) -> Vec<ConfigProblem> {
+        RunConfig::problems(self)
+    }
+}
+
 impl RunConfig {
     /// Every problem a config has without looking at the data: each part's own
     /// `validate` (model, stages, split, calibration, data). The one range check of a run
@@ -279,18 +306,6 @@ impl RunConfig {
         out
     }
 
-    /// The first problem as an error (`None`: the config is valid).
-    pub fn validate(&self) -> Result<(), TrainError> {
-        match self.problems().into_iter().next() {
-            None => Ok(()),
-            Some(p) => Err(TrainError::invalid(
-                "run config",
-                p.to_string(),
-                "a valid run config",
-            )),
-        }
-    }
-
     /// The pre-training data settings at their defaults.
     fn reset_pretrain_data(&mut self) {
         self.data.pretrain = None;
@@ -371,7 +386,7 @@ mod tests {
                 "split: measured data needs a [split] (kind = \"random\", \"by_family\" or \"first_n\")",
             ]
         );
-        assert!(c.validate().is_err());
+        assert!(crate::checked::Check::check(c.clone()).is_err());
         let ok = config("seed = 1\n[data]\npretrain = \"p.h5\"\n");
         assert!(ok.problems().is_empty());
     }

@@ -18,6 +18,7 @@ pub use domain::{ionic_strength, Basis, Composition, Domain, Flag, IonSpan, RowP
 pub use outcome::{Artefact, Attention, Part, Predictions, RunMetrics, RunOutcome, Timings};
 
 use crate::calibrate::{dspmde_fit, DspmdeFit};
+use crate::checked::{Check, Checked};
 use crate::data::Samples;
 use crate::error::TrainError;
 use crate::metrics::{implausible, Metrics, SplitMetrics};
@@ -168,7 +169,7 @@ fn scored_stage(
     store: &mut ParamStore,
     samples: &Samples,
     split: &Split,
-    config: Option<&crate::trainer::StageConfig>,
+    config: Option<&Checked<StageConfig>>,
     seed: u64,
     threads: usize,
     last: Option<&StageReport>,
@@ -226,20 +227,14 @@ fn scored_stage(
 /// Runs one config. `seed` is the run's seed (a sweep derives it; `ablate train` uses
 /// `config.seed`); `on_epoch` sees every epoch of every trained stage this run computes.
 pub fn run(
-    config: &RunConfig,
+    config: &Checked<RunConfig>,
     seed: u64,
     inputs: RunInputs,
     shared: &SharedPretraining,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<RunOutcome, TrainError> {
     let start = Instant::now();
-    if let Some(p) = config.problems().into_iter().next() {
-        return Err(TrainError::invalid(
-            "run config",
-            p.to_string(),
-            "a valid run config",
-        ));
-    }
+    let config: &RunConfig = config;
     let pretrain: Option<Samples> =
         inputs
             .pretrain
@@ -684,16 +679,27 @@ impl NeuralStages<'_> {
             ),
             None => None,
         };
+        // The stages of a checked run config are checked; a refit's changed epoch count
+        // is checked again.
+        let pretrain = config.pretrain.clone().map(Checked::trusted);
         let finetune = match self.refit_epochs {
-            Some(epochs) => config.finetune.clone().map(|f| StageConfig { epochs, ..f }),
-            None => config.finetune.clone(),
+            Some(epochs) => match config.finetune.clone() {
+                Some(f) => Some(StageConfig { epochs, ..f }.check().map_err(|p| {
+                    p.into_iter()
+                        .next()
+                        .expect("a failed check names a problem")
+                        .within(Stage::Finetune.as_str())
+                })?),
+                None => None,
+            },
+            None => config.finetune.clone().map(Checked::trusted),
         };
         let stages = [
             (
                 Stage::Pretrain,
                 self.pretrain,
                 pretrain_split.as_ref(),
-                &config.pretrain,
+                &pretrain,
             ),
             (
                 Stage::Finetune,
