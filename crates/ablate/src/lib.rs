@@ -6,11 +6,12 @@
 //! reports) -> `ionode-study` (manifests, the run store, one run on files, Slurm scripts,
 //! the file formats) and `ionode-report` (summary, statistics, tables, figures, the page).
 //! The numerical work is in the library crates (`ionode-physics`, `-model`, `-train`),
-//! which never print or exit. [`progress`] and [`logging`] are the terminal, [`json`] the
-//! order-preserving JSON of `dspmde solve`'s case files.
+//! which never print or exit. [`progress`] and [`logging`] are the terminal, [`interrupt`]
+//! what a signal does, [`json`] the order-preserving JSON of `dspmde solve`'s case files.
 
 pub mod cli;
 pub mod commands;
+pub mod interrupt;
 pub mod json;
 pub mod logging;
 pub mod progress;

@@ -5,8 +5,7 @@
 //! command does lives in the `ionode_ablate` library; the numerical crates never print or exit.
 
 use clap::Parser;
-use ionode_ablate::{cli, commands, logging};
-use ionode_study::interrupt;
+use ionode_ablate::{cli, commands, interrupt, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -101,20 +101,6 @@ impl std::fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
-/// Prints a file's problems one per line on stderr and returns the one summary error
-/// (`manifest 'FILE': 3 problems`, exit code 2).
-pub fn problems(kind: &str, file: &std::path::Path, problems: Problems) -> anyhow::Error {
-    for p in &problems.0 {
-        eprintln!("{p}");
-    }
-    let n = problems.0.len();
-    crate::usage!(
-        "{kind} '{}': {n} problem{}",
-        file.display(),
-        if n == 1 { "" } else { "s" }
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

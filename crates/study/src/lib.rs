@@ -9,15 +9,15 @@
 //! array scripts that run a plan on a cluster. A finished run predicts new feeds through
 //! [`predictor`]. Below them are the file rules every reader and writer follows:
 //! [`limits`] and [`inputs`] (what is read), [`output`] and [`h5`] (how it is written),
-//! [`process`], [`interrupt`] and [`provenance`]; and the file formats of the inputs:
+//! [`process`] and [`provenance`]; and the file formats of the inputs:
 //! [`tabular`] (CSV or Parquet measured data), [`simfile`] and [`simulator`] (simulated
 //! sets and the settings that make them), [`membrane`], [`ions`] and [`units`].
-//! Errors are classified once, in [`errors`].
+//! Errors are classified once, in [`errors`]. Nothing here prints: messages for people
+//! are returned or passed to a callback, and the `ablate` binary writes them.
 
 pub mod errors;
 pub mod h5;
 pub mod inputs;
-pub mod interrupt;
 pub mod ions;
 pub mod limits;
 pub mod manifest;

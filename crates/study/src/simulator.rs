@@ -322,7 +322,8 @@ impl SimulatorSpec {
     /// there: a file that does not read back as these settings' data (truncated by a full
     /// disk or a kill, edited) is generated again. Concurrent processes each write their
     /// own temporary file and rename it; the data are the same bits whoever writes them.
-    /// `what` names the settings in messages (`[datasets.pretrain]`).
+    /// `what` names the settings in messages (`[datasets.pretrain]`); `note` receives what
+    /// people should know (a set is generated, or generated again and why).
     pub fn ensure(
         &self,
         base: &Path,
@@ -330,6 +331,7 @@ impl SimulatorSpec {
         threads: Option<usize>,
         path: &Path,
         what: &str,
+        note: &dyn Fn(&str),
     ) -> Result<()> {
         let config = self
             .to_config(base, db)
@@ -342,26 +344,26 @@ impl SimulatorSpec {
                 {
                     return Ok(())
                 }
-                Ok(_) => eprintln!(
+                Ok(_) => note(&format!(
                     "the generated pre-training set '{}' does not hold what its generator makes; generating it again",
                     path.display()
-                ),
-                Err(e) => eprintln!(
+                )),
+                Err(e) => note(&format!(
                     "the generated pre-training set '{}' is damaged ({}); generating it again",
                     path.display(),
                     crate::errors::one_line(&e)
-                ),
+                )),
             }
         }
         // A damaged file goes first: it was read above, and an output never replaces a
         // file this process read.
         let _ = std::fs::remove_file(path);
-        eprintln!(
+        note(&format!(
             "generating the pre-training set '{}' ({} feeds x {} fluxes)",
             path.display(),
             config.samples,
             config.fluxes.count
-        );
+        ));
         self.with_membrane_from(base)
             .generate(Path::new(""), db, threads, path, &|| {})
             .with_context(|| format!("generating the pre-training set of {what}"))?;

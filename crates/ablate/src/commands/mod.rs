@@ -61,7 +61,8 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-pub use ionode_study::errors::{exit_code, one_line, problems};
+use ionode_study::errors::Problems;
+pub use ionode_study::errors::{exit_code, one_line};
 
 /// Writes to stdout; a closed pipe (`ablate ... | head`) is not an error.
 pub fn print_stdout(text: &str) -> Result<()> {
@@ -70,4 +71,18 @@ pub fn print_stdout(text: &str) -> Result<()> {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// Prints a file's problems one per line on stderr and returns the one summary error
+/// (`manifest 'FILE': 3 problems`, exit code 2).
+pub fn problems(kind: &str, file: &std::path::Path, problems: Problems) -> anyhow::Error {
+    for p in &problems.0 {
+        eprintln!("{p}");
+    }
+    let n = problems.0.len();
+    ionode_study::usage!(
+        "{kind} '{}': {n} problem{}",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    )
 }

@@ -184,7 +184,14 @@ fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()>
         .to_config(&m.dir(), &db)
         .context("the generator of [datasets.pretrain]")?;
     let path = study_dir.join("data").join(spec.file_name(&config));
-    spec.ensure(&m.dir(), &db, Some(threads), &path, "[datasets.pretrain]")
+    spec.ensure(
+        &m.dir(),
+        &db,
+        Some(threads),
+        &path,
+        "[datasets.pretrain]",
+        &|m| eprintln!("{m}"),
+    )
 }
 
 /// Why a run did not finish.

@@ -141,6 +141,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             Some(threads),
             file,
             "[data.pretrain]",
+            &|m| eprintln!("{m}"),
         )?;
     }
     let bar = progress_bar();
