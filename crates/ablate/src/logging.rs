@@ -9,9 +9,16 @@ use tracing_subscriber::EnvFilter;
 pub fn init(verbose: u8) {
     let filter = match verbose {
         0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        // `ablate` is the binary, `ionode_ablate` the library where the commands live.
-        1 => EnvFilter::new("warn,ablate=info,ionode_ablate=info,ionode_physics=info"),
-        _ => EnvFilter::new("info,ablate=debug,ionode_ablate=debug,ionode_physics=debug"),
+        // `ablate` is the binary, `ionode_ablate` the library where the commands live, and
+        // `ionode_study` and `ionode_report` the libraries they call.
+        1 => EnvFilter::new(
+            "warn,ablate=info,ionode_ablate=info,ionode_study=info,ionode_report=info,\
+             ionode_physics=info",
+        ),
+        _ => EnvFilter::new(
+            "info,ablate=debug,ionode_ablate=debug,ionode_study=debug,ionode_report=debug,\
+             ionode_physics=debug",
+        ),
     };
     // A second init (never happens in the binary) would fail; ignoring it is harmless.
     let _ = tracing_subscriber::fmt()

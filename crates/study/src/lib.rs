@@ -2,7 +2,8 @@
 //! command line and no report.
 //!
 //! A study starts at [`manifest::load`] (a TOML manifest, checked with every problem
-//! located, expanded into a [`manifest::Plan`] of runs); one run is [`runner::execute`]
+//! located, expanded into a [`manifest::Plan`] of runs); [`executor`] runs a plan's runs
+//! (claims, batches, rungs); one run is [`runner::execute`]
 //! (its data read through a [`runner::DataCache`], then `ionode_train::run::run`); the run
 //! store ([`store`]: markers and claims) and a run's record ([`record`], `run.h5`) keep the
 //! results, [`search`] drives successive halving over them, and [`slurm`] writes the
@@ -16,6 +17,7 @@
 //! are returned or passed to a callback, and the `ablate` binary writes them.
 
 pub mod errors;
+pub mod executor;
 pub mod h5;
 pub mod inputs;
 pub mod ions;

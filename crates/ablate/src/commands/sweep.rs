@@ -1,4 +1,6 @@
-//! The study commands: `ablate check`, `plan`, `run`, `status` and `slurm`.
+//! The study commands: `ablate check`, `plan`, `run`, `status` and `slurm`. They turn
+//! arguments into calls of `ionode-study` (the manifest, the executor, the store) and
+//! show the progress.
 //!
 //! A study's results live in `RESULTS/<study>/`: `plan.json` (the resolved runs, written
 //! once), `data/` (generated pre-training sets, named by the hash of their generator) and
@@ -11,15 +13,14 @@
 use crate::cli::{CheckArgs, PlanArgs, RunArgs, SlurmArgs, StatusArgs};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ionode_study::executor::{
+    run_batch, run_search, Attempt, BatchWatch, Counts, Unfinished, Watch,
+};
 use ionode_study::limits::{MAX_JOBS, MAX_SHARDS};
-use ionode_study::manifest::{self, Manifest, Plan, PlannedRun, STUDY_PREFIX};
-use ionode_study::record::{self, Provenance};
-use ionode_study::runner::{execute, DataCache};
-use ionode_study::{output, store};
-use rayon::prelude::*;
+use ionode_study::manifest::{self, Manifest, Plan, PlannedRun};
+use ionode_study::{output, record, store};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 /// Loads a manifest; problems are printed one per line, then one summary error.
 fn load(file: &Path, set: &[String]) -> Result<Manifest> {
@@ -173,136 +174,28 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
     })
 }
 
-/// Generates the manifest's pre-training set (as `ablate simulate` would) unless a whole
-/// one is there ([`ionode_study::simulator::SimulatorSpec::ensure`]).
-fn ensure_pretrain(m: &Manifest, study_dir: &Path, threads: usize) -> Result<()> {
-    let Some(spec) = &m.plan.pretrain_generator else {
-        return Ok(());
-    };
-    let db = ionode_physics::IonDb::builtin();
-    let config = spec
-        .to_config(&m.dir(), &db)
-        .context("the generator of [datasets.pretrain]")?;
-    let path = study_dir.join("data").join(spec.file_name(&config));
-    spec.ensure(
-        &m.dir(),
-        &db,
-        Some(threads),
-        &path,
-        "[datasets.pretrain]",
-        &|m| eprintln!("{m}"),
-    )
+/// The command line as the executor's [`Watch`]: a progress bar per batch, notes on
+/// stderr.
+struct Terminal;
+
+impl Watch for Terminal {
+    fn batch(&self, label: &str, runs: usize) -> Box<dyn BatchWatch + '_> {
+        Box::new(Progress::new(label, runs))
+    }
+
+    fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
 }
 
-/// Why a run did not finish.
-enum Unfinished {
-    /// The run failed by itself (the training diverged, the physics has no solution, a
-    /// panic): marked FAILED, rerun only with `--retry-failed`.
-    Failed(String),
-    /// A cause outside the run (no space left, an I/O error, a missing or damaged input):
-    /// no marker is written, so the next `ablate run` retries it.
-    Outside(String),
-    /// This process lost its claim while it ran (suspended past the stale limit, say); the
-    /// process that took the run over writes its result.
-    Lost(String),
-}
-
-/// Whether an error of executing a run is the run's own (a typed failure of the numerical
-/// crates) rather than a cause outside it (files, the machine).
-fn is_run_failure(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.is::<ionode_train::error::TrainError>()
-            || c.is::<ionode_model::ModelError>()
-            || c.is::<ionode_physics::PhysicsError>()
-    })
-}
-
-/// Executes one planned run and puts its `run.h5` and `DONE` in place while `claim` still
-/// holds it; the config's paths are made real here (the plan keeps them as the manifest
-/// wrote them, so run ids do not depend on where a sweep is started). Returns the run's
-/// seconds.
-#[allow(clippy::too_many_arguments)]
-fn run_one(
-    m: &Manifest,
-    study_dir: &Path,
-    process: &Provenance,
-    run: &PlannedRun,
-    cache: &DataCache,
-    threads: usize,
-    claim: &store::Claim,
-) -> std::result::Result<f64, Unfinished> {
-    let manifest_dir = m.dir();
-    let mut names = Vec::new();
-    let config = run.config.with_data_files(|p: &PathBuf| {
-        let r = manifest::resolve_path(p, &manifest_dir, study_dir);
-        names.push((r.display().to_string(), p.display().to_string()));
-        r
-    });
-    let executed = execute(&config, config.seed, threads, cache, &mut |_| {}).map_err(|e| {
-        let text = super::one_line(&e);
-        if is_run_failure(&e) {
-            Unfinished::Failed(text)
-        } else {
-            Unfinished::Outside(text)
-        }
-    })?;
-    // Inputs are named as in the plan (stable), not by where this process found them.
-    let inputs = executed
-        .inputs
-        .into_iter()
-        .map(|(k, v)| {
-            let name = names
-                .iter()
-                .find(|(r, _)| *r == k)
-                .map_or(k.clone(), |(_, n)| n.clone());
-            (name, v)
-        })
-        .collect();
-    let head = record::Head {
-        provenance: process.of_run(&run.id, Some(run.index as u64)),
-        config: run.config.clone().into_inner(),
-        axes: run.axes.clone().into_iter().collect(),
-        inputs,
-    };
-    let o = &executed.outcome;
-    let source = format!("study {}, run {}", m.plan.study, run.id);
-    let membrane = ionode_study::membrane::calibrated(&o.artefact, &source).map(|f| f.to_toml());
-    let seconds = o.timings.total;
-    store::finish(claim, &run.id, seconds, |path, commit| {
-        record::write(path, &head, o, membrane.as_deref(), commit)
-    })
-    .map_err(|e| match claim.check() {
-        Err(lost) => Unfinished::Lost(lost.to_string()),
-        Ok(()) => Unfinished::Outside(super::one_line(&e)),
-    })?;
-    Ok(seconds)
-}
-
-/// What became of one attempt at a run.
-enum Attempt {
-    /// This process ran it: its seconds, or why it did not finish.
-    Ran(std::result::Result<f64, Unfinished>),
-    /// Another live process holds its claim.
-    Busy(store::Owner),
-    /// Another process finished it (DONE or FAILED) since the study was scanned.
-    Settled,
-    /// Not tried: an earlier run could not finish for a cause outside it (a full disk
-    /// would fail every run the same way).
-    Skipped,
-}
-
-/// Counts and prints the runs as they finish. On a terminal that is the progress bar;
-/// elsewhere (a Slurm log, CI, a file) one line per finished run, since a hidden bar would
-/// leave the log silent for hours.
+/// Prints the runs as they finish. On a terminal that is the progress bar; elsewhere (a
+/// Slurm log, CI, a file) one line per finished run, since a hidden bar would leave the
+/// log silent for hours.
 struct Progress {
     bar: ProgressBar,
     plain: bool,
     total: usize,
     started: std::time::Instant,
-    done: AtomicUsize,
-    failed: AtomicUsize,
-    elsewhere: AtomicUsize,
-    unfinished: AtomicUsize,
 }
 
 impl Progress {
@@ -319,26 +212,13 @@ impl Progress {
             plain: !std::io::stderr().is_terminal() && !tracing::enabled!(tracing::Level::INFO),
             total,
             started: std::time::Instant::now(),
-            done: AtomicUsize::new(0),
-            failed: AtomicUsize::new(0),
-            elsewhere: AtomicUsize::new(0),
-            unfinished: AtomicUsize::new(0),
         };
-        p.update();
+        p.update(&Counts::default());
         p
     }
 
-    fn counts(&self) -> (usize, usize, usize) {
-        (
-            self.done.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            self.elsewhere.load(Ordering::Relaxed),
-        )
-    }
-
-    fn update(&self) -> String {
-        let (d, f, e) = self.counts();
-        let u = self.unfinished.load(Ordering::Relaxed);
+    fn update(&self, counts: &Counts) -> String {
+        let (d, f, e, u) = counts.get();
         let remaining = self.total.saturating_sub(d + f + e + u);
         let text = format!(
             "{d} done, {f} failed{}{}, {remaining} remaining",
@@ -356,286 +236,40 @@ impl Progress {
         self.bar.set_message(text.clone());
         text
     }
+}
 
-    fn finished(&self, id: &str, attempt: &Attempt) {
+impl BatchWatch for Progress {
+    fn finished(&self, id: &str, attempt: &Attempt, counts: &Counts) {
         let what = match attempt {
-            Attempt::Ran(Ok(seconds)) => {
-                self.done.fetch_add(1, Ordering::Relaxed);
-                format!("done in {seconds:.1} s")
-            }
-            Attempt::Ran(Err(Unfinished::Failed(_))) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                "FAILED".to_string()
-            }
+            Attempt::Ran(Ok(seconds)) => format!("done in {seconds:.1} s"),
+            Attempt::Ran(Err(Unfinished::Failed(_))) => "FAILED".to_string(),
             Attempt::Ran(Err(Unfinished::Outside(e))) => {
-                self.unfinished.fetch_add(1, Ordering::Relaxed);
                 format!("not finished ({e}); it is retried by the next `ablate run`")
             }
             Attempt::Ran(Err(Unfinished::Lost(e))) => {
-                self.elsewhere.fetch_add(1, Ordering::Relaxed);
                 format!("left to the process that took it over ({e})")
             }
-            Attempt::Settled => {
-                self.elsewhere.fetch_add(1, Ordering::Relaxed);
-                "finished by another process".to_string()
-            }
+            Attempt::Settled => "finished by another process".to_string(),
             Attempt::Busy(_) | Attempt::Skipped => return,
         };
         self.bar.inc(1);
-        let counts = self.update();
+        let text = self.update(counts);
         if self.plain {
-            let (d, f, e) = self.counts();
-            let finished = d + f + e + self.unfinished.load(Ordering::Relaxed);
+            let (d, f, e, u) = counts.get();
+            let finished = d + f + e + u;
             let elapsed = self.started.elapsed().as_secs_f64();
             let eta = elapsed / finished as f64 * self.total.saturating_sub(finished) as f64;
             eprintln!(
-                "[{finished}/{}] run {id} {what}: {counts}, ETA {}",
+                "[{finished}/{}] run {id} {what}: {text}, ETA {}",
                 self.total,
                 crate::progress::clock(eta)
             );
         }
     }
-}
 
-/// Claims a run and runs it, unless another process holds it or finished it meanwhile.
-/// `scanned` is the run's state when the study was scanned: a run whose state changed
-/// since (another process finished it, or failed it again) is not run again.
-#[allow(clippy::too_many_arguments)]
-fn attempt(
-    m: &Manifest,
-    study_dir: &Path,
-    process: &Provenance,
-    run: &PlannedRun,
-    scanned: &store::State,
-    cache: &DataCache,
-    claims: &store::Claims,
-    threads: usize,
-) -> Attempt {
-    let dir = store::run_dir(study_dir, &run.id);
-    let claim = match claims.claim(&dir) {
-        Ok(store::Claimed::Mine(c)) => c,
-        Ok(store::Claimed::Busy(owner)) => return Attempt::Busy(owner),
-        Err(e) => return Attempt::Ran(Err(Unfinished::Outside(super::one_line(&e)))),
-    };
-    match (store::state(study_dir, &run.id), scanned) {
-        (store::State::Done, _) => return Attempt::Settled,
-        (store::State::Failed(now), store::State::Failed(then)) if now != *then => {
-            return Attempt::Settled
-        }
-        (store::State::Failed(_), store::State::Missing | store::State::Damaged(_)) => {
-            return Attempt::Settled
-        }
-        _ => {}
+    fn ended(&self) {
+        self.bar.finish_and_clear();
     }
-    if let Err(e) = store::clear(&claim) {
-        return Attempt::Ran(Err(Unfinished::Lost(super::one_line(&e))));
-    }
-    tracing::info!(run = %run.id, index = run.index, axes = %manifest::axes_summary(run), "run starts");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_one(m, study_dir, process, run, cache, threads, &claim)
-    }))
-    .unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(Unfinished::Failed(format!("panicked: {what}")))
-    });
-    let outcome = match result {
-        Ok(seconds) => {
-            tracing::info!(run = %run.id, seconds, "run done");
-            Ok(seconds)
-        }
-        Err(Unfinished::Failed(text)) => {
-            tracing::warn!(run = %run.id, error = %text, "run failed");
-            match store::mark_failed(&claim, &text) {
-                Ok(()) => Err(Unfinished::Failed(text)),
-                Err(e) => match claim.check() {
-                    Err(lost) => Err(Unfinished::Lost(lost.to_string())),
-                    Ok(()) => Err(Unfinished::Outside(format!(
-                        "{text}; and its FAILED marker cannot be written: {}",
-                        super::one_line(&e)
-                    ))),
-                },
-            }
-        }
-        Err(other) => Err(other),
-    };
-    drop(claim);
-    Attempt::Ran(outcome)
-}
-
-/// How often the runs other processes hold are looked at again.
-const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What one batch of runs came to.
-#[derive(Default)]
-struct Tally {
-    done: usize,
-    failed: usize,
-    elsewhere: usize,
-    already: usize,
-    failed_before: usize,
-    damaged: usize,
-}
-
-/// Runs a batch of planned runs (skipping DONE ones, and FAILED ones unless
-/// `retry_failed`) on `jobs` threads; runs other processes hold are waited for and taken
-/// over if their holder dies or stops its heartbeat. Returns when every run of the batch is
-/// settled; an error when a run could not finish for a cause outside it (the batch stops
-/// there: a full disk fails every run alike), which the next `ablate run` retries.
-fn run_batch(
-    m: &Manifest,
-    study_dir: &Path,
-    batch: &[&PlannedRun],
-    jobs: usize,
-    retry_failed: bool,
-    label: &str,
-) -> Result<Tally> {
-    let mut tally = Tally::default();
-    let mut todo: Vec<(&PlannedRun, store::State)> = Vec::new();
-    let mut tidied = 0;
-    for &r in batch {
-        match store::state(study_dir, &r.id) {
-            store::State::Done => {
-                tally.already += 1;
-                tidied += store::tidy_done(study_dir, &r.id);
-            }
-            store::State::Failed(_) if !retry_failed => tally.failed_before += 1,
-            store::State::Damaged(why) => {
-                tally.damaged += 1;
-                eprintln!("run {} is damaged ({why}); running it again", r.id);
-                todo.push((r, store::State::Damaged(why)));
-            }
-            state => todo.push((r, state)),
-        }
-    }
-    if tidied > 0 {
-        tracing::info!(
-            files = tidied,
-            "removed leftovers of killed processes from finished runs"
-        );
-    }
-    if todo.is_empty() {
-        return Ok(tally);
-    }
-    if todo.iter().any(|(r, _)| {
-        r.config
-            .data
-            .pretrain
-            .as_ref()
-            .is_some_and(|p| p.to_string_lossy().starts_with(STUDY_PREFIX))
-    }) {
-        ensure_pretrain(m, study_dir, jobs)?;
-    }
-    tracing::info!(
-        study = %m.study, batch = label, runs = todo.len(), already_done = tally.already,
-        failed_before = tally.failed_before, damaged = tally.damaged, jobs, "batch starts"
-    );
-    let process = Provenance {
-        overrides: m.plan.overrides.clone(),
-        ..Provenance::of_process(&m.plan.study, &m.plan.manifest, &m.plan.manifest_hash)
-    };
-    let cache = DataCache::default();
-    let claims = store::Claims::start();
-    let progress = Progress::new(label, todo.len());
-    // The machine divided between the runs: a run's micro-batches (`micro_batch`) get the
-    // cores left over by the other jobs; the results do not depend on it.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / jobs).max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot start {jobs} worker threads: {e}"))?;
-    // The first run that could not finish for a cause outside it stops the batch.
-    let outside: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::default();
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    // Every run this process can claim, then the ones other processes held: those are
-    // waited for, and taken over once their holder is gone.
-    let mut pending: Vec<&(&PlannedRun, store::State)> = todo.iter().collect();
-    let mut waited_since: Option<std::time::Instant> = None;
-    loop {
-        let busy = std::sync::Mutex::new(Vec::new());
-        pool.install(|| {
-            pending.par_iter().with_max_len(1).for_each(|item| {
-                let (r, scanned) = *item;
-                let a = if stop.load(Ordering::Relaxed) {
-                    Attempt::Skipped
-                } else {
-                    attempt(m, study_dir, &process, r, scanned, &cache, &claims, threads)
-                };
-                match &a {
-                    Attempt::Busy(owner) => {
-                        if let Ok(mut b) = busy.lock() {
-                            b.push((*item, owner.clone()));
-                        }
-                    }
-                    Attempt::Ran(Err(Unfinished::Outside(e))) => {
-                        stop.store(true, Ordering::Relaxed);
-                        if let Ok(mut o) = outside.lock() {
-                            o.push((r.id.clone(), e.clone()));
-                        }
-                        progress.finished(&r.id, &a);
-                    }
-                    _ => progress.finished(&r.id, &a),
-                }
-            })
-        });
-        let busy = busy.into_inner().unwrap_or_default();
-        if busy.is_empty() || stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let now = std::time::Instant::now();
-        if waited_since.is_none_or(|t| now.duration_since(t).as_secs() >= 60) {
-            waited_since = Some(now);
-            let owners: std::collections::BTreeSet<String> =
-                busy.iter().map(|(_, o)| o.to_string()).collect();
-            eprintln!(
-                "waiting for {} run(s) that other processes are running ({}); a run is taken \
-                 over when its process is gone or its heartbeat has stopped for {} s",
-                busy.len(),
-                owners.into_iter().collect::<Vec<_>>().join(", "),
-                store::STALE_AFTER.as_secs()
-            );
-        }
-        std::thread::sleep(WAIT_POLL);
-        pending = busy.into_iter().map(|(item, _)| item).collect();
-    }
-    progress.bar.finish_and_clear();
-    (tally.done, tally.failed, tally.elsewhere) = progress.counts();
-    let outside = outside.into_inner().unwrap_or_default();
-    if let Some((id, error)) = outside.first() {
-        eprintln!("{}", tally_line(label, &tally));
-        bail!(
-            "run {id} could not finish: {error}; {} run(s) of '{label}' are not finished and \
-             not marked FAILED (the cause is outside them): fix it and rerun the same command \
-             to resume",
-            todo.len() - tally.done - tally.failed - tally.elsewhere
-        );
-    }
-    Ok(tally)
-}
-
-/// The closing line of a batch.
-fn tally_line(what: &str, t: &Tally) -> String {
-    let mut s = format!(
-        "{what}: {} runs done, {} failed now; {} were done before",
-        t.done, t.failed, t.already
-    );
-    if t.elsewhere > 0 {
-        s.push_str(&format!(", {} finished by other processes", t.elsewhere));
-    }
-    if t.damaged > 0 {
-        s.push_str(&format!(", {} damaged were rerun", t.damaged));
-    }
-    if t.failed_before > 0 {
-        s.push_str(&format!(
-            ", {} failed before (--retry-failed reruns them)",
-            t.failed_before
-        ));
-    }
-    s
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -697,10 +331,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 .filter(|r| r.index % shards == shard)
                 .filter(|r| args.only.is_empty() || args.only.contains(&r.id))
                 .collect();
-            let t = run_batch(&m, &study_dir, &batch, jobs, args.retry_failed, &m.study)?;
+            let t = run_batch(
+                &m,
+                &study_dir,
+                &batch,
+                jobs,
+                args.retry_failed,
+                &m.study,
+                &Terminal,
+            )?;
             eprintln!(
                 "{}; results in {}",
-                tally_line(&format!("study '{}'{shard_text}", m.study), &t),
+                t.line(&format!("study '{}'{shard_text}", m.study)),
                 study_dir.display()
             );
             t.failed
@@ -712,6 +354,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             jobs,
             (shard, shards),
             args.retry_failed,
+            &Terminal,
         )?,
     };
     if failed > 0 {
@@ -721,58 +364,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A successive halving search, rung by rung: each rung's runs (this shard's first, then
-/// any other shard's not yet taken, so a rung completes even if some shards never start),
-/// then the rung's decision, written once every run of it is settled.
-fn run_search(
-    m: &Manifest,
-    search: &manifest::SearchPlan,
-    study_dir: &Path,
-    jobs: usize,
-    (shard, shards): (usize, usize),
-    retry_failed: bool,
-) -> Result<usize> {
-    let mut failed = 0;
-    for (rung, budget) in search.budgets.iter().enumerate() {
-        let Some(candidates) = ionode_study::search::active(search, study_dir, rung)? else {
-            bail!(
-                "rung {rung} of study '{}' has no decision for rung {}",
-                m.study,
-                rung - 1
-            );
-        };
-        let mut batch: Vec<&PlannedRun> =
-            ionode_study::search::rung_runs(search, rung, &candidates)
-                .into_iter()
-                .map(|i| &m.plan.runs[i])
-                .collect();
-        batch.sort_by_key(|r| (r.index % shards != shard, r.index));
-        let label = format!("{} rung {rung}", m.study);
-        let t = run_batch(m, study_dir, &batch, jobs, retry_failed, &label)?;
-        failed += t.failed;
-        let decision = ionode_study::search::decide(&m.plan, study_dir, rung, &candidates)
-            .with_context(|| format!("rung {rung} of study '{}' is not complete", m.study))?;
-        ionode_study::search::write_decision(study_dir, &decision)?;
-        let best = decision.ranked.first().and_then(|s| s.score);
-        eprintln!(
-            "{}; {} candidates at {} = {budget}, best {} = {}{}",
-            tally_line(&format!("study '{}' rung {rung}", m.study), &t),
-            candidates.len(),
-            search.spec.budget,
-            search.spec.metric,
-            best.map_or("undefined".to_string(), |b| format!("{b:.4}")),
-            match decision.winner {
-                Some(w) => format!(
-                    "; winner: candidate {w} ({})",
-                    search.candidates[w].describe()
-                ),
-                None => format!("; {} promoted", decision.promoted.len()),
-            }
-        );
-    }
-    Ok(failed)
 }
 
 /// One line per rung of a search: its budget, candidates, runs and decision.
