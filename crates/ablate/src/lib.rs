@@ -9,6 +9,15 @@
 //! which never print or exit. [`progress`] and [`logging`] are the terminal, [`interrupt`]
 //! what a signal does, [`json`] the order-preserving JSON of `dspmde solve`'s case files.
 
+/// A usage error (the user's input is wrong, exit code 2) as an `anyhow::Error`,
+/// formatted like `format!`.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        anyhow::Error::from(ionode_study::usage!($($arg)*))
+    };
+}
+
 pub mod cli;
 pub mod commands;
 pub mod interrupt;

@@ -9,7 +9,7 @@
 //! without `DONE` is a run that is still going or was interrupted: it is skipped and
 //! counted, never read, because its `run.h5` may be incomplete.
 
-use anyhow::{bail, Result};
+use crate::error::{ReportError, Result};
 use ionode_study::manifest::Plan;
 use ionode_study::record::{self, RunRecord};
 use ionode_study::store;
@@ -125,7 +125,10 @@ impl Study {
 /// `runs/`).
 pub fn collect(dir: &Path) -> Result<Study> {
     if !dir.is_dir() {
-        bail!("study folder '{}' does not exist", dir.display());
+        return Err(ReportError::Failed(format!(
+            "study folder '{}' does not exist",
+            dir.display()
+        )));
     }
     let plan = Plan::read(dir)?;
     let runs_dir = dir.join("runs");
@@ -187,7 +190,7 @@ pub fn collect(dir: &Path) -> Result<Study> {
         if damaged.len() > 3 {
             damaged_text.push(format!("and {} more", damaged.len() - 3));
         }
-        bail!(
+        return Err(ReportError::Failed(format!(
             "no finished runs in '{}' ({} of its {} planned runs started but not finished, {} damaged{}{})",
             runs_dir.display(),
             skipped.len(),
@@ -195,7 +198,7 @@ pub fn collect(dir: &Path) -> Result<Study> {
             damaged.len(),
             if damaged.is_empty() { "" } else { ": " },
             damaged_text.join("; ")
-        );
+        )));
     }
     Ok(Study {
         dir: dir.to_path_buf(),

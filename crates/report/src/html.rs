@@ -10,7 +10,7 @@
 use super::collect::Study;
 use super::names::escape;
 use super::tables::Written;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use ionode_study::output;
 use polars::prelude::{AnyValue, DataFrame};
 use std::fmt::Write as _;
@@ -284,5 +284,6 @@ pub fn write(
         h,
         "<p class=\"note\">Every column of every run is in summary.parquet and summary.csv.</p>\n<pre id=\"selftest\" hidden></pre>\n<script>{SCRIPT}</script>\n</body></html>"
     )?;
-    output::write_text(&out.join("index.html"), &h)
+    output::write_text(&out.join("index.html"), &h)?;
+    Ok(())
 }

@@ -7,12 +7,13 @@
 //! [`figures`] render. A table or figure a study has no data for is skipped with a note.
 
 pub mod collect;
+pub mod error;
 pub mod figures;
 pub mod html;
 pub mod names;
 pub mod roles;
 pub mod scores;
-pub mod search;
+pub mod search_section;
 pub mod stats;
 pub mod summary;
 pub mod tables;

@@ -14,7 +14,7 @@
 
 use super::stats::Paired;
 use super::Stat;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use polars::prelude::{DataFrame, DataType};
 use std::collections::BTreeMap;
 

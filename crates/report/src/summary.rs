@@ -27,7 +27,7 @@
 
 use super::collect::{Run, Study};
 use super::roles::Roles;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use ionode_study::output;
 use ionode_study::record::flatten;
 use ionode_train::metrics::Metrics;
@@ -282,20 +282,21 @@ fn config_columns(runs: &[Run]) -> Result<Vec<Column>> {
 pub fn write(df: &mut DataFrame, dir: &Path) -> Result<()> {
     let parquet = dir.join("summary.parquet");
     output::write_atomically(&parquet, |tmp| {
-        let mut file = std::fs::File::create(tmp)
-            .with_context(|| format!("cannot write '{}'", tmp.display()))?;
+        let what = |kind: &str| format!("cannot write {kind}'{}'", tmp.display());
+        let mut file = std::fs::File::create(tmp).with_context(|| what(""))?;
         ParquetWriter::new(&mut file)
             .finish(df)
-            .with_context(|| format!("cannot write Parquet '{}'", tmp.display()))?;
-        Ok(())
+            .with_context(|| what("Parquet "))?;
+        Ok::<_, crate::error::ReportError>(())
     })?;
     let csv = dir.join("summary.csv");
     output::write_atomically(&csv, |tmp| {
-        let mut file = std::fs::File::create(tmp)
-            .with_context(|| format!("cannot write '{}'", tmp.display()))?;
+        let what = |kind: &str| format!("cannot write {kind}'{}'", tmp.display());
+        let mut file = std::fs::File::create(tmp).with_context(|| what(""))?;
         CsvWriter::new(&mut file)
             .include_header(true)
             .finish(df)
-            .with_context(|| format!("cannot write CSV '{}'", tmp.display()))
-    })
+            .with_context(|| what("CSV "))
+    })?;
+    Ok(())
 }

@@ -21,7 +21,7 @@ use super::names::latex_escape;
 use super::scores::Scores;
 use super::stats::{Paired, ALPHA};
 use super::{Group, Stat};
-use anyhow::Result;
+use crate::error::Result;
 use ionode_study::output;
 use polars::prelude::DataFrame;
 use std::path::Path;

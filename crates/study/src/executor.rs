@@ -5,18 +5,18 @@
 //! gone), executed ([`crate::runner::execute`]), and committed whole (`run.h5`, then
 //! `DONE`) or marked `FAILED`; a cause outside the runs (a full disk) stops the batch
 //! without marking anything, so rerunning resumes. A search ([`run_search`]) runs its
-//! rungs as batches, each followed by its decision ([`crate::search`]). Runs are
+//! rungs as batches, each followed by its decision ([`crate::halving`]). Runs are
 //! independent (each is a pure function of its config and seed), so `--jobs` and
 //! `--shard` change where and when a run executes, never its result.
 //!
 //! Nothing here prints: progress and notes go to a [`Watch`] (the command line's
 //! progress bar or log lines).
 
+use crate::errors::{Context, Result, StudyError};
 use crate::manifest::{self, Manifest, PlannedRun, STUDY_PREFIX};
 use crate::record::{self, Provenance};
 use crate::runner::{execute, DataCache};
 use crate::store;
-use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,12 +115,12 @@ pub enum Unfinished {
 
 /// Whether an error of executing a run is the run's own (a typed failure of the numerical
 /// crates) rather than a cause outside it (files, the machine).
-fn is_run_failure(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.is::<ionode_train::error::TrainError>()
-            || c.is::<ionode_model::ModelError>()
-            || c.is::<ionode_physics::PhysicsError>()
-    })
+fn is_run_failure(e: &StudyError) -> bool {
+    match e {
+        StudyError::Train(_) | StudyError::Model(_) | StudyError::Physics(_) => true,
+        StudyError::Within { source, .. } => is_run_failure(source),
+        _ => false,
+    }
 }
 
 /// Executes one planned run and puts its `run.h5` and `DONE` in place while `claim` still
@@ -352,7 +352,7 @@ pub fn run_batch(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| anyhow::anyhow!("cannot start {jobs} worker threads: {e}"))?;
+        .map_err(|e| crate::failed!("cannot start {jobs} worker threads: {e}"))?;
     // The first run that could not finish for a cause outside it stops the batch.
     let outside: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::default();
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -418,12 +418,12 @@ pub fn run_batch(
     let outside = outside.into_inner().unwrap_or_default();
     if let Some((id, error)) = outside.first() {
         watch.note(&tally.line(label));
-        bail!(
+        return Err(crate::failed!(
             "run {id} could not finish: {error}; {} run(s) of '{label}' are not finished and \
              not marked FAILED (the cause is outside them): fix it and rerun the same command \
              to resume",
             todo.len() - tally.done - tally.failed - tally.elsewhere
-        );
+        ));
     }
     Ok(tally)
 }
@@ -466,14 +466,14 @@ pub fn run_search(
 ) -> Result<usize> {
     let mut failed = 0;
     for (rung, budget) in search.budgets.iter().enumerate() {
-        let Some(candidates) = crate::search::active(search, study_dir, rung)? else {
-            bail!(
+        let Some(candidates) = crate::halving::active(search, study_dir, rung)? else {
+            return Err(crate::failed!(
                 "rung {rung} of study '{}' has no decision for rung {}",
                 m.study,
                 rung - 1
-            );
+            ));
         };
-        let mut batch: Vec<&PlannedRun> = crate::search::rung_runs(search, rung, &candidates)
+        let mut batch: Vec<&PlannedRun> = crate::halving::rung_runs(search, rung, &candidates)
             .into_iter()
             .map(|i| &m.plan.runs[i])
             .collect();
@@ -481,9 +481,9 @@ pub fn run_search(
         let label = format!("{} rung {rung}", m.study);
         let t = run_batch(m, study_dir, &batch, jobs, retry_failed, &label, watch)?;
         failed += t.failed;
-        let decision = crate::search::decide(&m.plan, study_dir, rung, &candidates)
+        let decision = crate::halving::decide(&m.plan, study_dir, rung, &candidates)
             .with_context(|| format!("rung {rung} of study '{}' is not complete", m.study))?;
-        crate::search::write_decision(study_dir, &decision)?;
+        crate::halving::write_decision(study_dir, &decision)?;
         let best = decision.ranked.first().and_then(|s| s.score);
         watch.note(&format!(
             "{}; {} candidates at {} = {budget}, best {} = {}{}",

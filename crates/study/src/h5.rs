@@ -4,7 +4,7 @@
 //! so that an interrupted run never leaves a truncated `.h5` that looks complete. Strings
 //! are variable-length UTF-8 (readable from h5py as `str` after `.decode()`/`asstr()`).
 
-use anyhow::{anyhow, Context, Result};
+use crate::errors::{Context, Result};
 use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, Group, H5Type, Location};
 use hdf5_metno as hdf5;
@@ -36,7 +36,7 @@ pub fn create_with(
 
 fn unicode(value: &str) -> Result<VarLenUnicode> {
     // Only an interior NUL byte can make this fail.
-    VarLenUnicode::from_str(value).map_err(|e| anyhow!("cannot store string {value:?}: {e}"))
+    VarLenUnicode::from_str(value).map_err(|e| crate::failed!("cannot store string {value:?}: {e}"))
 }
 
 /// A scalar UTF-8 string attribute.

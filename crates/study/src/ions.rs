@@ -5,7 +5,7 @@
 //! program's one-line `error:` contract.
 
 use crate::errors::OrUsage;
-use anyhow::{Context, Result};
+use crate::errors::{Context, Result};
 use ionode_physics::{Ion, IonDb};
 use serde::Deserialize;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! (claims, batches, rungs); one run is [`runner::execute`]
 //! (its data read through a [`runner::DataCache`], then `ionode_train::run::run`); the run
 //! store ([`store`]: markers and claims) and a run's record ([`record`], `run.h5`) keep the
-//! results, [`search`] drives successive halving over them, and [`slurm`] writes the
+//! results, [`halving`] drives successive halving over them, and [`slurm`] writes the
 //! array scripts that run a plan on a cluster. A finished run predicts new feeds through
 //! [`predictor`]. Below them are the file rules every reader and writer follows:
 //! [`limits`] and [`inputs`] (what is read), [`output`] and [`h5`] (how it is written),
@@ -19,6 +19,7 @@
 pub mod errors;
 pub mod executor;
 pub mod h5;
+pub mod halving;
 pub mod inputs;
 pub mod ions;
 pub mod limits;
@@ -30,7 +31,6 @@ pub mod process;
 pub mod provenance;
 pub mod record;
 pub mod runner;
-pub mod search;
 pub mod simfile;
 pub mod simulator;
 pub mod slurm;

@@ -19,9 +19,9 @@
 //! # charge = { model = "langmuir", sites_mol_m3 = 60.0, k_mono_m3_mol = 0.01, k_multi_m3_mol = 1.0 }
 //! ```
 
+use crate::errors::Result;
 use crate::limits::{read_text, MAX_TEXT_FILE_BYTES};
 use crate::manifest::locate::{show, toml_error, typed, Locations};
-use anyhow::Result;
 use ionode_physics::{ChargeModel, ChargedMembrane, Membrane};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -17,8 +17,8 @@
 //!   the writer proved it still holds its claim, so a process that lost its claim cannot
 //!   overwrite the result of the one that took it over.
 
+use crate::errors::{Context, Result, StudyError};
 use crate::process;
-use anyhow::{Context, Result};
 use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
@@ -162,17 +162,21 @@ pub enum Commit<'a> {
 }
 
 /// Creates the parent folder, lets `write` fill the temporary file, then renames it to
-/// `path`. On failure the temporary file is removed and `path` is left untouched.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// `path`. On failure the temporary file is removed and `path` is left untouched. `write`
+/// may fail with the caller's own error type.
+pub fn write_atomically<E: From<StudyError>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
     write_with(path, Commit::Replace, write)
 }
 
 /// [`write_atomically`] with the given [`Commit`].
-pub fn write_with(
+pub fn write_with<E: From<StudyError>>(
     path: &Path,
     commit: Commit<'_>,
-    write: impl FnOnce(&Path) -> Result<()>,
-) -> Result<()> {
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
     check_target(path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)
@@ -180,19 +184,22 @@ pub fn write_with(
     }
     let tmp = tmp_path(path);
     register(&tmp);
-    let result = write(&tmp).and_then(|()| match commit {
-        Commit::Replace => {
-            // Checked again: the target may have appeared since (another command's input
-            // is not at risk, but a FIFO made meanwhile would be replaced).
-            check_target(path)?;
-            fs::rename(&tmp, path).with_context(|| {
-                format!("cannot rename '{}' to '{}'", tmp.display(), path.display())
-            })
+    let result = write(&tmp).and_then(|()| {
+        match commit {
+            Commit::Replace => {
+                // Checked again: the target may have appeared since (another command's
+                // input is not at risk, but a FIFO made meanwhile would be replaced).
+                check_target(path)?;
+                fs::rename(&tmp, path).with_context(|| {
+                    format!("cannot rename '{}' to '{}'", tmp.display(), path.display())
+                })?;
+            }
+            Commit::New { allowed } => {
+                allowed()?;
+                link_new(&tmp, path)?;
+            }
         }
-        Commit::New { allowed } => {
-            allowed()?;
-            link_new(&tmp, path)
-        }
+        Ok(())
     });
     let _ = fs::remove_file(&tmp);
     unregister(&tmp);
@@ -205,7 +212,7 @@ pub fn write_with(
 fn link_new(tmp: &Path, path: &Path) -> Result<()> {
     match fs::hard_link(tmp, path) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(anyhow::anyhow!(
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(crate::failed!(
             "'{}' was written by another process meanwhile",
             path.display()
         )),
@@ -379,12 +386,12 @@ mod tests {
     fn a_new_commit_never_replaces_and_asks_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.h5");
-        let fill = |t: &Path| fs::write(t, "1").map_err(Into::into);
+        let fill = |t: &Path| fs::write(t, "1").map_err(StudyError::from);
         let yes = || Ok(());
         write_with(&path, Commit::New { allowed: &yes }, fill).unwrap();
         let e = write_with(&path, Commit::New { allowed: &yes }, fill).unwrap_err();
         assert!(e.to_string().contains("another process"), "{e}");
-        let no = || Err(anyhow::anyhow!("claim lost"));
+        let no = || Err(crate::failed!("claim lost"));
         let other = dir.path().join("other.h5");
         let e = write_with(&other, Commit::New { allowed: &no }, fill).unwrap_err();
         assert!(e.to_string().contains("claim lost"), "{e}");

@@ -3,8 +3,8 @@
 //! with, solved for every row first), or the calibrated DSPM-DE, read from the run's record. `ablate predict`
 //! applies it to a data file, the report to dense flux grids for its model curves.
 
+use crate::errors::{Context, Result};
 use crate::{record, store};
-use anyhow::{Context, Result};
 use ionode_autodiff::ParamStore;
 use ionode_model::{Model, SavedParams};
 use ionode_train::calibrate::DspmdeFit;

@@ -73,8 +73,8 @@ pub fn text_hash(text: &str) -> String {
 }
 
 /// [`bytes_hash`] of a file's content, streamed.
-pub fn file_hash(path: &std::path::Path) -> anyhow::Result<String> {
-    use anyhow::Context;
+pub fn file_hash(path: &std::path::Path) -> crate::errors::Result<String> {
+    use crate::errors::Context;
     let mut hasher = blake3::Hasher::new();
     crate::limits::open_regular(path, u64::MAX)
         .and_then(|f| hasher.update_reader(f).map(|_| ()))

@@ -39,8 +39,8 @@
 //!
 //! Ion names are the ion database's canonical spelling (`Mg^2+`, `SO4^2-`) everywhere.
 
+use crate::errors::{Context, Result};
 use crate::h5;
-use anyhow::{anyhow, bail, Context, Result};
 use hdf5::types::{VarLenAscii, VarLenUnicode};
 use hdf5::{Group, H5Type, Location};
 use hdf5_metno as hdf5;
@@ -537,9 +537,9 @@ struct Reader {
 impl Reader {
     fn open(path: &Path) -> Result<Reader> {
         crate::limits::check_input(path, crate::limits::MAX_HDF5_FILE_BYTES)
-            .map_err(|e| anyhow!("cannot read run file '{}': {e}", path.display()))?;
+            .map_err(|e| crate::failed!("cannot read run file '{}': {e}", path.display()))?;
         let file = hdf5::File::open(path).map_err(|e| {
-            anyhow!(
+            crate::failed!(
                 "cannot read run file '{}' (corrupt or not HDF5): {e}",
                 path.display()
             )
@@ -553,7 +553,7 @@ impl Reader {
     fn group(&self, at: &str) -> Result<Group> {
         self.file
             .group(at)
-            .map_err(|_| anyhow!("'{}': missing group '{at}'", self.path))
+            .map_err(|_| crate::failed!("'{}': missing group '{at}'", self.path))
     }
 
     fn has_attr(loc: &Location, n: &str) -> bool {
@@ -565,13 +565,13 @@ impl Reader {
         let attr = self
             .file
             .attr(n)
-            .map_err(|_| anyhow!("'{}': missing attribute '{n}'", self.path))?;
+            .map_err(|_| crate::failed!("'{}': missing attribute '{n}'", self.path))?;
         if let Ok(v) = attr.read_scalar::<VarLenUnicode>() {
             return Ok(v.as_str().to_string());
         }
         attr.read_scalar::<VarLenAscii>()
             .map(|v| v.as_str().to_string())
-            .map_err(|e| anyhow!("'{}': attribute '{n}' is not a string: {e}", self.path))
+            .map_err(|e| crate::failed!("'{}': attribute '{n}' is not a string: {e}", self.path))
     }
 
     fn optional<T: H5Type>(&self, loc: &Location, at: &str, n: &str) -> Result<Option<T>> {
@@ -581,12 +581,12 @@ impl Reader {
         loc.attr(n)
             .and_then(|a| a.read_scalar::<T>())
             .map(Some)
-            .map_err(|e| anyhow!("'{}': attribute '{at}{n}': {e}", self.path))
+            .map_err(|e| crate::failed!("'{}': attribute '{at}{n}': {e}", self.path))
     }
 
     fn required<T: H5Type>(&self, loc: &Location, at: &str, n: &str) -> Result<T> {
         self.optional(loc, at, n)?
-            .ok_or_else(|| anyhow!("'{}': missing attribute '{at}{n}'", self.path))
+            .ok_or_else(|| crate::failed!("'{}': missing attribute '{at}{n}'", self.path))
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, n: &str) -> Result<T> {
@@ -597,13 +597,13 @@ impl Reader {
     fn floats(&self, g: &Group, at: &str, n: &str) -> Result<Vec<f64>> {
         h5::open_dataset(g, n)
             .and_then(|d| d.read_raw::<f64>())
-            .map_err(|e| anyhow!("'{}': {at}/{n}: {e}", self.path))
+            .map_err(|e| crate::failed!("'{}': {at}/{n}: {e}", self.path))
     }
 
     fn u64s(&self, g: &Group, at: &str, n: &str) -> Result<Vec<u64>> {
         h5::open_dataset(g, n)
             .and_then(|d| d.read_raw::<u64>())
-            .map_err(|e| anyhow!("'{}': {at}/{n}: {e}", self.path))
+            .map_err(|e| crate::failed!("'{}': {at}/{n}: {e}", self.path))
     }
 
     fn strings(&self, g: &Group, at: &str, n: &str) -> Result<Vec<String>> {
@@ -655,7 +655,12 @@ pub fn read(path: &Path) -> Result<RunRecord> {
             measured: None,
         }),
         (false, None, None, None, None) => None,
-        _ => bail!("'{}': the training domain is incomplete", r.path),
+        _ => {
+            return Err(crate::failed!(
+                "'{}': the training domain is incomplete",
+                r.path
+            ))
+        }
     };
     let timings = Timings {
         total: r.required(f, "", name::SECONDS_TOTAL)?,
@@ -714,10 +719,10 @@ fn read_metrics(r: &Reader) -> Result<RunMetrics> {
                 .iter()
                 .any(|&l| l != k)
             {
-                bail!(
+                return Err(crate::failed!(
                     "'{}': the per-ion datasets of {at} differ in length",
                     r.path
-                );
+                ));
             }
             let defined = |v: f64| (!v.is_nan()).then_some(v);
             let per_ion = (0..k)
@@ -805,10 +810,10 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
         .into_iter()
         .chain(columns.iter().map(|(_, v, _)| v.len()));
     if lens.any(|l| l != n) {
-        bail!(
+        return Err(crate::failed!(
             "'{}': the datasets of 'predictions' differ in length",
             r.path
-        );
+        ));
     }
     Ok(p)
 }
@@ -821,7 +826,7 @@ pub fn read_attention(path: &Path) -> Result<Attention> {
     let read3 = |n: &str| {
         h5::open_dataset(&g, n)
             .and_then(|d| d.read::<f64, ndarray::Ix3>())
-            .map_err(|e| anyhow!("'{}': {at}/{n}: {e}", r.path))
+            .map_err(|e| crate::failed!("'{}': {at}/{n}: {e}", r.path))
     };
     let a = Attention {
         end: read3(name::END)?,
@@ -834,11 +839,11 @@ pub fn read_attention(path: &Path) -> Result<Attention> {
     let s = a.species.len();
     if a.end.dim() != a.mean.dim() || s1 != s || s2 != s || n != a.family.len() || n != a.rows.len()
     {
-        bail!(
+        return Err(crate::failed!(
             "'{}': attention/mean is [{n}, {s1}, {s2}] but there are {s} species and {} rows",
             r.path,
             a.family.len()
-        );
+        ));
     }
     Ok(a)
 }
@@ -870,13 +875,15 @@ impl MemberArtefact {
                 params: Some(params.clone()),
                 calibration: Some(physics.clone()),
             },
-            Artefact::Ensemble { .. } => bail!("an ensemble member is itself an ensemble"),
+            Artefact::Ensemble { .. } => {
+                return Err(crate::failed!("an ensemble member is itself an ensemble"))
+            }
         })
     }
 
     /// Back to the artefact `config`'s method makes (located at `at` in `path`).
     fn into_artefact(self, config: &RunConfig, path: &str, at: &str) -> Result<Artefact> {
-        let missing = |what: &str| anyhow!("'{path}': {at} has no {what}");
+        let missing = |what: &str| crate::failed!("'{path}': {at} has no {what}");
         Ok(
             match (
                 config.method,

@@ -5,8 +5,8 @@
 //! input files' hashes, and hands the rest to the train crate. `ablate train` writes the
 //! outcome as JSON and CSV files, `ablate run` as one `run.h5` per run.
 
+use crate::errors::{Context, Result};
 use crate::{provenance, tabular};
-use anyhow::{anyhow, Context, Result};
 use ionode_physics::IonDb;
 use ionode_train::checked::Checked;
 use ionode_train::data::Samples;
@@ -43,7 +43,7 @@ impl DataCache {
         let mut map = self
             .simulated
             .lock()
-            .map_err(|_| anyhow!("data cache poisoned"))?;
+            .map_err(|_| crate::failed!("data cache poisoned"))?;
         if let Some(hit) = map.get(&key) {
             return Ok(hit.clone());
         }
@@ -70,7 +70,7 @@ impl DataCache {
         let mut map = self
             .measured
             .lock()
-            .map_err(|_| anyhow!("data cache poisoned"))?;
+            .map_err(|_| crate::failed!("data cache poisoned"))?;
         if let Some(hit) = map.get(&key) {
             return Ok(hit.clone());
         }
@@ -84,7 +84,7 @@ impl DataCache {
         let mut map = self
             .hashes
             .lock()
-            .map_err(|_| anyhow!("data cache poisoned"))?;
+            .map_err(|_| crate::failed!("data cache poisoned"))?;
         if let Some(hit) = map.get(path) {
             return Ok(hit.clone());
         }

@@ -2,8 +2,8 @@
 //! reads: one place for its layout (`ablate simulate --help` documents it).
 
 use crate::errors::OrUsage;
+use crate::errors::{Context, Result};
 use crate::{h5, provenance};
-use anyhow::{Context, Result};
 use hdf5_metno as hdf5;
 use ionode_physics::simulate::{Dataset, SimulationConfig};
 use ndarray::Array1;

@@ -2,8 +2,8 @@
 //! manifest's `[datasets.pretrain]` table and the spec a dataset file records in its
 //! `config_json`. Each default is declared once, here, for all three.
 
+use crate::errors::{Context, Result};
 use crate::{membrane, provenance, units};
-use anyhow::{Context, Result};
 use clap::Args;
 use ionode_physics::simulate::{FluxGrid, SimPolarisation, SimulationConfig, Spacing};
 use ionode_physics::{FilmModel, IonDb, SpiralWound};
@@ -310,7 +310,7 @@ impl SimulatorSpec {
             Some(n) => rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
-                .map_err(|e| anyhow::anyhow!("cannot start {n} worker threads: {e}"))?
+                .map_err(|e| crate::failed!("cannot start {n} worker threads: {e}"))?
                 .install(|| ionode_physics::simulate::simulate(&config, tick)),
             None => ionode_physics::simulate::simulate(&config, tick),
         }?;

@@ -15,8 +15,9 @@
 //!   whitespace, quote, `#`, `%` (Slurm expands `%` patterns in log names) or backslash;
 //! - words of the shell part are single-quoted.
 
-use crate::record;
-use std::path::Path;
+use crate::errors::{Context, Result};
+use crate::{output, record};
+use std::path::{Path, PathBuf};
 
 /// One checked `#SBATCH` option, as `--name=value` (or `--name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,6 +390,71 @@ pub fn report_script(o: &Options, s: &Study<'_>) -> String {
     out.push_str(&binary(&s.exe));
     out.push_str(&format!("exec \"$ablate\" report {}\n", sh(&s.study_dir)));
     out
+}
+
+/// A study's two scripts, written into its folder.
+#[derive(Debug, Clone)]
+pub struct Scripts {
+    /// `slurm.sbatch`: the array.
+    pub array: PathBuf,
+    /// `report.sbatch`: the report after it.
+    pub report: PathBuf,
+}
+
+/// Writes `slurm.sbatch` and `report.sbatch` into `study_dir` (each atomically) and
+/// creates the log folder the jobs write to.
+pub fn write_scripts(o: &Options, s: &Study<'_>, study_dir: &Path) -> Result<Scripts> {
+    std::fs::create_dir_all(&s.logs).with_context(|| format!("cannot create '{}'", s.logs))?;
+    let scripts = Scripts {
+        array: study_dir.join("slurm.sbatch"),
+        report: study_dir.join("report.sbatch"),
+    };
+    output::write_text(&scripts.array, &array_script(o, s))?;
+    output::write_text(&scripts.report, &report_script(o, s))?;
+    Ok(scripts)
+}
+
+/// The jobs [`submit`] queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub array: String,
+    pub report: String,
+}
+
+/// Submits the array, then the report to run after it (`afterany`, so it reports whatever
+/// finished): their job ids.
+pub fn submit(scripts: &Scripts) -> Result<Submitted> {
+    let array = sbatch(&[], &scripts.array)?;
+    let report = sbatch(&[format!("--dependency=afterany:{array}")], &scripts.report)?;
+    Ok(Submitted { array, report })
+}
+
+/// `sbatch --parsable ARGS SCRIPT` -> the job id. The script's path and the arguments are
+/// passed as words, never through a shell.
+fn sbatch(extra: &[String], script: &Path) -> Result<String> {
+    let out = std::process::Command::new("sbatch")
+        .arg("--parsable")
+        .args(extra)
+        .arg(script)
+        .output()
+        .context("cannot run `sbatch` (is Slurm installed here and on PATH?)")?;
+    if !out.status.success() {
+        return Err(crate::failed!(
+            "`sbatch {}` failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id = text.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(crate::failed!(
+            "`sbatch --parsable` printed '{}', not a job id",
+            text.trim()
+        ));
+    }
+    Ok(id)
 }
 
 #[cfg(test)]

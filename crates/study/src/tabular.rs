@@ -7,8 +7,8 @@
 //! in messages count the header as line 1, as for CSV.
 
 use crate::errors::OrUsage;
+use crate::errors::{Context, Result};
 use crate::output;
-use anyhow::{Context, Result};
 use polars::prelude::{
     CsvReadOptions, CsvWriter, ParquetReader, ParquetWriter, SerReader, SerWriter,
 };

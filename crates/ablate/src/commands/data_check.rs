@@ -364,7 +364,7 @@ pub fn run(args: &DataCheckArgs) -> Result<()> {
             for line in err.lines() {
                 eprintln!("{line}");
             }
-            Err(ionode_study::usage!("{}", err.headline()))
+            Err(crate::usage!("{}", err.headline()))
         }
     }
 }

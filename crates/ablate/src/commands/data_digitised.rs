@@ -145,7 +145,7 @@ pub fn run(args: &DataDigitisedArgs) -> Result<()> {
         for line in e.lines() {
             eprintln!("{line}");
         }
-        ionode_study::usage!("{}", e.headline())
+        crate::usage!("{}", e.headline())
     };
     let points = parse_points(&text, &points_name).map_err(located)?;
     let data = convert(&points, &spec, &db, &points_name).map_err(located)?;

@@ -32,7 +32,7 @@ fn parse_polarisation(value: &str, ions: &[Ion]) -> Result<Polarisation> {
                     mass_transfer_m_s: vec![k; ions.len()],
                 }
             }
-            None => return Err(ionode_study::usage!(
+            None => return Err(crate::usage!(
                 "--cp '{value}': expected none, spiral-wound, exponential or fixed:K_M_S (e.g. fixed:2e-5)"
             )),
         },
@@ -53,11 +53,7 @@ fn solve(args: &PointArgs) -> Result<(PointSpec, PointSolution)> {
             dp_pa: units::parse_pressure("--pressure", p)?,
         },
         // clap's argument group makes exactly one of them present.
-        _ => {
-            return Err(ionode_study::usage!(
-                "give exactly one of --flux and --pressure"
-            ))
-        }
+        _ => return Err(crate::usage!("give exactly one of --flux and --pressure")),
     };
     let mut feed =
         parse_feed(&args.feed, &db).with_context(|| format!("--feed '{}'", args.feed))?;

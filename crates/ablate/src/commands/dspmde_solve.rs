@@ -48,7 +48,7 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
             .enumerate()
             .map(|(i, value)| {
                 if !matches!(value, Json::Object(_)) {
-                    return Err(ionode_study::usage!(
+                    return Err(crate::usage!(
                         "cases file '{file}': {prefix}[{i}] is not a case object"
                     ));
                 }
@@ -67,7 +67,7 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
         Json::Array(_) => Layout::Array,
         Json::Object(_) if doc.get("inputs").is_some() => Layout::Single,
         _ => {
-            return Err(ionode_study::usage!(
+            return Err(crate::usage!(
                 "cases file '{file}': expected an object with `groups` (the reference layout), \
              an array of cases, or one case object with `inputs`"
             ))
@@ -79,14 +79,14 @@ fn collect_cases<'a>(doc: &'a mut Json, file: &str) -> Result<Vec<Case<'a>>> {
                 .iter_mut()
                 .find_map(|(k, v)| (k == "groups").then_some(v));
             let Some(Json::Object(groups)) = groups else {
-                return Err(ionode_study::usage!(
+                return Err(crate::usage!(
                     "cases file '{file}': `groups` must be an object of case arrays"
                 ));
             };
             let mut cases = Vec::new();
             for (name, group) in groups.iter_mut() {
                 let Json::Array(items) = group else {
-                    return Err(ionode_study::usage!(
+                    return Err(crate::usage!(
                         "cases file '{file}': groups.{name} is not an array of cases"
                     ));
                 };

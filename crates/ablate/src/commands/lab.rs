@@ -171,10 +171,10 @@ struct Job {
 
 fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
     if design.families.is_empty() {
-        return Err(ionode_study::usage!("the design has no [[family]] tables"));
+        return Err(crate::usage!("the design has no [[family]] tables"));
     }
     if !(1..=MAX_REPEATS).contains(&design.repeats) {
-        return Err(ionode_study::usage!(
+        return Err(crate::usage!(
             "repeats = {}: expected 1..={MAX_REPEATS}",
             design.repeats
         ));
@@ -191,21 +191,21 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
                 .map(|p| Drive::Pressure { dp_pa: p * 1e5 })
                 .collect(),
             _ => {
-                return Err(ionode_study::usage!(
+                return Err(crate::usage!(
                     "family '{}': give exactly one of flux_lmh or pressure_bar",
                     family.name
                 ))
             }
         };
         if family.levels.is_empty() || drives.is_empty() {
-            return Err(ionode_study::usage!(
+            return Err(crate::usage!(
                 "family '{}': levels and drives must not be empty",
                 family.name
             ));
         }
         for (l, level) in family.levels.iter().enumerate() {
             if !(level.is_finite() && *level > 0.0) {
-                return Err(ionode_study::usage!(
+                return Err(crate::usage!(
                     "family '{}': level {level} must be a number > 0",
                     family.name
                 ));
@@ -224,7 +224,7 @@ fn jobs(design: &Design, db: &IonDb) -> Result<Vec<Job>> {
     }
     let rows = jobs.len() as u64 * u64::from(design.repeats);
     if rows > MAX_ROWS {
-        return Err(ionode_study::usage!(
+        return Err(crate::usage!(
             "the design makes {} points x {} repeats = {rows} rows, more than the most, {MAX_ROWS}",
             jobs.len(),
             design.repeats
@@ -361,5 +361,5 @@ fn campaign(
 
 /// CSV or Parquet by the output's extension.
 fn write(path: &Path, data: &MeasuredData) -> Result<()> {
-    ionode_study::tabular::write_text(path, &data.to_csv())
+    Ok(ionode_study::tabular::write_text(path, &data.to_csv())?)
 }

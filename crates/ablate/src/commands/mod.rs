@@ -1,6 +1,7 @@
 //! The subcommands: each turns its raw arguments into validated values (a bad one is a
-//! [`ionode_study::errors::Usage`], exit code 2), does its work through the library modules and
-//! reports. How errors become exit codes is in [`ionode_study::errors`].
+//! usage error, [`crate::usage!`], exit code 2), does its work through the library modules
+//! and reports. How errors become one line and an exit code is [`exit_code`] and
+//! [`one_line`].
 
 pub mod data_check;
 pub mod data_digitised;
@@ -31,13 +32,13 @@ fn kernel_path_from_env() -> Result<()> {
     let value = value.to_string_lossy();
     let names: Vec<&str> = KernelPath::ALL.iter().map(|p| p.name()).collect();
     let path = KernelPath::from_name(value.trim()).ok_or_else(|| {
-        ionode_study::usage!(
+        crate::usage!(
             "{KERNEL_PATH_ENV}='{value}': expected one of {}",
             names.join(", ")
         )
     })?;
     ionode_autodiff::force_kernel_path(Some(path))
-        .map_err(|e| ionode_study::usage!("{KERNEL_PATH_ENV}='{value}': {e}"))
+        .map_err(|e| crate::usage!("{KERNEL_PATH_ENV}='{value}': {e}"))
 }
 
 /// Runs one command.
@@ -62,7 +63,28 @@ pub fn run(command: Command) -> Result<()> {
 }
 
 use ionode_study::errors::Problems;
-pub use ionode_study::errors::{exit_code, one_line};
+
+/// The exit code of an error: 0 success; **2 the user's input is wrong** (a flag, a file
+/// they named or its contents: a bad manifest, run config, data file or argument; an
+/// unknown ion or membrane; a non-electroneutral feed), the code clap uses for usage
+/// errors; **1 everything else** (training diverged, the physics has no solution, a file
+/// could not be written, an internal failure). Scripts can thus tell "fix your command"
+/// from "the model has no answer here" or "the machine failed". The first cause in the
+/// chain that says whose fault it is decides ([`ionode_study::errors::is_input`]).
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(input) = ionode_study::errors::is_input(cause) {
+            return if input { 2 } else { 1 };
+        }
+    }
+    1
+}
+
+/// The error with its context chain on one line (`context: cause: cause`), whatever the
+/// causes' own formatting, so that every failure is exactly one `error:` line.
+pub fn one_line(err: &anyhow::Error) -> String {
+    ionode_study::errors::one_line(err.as_ref())
+}
 
 /// Writes to stdout; a closed pipe (`ablate ... | head`) is not an error.
 pub fn print_stdout(text: &str) -> Result<()> {
@@ -80,7 +102,7 @@ pub fn problems(kind: &str, file: &std::path::Path, problems: Problems) -> anyho
         eprintln!("{p}");
     }
     let n = problems.0.len();
-    ionode_study::usage!(
+    crate::usage!(
         "{kind} '{}': {n} problem{}",
         file.display(),
         if n == 1 { "" } else { "s" }

@@ -151,7 +151,7 @@ fn refuse(file: &Path, lines: Vec<String>) -> anyhow::Error {
     if n > 20 {
         eprintln!("... and {} more problems", n - 20);
     }
-    ionode_study::usage!(
+    crate::usage!(
         "data '{}': {n} problem{}; nothing was predicted",
         file.display(),
         if n == 1 { "" } else { "s" }

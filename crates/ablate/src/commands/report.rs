@@ -33,7 +33,7 @@ fn check_replaceable(out: &Path) -> Result<()> {
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !REPORT_ENTRIES.contains(&name.as_str()) {
-            return Err(ionode_study::usage!(
+            return Err(crate::usage!(
                 "--out '{}' holds '{name}', which is no part of a report: the report replaces \
                  the whole folder, so give a new folder or an earlier report's",
                 out.display()
@@ -59,7 +59,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let groups = groups(&roles);
     let metrics = tables::Metrics::of(&df)?;
     let (mut tables, table_notes) = tables::write(&study, &groups, &metrics, &tmp)?;
-    if let Some(t) = ionode_report::search::write(&study.plan, &args.dir, &tmp)? {
+    if let Some(t) = ionode_report::search_section::write(&study.plan, &args.dir, &tmp)? {
         tables.insert(0, t);
     }
     let (figs, fig_notes) = figures::write(

@@ -47,14 +47,14 @@ fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
                 named_as_now == *plan
             }
             // An empty or unreadable plan says so (and how to write it again).
-            Err(e) if !force => return Err(e),
+            Err(e) if !force => return Err(e.into()),
             Err(_) => false,
         };
         if same {
             return Ok(());
         }
         if !force {
-            return Err(ionode_study::usage!(
+            return Err(crate::usage!(
                 "'{}' holds a different plan for study '{}' (the manifest or the program changed); \
                  rerun `ablate plan {} --force` to replace it (finished runs whose id is unchanged are kept)",
                 path.display(),
@@ -63,7 +63,7 @@ fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
             ));
         }
     }
-    output::write_text(&path, &text)
+    Ok(output::write_text(&path, &text)?)
 }
 
 pub fn check(args: &CheckArgs) -> Result<()> {
@@ -105,7 +105,7 @@ pub fn check(args: &CheckArgs) -> Result<()> {
             most += added;
             spent += added as f64 * budget.value();
             if rung + 1 < s.budgets.len() {
-                active = ionode_study::manifest::search::promoted_count(active, s.spec.eta);
+                active = ionode_study::manifest::search_spec::promoted_count(active, s.spec.eta);
             }
         }
         let most = most.min(n);
@@ -168,9 +168,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
         ((1..=MAX_SHARDS).contains(&n) && i < n).then_some((i, n))
     });
     parsed.ok_or_else(|| {
-        ionode_study::usage!(
-            "--shard '{s}': expected I/N with 0 <= I < N <= {MAX_SHARDS}, e.g. 0/4"
-        )
+        crate::usage!("--shard '{s}': expected I/N with 0 <= I < N <= {MAX_SHARDS}, e.g. 0/4")
     })
 }
 
@@ -274,11 +272,9 @@ impl BatchWatch for Progress {
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let jobs = match args.jobs {
-        Some(0) => return Err(ionode_study::usage!("--jobs 0: expected at least 1")),
+        Some(0) => return Err(crate::usage!("--jobs 0: expected at least 1")),
         Some(n) if n > MAX_JOBS => {
-            return Err(ionode_study::usage!(
-                "--jobs {n}: expected at most {MAX_JOBS}"
-            ))
+            return Err(crate::usage!("--jobs {n}: expected at most {MAX_JOBS}"))
         }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -290,7 +286,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let m = load(&args.file, &args.set)?;
     if !args.only.is_empty() {
         if m.plan.search.is_some() {
-            return Err(ionode_study::usage!(
+            return Err(crate::usage!(
                 "--only: study '{}' is a [search], whose rungs decide which runs run",
                 m.study
             ));
@@ -300,7 +296,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .iter()
             .find(|id| !m.plan.runs.iter().any(|r| r.id == **id))
         {
-            return Err(ionode_study::usage!(
+            return Err(crate::usage!(
                 "--only {id}: no run of study '{}' has this id (`ablate plan {}` lists them)",
                 m.study,
                 args.file.display()
@@ -378,19 +374,19 @@ fn search_status(plan: &Plan, search: &manifest::SearchPlan, study_dir: &Path) -
     );
     for (rung, budget) in search.budgets.iter().enumerate() {
         let head = format!("rung {rung} ({} = {budget})", search.spec.budget);
-        let Some(candidates) = ionode_study::search::active(search, study_dir, rung)? else {
+        let Some(candidates) = ionode_study::halving::active(search, study_dir, rung)? else {
             out.push_str(&format!("{head}: waits for rung {}\n", rung - 1));
             continue;
         };
         let (mut done, mut failed, mut remaining) = (0, 0, 0);
-        for i in ionode_study::search::rung_runs(search, rung, &candidates) {
+        for i in ionode_study::halving::rung_runs(search, rung, &candidates) {
             match store::state(study_dir, &plan.runs[i].id) {
                 store::State::Done => done += 1,
                 store::State::Failed(_) => failed += 1,
                 _ => remaining += 1,
             }
         }
-        let decided = match ionode_study::search::read_decision(study_dir, search, rung)? {
+        let decided = match ionode_study::halving::read_decision(study_dir, search, rung)? {
             Some(d) => match d.winner {
                 Some(w) => format!(
                     "; winner: candidate {w} ({}), {} = {}",
@@ -450,33 +446,6 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     super::print_stdout(&out)
 }
 
-/// `sbatch --parsable ARGS SCRIPT` -> the job id.
-fn sbatch(extra: &[String], script: &Path) -> Result<String> {
-    let out = std::process::Command::new("sbatch")
-        .arg("--parsable")
-        .args(extra)
-        .arg(script)
-        .output()
-        .context("cannot run `sbatch` (is Slurm installed here and on PATH?)")?;
-    if !out.status.success() {
-        bail!(
-            "`sbatch {}` failed ({}): {}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let id = text.trim().split(';').next().unwrap_or("").to_string();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        bail!(
-            "`sbatch --parsable` printed '{}', not a job id",
-            text.trim()
-        );
-    }
-    Ok(id)
-}
-
 pub fn slurm(args: &SlurmArgs) -> Result<()> {
     let given = ionode_study::slurm::Given {
         shards: args.shards,
@@ -493,7 +462,7 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         for p in &problems[1..] {
             eprintln!("{p}");
         }
-        ionode_study::usage!("{}", problems[0])
+        crate::usage!("{}", problems[0])
     })?;
     let m = load(&args.file, &args.set)?;
     let study_dir = args.results.join(&m.study);
@@ -503,13 +472,13 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot tell where this ablate binary is")?;
     let logs = cwd.join(&study_dir).join("slurm");
     let cwd_text = ionode_study::slurm::directive_path("the working folder", &cwd)
-        .map_err(|e| ionode_study::usage!("{e}"))?;
+        .map_err(|e| crate::usage!("{e}"))?;
     let logs_text = ionode_study::slurm::directive_path("the log folder", &logs)
-        .map_err(|e| ionode_study::usage!("{e}"))?;
+        .map_err(|e| crate::usage!("{e}"))?;
     let text = |p: &Path, what: &str| {
         p.to_str()
             .map(str::to_string)
-            .ok_or_else(|| ionode_study::usage!("{what} '{}' is not valid UTF-8", p.display()))
+            .ok_or_else(|| crate::usage!("{what} '{}' is not valid UTF-8", p.display()))
     };
     let mut run_args = vec!["run".to_string(), text(&args.file, "the manifest")?];
     for o in &m.plan.overrides {
@@ -529,33 +498,26 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
     };
     // The plan is written here, once, so the array tasks only read it.
     write_plan(&m.plan, &study_dir, false)?;
-    std::fs::create_dir_all(&logs)
-        .with_context(|| format!("cannot create '{}'", logs.display()))?;
-    let path = study_dir.join("slurm.sbatch");
-    output::write_text(&path, &ionode_study::slurm::array_script(&options, &study))?;
-    let report = study_dir.join("report.sbatch");
-    output::write_text(
-        &report,
-        &ionode_study::slurm::report_script(&options, &study),
-    )?;
+    let scripts = ionode_study::slurm::write_scripts(&options, &study, &study_dir)?;
     let n = args.shards;
     if !args.submit {
         eprintln!(
             "wrote {} ({n} array tasks) and {}; submit with `sbatch {}` (or rerun with --submit, \
              which also submits the report after the array)",
-            path.display(),
-            report.display(),
-            path.display()
+            scripts.array.display(),
+            scripts.report.display(),
+            scripts.array.display()
         );
         return Ok(());
     }
-    let array = sbatch(&[], &path)?;
-    let after = sbatch(&[format!("--dependency=afterany:{array}")], &report)?;
+    let jobs = ionode_study::slurm::submit(&scripts)?;
     super::print_stdout(&format!(
-        "submitted array job {array} ({n} tasks, study '{}', {} runs); report job {after} runs \
+        "submitted array job {} ({n} tasks, study '{}', {} runs); report job {} runs \
          `ablate report` after it\nlogs: {}\n",
+        jobs.array,
         m.study,
         m.plan.runs.len(),
+        jobs.report,
         logs.display()
     ))
 }

@@ -123,9 +123,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ionode_study::limits::read_text(&args.config, ionode_study::limits::MAX_TEXT_FILE_BYTES)
             .or_usage(|| format!("cannot read config '{}'", args.config.display()))?;
     let threads = match args.threads {
-        Some(0) => return Err(ionode_study::usage!("--threads 0: expected at least 1")),
+        Some(0) => return Err(crate::usage!("--threads 0: expected at least 1")),
         Some(n) if n > ionode_study::limits::MAX_JOBS => {
-            return Err(ionode_study::usage!(
+            return Err(crate::usage!(
                 "--threads {n}: expected at most {}",
                 ionode_study::limits::MAX_JOBS
             ))

@@ -5,8 +5,8 @@
 use super::pearson;
 use super::style::{font, padded, panels, pe, px, titled, Area, Figure, PALETTE};
 use crate::collect::Attention;
+use crate::error::Result;
 use crate::names;
-use anyhow::Result;
 use ionode_physics::IonDb;
 use ndarray::Array2;
 use plotters::prelude::*;

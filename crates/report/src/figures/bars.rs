@@ -2,10 +2,10 @@
 //! and pre-training, every encoding named in the legend.
 
 use super::style::{constraint_colour, font, panels, pe, px, tint, titled, width, Area, Figure};
+use crate::error::Result;
 use crate::roles::pretty;
 use crate::scores::Scores;
 use crate::Group;
-use anyhow::Result;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 

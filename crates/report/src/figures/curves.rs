@@ -3,8 +3,8 @@
 
 use super::style::{draw_log_y, font, panels, pe, px, titled, width, Area, Figure, PALETTE};
 use crate::collect::Study;
+use crate::error::Result;
 use crate::Group;
-use anyhow::Result;
 use plotters::prelude::*;
 
 /// One seed's (train, validation) losses by epoch, and its kept (best) epoch.

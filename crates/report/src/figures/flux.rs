@@ -10,8 +10,8 @@ use super::style::{
     PALETTE,
 };
 use crate::collect::Predictions;
+use crate::error::Result;
 use crate::names;
-use anyhow::Result;
 use ionode_study::predictor::LoadedRun;
 use ionode_train::data::Samples;
 use ndarray::{Array1, Array2};

@@ -29,7 +29,7 @@ pub mod style;
 use super::collect::{read_attention, read_predictions, Attention, Study};
 use super::scores::Scores;
 use super::{best, varying, Group};
-use anyhow::Result;
+use crate::error::Result;
 use std::path::Path;
 use style::render;
 
@@ -153,7 +153,7 @@ pub fn write(
                 .iter()
                 .filter(|&&i| study.runs[i].record.has_attention)
                 .map(|&i| read_attention(&study.runs[i].path))
-                .collect::<Result<_>>()?;
+                .collect::<ionode_study::errors::Result<_>>()?;
             let families = attention::family_means(&maps);
             let config = g.label(&label_fields);
             render(

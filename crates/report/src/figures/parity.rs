@@ -5,8 +5,8 @@
 
 use super::style::{font, ion_colour, padded, panels, pe, px, tint, titled, width, Area, Figure};
 use crate::collect::Predictions;
+use crate::error::Result;
 use crate::names;
-use anyhow::Result;
 use plotters::prelude::*;
 
 struct Panel {

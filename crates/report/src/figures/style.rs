@@ -6,7 +6,7 @@
 //! print) and SVG; the PDF is made from the SVG by `svg2pdf` with the same font embedded
 //! (as a subset), so the three show the same figure.
 
-use anyhow::{anyhow, Context, Result};
+use crate::error::{Context, ReportError, Result};
 use ionode_study::output;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -37,7 +37,7 @@ fn font_bytes() -> Result<&'static [u8]> {
             Ok(Box::leak(bytes.into_boxed_slice()))
         })
         .clone()
-        .map_err(|e| anyhow!(e))
+        .map_err(ReportError::Failed)
 }
 
 /// Registers the TTF for plotters once per process. Without a font plotters would panic
@@ -53,11 +53,11 @@ pub fn register_font() -> Result<()> {
         Ok(())
     })
     .clone()
-    .map_err(|e| anyhow!(e))
+    .map_err(ReportError::Failed)
 }
 
-pub fn pe(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("cannot draw the figure: {e}")
+pub fn pe(e: impl std::fmt::Display) -> ReportError {
+    crate::error::draw(e)
 }
 
 pub type Area<DB> = DrawingArea<DB, Shift>;
@@ -161,13 +161,13 @@ fn svg_to_pdf(svg: &str) -> Result<Vec<u8>> {
         font_family: FONT.to_string(),
         ..Default::default()
     };
-    let tree = svg2pdf::usvg::Tree::from_str(svg, &options).map_err(|e| anyhow!("{e}"))?;
+    let tree = svg2pdf::usvg::Tree::from_str(svg, &options).map_err(crate::error::draw)?;
     let mut pdf = svg2pdf::to_pdf(
         &tree,
         svg2pdf::ConversionOptions::default(),
         svg2pdf::PageOptions::default(),
     )
-    .map_err(|e| anyhow!("{e:?}"))?;
+    .map_err(|e| crate::error::draw(format!("{e:?}")))?;
     sort_resource_entries(&mut pdf);
     Ok(pdf)
 }

@@ -12,7 +12,7 @@
 //! [`locate`] (spans, typed reading that locates serde's errors), `include` (merging,
 //! cycles), `resolve` (the base with one point's axis values, where each key came from),
 //! `expand` (grid and random axes), `checks` (range and data checks of a run config),
-//! [`overrides`] (`--set KEY=VALUE` from the command line), [`search`] (`[search]`:
+//! [`overrides`] (`--set KEY=VALUE` from the command line), [`search_spec`] (`[search]`:
 //! successive halving over the candidates);
 //! `[datasets.pretrain]` is a [`crate::simulator::SimulatorSpec`].
 
@@ -22,7 +22,7 @@ mod include;
 pub mod locate;
 pub mod overrides;
 mod resolve;
-pub mod search;
+pub mod search_spec;
 
 pub use crate::errors::Problems;
 pub use crate::simulator::SimulatorSpec;
@@ -118,7 +118,7 @@ pub struct Plan {
 impl Plan {
     /// A study folder's `plan.json`, the one place it is read: the study's runs are the
     /// plan's, whatever other folders `runs/` holds.
-    pub fn read(study_dir: &Path) -> anyhow::Result<Plan> {
+    pub fn read(study_dir: &Path) -> crate::errors::Result<Plan> {
         let path = study_dir.join("plan.json");
         let text = match crate::limits::open_regular(&path, crate::limits::MAX_TEXT_FILE_BYTES)
             .and_then(std::io::read_to_string)
@@ -155,9 +155,9 @@ impl Plan {
 /// A `[search]` expanded: every candidate's runs at every rung's budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchPlan {
-    pub spec: search::SearchSpec,
+    pub spec: search_spec::SearchSpec,
     /// The budget of each rung.
-    pub budgets: Vec<search::Budget>,
+    pub budgets: Vec<search_spec::Budget>,
     pub candidates: Vec<Candidate>,
 }
 
@@ -701,7 +701,7 @@ fn search_table(
     grid: &[GridAxis],
     random: &[Vec<AxisValue>],
     found: &mut Found,
-) -> Option<(search::SearchSpec, Vec<search::Budget>)> {
+) -> Option<(search_spec::SearchSpec, Vec<search_spec::Budget>)> {
     let at = |p: &[&str]| locs.at(p, name);
     let t = match merged.get("search")? {
         Value::Table(t) => t,
@@ -718,7 +718,7 @@ fn search_table(
         q.extend_from_slice(p);
         locs.find(&q).map(|l| (l, show(&q)))
     };
-    let (spec, problems) = typed::<search::SearchSpec>(t, &locate, name);
+    let (spec, problems) = typed::<search_spec::SearchSpec>(t, &locate, name);
     found.extend(problems);
     let spec = spec?;
     let before = found.list.len();
@@ -798,7 +798,7 @@ fn too_many_runs(
     grid: &[GridAxis],
     random_points: usize,
     seeds: usize,
-    search: &Option<(search::SearchSpec, Vec<search::Budget>)>,
+    search: &Option<(search_spec::SearchSpec, Vec<search_spec::Budget>)>,
 ) -> Option<String> {
     let rungs = search.as_ref().map_or(1, |(_, b)| b.len());
     let size = grid
@@ -839,7 +839,7 @@ struct Planner<'a> {
     cache: DataCache,
     seeds: &'a [u64],
     manifest_seed: u64,
-    search: Option<&'a search::SearchSpec>,
+    search: Option<&'a search_spec::SearchSpec>,
     runs: Vec<PlannedRun>,
     /// Run id -> plan index.
     index_of: HashMap<String, usize>,
@@ -850,7 +850,11 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// One point of the axes at every budget (a single `None` without a search).
-    fn candidate(&mut self, point: &[AxisValue], budgets: &[Option<search::Budget>]) -> Candidate {
+    fn candidate(
+        &mut self,
+        point: &[AxisValue],
+        budgets: &[Option<search_spec::Budget>],
+    ) -> Candidate {
         let mut candidate = Candidate {
             axes: serde_json::Map::new(),
             runs: Vec::new(),
@@ -917,7 +921,7 @@ impl Planner<'_> {
         &mut self,
         checked: &Checked<RunConfig>,
         point: &[AxisValue],
-        budget: Option<search::Budget>,
+        budget: Option<search_spec::Budget>,
         skip: &dyn Fn(&str) -> bool,
         candidate: &mut Candidate,
     ) -> Vec<usize> {
@@ -1008,7 +1012,7 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
     let grid = grid_axes(&merged, &locs, &name, &mut found);
     let random_points = random_axes(&merged, &locs, &name, seed, &mut found);
     let search = search_table(&merged, &locs, &name, &grid, &random_points, &mut found);
-    let budgets: Vec<Option<search::Budget>> = match &search {
+    let budgets: Vec<Option<search_spec::Budget>> = match &search {
         Some((_, b)) => b.iter().copied().map(Some).collect(),
         None => vec![None],
     };

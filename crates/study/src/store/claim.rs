@@ -23,8 +23,8 @@
 //!   are committed with a link that never replaces an existing file.
 //! - A claim is released by its owner alone, after checking the file is still its own.
 
+use crate::errors::{Context, Result};
 use crate::process;
-use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -387,7 +387,7 @@ impl Claims {
             // does not know of: an interrupt leaves no claim behind.
             let mut registry = HELD.lock().unwrap_or_else(|e| e.into_inner());
             if STOPPING.load(Ordering::SeqCst) {
-                anyhow::bail!("interrupted: no new claim is made");
+                return Err(crate::failed!("interrupted: no new claim is made"));
             }
             let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(f) => f,

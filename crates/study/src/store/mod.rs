@@ -20,8 +20,8 @@ mod claim;
 
 pub use claim::{Claim, Claimed, Claims, Lost, Owner, STALE_AFTER};
 
+use crate::errors::Result;
 use crate::output::{self, Commit};
-use anyhow::Result;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -139,11 +139,11 @@ pub fn finish(
     write: impl FnOnce(&Path, Commit<'_>) -> Result<()>,
 ) -> Result<()> {
     let dir = claim.dir();
-    let allowed = || claim.check().map_err(anyhow::Error::from);
+    let allowed = || claim.check().map_err(crate::errors::StudyError::from);
     write(&dir.join(RUN_FILE), Commit::New { allowed: &allowed })?;
     let sum = checksum(&dir.join(RUN_FILE))?;
     output::write_with(&dir.join(DONE), Commit::New { allowed: &allowed }, |tmp| {
-        use anyhow::Context;
+        use crate::errors::Context;
         fs::write(tmp, done_text(&sum, seconds, id))
             .with_context(|| format!("cannot write '{}'", tmp.display()))
     })?;

@@ -1,4 +1,4 @@
-//! Successive halving over a study's candidates ([`crate::manifest::search`] is the
+//! Successive halving over a study's candidates ([`crate::manifest::search_spec`] is the
 //! `[search]` table): which candidates a rung runs, and the promotion decision once the
 //! rung is complete.
 //!
@@ -12,10 +12,10 @@
 //! for; one of another search (the grid changed, `plan --force`) is never read as this
 //! search's, so it is simply made again.
 
-use crate::manifest::search::{promoted_count, Direction, MetricRef};
+use crate::errors::{Context, Result};
+use crate::manifest::search_spec::{promoted_count, Direction, MetricRef};
 use crate::manifest::{Plan, SearchPlan};
 use crate::{output, record, store};
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -245,7 +245,7 @@ mod tests {
 
     /// A search of `n` candidates over two rungs.
     fn search(n: usize) -> SearchPlan {
-        use crate::manifest::search::{Budget, SearchSpec};
+        use crate::manifest::search_spec::{Budget, SearchSpec};
         SearchPlan {
             spec: SearchSpec {
                 budget: "finetune.epochs".into(),

@@ -1,13 +1,13 @@
 //! The search section of a report: for a study with `[search]`, one table of its rungs
 //! (budget, candidates, promoted, best score) and the last rung's candidates ranked with
 //! the winner marked, as `tables/search.md` and in the page. Read from the study's
-//! `plan.json` and its rung decisions ([`ionode_study::search`]), never recomputed here.
+//! `plan.json` and its rung decisions ([`ionode_study::halving`]), never recomputed here.
 
 use super::names::escape;
 use super::tables::Written;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use ionode_study::manifest::Plan;
-use ionode_study::{output, search};
+use ionode_study::{halving, output};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -38,8 +38,8 @@ pub fn write(plan: &Plan, study_dir: &Path, out: &Path) -> Result<Option<Written
     md.push_str("| rung | budget | candidates | promoted | best |\n|---|---|---|---|---|\n");
     let mut last = None;
     for (rung, budget) in s.budgets.iter().enumerate() {
-        let n = search::active(s, study_dir, rung)?.map(|c| c.len());
-        let d = search::read_decision(study_dir, s, rung)?;
+        let n = halving::active(s, study_dir, rung)?.map(|c| c.len());
+        let d = halving::read_decision(study_dir, s, rung)?;
         let promoted = match &d {
             Some(d) if d.winner.is_some() => "winner".to_string(),
             Some(d) => d.promoted.len().to_string(),
