@@ -42,9 +42,10 @@ pub enum StudyError {
     /// message says which and how.
     #[error("{0}")]
     Failed(String),
-    /// This process's claim on a run was taken over (see [`crate::store::Lost`]).
-    #[error(transparent)]
-    Lost(#[from] crate::store::Lost),
+    /// This process's claim on a run was taken over: the store's `Lost`, as text (the
+    /// store converts it, so this module needs nothing of the store).
+    #[error("{0}")]
+    Lost(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -107,7 +108,11 @@ fn train_is_input(e: &TrainError) -> bool {
 /// Whether one cause of an error chain is about the user's input (`Some(true)`), is not
 /// (`Some(false)`), or does not say (`None`): the first cause that says decides.
 pub fn is_input(cause: &(dyn std::error::Error + 'static)) -> Option<bool> {
-    if let Some(e) = cause.downcast_ref::<StudyError>() {
+    // A context's cause is boxed, and seen in a chain as the box.
+    let study = cause
+        .downcast_ref::<StudyError>()
+        .or_else(|| cause.downcast_ref::<Box<StudyError>>().map(|b| &**b));
+    if let Some(e) = study {
         return e.is_input();
     }
     if cause.is::<Problems>() || cause.is::<LoadError>() || cause.is::<UnitError>() {
@@ -261,6 +266,11 @@ mod tests {
             known: "Na+".into(),
         });
         assert_eq!(first(&ion), Some(true));
+        let within: Result<()> = Err(ion);
+        assert_eq!(
+            first(&within.context("--species 'Fe3+'").unwrap_err()),
+            Some(true)
+        );
         // A bare typed error of a lower crate, as a binary might hold it.
         let bare = TrainError::invalid("n_train", 0, "at least 1");
         assert_eq!(is_input(&bare), Some(true));

@@ -125,7 +125,7 @@ mod tests {
              stokes_radius_m = 1e-10\nmolar_mass_kg_mol = 0.01\n",
         )
         .unwrap();
-        let e = format!("{:#}", load(Some(&invalid)).unwrap_err());
+        let e = crate::errors::one_line(&load(Some(&invalid)).unwrap_err());
         assert!(
             e.contains("line 1, ion 'X_+'") && e.contains("diffusivity_m2_s"),
             "{e}"

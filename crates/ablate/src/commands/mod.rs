@@ -72,12 +72,30 @@ use ionode_study::errors::Problems;
 /// from "the model has no answer here" or "the machine failed". The first cause in the
 /// chain that says whose fault it is decides ([`ionode_study::errors::is_input`]).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(input) = ionode_study::errors::is_input(cause) {
-            return if input { 2 } else { 1 };
-        }
+    match whose(err.as_ref()) {
+        Some(true) => 2,
+        _ => 1,
     }
-    1
+}
+
+/// Whether the first cause of a chain that says whose fault it is says the user's; a
+/// report's error wrapping a study's error is classified by the study's chain.
+fn whose(error: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    use ionode_report::error::ReportError;
+    let mut cause = Some(error);
+    while let Some(c) = cause {
+        let report = c
+            .downcast_ref::<ReportError>()
+            .or_else(|| c.downcast_ref::<Box<ReportError>>().map(|b| &**b));
+        if let Some(ReportError::Study(study)) = report {
+            return whose(study);
+        }
+        if let Some(input) = ionode_study::errors::is_input(c) {
+            return Some(input);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The error with its context chain on one line (`context: cause: cause`), whatever the

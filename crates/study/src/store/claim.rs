@@ -166,6 +166,12 @@ pub struct Lost {
     pub why: String,
 }
 
+impl From<Lost> for crate::errors::StudyError {
+    fn from(lost: Lost) -> Self {
+        crate::errors::StudyError::Lost(lost.to_string())
+    }
+}
+
 /// A claim this process made, as the heartbeat and the signal handler see it.
 #[derive(Debug)]
 struct Held {
