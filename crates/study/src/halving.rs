@@ -16,6 +16,7 @@ use crate::errors::{Context, Result};
 use crate::manifest::search_spec::{promoted_count, Direction, MetricRef};
 use crate::manifest::{Plan, SearchPlan};
 use crate::{output, record, store};
+use ionode_train::observe::Stage;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -119,9 +120,9 @@ fn run_score(study_dir: &Path, id: &str, metric: &MetricRef) -> Result<Option<f6
     let Ok(r) = record::read(&path) else {
         return Err(());
     };
-    let split = match metric.stage.as_str() {
-        "pretrain" => r.metrics.pretrain,
-        _ => r.metrics.measured,
+    let split = match metric.stage {
+        Stage::Pretrain => r.metrics.pretrain,
+        Stage::Finetune => r.metrics.measured,
     };
     let part = split.and_then(|s| match metric.part.as_str() {
         "train" => s.train,
@@ -252,7 +253,7 @@ mod tests {
                 min: Budget::Int(1),
                 max: Budget::Int(3),
                 eta: 3,
-                metric: "measured.validation.mae".into(),
+                metric: "finetune.validation.mae".into(),
                 direction: Direction::Minimize,
             },
             budgets: vec![Budget::Int(1), Budget::Int(3)],
@@ -273,7 +274,7 @@ mod tests {
             search: search_hash(&plan),
             rung: 0,
             budget: serde_json::json!(1),
-            metric: "measured.validation.mae".into(),
+            metric: "finetune.validation.mae".into(),
             direction: Direction::Minimize,
             ranked: vec![s(1, Some(0.1), "b"), s(0, None, "a")],
             promoted: vec![1],
@@ -308,7 +309,7 @@ mod tests {
             search: search_hash(&old),
             rung: 0,
             budget: serde_json::json!(1),
-            metric: "measured.validation.mae".into(),
+            metric: "finetune.validation.mae".into(),
             direction: Direction::Minimize,
             ranked: vec![s(4, Some(0.1), "e")],
             promoted: vec![4],

@@ -7,7 +7,7 @@
 //! min = 2                          # budget of the first rung
 //! max = 18                         # budget of the last rung
 //! eta = 3                          # keep the best 1/eta of each rung
-//! metric = "measured.validation.mae"
+//! metric = "finetune.validation.mae" # STAGE.PART.METRIC; `measured` = `finetune`
 //! direction = "minimize"           # or "maximize"
 //! ```
 //!
@@ -19,6 +19,7 @@
 //! run's train or validation part, never its test part: a search chooses a model, and a
 //! test split is never looked at to choose one.
 
+use ionode_train::observe::Stage;
 use serde::{Deserialize, Serialize};
 
 /// Most rungs (a budget range over eta^16 would be a mistake).
@@ -26,7 +27,10 @@ pub const MAX_RUNGS: usize = 16;
 /// Largest reduction factor.
 pub const MAX_ETA: u64 = 100;
 
-const STAGES: &[&str] = &["measured", "pretrain"];
+/// The stages a metric is read from, by the names configs give them. `measured` is the
+/// key under which run records, `metrics.json` and summary columns keep the fine-tuning
+/// stage's metrics (kept so committed results keep their bits), accepted here too.
+const STAGES: &[&str] = &["finetune", "pretrain", "measured"];
 const PARTS: &[&str] = &["validation", "train"];
 use super::METRICS;
 
@@ -99,7 +103,7 @@ pub struct SearchSpec {
     pub max: Budget,
     #[serde(default = "three")]
     pub eta: u64,
-    /// `STAGE.PART.METRIC`, e.g. `measured.validation.mae`.
+    /// `STAGE.PART.METRIC`, e.g. `finetune.validation.mae`.
     pub metric: String,
     #[serde(default)]
     pub direction: Direction,
@@ -109,10 +113,10 @@ fn three() -> u64 {
     3
 }
 
-/// Where a run's metric is read: stage (`measured` | `pretrain`), part, name.
+/// Where a run's metric is read: stage, part, name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricRef {
-    pub stage: String,
+    pub stage: Stage,
     pub part: String,
     pub name: String,
 }
@@ -168,7 +172,7 @@ impl SearchSpec {
     /// `STAGE.PART.METRIC` read and checked.
     pub fn metric_ref(&self) -> Result<MetricRef, String> {
         let parts: Vec<&str> = self.metric.split('.').collect();
-        let example = "expected STAGE.PART.METRIC such as \"measured.validation.mae\"";
+        let example = "expected STAGE.PART.METRIC such as \"finetune.validation.mae\"";
         let [stage, part, name] = parts[..] else {
             return Err(format!("'{}': {example}", self.metric));
         };
@@ -193,7 +197,11 @@ impl SearchSpec {
             }
         }
         Ok(MetricRef {
-            stage: stage.into(),
+            stage: if stage == "pretrain" {
+                Stage::Pretrain
+            } else {
+                Stage::Finetune
+            },
             part: part.into(),
             name: name.into(),
         })
@@ -246,9 +254,29 @@ mod tests {
             min,
             max,
             eta,
-            metric: "measured.validation.mae".into(),
+            metric: "finetune.validation.mae".into(),
             direction: Direction::Minimize,
         }
+    }
+
+    #[test]
+    fn the_fine_tuning_stage_is_named_as_in_configs_or_as_in_records() {
+        let mut s = spec(Budget::Int(1), Budget::Int(9), 3);
+        let by_config = s.metric_ref().unwrap();
+        assert_eq!(by_config.stage, Stage::Finetune);
+        s.metric = "measured.validation.mae".into();
+        assert_eq!(s.metric_ref().unwrap(), by_config);
+        s.metric = "pretrain.train.rmse".into();
+        let pretrain = s.metric_ref().unwrap();
+        assert_eq!(
+            (pretrain.stage, pretrain.part.as_str()),
+            (Stage::Pretrain, "train")
+        );
+        s.metric = "fine.validation.mae".into();
+        assert!(s
+            .metric_ref()
+            .unwrap_err()
+            .contains("unknown stage 'fine' (expected one of: finetune, pretrain, measured)"));
     }
 
     #[test]
