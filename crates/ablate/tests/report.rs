@@ -317,8 +317,8 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
             finetune: 4.5,
         },
     };
-    let head = Head {
-        provenance: Provenance {
+    let head = Head::new(
+        Provenance {
             run_id: f.id.clone(),
             study: f.study.into(),
             manifest: "study.toml".into(),
@@ -332,10 +332,10 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
             command_line: "ablate run study.toml --set seeds=3".into(),
             overrides: vec!["seeds=3".into()],
         },
-        config: f.config.clone(),
-        axes: serde_json::from_value(f.axes.clone()).unwrap(),
-        inputs: BTreeMap::from([("m.csv".to_string(), "ab".repeat(32))]),
-    };
+        f.config.clone(),
+        serde_json::from_value(f.axes.clone()).unwrap(),
+        BTreeMap::from([("m.csv".to_string(), "ab".repeat(32))]),
+    );
     let _guard = files_lock();
     let run_dir = dir.join("runs").join(&f.id);
     record::write(

@@ -101,7 +101,7 @@ impl Roles {
             test_family,
             setting,
             setting_order,
-            cell: cell(c),
+            cell: ionode_study::provenance::text_hash(&run.record.head.canonical.cell_text()),
             extra,
         }
     }
@@ -144,17 +144,6 @@ fn constraint_name(c: &RunConfig) -> Option<String> {
             if also_trajectory { ",trajectory" } else { "" }
         ),
     })
-}
-
-/// The config's hash without the seed and the held-out family.
-fn cell(c: &RunConfig) -> String {
-    let mut c = c.clone();
-    c.seed = 0;
-    if let Some(SplitSpec::ByFamily { test_family, .. }) = &mut c.split {
-        test_family.clear();
-    }
-    let text = serde_json::to_string(&c).expect("configs serialise");
-    ionode_study::provenance::text_hash(&text)
 }
 
 /// An axis value for people: `{"kind":"soft","lambda":0.1}` -> `soft(lambda=0.1)`,

@@ -6,7 +6,8 @@
 //! - `run_id`, `plan_index` (u64), `seed` (u64, the replicate seed);
 //! - the roles ([`super::roles`]): `model`, `constraint`, `pretrained` (bool), `split`,
 //!   `n_train` (u64), `test_family`, `setting`, `cell`;
-//! - `config.<path>`: the resolved config flattened ([`ionode_study::record::flatten`]), each
+//! - `config.<path>`: the resolved config flattened ([`ionode_train::run::CanonicalConfig::leaves`] of the
+//!   `config_json` the run wrote), each
 //!   column of its leaves' type (bool, i64, f64, or text; lists as JSON text); a stage
 //!   that does not run leaves its columns empty;
 //! - metrics of the measured data: `test_mae`, `test_rmse`, `test_r2`, `test_en_mean`,
@@ -29,7 +30,6 @@ use super::collect::{Run, Study};
 use super::roles::Roles;
 use crate::error::{Context, Result};
 use ionode_study::output;
-use ionode_study::record::flatten;
 use ionode_train::metrics::Metrics;
 use polars::prelude::{Column, CsvWriter, DataFrame, ParquetWriter, SerWriter};
 use serde_json::Value;
@@ -212,19 +212,16 @@ pub fn per_ion(r: &Run) -> BTreeMap<String, f64> {
 /// seeds beyond i64) or float when every value it has is, text otherwise (lists and mixed
 /// kinds as JSON text).
 fn config_columns(runs: &[Run]) -> Result<Vec<Column>> {
-    let flat: Vec<BTreeMap<String, Value>> = runs
+    let flat: Vec<BTreeMap<String, &Value>> = runs
         .iter()
-        .map(|r| {
-            let v = serde_json::to_value(&r.record.head.config)?;
-            Ok(flatten(&v).into_iter().collect())
-        })
-        .collect::<Result<_>>()?;
+        .map(|r| r.record.head.canonical.leaves().into_iter().collect())
+        .collect();
     let mut keys: Vec<&String> = flat.iter().flat_map(|m| m.keys()).collect();
     keys.sort();
     keys.dedup();
     let mut cols = Vec::new();
     for key in keys {
-        let values: Vec<Option<&Value>> = flat.iter().map(|m| m.get(key)).collect();
+        let values: Vec<Option<&Value>> = flat.iter().map(|m| m.get(key).copied()).collect();
         let present = || values.iter().flatten();
         let name = format!("config.{key}");
         let col = if present().all(|v| v.is_boolean()) {

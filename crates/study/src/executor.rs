@@ -164,12 +164,12 @@ fn run_one(
             (name, v)
         })
         .collect();
-    let head = record::Head {
-        provenance: process.of_run(&run.id, Some(run.index as u64)),
-        config: run.config.clone().into_inner(),
-        axes: run.axes.clone().into_iter().collect(),
+    let head = record::Head::new(
+        process.of_run(&run.id, Some(run.index as u64)),
+        run.config.clone().into_inner(),
+        run.axes.clone().into_iter().collect(),
         inputs,
-    };
+    );
     let o = &executed.outcome;
     let source = format!("study {}, run {}", m.plan.study, run.id);
     let membrane = crate::membrane::calibrated(&o.artefact, &source).map(|f| f.to_toml());

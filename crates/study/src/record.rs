@@ -49,7 +49,8 @@ use ionode_train::calibrate::DspmdeFit;
 use ionode_train::ensemble::IntervalFit;
 use ionode_train::metrics::{IonMetrics, Metrics, SplitMetrics};
 use ionode_train::run::{
-    Artefact, Attention, Domain, Method, Predictions, RunConfig, RunMetrics, RunOutcome, Timings,
+    Artefact, Attention, CanonicalConfig, Domain, Method, Predictions, RunConfig, RunMetrics,
+    RunOutcome, Timings,
 };
 use ionode_train::trainer::{Stage, StageReport};
 use ndarray::Array1;
@@ -224,6 +225,9 @@ pub struct Head {
     pub provenance: Provenance,
     /// The resolved config the run ran with.
     pub config: RunConfig,
+    /// The same config as written to (and read from) `config_json`: the source of the
+    /// `config/` attributes and the report's `config.*` columns.
+    pub canonical: CanonicalConfig,
     /// Axis path -> this run's value (a study's axes, with `seed`; empty outside one).
     pub axes: BTreeMap<String, Value>,
     /// Input file (as the config names it) -> BLAKE3 of its content.
@@ -243,6 +247,24 @@ pub struct RunRecord {
     pub curves: Vec<StageReport>,
     pub has_predictions: bool,
     pub has_attention: bool,
+}
+
+impl Head {
+    /// The head of a run about to be written: its config is serialised here, once.
+    pub fn new(
+        provenance: Provenance,
+        config: RunConfig,
+        axes: BTreeMap<String, Value>,
+        inputs: BTreeMap<String, String>,
+    ) -> Head {
+        Head {
+            provenance,
+            canonical: CanonicalConfig::of(&config),
+            config,
+            axes,
+            inputs,
+        }
+    }
 }
 
 impl RunRecord {
@@ -345,39 +367,14 @@ fn write_head(file: &hdf5::File, head: &Head) -> Result<()> {
         s(name::OVERRIDES_JSON, &serde_json::to_string(&p.overrides)?)?;
     }
     s(name::METHOD, method_name(head.config.method))?;
-    let config = serde_json::to_value(&head.config)?;
-    s(name::CONFIG_JSON, &config.to_string())?;
+    s(name::CONFIG_JSON, head.canonical.text())?;
     s(name::AXES_JSON, &serde_json::to_string(&head.axes)?)?;
     s(name::INPUTS_JSON, &serde_json::to_string(&head.inputs)?)?;
     let g = file.create_group(name::CONFIG).context("group 'config'")?;
-    for (key, value) in flatten(&config) {
-        typed_attr(&g, &key, &value)?;
+    for (key, value) in head.canonical.leaves() {
+        typed_attr(&g, &key, value)?;
     }
     Ok(())
-}
-
-/// A JSON value's leaves as (dotted path, leaf); lists are leaves, nulls are dropped.
-/// The same flattening names the `config.*` columns of the summary.
-pub fn flatten(v: &Value) -> Vec<(String, Value)> {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            Value::Null => {}
-            leaf => out.push((prefix.to_string(), leaf.clone())),
-        }
-    }
-    let mut out = Vec::new();
-    walk("", v, &mut out);
-    out
 }
 
 /// One leaf as an attribute of its own type.
@@ -633,9 +630,18 @@ pub fn read(path: &Path) -> Result<RunRecord> {
             None => Vec::new(),
         },
     };
+    let config_json = r.string(name::CONFIG_JSON)?;
+    let (canonical, config) = CanonicalConfig::parse(&config_json).with_context(|| {
+        format!(
+            "'{}': attribute '{}' is not what a run writes",
+            r.path,
+            name::CONFIG_JSON
+        )
+    })?;
     let head = Head {
         provenance,
-        config: r.json(name::CONFIG_JSON)?,
+        config,
+        canonical,
         axes: r.json(name::AXES_JSON)?,
         inputs: r.json(name::INPUTS_JSON)?,
     };
@@ -939,23 +945,6 @@ pub fn read_artefact(path: &Path, config: &RunConfig) -> Result<Artefact> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn configs_flatten_to_dotted_typed_leaves() {
-        let v = json!({"seed": 3, "model": {"variant": "node", "electroneutrality": {"kind": "hard"}},
-                       "pretrain": null, "finetune": {"learning_rate": 0.01, "epochs": 5},
-                       "data": {"measured": ["a.csv"]}, "flag": true});
-        let flat = flatten(&v);
-        let get = |k: &str| flat.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
-        assert_eq!(get("seed"), Some(json!(3)));
-        assert_eq!(get("model.variant"), Some(json!("node")));
-        assert_eq!(get("model.electroneutrality.kind"), Some(json!("hard")));
-        assert_eq!(get("finetune.learning_rate"), Some(json!(0.01)));
-        assert_eq!(get("data.measured"), Some(json!(["a.csv"])));
-        assert_eq!(get("pretrain"), None);
-        assert_eq!(get("flag"), Some(json!(true)));
-    }
 
     #[test]
     fn command_lines_quote_what_a_shell_would_split() {

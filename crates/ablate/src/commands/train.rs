@@ -166,12 +166,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &config_file,
         &config_hash,
     );
-    let head = record::Head {
-        provenance: process.of_run(&config_hash, None),
-        config: config.clone().into_inner(),
-        axes: Default::default(),
-        inputs: executed.inputs.clone(),
-    };
+    let head = record::Head::new(
+        process.of_run(&config_hash, None),
+        config.clone().into_inner(),
+        Default::default(),
+        executed.inputs.clone(),
+    );
     let source = format!("ablate train --config {config_file}");
     let membrane = membrane::calibrated(&outcome.artefact, &source).map(|m| m.to_toml());
     record::write(

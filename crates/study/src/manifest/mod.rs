@@ -34,9 +34,9 @@ use crate::runner::DataCache;
 use expand::{AxisValue, GridAxis};
 use ionode_random::stream_seed;
 use ionode_train::checked::{Check, Checked};
-use ionode_train::run::RunConfig;
+use ionode_train::run::{CanonicalConfig, RunConfig};
 use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations};
-use resolve::{get_path, set_path, ConfigOrigin};
+use resolve::{set_path, ConfigOrigin};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -926,24 +926,22 @@ impl Planner<'_> {
         candidate: &mut Candidate,
     ) -> Vec<usize> {
         let mut rung = Vec::new();
-        let mut config = RunConfig::clone(checked);
         for &replicate in self.seeds {
-            config.seed = replicate;
-            let json = serde_json::to_value(&config).expect("configs serialise");
-            let text = serde_json::to_string(&json).expect("JSON serialises");
-            let id = provenance::text_hash(&format!("{text}\nseed={replicate}"));
+            let run_seed = stream_seed(self.manifest_seed ^ RUN_SEED_SALT, replicate);
+            let resolved = checked.with_seed(run_seed);
+            let canonical = CanonicalConfig::of(&resolved);
+            let id = provenance::text_hash(&canonical.id_text(replicate));
             if let Some(&i) = self.index_of.get(&id) {
                 rung.push(i);
                 continue;
             }
-            let run_seed = stream_seed(self.manifest_seed ^ RUN_SEED_SALT, replicate);
-            let resolved = checked.with_seed(run_seed);
             let mut axes = serde_json::Map::new();
             for (axis, _, _) in point {
                 let v = if skip(axis) {
                     serde_json::Value::Null
                 } else {
-                    get_path(&json, axis)
+                    canonical
+                        .get(axis)
                         .cloned()
                         .unwrap_or(serde_json::Value::Null)
                 };

@@ -72,7 +72,3 @@ impl ConfigOrigin<'_> {
         Some((loc, show(&manifest_path)))
     }
 }
-
-pub fn get_path<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.').try_fold(v, |v, k| v.get(k))
-}

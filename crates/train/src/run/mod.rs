@@ -8,11 +8,13 @@
 //! fine-tunes on the measured split; each stage is optional and scored on its own data.
 //! `dspmde_fit` calibrates DSPM-DE on the measured training rows instead.
 
+mod canonical;
 mod config;
 mod domain;
 mod members;
 mod outcome;
 
+pub use canonical::CanonicalConfig;
 pub use config::{ConfigProblem, DataConfig, Method, PretrainMembrane, RunConfig};
 pub use domain::{ionic_strength, Basis, Composition, Domain, Flag, IonSpan, RowPoint};
 pub use outcome::{Artefact, Attention, Part, Predictions, RunMetrics, RunOutcome, Timings};
@@ -642,17 +644,15 @@ impl NeuralStages<'_> {
     /// The key of a pre-training shared with the runs that agree on everything it depends
     /// on (see [`SharedPretraining`]).
     fn share_key(&self) -> String {
-        let config = self.config;
-        let mut key = format!(
-            "{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
-            config.model,
-            config.pretrain,
-            config.data.pretrain,
-            config.data.pretrain_max_feeds,
-            config.data.pretrain_validation_fraction,
-            config.data.pretrain_test_fraction,
-            self.seed,
-        );
+        let parts = CanonicalConfig::of(self.config).part_text(&[
+            "model",
+            "pretrain",
+            "data.pretrain",
+            "data.pretrain_max_feeds",
+            "data.pretrain_validation_fraction",
+            "data.pretrain_test_fraction",
+        ]);
+        let mut key = format!("{parts}|seed {}", self.seed);
         if let Some(membrane) = self.calibrated_membrane {
             key.push_str(&format!("|calibrated {membrane}"));
         }
