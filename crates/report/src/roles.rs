@@ -101,7 +101,7 @@ impl Roles {
             test_family,
             setting,
             setting_order,
-            cell: ionode_study::provenance::text_hash(&run.record.head.canonical.cell_text()),
+            cell: ionode_study::provenance::text_hash(&run.record.head.canonical().cell_text()),
             extra,
         }
     }

@@ -214,7 +214,7 @@ pub fn per_ion(r: &Run) -> BTreeMap<String, f64> {
 fn config_columns(runs: &[Run]) -> Result<Vec<Column>> {
     let flat: Vec<BTreeMap<String, &Value>> = runs
         .iter()
-        .map(|r| r.record.head.canonical.leaves().into_iter().collect())
+        .map(|r| r.record.head.canonical().leaves().into_iter().collect())
         .collect();
     let mut keys: Vec<&String> = flat.iter().flat_map(|m| m.keys()).collect();
     keys.sort();

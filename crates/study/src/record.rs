@@ -226,8 +226,9 @@ pub struct Head {
     /// The resolved config the run ran with.
     pub config: RunConfig,
     /// The same config as written to (and read from) `config_json`: the source of the
-    /// `config/` attributes and the report's `config.*` columns.
-    pub canonical: CanonicalConfig,
+    /// `config/` attributes and the report's `config.*` columns. Private, so it always
+    /// says `config` ([`Head::new`], [`read`]); see [`Head::canonical`].
+    canonical: CanonicalConfig,
     /// Axis path -> this run's value (a study's axes, with `seed`; empty outside one).
     pub axes: BTreeMap<String, Value>,
     /// Input file (as the config names it) -> BLAKE3 of its content.
@@ -264,6 +265,11 @@ impl Head {
             axes,
             inputs,
         }
+    }
+
+    /// The config as written to `config_json` (see [`CanonicalConfig`]).
+    pub fn canonical(&self) -> &CanonicalConfig {
+        &self.canonical
     }
 }
 

@@ -126,3 +126,33 @@ pub fn problems(kind: &str, file: &std::path::Path, problems: Problems) -> anyho
         if n == 1 { "" } else { "s" }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ionode_report::error::ReportError;
+    use ionode_study::errors::StudyError;
+
+    #[test]
+    fn the_first_cause_that_knows_decides_the_exit_code() {
+        let usage = crate::usage!("--jobs 0: expected at least 1");
+        assert_eq!(exit_code(&usage), 2);
+        assert_eq!(exit_code(&usage.context("while planning")), 2);
+        let io = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write");
+        assert_eq!(exit_code(&io), 1);
+        assert_eq!(exit_code(&anyhow::anyhow!("something unexpected")), 1);
+    }
+
+    #[test]
+    fn a_report_error_is_classified_by_the_study_error_it_wraps() {
+        let bad_plan = StudyError::Usage("'plan.json' is empty".into());
+        let wrapped: std::result::Result<(), ReportError> = Err(ReportError::Study(bad_plan));
+        let e = ionode_report::error::Context::context(wrapped, "cannot report").unwrap_err();
+        assert_eq!(exit_code(&anyhow::Error::new(e)), 2);
+        let disk = StudyError::Io(std::io::Error::other("disk full"));
+        assert_eq!(exit_code(&anyhow::Error::new(ReportError::Study(disk))), 1);
+        let e = anyhow::Error::new(ReportError::Draw("no font".into()));
+        assert_eq!(exit_code(&e), 1);
+        assert_eq!(one_line(&e), "cannot draw the figure: no font");
+    }
+}

@@ -3,8 +3,9 @@
 //! attention between ion pairs against their charge and Stokes-radius differences.
 
 use super::pearson;
-use super::style::{font, padded, panels, pe, px, titled, Area, Figure, PALETTE};
+use super::style::{font, padded, panels, px, titled, Area, Figure, PALETTE};
 use crate::collect::Attention;
+use crate::error::draw;
 use crate::error::Result;
 use crate::names;
 use ionode_physics::IonDb;
@@ -104,7 +105,7 @@ impl Figure for Heat {
                     (left + s * cell / 2, top / 2),
                     centred(15.0),
                 ))
-                .map_err(pe)?;
+                .map_err(draw)?;
             for i in 0..species.len() {
                 for j in 0..species.len() {
                     let v = m[[i, j]];
@@ -115,7 +116,7 @@ impl Figure for Heat {
                             [(x0, y0), (x0 + cell, y0 + cell)],
                             shade(t).filled(),
                         ))
-                        .map_err(pe)?;
+                        .map_err(draw)?;
                     if cell >= px(30.0) {
                         let ink = if t > 0.55 { WHITE } else { BLACK };
                         panel
@@ -124,7 +125,7 @@ impl Figure for Heat {
                                 (x0 + cell / 2, y0 + cell / 2),
                                 centred(11.5).color(&ink),
                             ))
-                            .map_err(pe)?;
+                            .map_err(draw)?;
                     }
                 }
                 let label = names::ion(&species[i]);
@@ -134,14 +135,14 @@ impl Figure for Heat {
                         (left / 2, top + i as i32 * cell + cell / 2),
                         centred(12.5),
                     ))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
                 panel
                     .draw(&Text::new(
                         label,
                         (left + i as i32 * cell + cell / 2, top + s * cell + px(14.0)),
                         centred(12.5),
                     ))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
             }
             // The colour bar: 0 to the panel's largest weight.
             let (bx, by, bh) = (left + s * cell + px(18.0), top, s * cell);
@@ -155,14 +156,14 @@ impl Figure for Heat {
                         [(bx, y0), (bx + px(14.0), y1)],
                         shade(t).filled(),
                     ))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
             }
             panel
                 .draw(&Rectangle::new(
                     [(bx, by), (bx + px(14.0), by + bh)],
                     BLACK.mix(0.5),
                 ))
-                .map_err(pe)?;
+                .map_err(draw)?;
             for (t, y) in [(1.0, by), (0.5, by + bh / 2), (0.0, by + bh)] {
                 panel
                     .draw(&Text::new(
@@ -170,7 +171,7 @@ impl Figure for Heat {
                         (bx + px(18.0), y),
                         font(11.0).pos(Pos::new(HPos::Left, VPos::Center)),
                     ))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
             }
         }
         Ok(())
@@ -266,7 +267,7 @@ impl Figure for Correlation {
                 .x_label_area_size(px(40.0))
                 .y_label_area_size(px(56.0))
                 .build_cartesian_2d(x0..x1, y0..y1)
-                .map_err(pe)?;
+                .map_err(draw)?;
             let integer_x = x.iter().all(|v| (v - v.round()).abs() < 1e-9);
             chart
                 .configure_mesh()
@@ -286,7 +287,7 @@ impl Figure for Correlation {
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(BLACK.mix(0.08))
                 .draw()
-                .map_err(pe)?;
+                .map_err(draw)?;
             let c = PALETTE[k * 3];
             chart
                 .draw_series(
@@ -294,7 +295,7 @@ impl Figure for Correlation {
                         .zip(&y)
                         .map(|(&a, &b)| Circle::new((a, b), px(4.0), c.mix(0.7).filled())),
                 )
-                .map_err(pe)?;
+                .map_err(draw)?;
         }
         Ok(())
     }

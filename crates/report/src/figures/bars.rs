@@ -1,7 +1,8 @@
 //! Grouped ablation bars: one panel per setting, a group per model, a bar per constraint
 //! and pre-training, every encoding named in the legend.
 
-use super::style::{constraint_colour, font, panels, pe, px, tint, titled, width, Area, Figure};
+use super::style::{constraint_colour, font, panels, px, tint, titled, width, Area, Figure};
+use crate::error::draw;
 use crate::error::Result;
 use crate::roles::pretty;
 use crate::scores::Scores;
@@ -174,7 +175,7 @@ impl Bars {
             .x_label_area_size(px(46.0))
             .y_label_area_size(px(58.0))
             .build_cartesian_2d(0f64..n, 0f64..hi)
-            .map_err(pe)?;
+            .map_err(draw)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -187,7 +188,7 @@ impl Bars {
             .light_line_style(TRANSPARENT)
             .bold_line_style(BLACK.mix(0.12))
             .draw()
-            .map_err(pe)?;
+            .map_err(draw)?;
         // One bar width for the panel (the widest group's), each group centred.
         let widest = p.models.iter().map(|(_, b)| b.len()).max().unwrap_or(1) as f64;
         let slot = 0.8 / widest;
@@ -208,13 +209,13 @@ impl Bars {
                         [(x0, 0.0), (x1, b.mean)],
                         fill.filled(),
                     )))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(x0, 0.0), (x1, b.mean)],
                         c.stroke_width(width(1.0)),
                     )))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
                 let xm = (x0 + x1) / 2.0;
                 if b.std.is_finite() && b.std > 0.0 {
                     let style = BLACK.stroke_width(width(1.2));
@@ -226,7 +227,7 @@ impl Bars {
                             PathElement::new(vec![(xm - cap, up), (xm + cap, up)], style),
                             PathElement::new(vec![(xm - cap, lo), (xm + cap, lo)], style),
                         ])
-                        .map_err(pe)?;
+                        .map_err(draw)?;
                 }
                 if b.star {
                     let top = b.mean + if b.std.is_finite() { b.std } else { 0.0 };
@@ -239,7 +240,7 @@ impl Bars {
                         ),
                         font(14.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
                     ))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
                 }
             }
             let at = chart.backend_coord(&(i as f64 + 0.5, 0.0));
@@ -249,7 +250,7 @@ impl Bars {
                 (at.0 - base.0, at.1 - base.1 + px(8.0)),
                 font(12.5).pos(Pos::new(HPos::Center, VPos::Top)),
             ))
-            .map_err(pe)?;
+            .map_err(draw)?;
         }
         Ok(())
     }
@@ -268,7 +269,7 @@ impl Bars {
                     edge.stroke_width(width(1.0)),
                 ))
             })
-            .map_err(pe)
+            .map_err(draw)
         };
         let text = |area: &Area<DB>, s: &str, x: i32, y: i32| {
             area.draw(&Text::new(
@@ -276,7 +277,7 @@ impl Bars {
                 (x, y),
                 font(12.5).pos(Pos::new(HPos::Left, VPos::Center)),
             ))
-            .map_err(pe)
+            .map_err(draw)
         };
         text(area, "colour: electroneutrality constraint", x, row(0))?;
         let mut cx = x;

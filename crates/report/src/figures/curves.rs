@@ -1,8 +1,9 @@
 //! Learning curves: training and validation loss per epoch of every seed of one
 //! configuration, one panel per stage, on a log axis labelled only at round values.
 
-use super::style::{draw_log_y, font, panels, pe, px, titled, width, Area, Figure, PALETTE};
+use super::style::{draw_log_y, font, panels, px, titled, width, Area, Figure, PALETTE};
 use crate::collect::Study;
+use crate::error::draw;
 use crate::error::Result;
 use crate::Group;
 use plotters::prelude::*;
@@ -82,7 +83,7 @@ impl Figure for Curves {
                 .x_label_area_size(px(40.0))
                 .y_label_area_size(px(62.0))
                 .build_cartesian_2d(0f64..(epochs - 1) as f64, (lo..hi).log_scale())
-                .map_err(pe)?;
+                .map_err(draw)?;
             chart
                 .configure_mesh()
                 .x_desc("epoch")
@@ -103,7 +104,7 @@ impl Figure for Curves {
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(TRANSPARENT)
                 .draw()
-                .map_err(pe)?;
+                .map_err(draw)?;
             draw_log_y(&mut chart, panel, (0.0, (epochs - 1) as f64), (lo, hi))?;
             let (train_c, val_c) = (PALETTE[0], PALETTE[3]);
             for (k, (train, val, best)) in runs.iter().enumerate() {
@@ -117,7 +118,7 @@ impl Figure for Curves {
                         .collect();
                     let s = chart
                         .draw_series(LineSeries::new(pts, c.mix(0.75).stroke_width(width(1.5))))
-                        .map_err(pe)?;
+                        .map_err(draw)?;
                     if k == 0 {
                         s.label(name).legend(move |(x, y)| {
                             PathElement::new(
@@ -134,7 +135,7 @@ impl Figure for Curves {
                             px(3.5),
                             val_c.filled(),
                         )))
-                        .map_err(pe)?;
+                        .map_err(draw)?;
                     if k == 0 {
                         s.label("kept epoch (lowest validation loss)")
                             .legend(move |(x, y)| {
@@ -151,7 +152,7 @@ impl Figure for Curves {
                 .border_style(BLACK.mix(0.4))
                 .label_font(font(12.0))
                 .draw()
-                .map_err(pe)?;
+                .map_err(draw)?;
         }
         Ok(())
     }

@@ -6,10 +6,10 @@
 //! panel per held-out family, one line pattern each.
 
 use super::style::{
-    draw_log_y, font, ion_colour, marker, padded, panels, pe, px, titled, width, Area, Figure,
-    PALETTE,
+    draw_log_y, font, ion_colour, marker, padded, panels, px, titled, width, Area, Figure, PALETTE,
 };
 use crate::collect::Predictions;
+use crate::error::draw;
 use crate::error::Result;
 use crate::names;
 use ionode_study::predictor::LoadedRun;
@@ -563,7 +563,7 @@ where
                 outline,
                 s.colour.mix(0.12).filled(),
             )))
-            .map_err(pe)?;
+            .map_err(draw)?;
     }
     for s in series {
         let style = s.colour.stroke_width(width(1.6));
@@ -583,7 +583,7 @@ where
                 style,
             )),
         }
-        .map_err(pe)?;
+        .map_err(draw)?;
         for &(x, y) in &s.points {
             let at = chart.backend_coord(&(x, y));
             marker(
@@ -673,7 +673,7 @@ impl Flux {
                 .x_label_area_size(px(40.0))
                 .y_label_area_size(px(56.0))
                 .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
-                .map_err(pe)?;
+                .map_err(draw)?;
             chart
                 .configure_mesh()
                 .x_desc("water flux J_v (L m⁻² h⁻¹)")
@@ -687,7 +687,7 @@ impl Flux {
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(TRANSPARENT)
                 .draw()
-                .map_err(pe)?;
+                .map_err(draw)?;
             draw_log_y(&mut chart, &chart_area, (x0, x1), (lo, hi))?;
             draw_series(&mut chart, &chart_area, &p.series)?;
         } else {
@@ -699,7 +699,7 @@ impl Flux {
                 .x_label_area_size(px(40.0))
                 .y_label_area_size(px(50.0))
                 .build_cartesian_2d(x0..x1, lo..hi)
-                .map_err(pe)?;
+                .map_err(draw)?;
             chart
                 .configure_mesh()
                 .x_desc("water flux J_v (L m⁻² h⁻¹)")
@@ -713,7 +713,7 @@ impl Flux {
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(BLACK.mix(0.1))
                 .draw()
-                .map_err(pe)?;
+                .map_err(draw)?;
             draw_series(&mut chart, &chart_area, &p.series)?;
         }
         // The feeds, under the panel: marker and composition.
@@ -726,7 +726,7 @@ impl Flux {
                     (px(82.0), y),
                     font(11.5).pos(Pos::new(HPos::Left, VPos::Center)),
                 ))
-                .map_err(pe)?;
+                .map_err(draw)?;
         }
         Ok(())
     }
@@ -740,7 +740,7 @@ impl Flux {
                 (x, y),
                 font(12.5).pos(Pos::new(HPos::Left, VPos::Center)),
             ))
-            .map_err(pe)
+            .map_err(draw)
         };
         let mut k = 0;
         text("markers: measured", px(12.0), line(k))?;
@@ -782,7 +782,7 @@ impl Flux {
                         vec![(px(x), y), (px(end), y)],
                         BLACK.stroke_width(width(1.6)),
                     ))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
                     x = end + off;
                 }
                 text(label, px(48.0), y)?;
@@ -798,7 +798,7 @@ impl Flux {
                     vec![(px(14.0), line(k)), (px(40.0), line(k))],
                     c.stroke_width(width(2.5)),
                 ))
-                .map_err(pe)?;
+                .map_err(draw)?;
                 text(label, px(48.0), line(k))?;
                 k += 1;
             }

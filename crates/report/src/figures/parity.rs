@@ -3,8 +3,9 @@
 //! there are counted in the panel title. An ensemble's predictions carry their intervals as
 //! vertical bars, and each panel says how many measurements they cover.
 
-use super::style::{font, ion_colour, padded, panels, pe, px, tint, titled, width, Area, Figure};
+use super::style::{font, ion_colour, padded, panels, px, tint, titled, width, Area, Figure};
 use crate::collect::Predictions;
+use crate::error::draw;
 use crate::error::Result;
 use crate::names;
 use plotters::prelude::*;
@@ -124,7 +125,7 @@ impl Figure for Parity {
                 .x_label_area_size(px(38.0))
                 .y_label_area_size(px(46.0))
                 .build_cartesian_2d(lo..hi, lo..hi)
-                .map_err(pe)?;
+                .map_err(draw)?;
             chart
                 .configure_mesh()
                 .x_desc("measured rejection")
@@ -138,7 +139,7 @@ impl Figure for Parity {
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(BLACK.mix(0.08))
                 .draw()
-                .map_err(pe)?;
+                .map_err(draw)?;
             if hi > 1.0 {
                 // Physically impossible predictions (negative permeate).
                 chart
@@ -146,14 +147,14 @@ impl Figure for Parity {
                         [(lo, 1.0), (hi, hi)],
                         RGBColor(213, 94, 0).mix(0.08).filled(),
                     )))
-                    .map_err(pe)?;
+                    .map_err(draw)?;
             }
             chart
                 .draw_series(LineSeries::new(
                     [(lo, lo), (hi, hi)],
                     BLACK.mix(0.5).stroke_width(width(1.0)),
                 ))
-                .map_err(pe)?;
+                .map_err(draw)?;
             let c = ion_colour(&q.ion);
             chart
                 .draw_series(q.points.iter().zip(&q.intervals).map(|(&(t, _), &[a, b])| {
@@ -162,14 +163,14 @@ impl Figure for Parity {
                         tint(c, 0.3).mix(0.45).stroke_width(width(1.2)),
                     )
                 }))
-                .map_err(pe)?;
+                .map_err(draw)?;
             chart
                 .draw_series(
                     q.points.iter().map(|&(t, y)| {
                         Circle::new((t, y), px(3.0), tint(c, 0.15).mix(0.85).filled())
                     }),
                 )
-                .map_err(pe)?;
+                .map_err(draw)?;
         }
         Ok(())
     }

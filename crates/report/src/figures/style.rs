@@ -6,7 +6,7 @@
 //! print) and SVG; the PDF is made from the SVG by `svg2pdf` with the same font embedded
 //! (as a subset), so the three show the same figure.
 
-use crate::error::{Context, ReportError, Result};
+use crate::error::{draw, Context, ReportError, Result};
 use ionode_study::output;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -56,10 +56,6 @@ pub fn register_font() -> Result<()> {
     .map_err(ReportError::Failed)
 }
 
-pub fn pe(e: impl std::fmt::Display) -> ReportError {
-    crate::error::draw(e)
-}
-
 pub type Area<DB> = DrawingArea<DB, Shift>;
 
 /// A figure that can be painted on any backend.
@@ -79,22 +75,22 @@ pub fn render(dir: &Path, name: &str, fig: &impl Figure) -> Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp.png", std::process::id()));
     {
         let root = BitMapBackend::new(&tmp, (2 * w, 2 * h)).into_drawing_area();
-        root.fill(&WHITE).map_err(pe)?;
+        root.fill(&WHITE).map_err(draw)?;
         // Twice the pixels: every length and font size of a figure goes through px(),
         // width() and font(), which scale by the factor set here.
         let _scale = Scale::set(2.0);
         fig.draw(&root)?;
         root.present()
-            .map_err(pe)
+            .map_err(draw)
             .with_context(|| format!("cannot write '{}'", png.display()))?;
     }
     std::fs::rename(&tmp, &png).with_context(|| format!("cannot write '{}'", png.display()))?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(pe)?;
+        root.fill(&WHITE).map_err(draw)?;
         fig.draw(&root)?;
-        root.present().map_err(pe)?;
+        root.present().map_err(draw)?;
     }
     output::write_text(&dir.join(format!("{name}.svg")), &svg)?;
     let pdf = svg_to_pdf(&svg).with_context(|| format!("cannot make '{name}.pdf'"))?;
@@ -161,13 +157,13 @@ fn svg_to_pdf(svg: &str) -> Result<Vec<u8>> {
         font_family: FONT.to_string(),
         ..Default::default()
     };
-    let tree = svg2pdf::usvg::Tree::from_str(svg, &options).map_err(crate::error::draw)?;
+    let tree = svg2pdf::usvg::Tree::from_str(svg, &options).map_err(draw)?;
     let mut pdf = svg2pdf::to_pdf(
         &tree,
         svg2pdf::ConversionOptions::default(),
         svg2pdf::PageOptions::default(),
     )
-    .map_err(|e| crate::error::draw(format!("{e:?}")))?;
+    .map_err(|e| draw(format!("{e:?}")))?;
     sort_resource_entries(&mut pdf);
     Ok(pdf)
 }
@@ -322,7 +318,7 @@ pub fn marker<DB: DrawingBackend>(
                 .and_then(|_| area.draw(&Rectangle::new([(x - w, y - s), (x + w, y + s)], style)))
         }
     }
-    .map_err(pe)
+    .map_err(draw)
 }
 
 /// Splits an area into a grid of `n` panels, at most `cols` wide.
@@ -341,7 +337,7 @@ pub fn titled<DB: DrawingBackend>(area: &Area<DB>, text: &str, size: f64) -> Res
     let size = fitted_size(text, w, size);
     area.margin(px(8.0), 0, 0, 0)
         .titled(text, font(size))
-        .map_err(pe)
+        .map_err(draw)
 }
 
 /// The ticks of a log axis over `[lo, hi]`: 1, 2 and 5 times the decades, or the decades
@@ -408,12 +404,12 @@ pub fn draw_log_y<DB: DrawingBackend>(
                 vec![(x0, t), (x1, t)],
                 BLACK.mix(0.1),
             )))
-            .map_err(pe)?;
+            .map_err(draw)?;
         let (x, y) = chart.backend_coord(&(x0, t));
         let (x, y) = (x - base.0, y - base.1);
         panel
             .draw(&PathElement::new(vec![(x - px(5.0), y), (x, y)], BLACK))
-            .map_err(pe)?;
+            .map_err(draw)?;
         panel
             .draw(&Text::new(
                 tick_label(t, minor),
@@ -423,7 +419,7 @@ pub fn draw_log_y<DB: DrawingBackend>(
                     plotters::style::text_anchor::VPos::Center,
                 )),
             ))
-            .map_err(pe)?;
+            .map_err(draw)?;
     }
     Ok(())
 }
