@@ -10,11 +10,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn search_smoke() -> PathBuf {
+fn experiment(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../experiments/search_smoke.toml")
+        .join("../../experiments")
+        .join(name)
         .canonicalize()
-        .expect("experiments/search_smoke.toml exists")
+        .unwrap_or_else(|e| panic!("experiments/{name}: {e}"))
+}
+
+fn search_smoke() -> PathBuf {
+    experiment("search_smoke.toml")
+}
+
+/// A TPE search's generation files, then its result.
+fn generations(study: &Path) -> Vec<String> {
+    let dir = study.join("search");
+    let mut out: Vec<String> = (1..)
+        .map(|g| dir.join(format!("generation-{g}.json")))
+        .take_while(|p| p.exists())
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    out.extend(std::fs::read_to_string(dir.join("result.json")));
+    out
 }
 
 fn run_ok(args: &[&str]) -> String {
@@ -68,13 +85,19 @@ fn spawn(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-#[test]
-fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = search_smoke();
+/// Runs `file`'s search uninterrupted at `--jobs 1` (the reference), at `--jobs 2`, over
+/// three shards started together and killed with SIGKILL at many points and resumed: every
+/// way writes the same search files (`files`) and runs the same runs, each once. Returns
+/// the reference's results folder.
+fn same_search_every_way(
+    dir: &Path,
+    file: &Path,
+    study_name: &str,
+    files: fn(&Path) -> Vec<String>,
+) -> (PathBuf, Vec<String>, BTreeSet<String>) {
     let file = file.to_str().unwrap();
-    let results = |name: &str| dir.path().join(name);
-    let study = |name: &str| results(name).join("search_smoke");
+    let results = |name: &str| dir.join(name);
+    let study = |name: &str| results(name).join(study_name);
 
     // Uninterrupted, one job: the reference.
     let one = results("one");
@@ -86,15 +109,9 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
         "--results",
         one.to_str().unwrap(),
     ]);
-    let reference = decisions(&study("one"));
+    let reference = files(&study("one"));
     let ran = done(&study("one"));
-    assert_eq!(reference.len(), 3, "three rungs decided");
-    let last: serde_json::Value = serde_json::from_str(&reference[2]).unwrap();
-    assert!(last["winner"].is_u64(), "{last}");
-    // 18 candidates x 2 seeds, then 6, then 2: only promoted candidates ever ran.
-    assert_eq!(ran.len(), 36 + 12 + 4);
-    let first: serde_json::Value = serde_json::from_str(&reference[0]).unwrap();
-    assert_eq!(first["promoted"].as_array().unwrap().len(), 6);
+    assert!(!reference.is_empty() && !ran.is_empty());
 
     // Two jobs.
     let two = results("two");
@@ -106,11 +123,12 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
         "--results",
         two.to_str().unwrap(),
     ]);
-    assert_eq!(decisions(&study("two")), reference);
+    assert_eq!(files(&study("two")), reference);
     assert_eq!(done(&study("two")), ran);
 
     // Three shards started together, one job each: each waits for and helps with the
-    // rung's other runs, so all reach the same decisions and every run runs once.
+    // rung's (generation's) other runs, so all reach the same decisions and every run
+    // runs once.
     let shards = results("shards");
     let s = shards.to_str().unwrap();
     let children: Vec<_> = (0..3)
@@ -131,7 +149,7 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
-    assert_eq!(decisions(&study("shards")), reference);
+    assert_eq!(files(&study("shards")), reference);
     assert_eq!(done(&study("shards")), ran);
 
     // Killed with SIGKILL after a varying number of finished runs (in every rung), and
@@ -167,12 +185,28 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
     }
     run_ok(&["run", file, "--jobs", "2", "--results", k]);
     assert!(kills >= 3, "killed {kills} times");
-    assert_eq!(decisions(&study("killed")), reference);
+    assert_eq!(files(&study("killed")), reference);
     assert_eq!(
         done(&study("killed")),
         ran,
-        "no run beyond the promoted ones, none lost"
+        "no run beyond the searched ones, none lost"
     );
+    (study("one"), reference, ran)
+}
+
+#[test]
+fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, reference, ran) =
+        same_search_every_way(dir.path(), &search_smoke(), "search_smoke", decisions);
+    let study = |_: &str| one.clone();
+    assert_eq!(reference.len(), 3, "three rungs decided");
+    let last: serde_json::Value = serde_json::from_str(&reference[2]).unwrap();
+    assert!(last["winner"].is_u64(), "{last}");
+    // 18 candidates x 2 seeds, then 6, then 2: only promoted candidates ever ran.
+    assert_eq!(ran.len(), 36 + 12 + 4);
+    let first: serde_json::Value = serde_json::from_str(&reference[0]).unwrap();
+    assert_eq!(first["promoted"].as_array().unwrap().len(), 6);
 
     // Status shows each rung; the summary has each run's budget; the report marks the winner.
     let status = ablate(&["status", study("one").to_str().unwrap()]);
@@ -204,6 +238,51 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
     );
     let md = std::fs::read_to_string(study("one").join("report/tables/search.md")).unwrap();
     assert!(md.contains("| winner |"), "{md}");
+}
+
+#[test]
+fn a_tpe_search_proposes_the_same_candidates_at_any_jobs_over_shards_and_after_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, reference, ran) = same_search_every_way(
+        dir.path(),
+        &experiment("tpe_smoke.toml"),
+        "tpe_smoke",
+        generations,
+    );
+    // 6 random candidates, then 3 generations of 3, each over 2 seeds: 3 generation files
+    // and the result; a proposal that repeats an earlier point reuses its runs.
+    assert_eq!(reference.len(), 4);
+    assert!(ran.len() <= 30 && ran.len() > 12, "{}", ran.len());
+    let g1: serde_json::Value = serde_json::from_str(&reference[0]).unwrap();
+    assert_eq!(g1["candidates"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        g1["told"].as_array().unwrap().len(),
+        6,
+        "proposed from the random start"
+    );
+    let result: serde_json::Value = serde_json::from_str(&reference[3]).unwrap();
+    assert_eq!(result["ranked"].as_array().unwrap().len(), 15);
+    let winner = result["winner"].as_u64().expect("a winner");
+
+    // Status shows each generation and the winner; the report lists the candidates.
+    let status = text(&ablate(&["status", one.to_str().unwrap()]).stdout);
+    assert!(
+        status.contains("generation 0 (candidates 0..6): 12 runs done"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("winner: candidate {winner} (")),
+        "{status}"
+    );
+    run_ok(&["report", one.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(one.join("summary.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count() - 1,
+        ran.len(),
+        "every run in the summary"
+    );
+    let md = std::fs::read_to_string(one.join("report/tables/search.md")).unwrap();
+    assert!(md.contains(&format!("| winner | {winner}: ")), "{md}");
 }
 
 #[test]
@@ -242,6 +321,26 @@ fn search_tables_are_checked_and_located() {
     let err = text(&ablate(&["check", path.to_str().unwrap()]).stderr);
     assert!(
         err.contains("search.budget: 'finetune.epochs' is also the axis \"finetune.epochs\""),
+        "{err}"
+    );
+    // A TPE table: no rungs, a count of candidates, no grid of several values.
+    let body = format!(
+        "include = [\"{}\"]\n[grid]\n\"model.hidden\" = [4, 8]\n[search]\nbudget = \"finetune.epochs\"\ncandidates = 2\n",
+        experiment("tpe_smoke.toml").display()
+    );
+    std::fs::write(&path, body).unwrap();
+    let r = ablate(&["check", path.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = text(&r.stderr);
+    let name = path.display().to_string();
+    for want in [
+        format!("{name}:3:1: grid.\"model.hidden\": 2 values, but a TPE search proposes points of the [random] axes"),
+        format!("{name}:5:1: search.budget: a TPE search runs every candidate at the base config's budget"),
+    ] {
+        assert!(err.contains(&want), "{want}\n{err}");
+    }
+    assert!(
+        err.contains("search.candidates: 2 is fewer than random.samples = 6"),
         "{err}"
     );
     let r = ablate(&[

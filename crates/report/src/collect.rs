@@ -132,7 +132,9 @@ pub fn collect(dir: &Path) -> Result<Study> {
     }
     let plan = Plan::read(dir)?;
     let runs_dir = dir.join("runs");
-    let mut ids: Vec<&str> = plan.runs.iter().map(|r| r.id.as_str()).collect();
+    // A TPE search's later runs are in its generation files, not the plan.
+    let planned = ionode_study::tpe::study_runs(&plan, dir)?;
+    let mut ids: Vec<&str> = planned.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut runs = Vec::new();

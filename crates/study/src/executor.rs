@@ -452,10 +452,89 @@ impl Tally {
     }
 }
 
+/// A search: successive halving ([`run_halving`]) or TPE ([`run_tpe`]). Returns the
+/// number of runs that failed now.
+pub fn run_search(
+    m: &Manifest,
+    search: &manifest::SearchPlan,
+    study_dir: &Path,
+    jobs: usize,
+    shard: (usize, usize),
+    retry_failed: bool,
+    watch: &dyn Watch,
+) -> Result<usize> {
+    if search.spec.tpe().is_some() {
+        run_tpe(m, study_dir, jobs, shard, retry_failed, watch)
+    } else {
+        run_halving(m, search, study_dir, jobs, shard, retry_failed, watch)
+    }
+}
+
+/// A TPE search, generation by generation: each generation's runs (this shard's first,
+/// then the others', so a generation completes even if some shards never start), then the
+/// next generation proposed from them ([`crate::tpe`]), until the last; then the result.
+pub fn run_tpe(
+    m: &Manifest,
+    study_dir: &Path,
+    jobs: usize,
+    (shard, shards): (usize, usize),
+    retry_failed: bool,
+    watch: &dyn Watch,
+) -> Result<usize> {
+    let read = || -> Result<crate::tpe::State> {
+        crate::tpe::State::read(&m.plan, study_dir)?
+            .ok_or_else(|| crate::failed!("study '{}' is not a TPE search", m.study))
+    };
+    let mut state = read()?;
+    let mut failed = 0;
+    let mut g = 0;
+    loop {
+        if !crate::tpe::generation(m, study_dir, &state, g)? {
+            break;
+        }
+        if g >= state.generations.len() {
+            state = read()?;
+        }
+        let mut batch = state.generation_runs(g);
+        batch.sort_by_key(|r| (r.index % shards != shard, r.index));
+        let label = format!("{} generation {g}", m.study);
+        let t = run_batch(m, study_dir, &batch, jobs, retry_failed, &label, watch)?;
+        failed += t.failed;
+        let c = &state.generations[g];
+        watch.note(&format!(
+            "{}; candidates {}..{}",
+            t.line(&format!("study '{}' generation {g}", m.study)),
+            c.start,
+            c.end
+        ));
+        g += 1;
+    }
+    let outcome = crate::tpe::outcome(&m.plan, study_dir, &state)?
+        .with_context(|| format!("the last generation of study '{}' is not complete", m.study))?;
+    crate::tpe::write_outcome(study_dir, &outcome)?;
+    let search = m.plan.search.as_ref().expect("a TPE study has a search");
+    watch.note(&match outcome.winner {
+        Some(w) => format!(
+            "study '{}': TPE over {} candidates, winner: candidate {w} ({}), {} = {:.4}",
+            m.study,
+            state.candidates.len(),
+            state.candidates[w].describe(),
+            search.spec.metric,
+            outcome.ranked[0].score.unwrap_or(f64::NAN)
+        ),
+        None => format!(
+            "study '{}': TPE over {} candidates, no candidate has a score",
+            m.study,
+            state.candidates.len()
+        ),
+    });
+    Ok(failed)
+}
+
 /// A successive halving search, rung by rung: each rung's runs (this shard's first, then
 /// any other shard's not yet taken, so a rung completes even if some shards never start),
 /// then the rung's decision, written once every run of it is settled.
-pub fn run_search(
+pub fn run_halving(
     m: &Manifest,
     search: &manifest::SearchPlan,
     study_dir: &Path,
@@ -489,7 +568,7 @@ pub fn run_search(
             "{}; {} candidates at {} = {budget}, best {} = {}{}",
             t.line(&format!("study '{}' rung {rung}", m.study)),
             candidates.len(),
-            search.spec.budget,
+            search.spec.budget.as_deref().unwrap_or_default(),
             search.spec.metric,
             best.map_or("undefined".to_string(), |b| format!("{b:.4}")),
             match decision.winner {

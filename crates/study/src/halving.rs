@@ -13,24 +13,13 @@
 //! search's, so it is simply made again.
 
 use crate::errors::{Context, Result};
-use crate::manifest::search_spec::{promoted_count, Direction, MetricRef};
+use crate::manifest::search_spec::{promoted_count, Direction};
 use crate::manifest::{Plan, SearchPlan};
-use crate::{output, record, store};
-use ionode_train::observe::Stage;
+use crate::output;
+pub use crate::score::Scored;
+use crate::score::{self, rank};
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
-
-/// One candidate's score at a rung.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Scored {
-    pub candidate: usize,
-    /// Mean of the metric over the candidate's runs; `None` when a run failed or its
-    /// metric is undefined (ranked last).
-    pub score: Option<f64>,
-    /// The runs scored, in seed order.
-    pub runs: Vec<String>,
-}
 
 /// The outcome of one complete rung.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,55 +97,6 @@ pub fn rung_runs(search: &SearchPlan, rung: usize, candidates: &[usize]) -> Vec<
     out
 }
 
-/// A finished run's metric; `None` when it failed or the metric is undefined. `Err` when
-/// the run is not finished (missing or damaged).
-fn run_score(study_dir: &Path, id: &str, metric: &MetricRef) -> Result<Option<f64>, ()> {
-    match store::state(study_dir, id) {
-        store::State::Done => {}
-        store::State::Failed(_) => return Ok(None),
-        store::State::Missing | store::State::Damaged(_) => return Err(()),
-    }
-    let path = store::run_dir(study_dir, id).join(store::RUN_FILE);
-    let Ok(r) = record::read(&path) else {
-        return Err(());
-    };
-    let split = match metric.stage {
-        Stage::Pretrain => r.metrics.pretrain,
-        Stage::Finetune => r.metrics.measured,
-    };
-    let part = split.and_then(|s| match metric.part.as_str() {
-        "train" => s.train,
-        _ => s.validation,
-    });
-    Ok(part
-        .and_then(|m| match metric.name.as_str() {
-            "mae" => m.mae,
-            "rmse" => m.rmse,
-            "r2" => m.r2,
-            "electroneutrality_mean" => m.electroneutrality_mean,
-            "electroneutrality_max" => m.electroneutrality_max,
-            _ => None,
-        })
-        .filter(|v| v.is_finite()))
-}
-
-/// Best first: defined scores in the metric's direction, undefined last, ties by the
-/// candidate's first run id (a stable, content-derived order).
-fn rank(scored: &mut [Scored], direction: Direction) {
-    scored.sort_by(|a, b| {
-        let by_score = match (a.score, b.score) {
-            (Some(x), Some(y)) => match direction {
-                Direction::Minimize => x.total_cmp(&y),
-                Direction::Maximize => y.total_cmp(&x),
-            },
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        };
-        by_score.then_with(|| a.runs.first().cmp(&b.runs.first()))
-    });
-}
-
 /// The decision of a rung whose runs are all finished (`None` while any is not).
 pub fn decide(
     plan: &Plan,
@@ -168,22 +108,11 @@ pub fn decide(
     let metric = search.spec.metric_ref().ok()?;
     let mut scored = Vec::with_capacity(candidates.len());
     for &c in candidates {
-        let runs = &search.candidates[c].runs[rung];
-        let mut values = Vec::with_capacity(runs.len());
-        for &i in runs {
-            values.push(run_score(study_dir, &plan.runs[i].id, &metric).ok()?);
-        }
-        let score = values
+        let runs: Vec<&str> = search.candidates[c].runs[rung]
             .iter()
-            .copied()
-            .collect::<Option<Vec<f64>>>()
-            .filter(|v| !v.is_empty())
-            .map(|v| v.iter().sum::<f64>() / v.len() as f64);
-        scored.push(Scored {
-            candidate: c,
-            score,
-            runs: runs.iter().map(|&i| plan.runs[i].id.clone()).collect(),
-        });
+            .map(|&i| plan.runs[i].id.as_str())
+            .collect();
+        scored.push(score::candidate(study_dir, c, &runs, &metric)?);
     }
     rank(&mut scored, search.spec.direction);
     let last = rung + 1 == search.budgets.len();
@@ -249,10 +178,13 @@ mod tests {
         use crate::manifest::search_spec::{Budget, SearchSpec};
         SearchPlan {
             spec: SearchSpec {
-                budget: "finetune.epochs".into(),
-                min: Budget::Int(1),
-                max: Budget::Int(3),
+                sampler: Default::default(),
+                budget: Some("finetune.epochs".into()),
+                min: Some(Budget::Int(1)),
+                max: Some(Budget::Int(3)),
                 eta: 3,
+                candidates: None,
+                generation: None,
                 metric: "finetune.validation.mae".into(),
                 direction: Direction::Minimize,
             },
@@ -261,8 +193,10 @@ mod tests {
                 .map(|c| crate::manifest::Candidate {
                     axes: Default::default(),
                     runs: vec![vec![2 * c], vec![2 * c + 1]],
+                    drawn: vec![],
                 })
                 .collect(),
+            space: vec![],
         }
     }
 
@@ -331,21 +265,5 @@ mod tests {
         assert_eq!(read_decision(dir.path(), &new, 0).unwrap(), None);
         std::fs::write(decision_path(dir.path(), 0), "").unwrap();
         assert_eq!(read_decision(dir.path(), &new, 0).unwrap(), None);
-    }
-
-    #[test]
-    fn ranking_puts_undefined_last_and_breaks_ties_by_run_id() {
-        let mut v = vec![
-            s(0, None, "a"),
-            s(1, Some(0.2), "c"),
-            s(2, Some(0.1), "d"),
-            s(3, Some(0.2), "b"),
-        ];
-        rank(&mut v, Direction::Minimize);
-        let order: Vec<usize> = v.iter().map(|x| x.candidate).collect();
-        assert_eq!(order, vec![2, 3, 1, 0]);
-        rank(&mut v, Direction::Maximize);
-        let order: Vec<usize> = v.iter().map(|x| x.candidate).collect();
-        assert_eq!(order, vec![3, 1, 2, 0]);
     }
 }

@@ -10,6 +10,7 @@ pub mod dspmde_solve;
 pub mod lab;
 pub mod predict;
 pub mod report;
+pub mod search_text;
 pub mod simulate;
 pub mod sweep;
 pub mod train;

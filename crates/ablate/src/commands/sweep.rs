@@ -83,54 +83,7 @@ pub fn check(args: &CheckArgs) -> Result<()> {
         methods.into_iter().collect::<Vec<_>>().join(", ")
     );
     if let Some(s) = &m.plan.search {
-        // The most runs the search can start: at each rung, the promoted candidates with
-        // the most runs no earlier rung ran (a method the budget does not change reuses
-        // its run at every rung), never more than the plan holds.
-        let mut active = s.candidates.len();
-        let (mut most, mut spent) = (0, 0.0);
-        for (rung, budget) in s.budgets.iter().enumerate() {
-            let mut new: Vec<usize> = s
-                .candidates
-                .iter()
-                .map(|c| {
-                    let earlier = &c.runs[..rung];
-                    c.runs[rung]
-                        .iter()
-                        .filter(|i| !earlier.iter().any(|r| r.contains(i)))
-                        .count()
-                })
-                .collect();
-            new.sort_unstable_by(|a, b| b.cmp(a));
-            let added: usize = new.iter().take(active).sum();
-            most += added;
-            spent += added as f64 * budget.value();
-            if rung + 1 < s.budgets.len() {
-                active = ionode_study::manifest::search_spec::promoted_count(active, s.spec.eta);
-            }
-        }
-        let most = most.min(n);
-        let last = s.budgets.len() - 1;
-        let full: std::collections::BTreeSet<usize> = s
-            .candidates
-            .iter()
-            .flat_map(|c| c.runs[last].iter().copied())
-            .collect();
-        let budgets: Vec<String> = s.budgets.iter().map(|b| b.to_string()).collect();
-        out.push_str(&format!(
-            "successive halving: {} candidates, {} rungs ({} = {}), eta = {}, by {}: at most {most} runs \
-             (total {} {spent}), against {} runs of the full grid at {} = {} (total {})\n",
-            s.candidates.len(),
-            s.budgets.len(),
-            s.spec.budget,
-            budgets.join(", "),
-            s.spec.eta,
-            s.spec.metric,
-            s.spec.budget,
-            full.len(),
-            s.spec.budget,
-            s.budgets[last],
-            full.len() as f64 * s.budgets[last].value()
-        ));
+        out.push_str(&super::search_text::check(s, n));
     }
     super::print_stdout(&out)
 }
@@ -362,52 +315,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// One line per rung of a search: its budget, candidates, runs and decision.
-fn search_status(plan: &Plan, search: &manifest::SearchPlan, study_dir: &Path) -> Result<String> {
-    let mut out = format!(
-        "successive halving over {} candidates by {} ({}), eta = {}; a study's runs are its \
-         possible runs at every rung, most never run\n",
-        search.candidates.len(),
-        search.spec.metric,
-        search.spec.direction,
-        search.spec.eta
-    );
-    for (rung, budget) in search.budgets.iter().enumerate() {
-        let head = format!("rung {rung} ({} = {budget})", search.spec.budget);
-        let Some(candidates) = ionode_study::halving::active(search, study_dir, rung)? else {
-            out.push_str(&format!("{head}: waits for rung {}\n", rung - 1));
-            continue;
-        };
-        let (mut done, mut failed, mut remaining) = (0, 0, 0);
-        for i in ionode_study::halving::rung_runs(search, rung, &candidates) {
-            match store::state(study_dir, &plan.runs[i].id) {
-                store::State::Done => done += 1,
-                store::State::Failed(_) => failed += 1,
-                _ => remaining += 1,
-            }
-        }
-        let decided = match ionode_study::halving::read_decision(study_dir, search, rung)? {
-            Some(d) => match d.winner {
-                Some(w) => format!(
-                    "; winner: candidate {w} ({}), {} = {}",
-                    search.candidates[w].describe(),
-                    search.spec.metric,
-                    d.ranked[0]
-                        .score
-                        .map_or("undefined".into(), |v| format!("{v:.4}"))
-                ),
-                None => format!("; {} promoted", d.promoted.len()),
-            },
-            None => String::new(),
-        };
-        out.push_str(&format!(
-            "{head}: {} candidates, {done} runs done, {failed} failed, {remaining} remaining{decided}\n",
-            candidates.len()
-        ));
-    }
-    Ok(out)
-}
-
 pub fn status(args: &StatusArgs) -> Result<()> {
     let (plan, study_dir) = if args.target.is_dir() {
         (Plan::read(&args.target)?, args.target.clone())
@@ -419,7 +326,8 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let mut failed = Vec::new();
     let mut damaged = Vec::new();
     let (mut done, mut missing) = (0, 0);
-    for r in &plan.runs {
+    let runs = ionode_study::tpe::study_runs(&plan, &study_dir)?;
+    for r in &runs {
         match store::state(&study_dir, &r.id) {
             store::State::Done => done += 1,
             store::State::Failed(first) => failed.push((r.id.clone(), first)),
@@ -430,12 +338,12 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let mut out = format!(
         "study '{}': {} runs: {done} done, {} failed, {} damaged, {missing} missing\n",
         plan.study,
-        plan.runs.len(),
+        runs.len(),
         failed.len(),
         damaged.len()
     );
     if let Some(search) = &plan.search {
-        out.push_str(&search_status(&plan, search, &study_dir)?);
+        out.push_str(&super::search_text::status(&plan, search, &study_dir)?);
     }
     for (id, first) in &failed {
         out.push_str(&format!("failed {id}: {first}\n"));

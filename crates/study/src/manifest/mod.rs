@@ -21,20 +21,21 @@ mod expand;
 mod include;
 pub mod locate;
 pub mod overrides;
+mod planner;
 mod resolve;
 pub mod search_spec;
 
 pub use crate::errors::Problems;
 pub use crate::simulator::SimulatorSpec;
-pub use expand::Dist;
+pub use expand::{random_points, AxisValue, Dist};
+pub use planner::{Planned, Template};
 
 use crate::limits::{MAX_RANDOM_SAMPLES, MAX_RUNS, MAX_SEEDS};
 use crate::provenance;
 use crate::runner::DataCache;
-use expand::{AxisValue, GridAxis};
-use ionode_random::stream_seed;
+use expand::GridAxis;
 use ionode_train::checked::{Check, Checked};
-use ionode_train::run::{CanonicalConfig, RunConfig};
+use ionode_train::run::RunConfig;
 use locate::{key_path, non_finite, show, typed, unknown_key, KeyPath, Locations};
 use resolve::{set_path, ConfigOrigin};
 use serde::{Deserialize, Serialize};
@@ -152,13 +153,20 @@ impl Plan {
     }
 }
 
-/// A `[search]` expanded: every candidate's runs at every rung's budget.
+/// A `[search]` expanded: every candidate's runs at every rung's budget (halving), or the
+/// first candidates and the space the rest are proposed in (TPE).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchPlan {
     pub spec: search_spec::SearchSpec,
-    /// The budget of each rung.
+    /// The budget of each rung (none for TPE).
     pub budgets: Vec<search_spec::Budget>,
+    /// Halving: every candidate. TPE: the random start (generation 0); the later
+    /// generations are proposed while the search runs ([`crate::tpe`]).
     pub candidates: Vec<Candidate>,
+    /// TPE: the `[random]` axes, the space candidates are proposed in (absent for halving,
+    /// whose plans therefore read and hash as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub space: Vec<(String, Dist)>,
 }
 
 impl Candidate {
@@ -190,6 +198,10 @@ pub struct Candidate {
     /// Per rung, the plan indices of its runs (one per seed; a run a method's budget does
     /// not change is the same run at every rung).
     pub runs: Vec<Vec<usize>>,
+    /// TPE: the value drawn for each axis of the space, in its order, as drawn (before a
+    /// method that ignores an axis resets it); absent for halving.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drawn: Vec<serde_json::Value>,
 }
 
 /// A loaded, checked manifest.
@@ -198,6 +210,8 @@ pub struct Manifest {
     pub path: PathBuf,
     pub study: String,
     pub plan: Plan,
+    /// How a point of the axes becomes runs (a TPE search plans its proposals with it).
+    pub template: Template,
 }
 
 impl Manifest {
@@ -230,7 +244,7 @@ const METRICS: &[&str] = &[
     "electroneutrality_max",
 ];
 /// Salt of the per-run seeds.
-const RUN_SEED_SALT: u64 = 0x7275_6e73_6565_6421;
+pub(crate) const RUN_SEED_SALT: u64 = 0x7275_6e73_6565_6421;
 
 /// The checks of one resolved run config (after serde): range checks of every part (the
 /// one [`Check::check`] of the config), the data files named (but those `generated` says
@@ -640,17 +654,17 @@ fn random_axes(
     name: &str,
     seed: u64,
     found: &mut Found,
-) -> Vec<Vec<AxisValue>> {
+) -> (Vec<(String, Dist)>, Vec<Vec<AxisValue>>) {
     let at = |p: &[&str]| locs.at(p, name);
     let t = match merged.get("random") {
-        None => return vec![vec![]],
+        None => return (vec![], vec![vec![]]),
         Some(Value::Table(t)) => t,
         Some(v) => {
             found.push(format!(
                 "{}: random: expected a table, found {v}",
                 at(&["random"])
             ));
-            return vec![vec![]];
+            return (vec![], vec![vec![]]);
         }
     };
     let samples = match t.get("samples") {
@@ -690,7 +704,8 @@ fn random_axes(
             }
         }
     }
-    expand::random_points(&axes, samples, seed)
+    let points = expand::random_points(&axes, samples, seed);
+    (axes, points)
 }
 
 /// `[search]`: the spec and its rung budgets, checked; the budget key may not be an axis.
@@ -725,6 +740,35 @@ fn search_table(
     for (key, why) in spec.problems() {
         found.push(format!("{}: search.{key}: {why}", at(&["search", key])));
     }
+    if let Some(tpe) = spec.tpe() {
+        if let Some((axis, values, _)) = grid.iter().find(|(_, v, _)| v.len() > 1) {
+            found.push(format!(
+                "{}: grid.\"{axis}\": {} values, but a TPE search proposes points of the \
+                 [random] axes; give the axis one value, or write it in [random] as \
+                 {{ dist = \"choice\", values = [...] }}",
+                at(&["grid", axis]),
+                values.len()
+            ));
+        }
+        let samples = random.iter().filter(|p| !p.is_empty()).count();
+        if samples == 0 {
+            found.push(format!(
+                "{}: search.sampler: a TPE search needs [random] axes to propose points of \
+                 (and random.samples, the random candidates it starts from)",
+                at(&["search", "sampler"])
+            ));
+        } else if samples > tpe.candidates && tpe.candidates > 0 {
+            found.push(format!(
+                "{}: search.candidates: {} is fewer than random.samples = {samples}, the random \
+                 candidates a TPE search starts from",
+                at(&["search", "candidates"]),
+                tpe.candidates
+            ));
+        }
+    }
+    let Some(halving) = spec.halving() else {
+        return (found.list.len() == before).then(|| (spec, vec![]));
+    };
     let axes = grid.iter().map(|(a, _, _)| a.as_str()).chain(
         random
             .first()
@@ -733,7 +777,7 @@ fn search_table(
             .map(|(a, _, _)| a.as_str()),
     );
     for axis in axes {
-        let b = spec.budget.as_str();
+        let b = halving.budget;
         if axis == b || b.starts_with(&format!("{axis}.")) || axis.starts_with(&format!("{b}.")) {
             found.push(format!(
                 "{}: search.budget: '{b}' is also the axis \"{axis}\"; the search sets the budget, remove the axis",
@@ -800,7 +844,12 @@ fn too_many_runs(
     seeds: usize,
     search: &Option<(search_spec::SearchSpec, Vec<search_spec::Budget>)>,
 ) -> Option<String> {
-    let rungs = search.as_ref().map_or(1, |(_, b)| b.len());
+    // A TPE search runs `candidates` points, each once.
+    let (random_points, rungs) = match search {
+        Some((s, _)) if s.tpe().is_some() => (s.tpe().map_or(0, |t| t.candidates), 1),
+        Some((_, b)) => (random_points, b.len()),
+        None => (random_points, 1),
+    };
     let size = grid
         .iter()
         .try_fold(random_points as u64, |n, (_, values, _)| {
@@ -825,154 +874,6 @@ fn too_many_runs(
             String::new()
         }
     ))
-}
-
-/// Builds a plan's runs point by point: each point's config at every rung's budget,
-/// checked (located), normalised, one run per seed; a run that two rungs or points
-/// resolve to alike is planned once.
-struct Planner<'a> {
-    name: &'a str,
-    locs: &'a Locations,
-    base: &'a Table,
-    overrides: &'a [(KeyPath, KeyPath)],
-    resolve: &'a dyn Fn(&Path) -> PathBuf,
-    cache: DataCache,
-    seeds: &'a [u64],
-    manifest_seed: u64,
-    search: Option<&'a search_spec::SearchSpec>,
-    runs: Vec<PlannedRun>,
-    /// Run id -> plan index.
-    index_of: HashMap<String, usize>,
-    /// Whether any run's method uses the search's budget (else every rung is one run).
-    budget_used: bool,
-    found: &'a mut Found,
-}
-
-impl Planner<'_> {
-    /// One point of the axes at every budget (a single `None` without a search).
-    fn candidate(
-        &mut self,
-        point: &[AxisValue],
-        budgets: &[Option<search_spec::Budget>],
-    ) -> Candidate {
-        let mut candidate = Candidate {
-            axes: serde_json::Map::new(),
-            runs: Vec::new(),
-        };
-        let budget_keys: Vec<&str> = self
-            .search
-            .map_or(vec![], |s| s.budget.split('.').collect());
-        for budget in budgets {
-            let mut table = self.base.clone();
-            let mut ov = self.overrides.to_vec();
-            for (axis, value, at) in point {
-                let keys: Vec<&str> = axis.split('.').collect();
-                set_path(&mut table, &keys, value.clone());
-                ov.push((keys.iter().map(|s| s.to_string()).collect(), at.clone()));
-            }
-            if let Some(b) = budget {
-                set_path(&mut table, &budget_keys, b.to_toml());
-                ov.push((
-                    budget_keys.iter().map(|s| s.to_string()).collect(),
-                    key_path(&["search", "budget"]),
-                ));
-            }
-            let origin = ConfigOrigin {
-                locs: self.locs,
-                overrides: ov,
-            };
-            let locate = |p: &[String]| origin.locate(p);
-            let (config, problems) = typed::<RunConfig>(&table, &locate, self.name);
-            self.found.extend(problems);
-            let Some(mut config) = config else { continue };
-            // The parts the run's method does not use are reset first: a grid that crosses
-            // them with the method (pre-training x a physics-anchored model) is not wrong.
-            let ignored = config.normalise();
-            let generated = |p: &Path| p.to_string_lossy().starts_with(STUDY_PREFIX);
-            let checked = check_config(
-                config,
-                &locate,
-                self.name,
-                self.resolve,
-                &generated,
-                &self.cache,
-                self.found,
-            );
-            let (Some(config), true) = (checked, self.found.list.is_empty()) else {
-                // Keep checking the other points, but build no runs.
-                continue;
-            };
-            let skip = |axis: &str| {
-                ignored
-                    .iter()
-                    .any(|i| axis == *i || axis.starts_with(&format!("{i}.")))
-            };
-            if let Some(s) = self.search {
-                self.budget_used |= !skip(&s.budget);
-            }
-            let rung = self.replicates(&config, point, *budget, &skip, &mut candidate);
-            candidate.runs.push(rung);
-        }
-        candidate
-    }
-
-    /// The runs of one checked config, one per seed: their plan indices.
-    fn replicates(
-        &mut self,
-        checked: &Checked<RunConfig>,
-        point: &[AxisValue],
-        budget: Option<search_spec::Budget>,
-        skip: &dyn Fn(&str) -> bool,
-        candidate: &mut Candidate,
-    ) -> Vec<usize> {
-        let mut rung = Vec::new();
-        for &replicate in self.seeds {
-            let run_seed = stream_seed(self.manifest_seed ^ RUN_SEED_SALT, replicate);
-            let resolved = checked.with_seed(run_seed);
-            let canonical = CanonicalConfig::of(&resolved);
-            let id = provenance::text_hash(&canonical.id_text(replicate));
-            if let Some(&i) = self.index_of.get(&id) {
-                rung.push(i);
-                continue;
-            }
-            let mut axes = serde_json::Map::new();
-            for (axis, _, _) in point {
-                let v = if skip(axis) {
-                    serde_json::Value::Null
-                } else {
-                    canonical
-                        .get(axis)
-                        .cloned()
-                        .unwrap_or(serde_json::Value::Null)
-                };
-                axes.insert(axis.clone(), v);
-            }
-            if candidate.axes.is_empty() {
-                candidate.axes = axes.clone();
-            }
-            if let (Some(b), Some(s)) = (budget, self.search) {
-                let v = if skip(&s.budget) {
-                    serde_json::Value::Null
-                } else {
-                    b.to_json()
-                };
-                axes.insert(SEARCH_BUDGET_AXIS.into(), v);
-            }
-            axes.insert("seed".into(), serde_json::json!(replicate));
-            let index = self.runs.len();
-            self.index_of.insert(id.clone(), index);
-            rung.push(index);
-            self.runs.push(PlannedRun {
-                index,
-                id,
-                seed: replicate,
-                run_seed,
-                axes,
-                config: resolved,
-            });
-        }
-        rung
-    }
 }
 
 /// Loads, checks and expands a manifest, with `--set` overrides applied after its
@@ -1007,12 +908,24 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
 
     let (base, overrides) = base_config(&merged, &locs, &name, data_overrides, &mut found);
 
-    let grid = grid_axes(&merged, &locs, &name, &mut found);
-    let random_points = random_axes(&merged, &locs, &name, seed, &mut found);
+    let mut grid = grid_axes(&merged, &locs, &name, &mut found);
+    let (random_space, random_points) = random_axes(&merged, &locs, &name, seed, &mut found);
     let search = search_table(&merged, &locs, &name, &grid, &random_points, &mut found);
+    let (mut base, mut overrides) = (base, overrides);
+    if search.as_ref().is_some_and(|(s, _)| s.tpe().is_some()) {
+        // A TPE search's grid axes have one value each (checked above): settings of every
+        // candidate, the proposed ones included, so they join the base.
+        for (axis, values, at) in grid.drain(..) {
+            let keys: Vec<&str> = axis.split('.').collect();
+            if let (Some(v), Some(at)) = (values.into_iter().next(), at.into_iter().next()) {
+                set_path(&mut base, &keys, v);
+                overrides.push((keys.iter().map(|k| k.to_string()).collect(), at));
+            }
+        }
+    }
     let budgets: Vec<Option<search_spec::Budget>> = match &search {
-        Some((_, b)) => b.iter().copied().map(Some).collect(),
-        None => vec![None],
+        Some((_, b)) if !b.is_empty() => b.iter().copied().map(Some).collect(),
+        _ => vec![None],
     };
 
     if let Some(problem) = too_many_runs(&name, &grid, random_points.len(), seeds.len(), &search) {
@@ -1021,41 +934,44 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
     }
 
     // Every point: its config at every rung's budget (one rung without a search).
-    let resolve = |p: &Path| resolve_path(p, &dir, Path::new(""));
-    let mut planner = Planner {
-        name: &name,
-        locs: &locs,
-        base: &base,
-        overrides: &overrides,
-        resolve: &resolve,
-        cache: DataCache::default(),
-        seeds: &seeds,
+    let template = Template {
+        name: name.clone(),
+        locs,
+        base,
+        overrides,
+        dir,
+        seeds,
         manifest_seed: seed,
-        search: search.as_ref().map(|(s, _)| s),
-        runs: Vec::new(),
-        index_of: HashMap::new(),
-        budget_used: false,
-        found: &mut found,
+        search: search.as_ref().map(|(s, _)| s.clone()),
     };
-    let candidates: Vec<Candidate> = expand::points(&grid, &random_points)
-        .iter()
-        .map(|point| planner.candidate(point, &budgets))
-        .collect();
-    let (runs, budget_used) = (planner.runs, planner.budget_used);
-    if let Some((s, _)) = &search {
+    let points = expand::points(&grid, &random_points);
+    let Planned {
+        mut candidates,
+        runs,
+        budget_used,
+    } = template.plan(&points, &budgets, HashMap::new(), 0, &mut found);
+    let locs = &template.locs;
+
+    if let Some(h) = search.as_ref().and_then(|(s, _)| s.halving()) {
         if !budget_used && found.list.is_empty() {
             found.push(format!(
                 "{}: search.budget: '{}' is ignored by every run of the study (their method or \
                  settings do not use it), so every rung would repeat the same runs; choose a \
                  key the runs use, such as \"finetune.epochs\" for neural runs",
                 locs.at(&["search", "budget"], &name),
-                s.budget
+                h.budget
             ));
         }
     }
-    found.non_finite(non_finite(&merged, &locs, &name));
+    found.non_finite(non_finite(&merged, locs, &name));
     if !found.list.is_empty() {
         return Err(Problems(found.list));
+    }
+    let tpe = search.as_ref().is_some_and(|(s, _)| s.tpe().is_some());
+    if tpe {
+        for (c, point) in candidates.iter_mut().zip(&points) {
+            c.drawn = point.iter().map(|(_, v, _)| toml_json(v)).collect();
+        }
     }
     let merged_json = serde_json::to_string(&merged).expect("TOML values serialise as JSON");
     let plan = Plan {
@@ -1071,13 +987,20 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
             spec,
             budgets,
             candidates,
+            space: if tpe { random_space } else { vec![] },
         }),
     };
     Ok(Manifest {
         path: path.to_path_buf(),
         study,
         plan,
+        template,
     })
+}
+
+/// A TOML value as JSON (TOML's values all have one).
+pub fn toml_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).expect("TOML values serialise as JSON")
 }
 
 /// A config path as a file path: `$STUDY/...` in the study folder, relative paths from

@@ -1,5 +1,7 @@
-//! `[search]`: a manifest's candidates (its grid x random points, each over its seeds) as
-//! a successive halving search instead of a full sweep.
+//! `[search]`: how a study searches its candidates instead of running a full sweep.
+//!
+//! Two samplers. `grid` (the default) takes the manifest's grid x random points as the
+//! candidates and runs them as a successive halving search:
 //!
 //! ```toml
 //! [search]
@@ -9,6 +11,19 @@
 //! eta = 3                          # keep the best 1/eta of each rung
 //! metric = "finetune.validation.mae" # STAGE.PART.METRIC; `measured` = `finetune`
 //! direction = "minimize"           # or "maximize"
+//! ```
+//!
+//! `tpe` proposes candidates over the `[random]` axes with a Tree-structured Parzen
+//! Estimator ([`crate::tpe`]): the first `random.samples` candidates are the random
+//! search's points, then generations of `generation` candidates, each proposed from the
+//! finished candidates before it, until there are `candidates`:
+//!
+//! ```toml
+//! [search]
+//! sampler = "tpe"
+//! candidates = 40                  # in all, the random start included
+//! generation = 4                   # proposed together (run in parallel)
+//! metric = "finetune.validation.mae"
 //! ```
 //!
 //! Rung k of K+1 (K = floor(log_eta(max / min))) runs its candidates at budget
@@ -26,6 +41,10 @@ use serde::{Deserialize, Serialize};
 pub const MAX_RUNGS: usize = 16;
 /// Largest reduction factor.
 pub const MAX_ETA: u64 = 100;
+/// Most candidates a TPE search proposes (each is at least one run).
+pub const MAX_TPE_CANDIDATES: u64 = 10_000;
+/// Default TPE generation: candidates proposed together, run in parallel.
+pub const DEFAULT_GENERATION: u64 = 4;
 
 /// The stages a metric is read from, by the names configs give them. `measured` is the
 /// key under which run records, `metrics.json` and summary columns keep the fine-tuning
@@ -48,6 +67,23 @@ impl std::fmt::Display for Direction {
             Direction::Minimize => "minimize",
             Direction::Maximize => "maximize",
         })
+    }
+}
+
+/// How a search chooses its candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampler {
+    /// The manifest's grid x random points, searched by successive halving.
+    #[default]
+    Grid,
+    /// Tree-structured Parzen Estimator over the `[random]` axes, in generations.
+    Tpe,
+}
+
+impl Sampler {
+    fn is_grid(&self) -> bool {
+        *self == Sampler::Grid
     }
 }
 
@@ -93,16 +129,28 @@ impl std::fmt::Display for Budget {
     }
 }
 
-/// The `[search]` table as written.
+/// The `[search]` table as written. A halving search serialises as it did before TPE was
+/// added (the new keys are left out when unset), so its plan and decisions keep their hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSpec {
-    /// Dotted run-config key of the budget, e.g. `finetune.epochs`.
-    pub budget: String,
-    pub min: Budget,
-    pub max: Budget,
+    #[serde(default, skip_serializing_if = "Sampler::is_grid")]
+    pub sampler: Sampler,
+    /// Dotted run-config key of the budget, e.g. `finetune.epochs` (halving only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Budget>,
     #[serde(default = "three")]
     pub eta: u64,
+    /// TPE: candidates in all, the random start included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<u64>,
+    /// TPE: candidates proposed together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// `STAGE.PART.METRIC`, e.g. `finetune.validation.mae`.
     pub metric: String,
     #[serde(default)]
@@ -111,6 +159,22 @@ pub struct SearchSpec {
 
 fn three() -> u64 {
     3
+}
+
+/// The halving keys of a `grid` search, all present (see [`SearchSpec::halving`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Halving<'a> {
+    pub budget: &'a str,
+    pub min: Budget,
+    pub max: Budget,
+    pub eta: u64,
+}
+
+/// The keys of a `tpe` search (see [`SearchSpec::tpe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tpe {
+    pub candidates: usize,
+    pub generation: usize,
 }
 
 /// Where a run's metric is read: stage, part, name.
@@ -122,11 +186,89 @@ pub struct MetricRef {
 }
 
 impl SearchSpec {
+    /// The halving keys, when this is a halving search (every key given).
+    pub fn halving(&self) -> Option<Halving<'_>> {
+        match (self.sampler, &self.budget, self.min, self.max) {
+            (Sampler::Grid, Some(budget), Some(min), Some(max)) => Some(Halving {
+                budget,
+                min,
+                max,
+                eta: self.eta,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The TPE keys, when this is a TPE search.
+    pub fn tpe(&self) -> Option<Tpe> {
+        (self.sampler == Sampler::Tpe).then(|| Tpe {
+            candidates: self.candidates.unwrap_or(0) as usize,
+            generation: self.generation.unwrap_or(DEFAULT_GENERATION) as usize,
+        })
+    }
+
     /// Every problem of the table, each as (key, message).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Err(e) = self.metric_ref() {
             out.push(("metric", e));
+        }
+        match self.sampler {
+            Sampler::Grid => self.halving_problems(&mut out),
+            Sampler::Tpe => self.tpe_problems(&mut out),
+        }
+        out
+    }
+
+    fn tpe_problems(&self, out: &mut Vec<(&'static str, String)>) {
+        for (key, given) in [
+            ("budget", self.budget.is_some()),
+            ("min", self.min.is_some()),
+            ("max", self.max.is_some()),
+        ] {
+            if given {
+                out.push((
+                    key,
+                    "a TPE search runs every candidate at the base config's budget; remove \
+                     budget, min and max (halving is for sampler = \"grid\")"
+                        .to_string(),
+                ));
+            }
+        }
+        match self.candidates {
+            Some(n) if (1..=MAX_TPE_CANDIDATES).contains(&n) => {}
+            Some(n) => out.push((
+                "candidates",
+                format!("{n}: expected a count in 1..={MAX_TPE_CANDIDATES}"),
+            )),
+            None => out.push((
+                "candidates",
+                "missing: a TPE search needs the number of candidates in all".to_string(),
+            )),
+        }
+        if let Some(g) = self.generation {
+            if !(1..=MAX_TPE_CANDIDATES).contains(&g) {
+                out.push((
+                    "generation",
+                    format!("{g}: expected a count in 1..={MAX_TPE_CANDIDATES}"),
+                ));
+            }
+        }
+    }
+
+    fn halving_problems(&self, out: &mut Vec<(&'static str, String)>) {
+        for (key, given) in [
+            ("candidates", self.candidates.is_some()),
+            ("generation", self.generation.is_some()),
+        ] {
+            if given {
+                out.push((
+                    key,
+                    "only a TPE search (sampler = \"tpe\") proposes candidates; a grid \
+                     search's candidates are the grid x random points"
+                        .to_string(),
+                ));
+            }
         }
         if !(2..=MAX_ETA).contains(&self.eta) {
             out.push((
@@ -134,27 +276,41 @@ impl SearchSpec {
                 format!("{}: expected a reduction factor in 2..={MAX_ETA}", self.eta),
             ));
         }
-        if self.budget.split('.').any(str::is_empty) {
+        let (Some(budget), Some(min_b), Some(max_b)) = (&self.budget, self.min, self.max) else {
+            for (key, given) in [
+                ("budget", self.budget.is_some()),
+                ("min", self.min.is_some()),
+                ("max", self.max.is_some()),
+            ] {
+                if !given {
+                    out.push((
+                        key,
+                        "missing: successive halving needs budget, min and max (or set \
+                         sampler = \"tpe\")"
+                            .to_string(),
+                    ));
+                }
+            }
+            return;
+        };
+        if budget.split('.').any(str::is_empty) {
             out.push((
                 "budget",
-                format!(
-                    "'{}': expected a dotted run-config key such as \"finetune.epochs\"",
-                    self.budget
-                ),
+                format!("'{budget}': expected a dotted run-config key such as \"finetune.epochs\""),
             ));
         }
-        let (min, max) = (self.min.value(), self.max.value());
-        if matches!(self.min, Budget::Int(_)) != matches!(self.max, Budget::Int(_)) {
+        let (min, max) = (min_b.value(), max_b.value());
+        if matches!(min_b, Budget::Int(_)) != matches!(max_b, Budget::Int(_)) {
             out.push((
                 "max",
                 "min and max must both be integers or both be reals".to_string(),
             ));
         } else if !(min.is_finite() && min > 0.0) {
-            out.push(("min", format!("{}: expected a positive budget", self.min)));
+            out.push(("min", format!("{min_b}: expected a positive budget")));
         } else if !(max.is_finite() && max > min) {
             out.push((
                 "max",
-                format!("{}: expected a budget above min = {}", self.max, self.min),
+                format!("{max_b}: expected a budget above min = {min_b}"),
             ));
         } else if self.eta >= 2 && self.rung_count() > MAX_RUNGS {
             out.push((
@@ -166,7 +322,6 @@ impl SearchSpec {
                 ),
             ));
         }
-        out
     }
 
     /// `STAGE.PART.METRIC` read and checked.
@@ -208,7 +363,8 @@ impl SearchSpec {
     }
 
     fn rung_count(&self) -> usize {
-        let ratio = self.max.value() / self.min.value();
+        let Some(h) = self.halving() else { return 1 };
+        let ratio = h.max.value() / h.min.value();
         // floor(log_eta(ratio)), robust to ratio being an exact power.
         let mut k = 0usize;
         let mut b = 1.0f64;
@@ -220,14 +376,17 @@ impl SearchSpec {
     }
 
     /// The budget of each rung, increasing, the last = max (call after [`Self::problems`]
-    /// found none).
+    /// found none); none for a TPE search.
     pub fn budgets(&self) -> Vec<Budget> {
+        let Some(h) = self.halving() else {
+            return vec![];
+        };
         let n = self.rung_count();
-        let max = self.max.value();
+        let max = h.max.value();
         let mut out: Vec<Budget> = Vec::with_capacity(n);
         for k in 0..n {
             let b = max / (self.eta as f64).powi((n - 1 - k) as i32);
-            let b = match self.max {
+            let b = match h.max {
                 Budget::Int(_) => Budget::Int((b.round() as i64).max(1)),
                 Budget::Real(_) => Budget::Real(b),
             };
@@ -250,10 +409,13 @@ mod tests {
 
     fn spec(min: Budget, max: Budget, eta: u64) -> SearchSpec {
         SearchSpec {
-            budget: "finetune.epochs".into(),
-            min,
-            max,
+            sampler: Sampler::Grid,
+            budget: Some("finetune.epochs".into()),
+            min: Some(min),
+            max: Some(max),
             eta,
+            candidates: None,
+            generation: None,
             metric: "finetune.validation.mae".into(),
             direction: Direction::Minimize,
         }
@@ -320,5 +482,36 @@ mod tests {
         assert_eq!(spec(Int(1), Real(2.0), 2).problems()[0].0, "max");
         assert_eq!(spec(Int(1), Int(1 << 40), 2).problems()[0].0, "max");
         assert!(spec(Int(1), Int(9), 3).problems().is_empty());
+    }
+
+    #[test]
+    fn a_tpe_table_takes_candidates_not_rungs_and_a_halving_table_the_reverse() {
+        use Budget::*;
+        let mut t = spec(Int(1), Int(9), 3);
+        t.sampler = Sampler::Tpe;
+        let keys = |s: &SearchSpec| -> Vec<&str> { s.problems().iter().map(|(k, _)| *k).collect() };
+        assert_eq!(keys(&t), vec!["budget", "min", "max", "candidates"]);
+        (t.budget, t.min, t.max, t.candidates) = (None, None, None, Some(20));
+        assert!(t.problems().is_empty());
+        assert_eq!(
+            t.tpe(),
+            Some(Tpe {
+                candidates: 20,
+                generation: DEFAULT_GENERATION as usize
+            })
+        );
+        assert_eq!((t.halving(), t.budgets()), (None, vec![]));
+        t.generation = Some(0);
+        assert_eq!(keys(&t), vec!["generation"]);
+        let mut h = spec(Int(1), Int(9), 3);
+        h.candidates = Some(3);
+        h.max = None;
+        assert_eq!(keys(&h), vec!["candidates", "max"]);
+        // A halving table serialises without the TPE keys, as before they existed.
+        let text = serde_json::to_string(&spec(Int(1), Int(9), 3)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"budget":"finetune.epochs","min":1,"max":9,"eta":3,"metric":"finetune.validation.mae","direction":"minimize"}"#
+        );
     }
 }

@@ -1,0 +1,196 @@
+//! What `ablate check` and `ablate status` say about a study's `[search]`: its shape
+//! before it runs, and where it is while it runs (each rung of a halving search, each
+//! generation of a TPE search).
+
+use anyhow::Result;
+use ionode_study::manifest::search_spec::{promoted_count, Halving};
+use ionode_study::manifest::{Plan, SearchPlan};
+use ionode_study::{halving, store, tpe};
+use std::path::Path;
+
+/// `ablate check`'s lines on a search of a plan of `n` runs.
+pub fn check(s: &SearchPlan, n: usize) -> String {
+    match (s.spec.halving(), s.spec.tpe()) {
+        (Some(h), _) => check_halving(s, h, n),
+        (None, Some(t)) => format!(
+            "TPE: {} candidates in all over {} axes ({}): {} random ({n} runs planned now), then \
+             {} generation(s) of up to {} proposed as runs finish, by {} ({})\n",
+            t.candidates,
+            s.space.len(),
+            s.space
+                .iter()
+                .map(|(a, _)| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.candidates.len(),
+            tpe::generation_count(s, t) - 1,
+            t.generation,
+            s.spec.metric,
+            s.spec.direction
+        ),
+        (None, None) => String::new(),
+    }
+}
+
+fn check_halving(s: &SearchPlan, h: Halving<'_>, n: usize) -> String {
+    // The most runs the search can start: at each rung, the promoted candidates with the
+    // most runs no earlier rung ran (a method the budget does not change reuses its run
+    // at every rung), never more than the plan holds.
+    let mut active = s.candidates.len();
+    let (mut most, mut spent) = (0, 0.0);
+    for (rung, budget) in s.budgets.iter().enumerate() {
+        let mut new: Vec<usize> = s
+            .candidates
+            .iter()
+            .map(|c| {
+                let earlier = &c.runs[..rung];
+                c.runs[rung]
+                    .iter()
+                    .filter(|i| !earlier.iter().any(|r| r.contains(i)))
+                    .count()
+            })
+            .collect();
+        new.sort_unstable_by(|a, b| b.cmp(a));
+        let added: usize = new.iter().take(active).sum();
+        most += added;
+        spent += added as f64 * budget.value();
+        if rung + 1 < s.budgets.len() {
+            active = promoted_count(active, h.eta);
+        }
+    }
+    let most = most.min(n);
+    let last = s.budgets.len() - 1;
+    let full: std::collections::BTreeSet<usize> = s
+        .candidates
+        .iter()
+        .flat_map(|c| c.runs[last].iter().copied())
+        .collect();
+    let budgets: Vec<String> = s.budgets.iter().map(|b| b.to_string()).collect();
+    format!(
+        "successive halving: {} candidates, {} rungs ({} = {}), eta = {}, by {}: at most {most} runs \
+         (total {} {spent}), against {} runs of the full grid at {} = {} (total {})\n",
+        s.candidates.len(),
+        s.budgets.len(),
+        h.budget,
+        budgets.join(", "),
+        h.eta,
+        s.spec.metric,
+        h.budget,
+        full.len(),
+        h.budget,
+        s.budgets[last],
+        full.len() as f64 * s.budgets[last].value()
+    )
+}
+
+/// `ablate status`'s lines on a search.
+pub fn status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<String> {
+    match search.spec.halving() {
+        Some(h) => halving_status(plan, search, h, study_dir),
+        None => tpe_status(plan, search, study_dir),
+    }
+}
+
+fn score(v: Option<f64>) -> String {
+    v.map_or("undefined".into(), |v| format!("{v:.4}"))
+}
+
+/// One line per generation of a TPE search, and its winner once finished.
+fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<String> {
+    let Some(state) = tpe::State::read(plan, study_dir)? else {
+        return Ok(String::new());
+    };
+    let count = tpe::generation_count(search, state.tpe);
+    let mut out = format!(
+        "TPE over {} candidates by {} ({}), {count} generations ({} random, then up to {} each); \
+         later generations are proposed as the runs before them finish\n",
+        state.tpe.candidates,
+        search.spec.metric,
+        search.spec.direction,
+        search.candidates.len(),
+        state.tpe.generation
+    );
+    for (g, range) in state.generations.iter().enumerate() {
+        let (mut done, mut failed, mut remaining) = (0, 0, 0);
+        for r in state.generation_runs(g) {
+            match store::state(study_dir, &r.id) {
+                store::State::Done => done += 1,
+                store::State::Failed(_) => failed += 1,
+                _ => remaining += 1,
+            }
+        }
+        out.push_str(&format!(
+            "generation {g} (candidates {}..{}): {done} runs done, {failed} failed, {remaining} remaining\n",
+            range.start, range.end
+        ));
+    }
+    if state.generations.len() < count {
+        out.push_str(&format!(
+            "generations {}..{count}: not proposed yet\n",
+            state.generations.len()
+        ));
+    }
+    for (c, why) in &state.problems {
+        out.push_str(&format!("candidate {c} cannot run: {why}\n"));
+    }
+    if let Some(o) = tpe::read_outcome(plan, study_dir) {
+        if let Some(w) = o.winner {
+            out.push_str(&format!(
+                "winner: candidate {w} ({}), {} = {}\n",
+                state.candidates[w].describe(),
+                search.spec.metric,
+                score(o.ranked[0].score)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// One line per rung of a halving search: its budget, candidates, runs and decision.
+fn halving_status(
+    plan: &Plan,
+    search: &SearchPlan,
+    h: Halving<'_>,
+    study_dir: &Path,
+) -> Result<String> {
+    let mut out = format!(
+        "successive halving over {} candidates by {} ({}), eta = {}; a study's runs are its \
+         possible runs at every rung, most never run\n",
+        search.candidates.len(),
+        search.spec.metric,
+        search.spec.direction,
+        h.eta
+    );
+    for (rung, budget) in search.budgets.iter().enumerate() {
+        let head = format!("rung {rung} ({} = {budget})", h.budget);
+        let Some(candidates) = halving::active(search, study_dir, rung)? else {
+            out.push_str(&format!("{head}: waits for rung {}\n", rung - 1));
+            continue;
+        };
+        let (mut done, mut failed, mut remaining) = (0, 0, 0);
+        for i in halving::rung_runs(search, rung, &candidates) {
+            match store::state(study_dir, &plan.runs[i].id) {
+                store::State::Done => done += 1,
+                store::State::Failed(_) => failed += 1,
+                _ => remaining += 1,
+            }
+        }
+        let decided = match halving::read_decision(study_dir, search, rung)? {
+            Some(d) => match d.winner {
+                Some(w) => format!(
+                    "; winner: candidate {w} ({}), {} = {}",
+                    search.candidates[w].describe(),
+                    search.spec.metric,
+                    score(d.ranked[0].score)
+                ),
+                None => format!("; {} promoted", d.promoted.len()),
+            },
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "{head}: {} candidates, {done} runs done, {failed} failed, {remaining} remaining{decided}\n",
+            candidates.len()
+        ));
+    }
+    Ok(out)
+}
