@@ -283,6 +283,16 @@ fn a_tpe_search_proposes_the_same_candidates_at_any_jobs_over_shards_and_after_s
     );
     let md = std::fs::read_to_string(one.join("report/tables/search.md")).unwrap();
     assert!(md.contains(&format!("| winner | {winner}: ")), "{md}");
+    // The search's axes ranked by importance, as a table and a figure.
+    let imp = std::fs::read_to_string(one.join("report/tables/importance.md")).unwrap();
+    for axis in [
+        "finetune.learning_rate (log10)",
+        "finetune.epochs",
+        "model.hidden",
+    ] {
+        assert!(imp.contains(&format!("| {axis} | ")), "{imp}");
+    }
+    assert!(one.join("report/figures/importance.svg").exists());
 }
 
 #[test]

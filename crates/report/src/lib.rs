@@ -10,6 +10,7 @@ pub mod collect;
 pub mod error;
 pub mod figures;
 pub mod html;
+pub mod importance;
 pub mod names;
 pub mod roles;
 pub mod scores;

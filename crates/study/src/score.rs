@@ -31,25 +31,28 @@ fn run_score(study_dir: &Path, id: &str, metric: &MetricRef) -> Option<Option<f6
     }
     let path = store::run_dir(study_dir, id).join(store::RUN_FILE);
     let r = record::read(&path).ok()?;
+    Some(metric_of(&r.metrics, metric))
+}
+
+/// A run's metric from its record's metrics; `None` when it is undefined.
+pub fn metric_of(metrics: &ionode_train::run::RunMetrics, metric: &MetricRef) -> Option<f64> {
     let split = match metric.stage {
-        Stage::Pretrain => r.metrics.pretrain,
-        Stage::Finetune => r.metrics.measured,
+        Stage::Pretrain => metrics.pretrain.as_ref(),
+        Stage::Finetune => metrics.measured.as_ref(),
     };
     let part = split.and_then(|s| match metric.part.as_str() {
-        "train" => s.train,
-        _ => s.validation,
+        "train" => s.train.as_ref(),
+        _ => s.validation.as_ref(),
     });
-    Some(
-        part.and_then(|m| match metric.name.as_str() {
-            "mae" => m.mae,
-            "rmse" => m.rmse,
-            "r2" => m.r2,
-            "electroneutrality_mean" => m.electroneutrality_mean,
-            "electroneutrality_max" => m.electroneutrality_max,
-            _ => None,
-        })
-        .filter(|v| v.is_finite()),
-    )
+    part.and_then(|m| match metric.name.as_str() {
+        "mae" => m.mae,
+        "rmse" => m.rmse,
+        "r2" => m.r2,
+        "electroneutrality_mean" => m.electroneutrality_mean,
+        "electroneutrality_max" => m.electroneutrality_max,
+        _ => None,
+    })
+    .filter(|v| v.is_finite())
 }
 
 /// Best first: defined scores in the metric's direction, undefined last, ties by the

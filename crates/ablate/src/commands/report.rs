@@ -10,7 +10,7 @@
 use crate::cli::ReportArgs;
 use anyhow::Result;
 use ionode_report::collect::collect;
-use ionode_report::{figures, groups, html, roles, summary, tables};
+use ionode_report::{figures, groups, html, importance, roles, summary, tables};
 use ionode_study::output;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -62,13 +62,32 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     if let Some(t) = ionode_report::search_section::write(&study.plan, &args.dir, &tmp)? {
         tables.insert(0, t);
     }
-    let (figs, fig_notes) = figures::write(
+    let (mut figs, mut fig_notes) = figures::write(
         &study,
         &groups,
         &metrics.test_mae,
         &metrics.validation_mae,
         &tmp,
     )?;
+    // Searches only for now: a sweep's importance would add a table and a figure to every
+    // committed report, which are regenerated (about an hour of runs) in the same change.
+    let imp = study
+        .plan
+        .search
+        .as_ref()
+        .and_then(|_| importance::of_study(&study));
+    match imp {
+        Some(imp) => {
+            let (table, figure) = importance::write(&imp, &tmp)?;
+            tables.push(table);
+            figs.push(figure);
+        }
+        None if study.plan.search.is_some() => fig_notes.push(
+            "axis importance skipped: no axis varies over the finished runs with a defined metric"
+                .to_string(),
+        ),
+        None => {}
+    }
     let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
     html::write(&study, &df, &tables, &figs, &notes, &tmp)?;
     output::finish_dir(&tmp, &out)?;
