@@ -249,7 +249,7 @@ fn a_tpe_search_proposes_the_same_candidates_at_any_jobs_over_shards_and_after_s
         "tpe_smoke",
         generations,
     );
-    // 6 random candidates, then 3 generations of 3, each over 2 seeds: 3 generation files
+    // 6 random candidates, then 3 generations of 3, each at 2 folds: 3 generation files
     // and the result; a proposal that repeats an earlier point reuses its runs.
     assert_eq!(reference.len(), 4);
     assert!(ran.len() <= 30 && ran.len() > 12, "{}", ran.len());
@@ -260,6 +260,17 @@ fn a_tpe_search_proposes_the_same_candidates_at_any_jobs_over_shards_and_after_s
         6,
         "proposed from the random start"
     );
+    // A candidate's runs are its folds; its axes are the proposed point's alone.
+    let c = &g1["candidates"][0];
+    assert_eq!(c["runs"][0].as_array().unwrap().len(), 2, "{c}");
+    assert!(c["axes"].get("split.n_train").is_none(), "{c}");
+    let folds: BTreeSet<u64> = g1["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["config"]["split"]["n_train"].as_u64().unwrap())
+        .collect();
+    assert_eq!(folds, BTreeSet::from([30, 40]));
     let result: serde_json::Value = serde_json::from_str(&reference[3]).unwrap();
     assert_eq!(result["ranked"].as_array().unwrap().len(), 15);
     let winner = result["winner"].as_u64().expect("a winner");
@@ -333,9 +344,9 @@ fn search_tables_are_checked_and_located() {
         err.contains("search.budget: 'finetune.epochs' is also the axis \"finetune.epochs\""),
         "{err}"
     );
-    // A TPE table: no rungs, a count of candidates, no grid of several values.
+    // A TPE table: no rungs, a count of candidates at least the random start.
     let body = format!(
-        "include = [\"{}\"]\n[grid]\n\"model.hidden\" = [4, 8]\n[search]\nbudget = \"finetune.epochs\"\ncandidates = 2\n",
+        "include = [\"{}\"]\n[search]\nbudget = \"finetune.epochs\"\ncandidates = 2\n",
         experiment("tpe_smoke.toml").display()
     );
     std::fs::write(&path, body).unwrap();
@@ -343,12 +354,10 @@ fn search_tables_are_checked_and_located() {
     assert_eq!(r.status.code(), Some(2));
     let err = text(&r.stderr);
     let name = path.display().to_string();
-    for want in [
-        format!("{name}:3:1: grid.\"model.hidden\": 2 values, but a TPE search proposes points of the [random] axes"),
-        format!("{name}:5:1: search.budget: a TPE search runs every candidate at the base config's budget"),
-    ] {
-        assert!(err.contains(&want), "{want}\n{err}");
-    }
+    assert!(
+        err.contains(&format!("{name}:3:1: search.budget: a TPE search runs every candidate at the base config's budget")),
+        "{err}"
+    );
     assert!(
         err.contains("search.candidates: 2 is fewer than random.samples = 6"),
         "{err}"

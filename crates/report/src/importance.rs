@@ -12,7 +12,7 @@
 //! - anything else (a choice of strings, of tables, an axis some methods ignore, shown
 //!   `null`) as the position of its value among the axis's distinct values.
 //!
-//! An axis with one value, and the seed, are left out. The forest is seeded, so the same
+//! An axis with one value, the seed and a TPE search's folds (its grid axes) are left out. The forest is seeded, so the same
 //! runs give the same table.
 
 use crate::collect::Study;
@@ -168,6 +168,10 @@ pub fn of_study(study: &Study) -> Option<Importance> {
         .iter()
         .flat_map(|r| r.record.head.axes.keys())
         .filter(|a| *a != "seed")
+        // A TPE search's grid axes are its folds, not something it chooses.
+        .filter(|a| {
+            search.is_none_or(|s| s.space.is_empty() || s.space.iter().any(|(x, _)| x == *a))
+        })
         .collect();
     axes.sort();
     axes.dedup();

@@ -13,8 +13,9 @@ pub fn check(s: &SearchPlan, n: usize) -> String {
     match (s.spec.halving(), s.spec.tpe()) {
         (Some(h), _) => check_halving(s, h, n),
         (None, Some(t)) => format!(
-            "TPE: {} candidates in all over {} axes ({}): {} random ({n} runs planned now), then \
-             {} generation(s) of up to {} proposed as runs finish, by {} ({})\n",
+            "TPE: {} candidates in all over {} axes ({}), {} run(s) each (folds x seeds): {} \
+             random ({n} runs planned now), then {} generation(s) of up to {} proposed as runs \
+             finish, by {} ({}, mean over a candidate's runs)\n",
             t.candidates,
             s.space.len(),
             s.space
@@ -22,6 +23,9 @@ pub fn check(s: &SearchPlan, n: usize) -> String {
                 .map(|(a, _)| a.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
+            s.candidates
+                .first()
+                .map_or(0, |c| c.runs.iter().flatten().count()),
             s.candidates.len(),
             tpe::generation_count(s, t) - 1,
             t.generation,

@@ -741,15 +741,6 @@ fn search_table(
         found.push(format!("{}: search.{key}: {why}", at(&["search", key])));
     }
     if let Some(tpe) = spec.tpe() {
-        if let Some((axis, values, _)) = grid.iter().find(|(_, v, _)| v.len() > 1) {
-            found.push(format!(
-                "{}: grid.\"{axis}\": {} values, but a TPE search proposes points of the \
-                 [random] axes; give the axis one value, or write it in [random] as \
-                 {{ dist = \"choice\", values = [...] }}",
-                at(&["grid", axis]),
-                values.len()
-            ));
-        }
         let samples = random.iter().filter(|p| !p.is_empty()).count();
         if samples == 0 {
             found.push(format!(
@@ -911,18 +902,6 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
     let mut grid = grid_axes(&merged, &locs, &name, &mut found);
     let (random_space, random_points) = random_axes(&merged, &locs, &name, seed, &mut found);
     let search = search_table(&merged, &locs, &name, &grid, &random_points, &mut found);
-    let (mut base, mut overrides) = (base, overrides);
-    if search.as_ref().is_some_and(|(s, _)| s.tpe().is_some()) {
-        // A TPE search's grid axes have one value each (checked above): settings of every
-        // candidate, the proposed ones included, so they join the base.
-        for (axis, values, at) in grid.drain(..) {
-            let keys: Vec<&str> = axis.split('.').collect();
-            if let (Some(v), Some(at)) = (values.into_iter().next(), at.into_iter().next()) {
-                set_path(&mut base, &keys, v);
-                overrides.push((keys.iter().map(|k| k.to_string()).collect(), at));
-            }
-        }
-    }
     let budgets: Vec<Option<search_spec::Budget>> = match &search {
         Some((_, b)) if !b.is_empty() => b.iter().copied().map(Some).collect(),
         _ => vec![None],
@@ -932,6 +911,13 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
         found.push(problem);
         return Err(Problems(found.list));
     }
+    // A TPE search's grid points are folds: every candidate, the proposed ones included,
+    // runs at each of them (leave-one-family-out splits, say), and is scored by the mean.
+    let folds = if search.as_ref().is_some_and(|(s, _)| s.tpe().is_some()) {
+        expand::points(&std::mem::take(&mut grid), &[vec![]])
+    } else {
+        vec![]
+    };
 
     // Every point: its config at every rung's budget (one rung without a search).
     let template = Template {
@@ -943,6 +929,7 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
         seeds,
         manifest_seed: seed,
         search: search.as_ref().map(|(s, _)| s.clone()),
+        folds,
     };
     let points = expand::points(&grid, &random_points);
     let Planned {

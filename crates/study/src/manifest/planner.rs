@@ -33,6 +33,9 @@ pub struct Template {
     pub(super) seeds: Vec<u64>,
     pub(super) manifest_seed: u64,
     pub(super) search: Option<search_spec::SearchSpec>,
+    /// A TPE search's grid points: every candidate runs at each of them (its folds), and
+    /// its score is the mean over them and its seeds. Empty otherwise.
+    pub(super) folds: Vec<Vec<AxisValue>>,
 }
 
 /// Planned runs that are new, and where they start.
@@ -67,9 +70,39 @@ impl Template {
             budget_used: false,
             found,
         };
+        let folds = if self.folds.is_empty() {
+            vec![vec![]]
+        } else {
+            self.folds.clone()
+        };
         let candidates = points
             .iter()
-            .map(|point| planner.candidate(point, budgets))
+            .map(|point| {
+                // The candidate at each fold, its runs merged rung by rung; its axes are
+                // the point's (a fold is no property of the candidate).
+                let mut merged: Option<Candidate> = None;
+                for fold in &folds {
+                    let full: Vec<AxisValue> = fold.iter().chain(point).cloned().collect();
+                    let c = planner.candidate(&full, budgets);
+                    match &mut merged {
+                        None => merged = Some(c),
+                        Some(m) => {
+                            for (rung, runs) in c.runs.into_iter().enumerate() {
+                                match m.runs.get_mut(rung) {
+                                    Some(r) => r.extend(runs),
+                                    None => m.runs.push(runs),
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut c = merged.expect("at least one fold");
+                if !self.folds.is_empty() {
+                    c.axes
+                        .retain(|axis, _| point.iter().any(|(a, _, _)| a == axis));
+                }
+                c
+            })
             .collect();
         Planned {
             candidates,

@@ -16,7 +16,9 @@
 //! `tpe` proposes candidates over the `[random]` axes with a Tree-structured Parzen
 //! Estimator ([`crate::tpe`]): the first `random.samples` candidates are the random
 //! search's points, then generations of `generation` candidates, each proposed from the
-//! finished candidates before it, until there are `candidates`:
+//! finished candidates before it, until there are `candidates`. Its `[grid]` points are
+//! folds (leave-one-family-out splits, say): every candidate runs at each of them, and its
+//! score is the mean over them and its seeds:
 //!
 //! ```toml
 //! [search]
