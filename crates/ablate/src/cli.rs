@@ -60,6 +60,30 @@ pub enum Command {
     Status(StatusArgs),
     /// Write a Slurm array script that runs a study in shards.
     Slurm(SlurmArgs),
+    /// Compare finished TPE and random searches: the best score found against candidates.
+    #[command(after_help = SEARCH_CURVES_EXAMPLES)]
+    SearchCurves(SearchCurvesArgs),
+}
+
+const SEARCH_CURVES_EXAMPLES: &str = "\
+Examples:
+  ablate search-curves results/nf270_search_tpe_s1 results/nf270_search_random_s1 --out results/nf270_search
+  scripts/search-compare      # the TPE and random searches of experiments/nf270_search.toml, 5 seeds each
+
+Each DIR is a finished TPE study (a random search is one whose candidates are all its
+random start, `random.samples` = `search.candidates`). Writes OUT/search_curves.csv (the
+best score so far after each candidate, per study) and OUT/search_curves.{png,svg,pdf}, and
+prints each sampler's mean best, when TPE reaches the random search's best (overall and
+paired by manifest seed), and each winner's test MAE, read only after the search.";
+
+#[derive(Debug, Args)]
+pub struct SearchCurvesArgs {
+    /// Finished TPE study folders (RESULTS/STUDY).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the table and figure go.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 const REPORT_EXAMPLES: &str = "\

@@ -304,6 +304,41 @@ fn a_tpe_search_proposes_the_same_candidates_at_any_jobs_over_shards_and_after_s
         assert!(imp.contains(&format!("| {axis} | ")), "{imp}");
     }
     assert!(one.join("report/figures/importance.svg").exists());
+
+    // Its curve against candidates; a halving study is no TPE search to compare.
+    let out = dir.path().join("curves");
+    let r = ablate(&[
+        "search-curves",
+        one.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let summary = text(&r.stdout);
+    assert!(
+        summary.contains(&format!(
+            "winner candidate {winner}, finetune.validation.mae = "
+        )),
+        "{summary}"
+    );
+    let csv = std::fs::read_to_string(out.join("search_curves.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 15, "{csv}");
+    assert!(out.join("search_curves.pdf").exists() && out.join("search_curves.json").exists());
+    let plain = dir.path().join("halving");
+    run_ok(&[
+        "run",
+        search_smoke().to_str().unwrap(),
+        "--results",
+        plain.to_str().unwrap(),
+    ]);
+    let r = ablate(&[
+        "search-curves",
+        plain.join("search_smoke").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
+    assert!(text(&r.stderr).contains("which is no TPE search"));
 }
 
 #[test]

@@ -235,6 +235,7 @@ pub fn write(imp: &Importance, out: &Path) -> Result<(Written, String)> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| ReportError::Failed(format!("cannot create '{}': {e}", dir.display())))?;
     output::write_text(&dir.join("importance.md"), &md)?;
+    crate::figures::style::register_font()?;
     render(&out.join("figures"), "importance", &Bars(imp))?;
     Ok((
         Written {

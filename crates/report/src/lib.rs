@@ -14,6 +14,7 @@ pub mod importance;
 pub mod names;
 pub mod roles;
 pub mod scores;
+pub mod search_curves;
 pub mod search_section;
 pub mod stats;
 pub mod summary;

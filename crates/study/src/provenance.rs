@@ -82,6 +82,11 @@ pub fn file_hash(path: &std::path::Path) -> crate::errors::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// Now, as RFC 3339 UTC to the second (the `created_utc` of everything ionode writes).
+pub fn now_utc() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,8 +197,7 @@ impl Provenance {
         Provenance {
             run_id: run_id.to_string(),
             plan_index,
-            created_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                .to_string(),
+            created_utc: crate::provenance::now_utc(),
             ..self.clone()
         }
     }

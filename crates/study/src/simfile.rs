@@ -55,11 +55,7 @@ pub fn write(
             h5::attr_scalar(file, "git_dirty", dirty)?;
         }
         h5::attr_scalar(file, "synthetic", true)?;
-        h5::attr_str(
-            file,
-            "created_utc",
-            &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        )?;
+        h5::attr_str(file, "created_utc", &crate::provenance::now_utc())?;
         h5::attr_str(
             file,
             "command_line",

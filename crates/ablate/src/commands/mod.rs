@@ -10,6 +10,7 @@ pub mod dspmde_solve;
 pub mod lab;
 pub mod predict;
 pub mod report;
+pub mod search_curves;
 pub mod search_text;
 pub mod simulate;
 pub mod sweep;
@@ -54,6 +55,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Lab(args) => lab::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::SearchCurves(args) => search_curves::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Check(args) => sweep::check(&args),
         Command::Plan(args) => sweep::plan(&args),
