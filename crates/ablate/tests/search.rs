@@ -342,6 +342,84 @@ fn a_tpe_search_proposes_the_same_candidates_at_any_jobs_over_shards_and_after_s
 }
 
 #[test]
+fn a_tpe_search_with_two_objectives_keeps_their_pareto_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment("tpe_smoke.toml");
+    // Validation MAE down and R² down pull against each other: a front of several.
+    let set = [
+        "--set",
+        "search.metric=\"\"",
+        "--set",
+        "search.metrics=[{metric=\"finetune.validation.mae\"},{metric=\"finetune.validation.r2\",direction=\"minimize\"}]",
+    ];
+    let results = |name: &str| dir.path().join(name);
+    for (name, jobs) in [("one", "1"), ("two", "2")] {
+        let mut args = vec!["run", file.to_str().unwrap(), "--jobs", jobs, "--results"];
+        let r = results(name);
+        args.push(r.to_str().unwrap());
+        args.extend(set);
+        run_ok(&args);
+    }
+    let studies: Vec<PathBuf> = std::fs::read_dir(results("one"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let [study] = &studies[..] else {
+        panic!("{studies:?}")
+    };
+    let name = study.file_name().unwrap();
+    assert_eq!(generations(study), generations(&results("two").join(name)));
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study.join("search/result.json")).unwrap())
+            .unwrap();
+    assert!(result["winner"].is_null(), "a front, not a winner");
+    let front: BTreeSet<u64> = result["front"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    // The front is exactly the candidates no other candidate dominates.
+    let points: Vec<(u64, f64, f64)> = result["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let o = r["objectives"].as_array().unwrap();
+            (
+                r["candidate"].as_u64().unwrap(),
+                o[0].as_f64().unwrap(),
+                o[1].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(points.len(), 15);
+    let dominated = |p: &(u64, f64, f64)| {
+        points
+            .iter()
+            .any(|q| q.1 <= p.1 && q.2 <= p.2 && (q.1 < p.1 || q.2 < p.2))
+    };
+    let expected: BTreeSet<u64> = points
+        .iter()
+        .filter(|p| !dominated(p))
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(front, expected);
+    assert!(front.len() >= 2, "{front:?}");
+    // Status lists the front; the report draws it.
+    let status = text(&ablate(&["status", study.to_str().unwrap()]).stdout);
+    assert!(
+        status.contains(&format!("{} candidate(s)", front.len())),
+        "{status}"
+    );
+    run_ok(&["report", study.to_str().unwrap()]);
+    assert!(study.join("report/figures/pareto_front.svg").exists());
+    let md = std::fs::read_to_string(study.join("report/tables/search.md")).unwrap();
+    assert_eq!(md.matches("| front |").count(), front.len(), "{md}");
+}
+
+#[test]
 fn search_tables_are_checked_and_located() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

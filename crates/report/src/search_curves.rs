@@ -45,10 +45,15 @@ pub fn curve(dir: &Path) -> Result<Curve> {
         )));
     };
     let search = plan.search.as_ref().expect("a TPE state has a search");
-    let metric = search
-        .spec
-        .metric_ref()
-        .map_err(|e| ReportError::Failed(format!("search.metric: {e}")))?;
+    let objectives = search.spec.objectives();
+    if objectives.len() != 1 {
+        return Err(ReportError::Failed(format!(
+            "'{}' searches {} objectives: it has a Pareto front (its report draws it), not one \
+             best score to follow",
+            dir.display(),
+            objectives.len()
+        )));
+    }
     let better = |a: f64, b: f64| match search.spec.direction {
         Direction::Minimize => a < b,
         Direction::Maximize => a > b,
@@ -56,7 +61,7 @@ pub fn curve(dir: &Path) -> Result<Curve> {
     let mut best: Vec<Option<f64>> = Vec::with_capacity(state.candidates.len());
     let mut current: Option<(usize, f64)> = None;
     for c in 0..state.candidates.len() {
-        let Some(s) = state.score(dir, c, &metric) else {
+        let Some(s) = state.score(dir, c, &objectives) else {
             return Err(ReportError::Failed(format!(
                 "'{}': candidate {c} is not finished; finish the search first (`ablate run`)",
                 dir.display()

@@ -8,7 +8,7 @@
 use super::names::escape;
 use super::tables::Written;
 use crate::error::{Context, Result};
-use ionode_study::manifest::search_spec::Halving;
+use ionode_study::manifest::search_spec::{Direction, Halving};
 use ionode_study::manifest::{Plan, SearchPlan};
 use ionode_study::{halving, output, tpe};
 use std::fmt::Write as _;
@@ -18,72 +18,110 @@ fn score(v: Option<f64>) -> String {
     v.map_or("undefined".into(), |v| format!("{v:.4}"))
 }
 
-/// Writes `out/tables/search.md` when the study is a search; returns it for the page.
-pub fn write(plan: &Plan, study_dir: &Path, out: &Path) -> Result<Option<Written>> {
+/// Writes `out/tables/search.md` when the study is a search (and, for a search with
+/// several objectives, `out/figures/pareto_front.*`); returns the table for the page and
+/// the figures written.
+pub fn write(plan: &Plan, study_dir: &Path, out: &Path) -> Result<Option<(Written, Vec<String>)>> {
     let Some(s) = &plan.search else {
         return Ok(None);
     };
-    let (md, html) = match s.spec.halving() {
-        Some(h) => halving_tables(s, h, study_dir)?,
-        None => tpe_tables(plan, s, study_dir)?,
+    let (md, html, figures) = match s.spec.halving() {
+        Some(h) => {
+            let (md, html) = halving_tables(s, h, study_dir)?;
+            (md, html, vec![])
+        }
+        None => tpe_tables(plan, s, study_dir, out)?,
     };
     let dir = out.join("tables");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
     output::write_text(&dir.join("search.md"), &md)?;
-    Ok(Some(Written {
-        stem: "search".into(),
-        html,
-    }))
+    Ok(Some((
+        Written {
+            stem: "search".into(),
+            html,
+        },
+        figures,
+    )))
 }
 
 /// Most candidates listed by a TPE search's table (the best; the winner is among them).
 const LISTED: usize = 15;
 
-fn tpe_tables(plan: &Plan, s: &SearchPlan, study_dir: &Path) -> Result<(String, String)> {
+/// A Markdown and an HTML table built together.
+struct Table {
+    md: String,
+    html: String,
+}
+
+impl Table {
+    fn new(head: &[&str]) -> Table {
+        let mut t = Table {
+            md: format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len())),
+            html: String::from("<table><thead><tr>"),
+        };
+        for h in head {
+            let _ = write!(t.html, "<th>{}</th>", escape(h));
+        }
+        t.html.push_str("</tr></thead><tbody>\n");
+        t
+    }
+
+    fn row(&mut self, cells: &[String]) {
+        let _ = writeln!(self.md, "| {} |", cells.join(" | "));
+        self.html.push_str("<tr>");
+        for c in cells {
+            let _ = write!(self.html, "<td>{}</td>", escape(c));
+        }
+        self.html.push_str("</tr>\n");
+    }
+
+    fn end(mut self) -> (String, String) {
+        self.html.push_str("</tbody></table>\n");
+        (self.md, self.html)
+    }
+}
+
+fn tpe_tables(
+    plan: &Plan,
+    s: &SearchPlan,
+    study_dir: &Path,
+    out: &Path,
+) -> Result<(String, String, Vec<String>)> {
     let Some(state) = tpe::State::read(plan, study_dir)? else {
-        return Ok((String::new(), String::new()));
+        return Ok((String::new(), String::new(), vec![]));
     };
-    let metric = s
-        .spec
-        .metric_ref()
-        .map_err(|e| crate::error::ReportError::Failed(format!("search.metric: {e}")))?;
+    let objectives = s.spec.objectives();
+    let directions: Vec<Direction> = objectives.iter().map(|o| o.2).collect();
+    let several = objectives.len() > 1;
+    let chosen = if several {
+        format!("kept on the Pareto front of {}", s.spec.metric_label())
+    } else {
+        format!("chosen by {} ({})", s.spec.metric, s.spec.direction)
+    };
     let intro = format!(
-        "TPE over {} candidates in all ({} random, then generations of {}), chosen by {} ({}, mean over seeds; the test part is never used to choose).",
+        "TPE over {} candidates in all ({} random, then generations of {}), {chosen}; each objective is the mean over a candidate's runs (folds and seeds), and the test part is never used to choose.",
         state.tpe.candidates,
         s.candidates.len(),
-        state.tpe.generation,
-        s.spec.metric,
-        s.spec.direction
+        state.tpe.generation
     );
-    let mut md = format!(
-        "# TPE search
-
-{intro}
-
-"
-    );
-    let mut html = format!(
-        "<h3>TPE search</h3>
-<p>{}</p>
-<table><thead><tr><th>generation</th><th>candidates</th><th>finished</th><th>best so far</th></tr></thead><tbody>
-",
-        escape(&intro)
-    );
-    md.push_str(
-        "| generation | candidates | finished | best so far |
-|---|---|---|---|
-",
-    );
+    let mut md = format!("# TPE search\n\n{intro}\n\n");
+    let mut html = format!("<h3>TPE search</h3>\n<p>{}</p>\n", escape(&intro));
     let better = |a: f64, b: f64| match s.spec.direction {
-        ionode_study::manifest::search_spec::Direction::Minimize => a < b,
-        ionode_study::manifest::search_spec::Direction::Maximize => a > b,
+        Direction::Minimize => a < b,
+        Direction::Maximize => a > b,
     };
+    let last = if several {
+        "Pareto front so far"
+    } else {
+        "best so far"
+    };
+    let mut t = Table::new(&["generation", "candidates", "finished", last]);
     let mut best: Option<f64> = None;
     let mut scored = Vec::new();
     for (g, range) in state.generations.iter().enumerate() {
         let mut finished = 0;
         for c in range.clone() {
-            if let Some(sc) = state.score(study_dir, c, &metric) {
+            if let Some(sc) = state.score(study_dir, c, &objectives) {
                 finished += 1;
                 if let Some(v) = sc.score {
                     if best.is_none_or(|b| better(v, b)) {
@@ -93,69 +131,93 @@ fn tpe_tables(plan: &Plan, s: &SearchPlan, study_dir: &Path) -> Result<(String, 
                 scored.push(sc);
             }
         }
-        let n = range.len();
-        writeln!(md, "| {g} | {n} | {finished} | {} |", score(best))?;
-        writeln!(
-            html,
-            "<tr><td>{g}</td><td>{n}</td><td>{finished}</td><td>{}</td></tr>",
+        let shown = if several {
+            format!(
+                "{} candidate(s)",
+                ionode_study::score::pareto_front(&scored, &directions).len()
+            )
+        } else {
             score(best)
-        )?;
+        };
+        t.row(&[
+            g.to_string(),
+            range.len().to_string(),
+            finished.to_string(),
+            shown,
+        ]);
     }
-    html.push_str(
-        "</tbody></table>
-",
-    );
+    let (m, h) = t.end();
+    md.push_str(&m);
+    html.push_str(&h);
     let outcome = tpe::read_outcome(plan, study_dir);
     let winner = outcome.as_ref().and_then(|o| o.winner);
-    ionode_study::score::rank(&mut scored, s.spec.direction);
-    let shown = scored.len().min(LISTED);
-    let head = if outcome.is_some() {
-        format!("The best {shown} of {} candidates:", scored.len())
+    ionode_study::score::rank(&mut scored, &directions);
+    let front = ionode_study::score::pareto_front(&scored, &directions);
+    let shown = if several {
+        front.len().max(scored.len().min(LISTED))
     } else {
-        format!(
-            "The search has not finished: no winner yet. The best {shown} finished candidates so far:"
-        )
+        scored.len().min(LISTED)
     };
-    md.push_str(&format!(
-        "
-{head}
-
-| | candidate | {} |
-|---|---|---|
-",
-        s.spec.metric
-    ));
-    html.push_str(&format!(
-        "<p>{}</p>
-<table><thead><tr><th></th><th>candidate</th><th>{}</th></tr></thead><tbody>
-",
-        escape(&head),
-        escape(&s.spec.metric)
-    ));
+    let head = match (&outcome, several) {
+        (Some(_), false) => format!("The best {shown} of {} candidates:", scored.len()),
+        (Some(_), true) => format!(
+            "The Pareto front ({} of {} candidates, marked) and the next best, in NSGA-II order:",
+            front.len(),
+            scored.len()
+        ),
+        (None, _) => {
+            format!("The search has not finished. The best {shown} finished candidates so far:")
+        }
+    };
+    let _ = write!(md, "\n{head}\n\n");
+    let _ = writeln!(html, "<p>{}</p>", escape(&head));
+    let mut columns = vec!["", "candidate"];
+    columns.extend(objectives.iter().map(|o| o.0.as_str()));
+    let mut t = Table::new(&columns);
     for r in scored.iter().take(shown) {
         let mark = if Some(r.candidate) == winner {
             "winner"
+        } else if several && front.contains(&r.candidate) {
+            "front"
         } else {
             ""
         };
-        let c = format!(
-            "{}: {}",
-            r.candidate,
-            state.candidates[r.candidate].describe()
-        );
-        writeln!(md, "| {mark} | {c} | {} |", score(r.score))?;
-        writeln!(
-            html,
-            "<tr><td><b>{mark}</b></td><td>{}</td><td>{}</td></tr>",
-            escape(&c),
-            score(r.score)
-        )?;
+        let mut cells = vec![
+            mark.to_string(),
+            format!(
+                "{}: {}",
+                r.candidate,
+                state.candidates[r.candidate].describe()
+            ),
+        ];
+        if several {
+            cells.extend(r.objectives.iter().map(|v| score(*v)));
+        } else {
+            cells.push(score(r.score));
+        }
+        t.row(&cells);
     }
-    html.push_str(
-        "</tbody></table>
-",
-    );
-    Ok((md, html))
+    let (m, h) = t.end();
+    md.push_str(&m);
+    html.push_str(&h);
+    let mut figures = Vec::new();
+    if several && outcome.is_some() {
+        crate::figures::style::register_font()?;
+        let points: Vec<(Vec<f64>, bool)> = scored
+            .iter()
+            .filter_map(|r| r.values().map(|v| (v, front.contains(&r.candidate))))
+            .collect();
+        if !points.is_empty() {
+            let names: Vec<String> = objectives.iter().map(|o| o.0.clone()).collect();
+            crate::figures::style::render(
+                &out.join("figures"),
+                "pareto_front",
+                &crate::figures::pareto::Pareto::new(&names, &directions, &points),
+            )?;
+            figures.push("pareto_front".to_string());
+        }
+    }
+    Ok((md, html, figures))
 }
 
 fn halving_tables(s: &SearchPlan, h: Halving<'_>, study_dir: &Path) -> Result<(String, String)> {
@@ -164,7 +226,7 @@ fn halving_tables(s: &SearchPlan, h: Halving<'_>, study_dir: &Path) -> Result<(S
         s.candidates.len(),
         h.budget,
         h.eta,
-        s.spec.metric,
+        s.spec.metric_label(),
         s.spec.direction
     );
     let mut html = format!(
@@ -172,7 +234,7 @@ fn halving_tables(s: &SearchPlan, h: Halving<'_>, study_dir: &Path) -> Result<(S
         s.candidates.len(),
         escape(h.budget),
         h.eta,
-        escape(&s.spec.metric)
+        escape(&s.spec.metric_label())
     );
     md.push_str("| rung | budget | candidates | promoted | best |\n|---|---|---|---|---|\n");
     let mut last = None;
@@ -201,13 +263,15 @@ fn halving_tables(s: &SearchPlan, h: Halving<'_>, study_dir: &Path) -> Result<(S
     if let Some(d) = last {
         md.push_str(&format!(
             "\nLast rung ({} = {}), best first:\n\n| | candidate | {} |\n|---|---|---|\n",
-            h.budget, d.budget, s.spec.metric
+            h.budget,
+            d.budget,
+            s.spec.metric_label()
         ));
         html.push_str(&format!(
             "<p>Last rung ({} = {}), best first:</p>\n<table><thead><tr><th></th><th>candidate</th><th>{}</th></tr></thead><tbody>\n",
             escape(h.budget),
             d.budget,
-            escape(&s.spec.metric)
+            escape(&s.spec.metric_label())
         ));
         for r in &d.ranked {
             let mark = if Some(r.candidate) == d.winner {

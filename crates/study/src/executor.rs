@@ -522,6 +522,18 @@ pub fn run_tpe(
             search.spec.metric,
             outcome.ranked[0].score.unwrap_or(f64::NAN)
         ),
+        None if !outcome.front.is_empty() => format!(
+            "study '{}': TPE over {} candidates, Pareto front of {}: candidates {}",
+            m.study,
+            state.candidates.len(),
+            search.spec.metric_label(),
+            outcome
+                .front
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         None => format!(
             "study '{}': TPE over {} candidates, no candidate has a score",
             m.study,

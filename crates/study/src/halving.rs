@@ -105,16 +105,17 @@ pub fn decide(
     candidates: &[usize],
 ) -> Option<Decision> {
     let search = plan.search.as_ref()?;
-    let metric = search.spec.metric_ref().ok()?;
+    let objectives = search.spec.objectives();
+    let directions: Vec<Direction> = objectives.iter().map(|o| o.2).collect();
     let mut scored = Vec::with_capacity(candidates.len());
     for &c in candidates {
         let runs: Vec<&str> = search.candidates[c].runs[rung]
             .iter()
             .map(|&i| plan.runs[i].id.as_str())
             .collect();
-        scored.push(score::candidate(study_dir, c, &runs, &metric)?);
+        scored.push(score::candidate(study_dir, c, &runs, &objectives)?);
     }
-    rank(&mut scored, search.spec.direction);
+    rank(&mut scored, &directions);
     let last = rung + 1 == search.budgets.len();
     let promoted = if last {
         vec![]
@@ -126,7 +127,7 @@ pub fn decide(
         search: search_hash(search),
         rung,
         budget: search.budgets[rung].to_json(),
-        metric: search.spec.metric.clone(),
+        metric: search.spec.metric_label(),
         direction: search.spec.direction,
         winner: if last {
             scored.first().map(|s| s.candidate)
@@ -170,6 +171,7 @@ mod tests {
             candidate,
             score,
             runs: vec![id.into()],
+            objectives: vec![],
         }
     }
 
@@ -187,6 +189,7 @@ mod tests {
                 generation: None,
                 metric: "finetune.validation.mae".into(),
                 direction: Direction::Minimize,
+                metrics: vec![],
             },
             budgets: vec![Budget::Int(1), Budget::Int(3)],
             candidates: (0..n)

@@ -7,8 +7,12 @@
 //! generations before it is finished (DONE or FAILED), from only:
 //! - the manifest seed and g (the sampler's seed),
 //! - the finished candidates of those generations, told in candidate order with their
-//!   score (the mean of the metric over their seeds; a candidate with a failed run or an
-//!   undefined metric is left out, as Optuna leaves out failed trials).
+//!   score (the mean of the metric over their runs; a candidate with a failed run or an
+//!   undefined metric is left out, as Optuna leaves out failed trials). With several
+//!   objectives (`metrics`), the score told is the candidate's NSGA-II rank among the
+//!   finished candidates as one number ([`score::nsga_values`]: its Pareto front, plus up
+//!   to a half for being crowded), minimised, so the sampler proposes near the front and
+//!   along it.
 //!
 //! A fresh sampler is built for every generation and told that history, then asked for the
 //! generation's candidates one by one, each told the worst score seen as its value before
@@ -25,10 +29,10 @@
 //! the scores the result ranks, not the proposals already made from it.
 
 use crate::errors::{Context, Result};
-use crate::manifest::search_spec::{Direction, MetricRef, Tpe};
+use crate::manifest::search_spec::{Direction, Tpe};
 use crate::manifest::{toml_json, AxisValue, Candidate, Dist, Manifest, Plan, PlannedRun};
 use crate::manifest::{Planned, SearchPlan};
-use crate::score::{self, rank, Scored};
+use crate::score::{self, rank, Objectives, Scored};
 use crate::{halving, output};
 use ionode_random::stream_seed;
 use serde::{Deserialize, Serialize};
@@ -73,7 +77,11 @@ pub struct Outcome {
     pub direction: Direction,
     /// Every candidate, best first.
     pub ranked: Vec<Scored>,
+    /// The best candidate by the metric (none with several objectives: see `front`).
     pub winner: Option<usize>,
+    /// With several objectives, the Pareto front's candidates, in ranked order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub front: Vec<usize>,
 }
 
 /// Where generation `g` is kept.
@@ -180,8 +188,8 @@ impl State {
         idx.into_iter().map(|i| &self.runs[i]).collect()
     }
 
-    /// Candidate `c`'s score (`None` while a run of it is unfinished).
-    pub fn score(&self, study_dir: &Path, c: usize, metric: &MetricRef) -> Option<Scored> {
+    /// Candidate `c`'s scores (`None` while a run of it is unfinished).
+    pub fn score(&self, study_dir: &Path, c: usize, objectives: &Objectives) -> Option<Scored> {
         let runs: Vec<&str> = self.candidates[c]
             .runs
             .iter()
@@ -194,9 +202,14 @@ impl State {
                 candidate: c,
                 score: None,
                 runs: vec![],
+                objectives: if objectives.len() > 1 {
+                    vec![None; objectives.len()]
+                } else {
+                    vec![]
+                },
             });
         }
-        score::candidate(study_dir, c, &runs, metric)
+        score::candidate(study_dir, c, &runs, objectives)
     }
 }
 
@@ -353,13 +366,10 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
     if g >= generation_count(search, state.tpe) {
         return Ok(false);
     }
-    let metric = search
-        .spec
-        .metric_ref()
-        .map_err(|e| crate::failed!("search.metric: {e}"))?;
-    let mut told = Vec::new();
+    let objectives = search.spec.objectives();
+    let mut scored = Vec::with_capacity(state.candidates.len());
     for c in 0..state.candidates.len() {
-        let Some(s) = state.score(study_dir, c, &metric) else {
+        let Some(s) = state.score(study_dir, c, &objectives) else {
             return Err(crate::failed!(
                 "generation {g} of study '{}' cannot be proposed: candidate {c} of generation {} \
                  is not finished",
@@ -367,13 +377,30 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
                 g - 1
             ));
         };
-        if let Some(score) = s.score {
-            told.push(Told {
+        scored.push(s);
+    }
+    let (values, direction) = if objectives.len() > 1 {
+        let directions: Vec<Direction> = objectives.iter().map(|o| o.2).collect();
+        (
+            score::nsga_values(&scored, &directions),
+            Direction::Minimize,
+        )
+    } else {
+        (
+            scored.iter().map(|s| s.score).collect(),
+            search.spec.direction,
+        )
+    };
+    let told: Vec<Told> = values
+        .into_iter()
+        .enumerate()
+        .filter_map(|(c, v)| {
+            v.map(|score| Told {
                 candidate: c,
                 score,
-            });
-        }
-    }
+            })
+        })
+        .collect();
     let first = state.candidates.len();
     let count = (state.tpe.candidates - first).min(state.tpe.generation);
     let history: Vec<(&[serde_json::Value], f64)> = told
@@ -381,7 +408,7 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
         .map(|t| (state.candidates[t.candidate].drawn.as_slice(), t.score))
         .collect();
     let seed = stream_seed(m.plan.seed ^ TPE_SALT, g as u64);
-    let points = propose(&search.space, search.spec.direction, &history, count, seed)?;
+    let points = propose(&search.space, direction, &history, count, seed)?;
     let mut known: HashMap<String, usize> =
         state.runs.iter().map(|r| (r.id.clone(), r.index)).collect();
     let mut gen = Generation {
@@ -450,26 +477,30 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Every candidate ranked (`None` while a run is unfinished) and the result written.
 pub fn outcome(plan: &Plan, study_dir: &Path, state: &State) -> Result<Option<Outcome>> {
     let search = plan.search.as_ref().expect("a TPE study has a search");
-    let metric = search
-        .spec
-        .metric_ref()
-        .map_err(|e| crate::failed!("search.metric: {e}"))?;
+    let objectives = search.spec.objectives();
+    let directions: Vec<Direction> = objectives.iter().map(|o| o.2).collect();
     let mut ranked = Vec::with_capacity(state.candidates.len());
     for c in 0..state.candidates.len() {
-        let Some(s) = state.score(study_dir, c, &metric) else {
+        let Some(s) = state.score(study_dir, c, &objectives) else {
             return Ok(None);
         };
         ranked.push(s);
     }
-    rank(&mut ranked, search.spec.direction);
+    rank(&mut ranked, &directions);
+    let several = directions.len() > 1;
     Ok(Some(Outcome {
         search: halving::search_hash(search),
-        metric: search.spec.metric.clone(),
+        metric: search.spec.metric_label(),
         direction: search.spec.direction,
         winner: ranked
             .first()
-            .filter(|s| s.score.is_some())
+            .filter(|s| s.score.is_some() && !several)
             .map(|s| s.candidate),
+        front: if several {
+            score::pareto_front(&ranked, &directions)
+        } else {
+            vec![]
+        },
         ranked,
     }))
 }

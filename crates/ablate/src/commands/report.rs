@@ -59,8 +59,10 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let groups = groups(&roles);
     let metrics = tables::Metrics::of(&df)?;
     let (mut tables, table_notes) = tables::write(&study, &groups, &metrics, &tmp)?;
-    if let Some(t) = ionode_report::search_section::write(&study.plan, &args.dir, &tmp)? {
+    let mut search_figures = Vec::new();
+    if let Some((t, f)) = ionode_report::search_section::write(&study.plan, &args.dir, &tmp)? {
         tables.insert(0, t);
+        search_figures = f;
     }
     let (mut figs, mut fig_notes) = figures::write(
         &study,
@@ -76,6 +78,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         .search
         .as_ref()
         .and_then(|_| importance::of_study(&study));
+    figs.extend(search_figures);
     match imp {
         Some(imp) => {
             let (table, figure) = importance::write(&imp, &tmp)?;

@@ -18,6 +18,18 @@ pub fn run(args: &SearchCurvesArgs) -> Result<()> {
     }
     for d in &args.dirs {
         let plan = Plan::read(d)?;
+        if let Some(s) = plan
+            .search
+            .as_ref()
+            .filter(|s| s.spec.objectives().len() > 1)
+        {
+            return Err(crate::usage!(
+                "'{}' searches the Pareto front of {}: its report draws the front; a curve \
+                 follows one objective",
+                d.display(),
+                s.spec.metric_label()
+            ));
+        }
         if plan.search.as_ref().and_then(|s| s.spec.tpe()).is_none() {
             return Err(crate::usage!(
                 "'{}' is study '{}', which is no TPE search (sampler = \"tpe\"); a random search \

@@ -29,7 +29,7 @@ pub fn check(s: &SearchPlan, n: usize) -> String {
             s.candidates.len(),
             tpe::generation_count(s, t) - 1,
             t.generation,
-            s.spec.metric,
+            s.spec.metric_label(),
             s.spec.direction
         ),
         (None, None) => String::new(),
@@ -109,7 +109,7 @@ fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<Stri
         "TPE over {} candidates by {} ({}), {count} generations ({} random, then up to {} each); \
          later generations are proposed as the runs before them finish\n",
         state.tpe.candidates,
-        search.spec.metric,
+        search.spec.metric_label(),
         search.spec.direction,
         search.candidates.len(),
         state.tpe.generation
@@ -138,6 +138,22 @@ fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<Stri
         out.push_str(&format!("candidate {c} cannot run: {why}\n"));
     }
     if let Some(o) = tpe::read_outcome(plan, study_dir) {
+        if !o.front.is_empty() {
+            out.push_str(&format!(
+                "Pareto front of {}: {} candidate(s)\n",
+                search.spec.metric_label(),
+                o.front.len()
+            ));
+            for r in o.ranked.iter().filter(|r| o.front.contains(&r.candidate)) {
+                let values: Vec<String> = r.objectives.iter().map(|v| score(*v)).collect();
+                out.push_str(&format!(
+                    "  candidate {} ({}): {}\n",
+                    r.candidate,
+                    state.candidates[r.candidate].describe(),
+                    values.join(", ")
+                ));
+            }
+        }
         if let Some(w) = o.winner {
             out.push_str(&format!(
                 "winner: candidate {w} ({}), {} = {}\n",

@@ -23,6 +23,7 @@ mod attention;
 mod bars;
 mod curves;
 mod flux;
+pub mod pareto;
 mod parity;
 pub mod style;
 

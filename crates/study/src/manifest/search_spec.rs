@@ -28,6 +28,17 @@
 //! metric = "finetune.validation.mae"
 //! ```
 //!
+//! Several objectives replace `metric` and `direction` with a list, and the search keeps
+//! their Pareto front (halving promotes, and TPE is told, by NSGA-II's order:
+//! [`crate::score`]):
+//!
+//! ```toml
+//! metrics = [
+//!   { metric = "finetune.validation.mae", direction = "minimize" },
+//!   { metric = "finetune.validation.electroneutrality_max", direction = "minimize" },
+//! ]
+//! ```
+//!
 //! Rung k of K+1 (K = floor(log_eta(max / min))) runs its candidates at budget
 //! `max * eta^(k - K)` (rounded for an integer budget), so the last rung runs at `max`. A
 //! candidate's score at a rung is the mean of the metric over its seeds' runs; a failed run
@@ -153,11 +164,28 @@ pub struct SearchSpec {
     /// TPE: candidates proposed together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
-    /// `STAGE.PART.METRIC`, e.g. `finetune.validation.mae`.
+    /// `STAGE.PART.METRIC`, e.g. `finetune.validation.mae` (empty when `metrics` names
+    /// several objectives).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metric: String,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Several objectives, each with its direction: the search keeps their Pareto front.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Objective>,
+}
+
+/// One objective of a search with several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
     pub metric: String,
     #[serde(default)]
     pub direction: Direction,
 }
+
+/// Most objectives of one search.
+pub const MAX_OBJECTIVES: usize = 4;
 
 fn three() -> u64 {
     3
@@ -212,8 +240,38 @@ impl SearchSpec {
     /// Every problem of the table, each as (key, message).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if let Err(e) = self.metric_ref() {
-            out.push(("metric", e));
+        match (self.metric.is_empty(), self.metrics.is_empty()) {
+            (true, true) => out.push((
+                "metric",
+                "missing: the metric a search chooses by, such as \"finetune.validation.mae\" \
+                 (or `metrics`, several objectives with a direction each)"
+                    .to_string(),
+            )),
+            (false, false) => out.push((
+                "metrics",
+                "give `metric` (one objective) or `metrics` (several), not both".to_string(),
+            )),
+            (false, true) => {
+                if let Err(e) = parse_metric(&self.metric) {
+                    out.push(("metric", e));
+                }
+            }
+            (true, false) => {
+                if self.metrics.len() > MAX_OBJECTIVES {
+                    out.push((
+                        "metrics",
+                        format!(
+                            "{} objectives: expected at most {MAX_OBJECTIVES}",
+                            self.metrics.len()
+                        ),
+                    ));
+                }
+                for o in &self.metrics {
+                    if let Err(e) = parse_metric(&o.metric) {
+                        out.push(("metrics", e));
+                    }
+                }
+            }
         }
         match self.sampler {
             Sampler::Grid => self.halving_problems(&mut out),
@@ -326,42 +384,38 @@ impl SearchSpec {
         }
     }
 
-    /// `STAGE.PART.METRIC` read and checked.
-    pub fn metric_ref(&self) -> Result<MetricRef, String> {
-        let parts: Vec<&str> = self.metric.split('.').collect();
-        let example = "expected STAGE.PART.METRIC such as \"finetune.validation.mae\"";
-        let [stage, part, name] = parts[..] else {
-            return Err(format!("'{}': {example}", self.metric));
+    /// The objectives, each as (name, where it is read, direction), in order: one for a
+    /// search by `metric` (call after [`Self::problems`] found none).
+    pub fn objectives(&self) -> Vec<(String, MetricRef, Direction)> {
+        let listed: Vec<(&str, Direction)> = if self.metrics.is_empty() {
+            vec![(self.metric.as_str(), self.direction)]
+        } else {
+            self.metrics
+                .iter()
+                .map(|o| (o.metric.as_str(), o.direction))
+                .collect()
         };
-        if part == "test" {
-            return Err(format!(
-                "'{}': a search never chooses by the test part (it is kept for the final score); \
-                 use \"{stage}.validation.{name}\"",
-                self.metric
-            ));
+        listed
+            .into_iter()
+            .filter_map(|(m, d)| parse_metric(m).ok().map(|r| (m.to_string(), r, d)))
+            .collect()
+    }
+
+    /// The first objective, read and checked (the only one of a search by `metric`).
+    pub fn metric_ref(&self) -> Result<MetricRef, String> {
+        parse_metric(self.metrics.first().map_or(&self.metric, |o| &o.metric))
+    }
+
+    /// The objectives as people read them: the metric, or each metric with its direction.
+    pub fn metric_label(&self) -> String {
+        if self.metrics.is_empty() {
+            return self.metric.clone();
         }
-        for (what, v, valid) in [
-            ("stage", stage, STAGES),
-            ("part", part, PARTS),
-            ("metric", name, METRICS),
-        ] {
-            if !valid.contains(&v) {
-                return Err(format!(
-                    "'{}': unknown {what} '{v}' (expected one of: {})",
-                    self.metric,
-                    valid.join(", ")
-                ));
-            }
-        }
-        Ok(MetricRef {
-            stage: if stage == "pretrain" {
-                Stage::Pretrain
-            } else {
-                Stage::Finetune
-            },
-            part: part.into(),
-            name: name.into(),
-        })
+        self.metrics
+            .iter()
+            .map(|o| format!("{} ({})", o.metric, o.direction))
+            .collect::<Vec<_>>()
+            .join(" and ")
     }
 
     fn rung_count(&self) -> usize {
@@ -400,6 +454,42 @@ impl SearchSpec {
     }
 }
 
+/// `STAGE.PART.METRIC` read and checked.
+pub fn parse_metric(metric: &str) -> Result<MetricRef, String> {
+    let parts: Vec<&str> = metric.split('.').collect();
+    let example = "expected STAGE.PART.METRIC such as \"finetune.validation.mae\"";
+    let [stage, part, name] = parts[..] else {
+        return Err(format!("'{metric}': {example}"));
+    };
+    if part == "test" {
+        return Err(format!(
+            "'{metric}': a search never chooses by the test part (it is kept for the final \
+             score); use \"{stage}.validation.{name}\""
+        ));
+    }
+    for (what, v, valid) in [
+        ("stage", stage, STAGES),
+        ("part", part, PARTS),
+        ("metric", name, METRICS),
+    ] {
+        if !valid.contains(&v) {
+            return Err(format!(
+                "'{metric}': unknown {what} '{v}' (expected one of: {})",
+                valid.join(", ")
+            ));
+        }
+    }
+    Ok(MetricRef {
+        stage: if stage == "pretrain" {
+            Stage::Pretrain
+        } else {
+            Stage::Finetune
+        },
+        part: part.into(),
+        name: name.into(),
+    })
+}
+
 /// How many candidates of `n` go on to the next rung.
 pub fn promoted_count(n: usize, eta: u64) -> usize {
     (n / eta as usize).max(1)
@@ -420,6 +510,7 @@ mod tests {
             generation: None,
             metric: "finetune.validation.mae".into(),
             direction: Direction::Minimize,
+            metrics: vec![],
         }
     }
 
