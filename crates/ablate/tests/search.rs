@@ -22,6 +22,29 @@ fn search_smoke() -> PathBuf {
     experiment("search_smoke.toml")
 }
 
+/// A Hyperband search's decisions (every bracket's rungs), then its result.
+fn brackets(study: &Path) -> Vec<String> {
+    let dir = study.join("search");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("bracket-") && n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.push("hyperband.json".into());
+    names
+        .iter()
+        .filter_map(|n| {
+            std::fs::read_to_string(dir.join(n))
+                .ok()
+                .map(|t| format!("{n}\n{t}"))
+        })
+        .collect()
+}
+
 /// A TPE search's generation files, then its result.
 fn generations(study: &Path) -> Vec<String> {
     let dir = study.join("search");
@@ -339,6 +362,37 @@ fn a_tpe_search_proposes_the_same_candidates_at_any_jobs_over_shards_and_after_s
     ]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
     assert!(text(&r.stderr).contains("which is no TPE search"));
+}
+
+#[test]
+fn hyperband_gives_the_same_brackets_and_winner_at_any_jobs_over_shards_and_after_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, reference, ran) = same_search_every_way(
+        dir.path(),
+        &experiment("hyperband_smoke.toml"),
+        "hyperband_smoke",
+        brackets,
+    );
+    // Three brackets from rungs 0, 1 and 2: 3 + 2 + 1 decisions, then the result.
+    assert_eq!(reference.len(), 7, "{reference:#?}");
+    let result = reference.last().unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(result.split_once('\n').unwrap().1).unwrap();
+    let winner = result["winner"].as_u64().expect("a winner");
+    // 10, 5 and 3 candidates x 2 seeds at their first rungs; promoted ones after.
+    assert_eq!(ran.len(), 46);
+    let status = text(&ablate(&["status", one.to_str().unwrap()]).stdout);
+    assert!(
+        status.contains("bracket 2 (from rung 2, 3 candidates):"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("winner: candidate {winner} (")),
+        "{status}"
+    );
+    run_ok(&["report", one.to_str().unwrap()]);
+    let md = std::fs::read_to_string(one.join("report/tables/search.md")).unwrap();
+    assert!(md.contains(&format!("Winner: candidate {winner},")), "{md}");
 }
 
 #[test]

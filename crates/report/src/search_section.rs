@@ -8,9 +8,9 @@
 use super::names::escape;
 use super::tables::Written;
 use crate::error::{Context, Result};
-use ionode_study::manifest::search_spec::{Direction, Halving};
+use ionode_study::manifest::search_spec::{Direction, Halving, Scheduler};
 use ionode_study::manifest::{Plan, SearchPlan};
-use ionode_study::{halving, output, tpe};
+use ionode_study::{halving, hyperband, output, tpe};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -26,6 +26,10 @@ pub fn write(plan: &Plan, study_dir: &Path, out: &Path) -> Result<Option<(Writte
         return Ok(None);
     };
     let (md, html, figures) = match s.spec.halving() {
+        Some(h) if s.spec.scheduler == Scheduler::Hyperband => {
+            let (md, html) = hyperband_tables(plan, s, h, study_dir)?;
+            (md, html, vec![])
+        }
         Some(h) => {
             let (md, html) = halving_tables(s, h, study_dir)?;
             (md, html, vec![])
@@ -218,6 +222,66 @@ fn tpe_tables(
         }
     }
     Ok((md, html, figures))
+}
+
+fn hyperband_tables(
+    plan: &Plan,
+    s: &SearchPlan,
+    h: Halving<'_>,
+    study_dir: &Path,
+) -> Result<(String, String)> {
+    let brackets = hyperband::brackets(s);
+    let intro = format!(
+        "{} candidates shared out among {} successive halving brackets, budget {}, eta = {}, chosen by {} ({}, mean over seeds; the test part is never used to choose); the winner is the best of the brackets' winners, all at the full budget.",
+        s.candidates.len(),
+        brackets.len(),
+        h.budget,
+        h.eta,
+        s.spec.metric_label(),
+        s.spec.direction
+    );
+    let mut md = format!("# Hyperband search\n\n{intro}\n\n");
+    let mut html = format!("<h3>Hyperband search</h3>\n<p>{}</p>\n", escape(&intro));
+    let mut t = Table::new(&[
+        "bracket",
+        "rung",
+        "budget",
+        "candidates",
+        "promoted",
+        "best",
+    ]);
+    for (j, b) in brackets.iter().enumerate() {
+        for rung in b.start..s.budgets.len() {
+            let n = hyperband::active(s, study_dir, b, j, rung)?.map(|c| c.len());
+            let d = halving::read_bracket_decision(study_dir, s, Some(j), rung)?;
+            let promoted = match &d {
+                Some(d) if d.winner.is_some() => "winner".to_string(),
+                Some(d) => d.promoted.len().to_string(),
+                None => "(not decided)".to_string(),
+            };
+            let best = d.as_ref().map_or(String::new(), |d| {
+                score(d.ranked.first().and_then(|r| r.score))
+            });
+            t.row(&[
+                j.to_string(),
+                rung.to_string(),
+                s.budgets[rung].to_string(),
+                n.map_or("(waits)".to_string(), |n| n.to_string()),
+                promoted,
+                best,
+            ]);
+        }
+    }
+    let (m, hh) = t.end();
+    md.push_str(&m);
+    html.push_str(&hh);
+    let line = match hyperband::read_outcome(plan, study_dir).and_then(|o| o.winner) {
+        Some(w) => format!("Winner: candidate {w}, {}.", s.candidates[w].describe()),
+        None => "The search has not finished: no winner yet.".to_string(),
+    };
+    let _ = write!(md, "\n{line}\n");
+    let _ = writeln!(html, "<p>{}</p>", escape(&line));
+    Ok((md, html))
 }
 
 fn halving_tables(s: &SearchPlan, h: Halving<'_>, study_dir: &Path) -> Result<(String, String)> {

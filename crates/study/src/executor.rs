@@ -231,10 +231,12 @@ fn attempt(
         return Attempt::Ran(Err(Unfinished::Lost(crate::errors::one_line(&e))));
     }
     tracing::info!(run = %run.id, index = run.index, axes = %manifest::axes_summary(run), "run starts");
+    let started = std::time::Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_one(m, study_dir, process, run, cache, threads, &claim)
-    }))
-    .unwrap_or_else(|panic| {
+    }));
+    BUSY_MICROS.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let result = result.unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -264,6 +266,16 @@ fn attempt(
     };
     drop(claim);
     Attempt::Ran(outcome)
+}
+
+/// Wall time this process's workers spent running runs (claim to commit), in microseconds.
+static BUSY_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Seconds this process's workers have spent running runs so far: with the workers' count
+/// and the process's wall time, its utilisation (busy core-seconds over available ones;
+/// a worker waiting at a rung barrier or for another process is not busy).
+pub fn busy_seconds() -> f64 {
+    BUSY_MICROS.load(Ordering::Relaxed) as f64 * 1e-6
 }
 
 /// How often the runs other processes hold are looked at again.
@@ -463,11 +475,254 @@ pub fn run_search(
     retry_failed: bool,
     watch: &dyn Watch,
 ) -> Result<usize> {
+    use crate::manifest::search_spec::Scheduler;
     if search.spec.tpe().is_some() {
         run_tpe(m, study_dir, jobs, shard, retry_failed, watch)
+    } else if search.spec.scheduler == Scheduler::Hyperband {
+        run_hyperband(m, search, study_dir, jobs, shard, retry_failed, watch)
     } else {
         run_halving(m, search, study_dir, jobs, shard, retry_failed, watch)
     }
+}
+
+/// A Hyperband search ([`crate::hyperband`]): its brackets' runs as they become ready, on
+/// `jobs` workers that never wait at a rung while another bracket has a run to start.
+pub fn run_hyperband(
+    m: &Manifest,
+    search: &manifest::SearchPlan,
+    study_dir: &Path,
+    jobs: usize,
+    shard: (usize, usize),
+    retry_failed: bool,
+    watch: &dyn Watch,
+) -> Result<usize> {
+    let brackets = crate::hyperband::brackets(search);
+    watch.note(&format!(
+        "study '{}': Hyperband over {} candidates in {} brackets (first rungs {})",
+        m.study,
+        search.candidates.len(),
+        brackets.len(),
+        brackets
+            .iter()
+            .map(|b| format!("{} ({} candidates)", b.start, b.candidates.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let failed = run_dynamic(
+        m,
+        study_dir,
+        jobs,
+        shard,
+        retry_failed,
+        &format!("{} hyperband", m.study),
+        crate::hyperband::most_runs(search),
+        &|| crate::hyperband::ready_runs(&m.plan, study_dir),
+        &|| crate::hyperband::settle(&m.plan, study_dir),
+        watch,
+    )?;
+    let outcome = crate::hyperband::outcome(&m.plan, study_dir)?
+        .with_context(|| format!("the brackets of study '{}' are not all decided", m.study))?;
+    let mut text = format!("study '{}': Hyperband finished", m.study);
+    for (j, start, w, score) in &outcome.brackets {
+        text.push_str(&format!(
+            "; bracket {j} (from rung {start}): {}",
+            match (w, score) {
+                (Some(w), Some(s)) =>
+                    format!("candidate {w}, {} = {s:.4}", search.spec.metric_label()),
+                _ => "no score".to_string(),
+            }
+        ));
+    }
+    if let Some(w) = outcome.winner {
+        text.push_str(&format!(
+            "; winner: candidate {w} ({})",
+            search.candidates[w].describe()
+        ));
+    }
+    watch.note(&text);
+    Ok(failed)
+}
+
+/// What the workers of [`run_dynamic`] share.
+#[derive(Default)]
+struct Pool {
+    /// Plan indices this process is running now.
+    running: std::collections::HashSet<usize>,
+    /// Runs this process settled in this call (not tried again, even with
+    /// `--retry-failed`).
+    tried: std::collections::HashSet<usize>,
+    /// Runs another process holds, and when to look at them again.
+    busy: std::collections::HashMap<usize, std::time::Instant>,
+    /// Why the workers stop early: a run that could not finish for a cause outside it, or
+    /// an error reading the search's state.
+    stop: Option<String>,
+    finished: bool,
+}
+
+/// Runs a set of runs that grows while it runs: `ready` lists the plan indices that may
+/// start now and `settle` makes every decision whose runs are settled, returning whether
+/// the search is complete. `jobs` workers each take the next ready run (this shard's
+/// first, then any other's not held, in plan order) as soon as they are free, so a worker
+/// waits only when nothing anywhere can start. Returns the runs that failed now.
+#[allow(clippy::too_many_arguments)]
+pub fn run_dynamic(
+    m: &Manifest,
+    study_dir: &Path,
+    jobs: usize,
+    (shard, shards): (usize, usize),
+    retry_failed: bool,
+    label: &str,
+    most: usize,
+    ready: &(dyn Fn() -> Result<Vec<usize>> + Sync),
+    settle: &(dyn Fn() -> Result<bool> + Sync),
+    watch: &dyn Watch,
+) -> Result<usize> {
+    if m.plan.runs.iter().any(|r| {
+        r.config
+            .data
+            .pretrain
+            .as_ref()
+            .is_some_and(|p| p.to_string_lossy().starts_with(STUDY_PREFIX))
+    }) {
+        ensure_pretrain(m, study_dir, jobs, watch)?;
+    }
+    // Decisions whose runs an earlier process finished.
+    if settle()? {
+        return Ok(0);
+    }
+    let process = Provenance {
+        overrides: m.plan.overrides.clone(),
+        ..Provenance::of_process(&m.plan.study, &m.plan.manifest, &m.plan.manifest_hash)
+    };
+    let cache = DataCache::default();
+    let claims = store::Claims::start();
+    let progress = watch.batch(label, most);
+    let counts = Counts::default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
+    let pool = std::sync::Mutex::new(Pool::default());
+    let wake = std::sync::Condvar::new();
+    // One process decides at a time (two would write the same files).
+    let deciding = std::sync::Mutex::new(());
+    let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
+    // The next run to start, taken into `running`; `None` when nothing can start now.
+    let next = |p: &mut Pool| -> Result<Option<(usize, store::State)>> {
+        let now = std::time::Instant::now();
+        let mut ready = ready()?;
+        ready.sort_by_key(|&i| (i % shards != shard, i));
+        for i in ready {
+            if p.running.contains(&i)
+                || p.tried.contains(&i)
+                || p.busy.get(&i).is_some_and(|t| *t > now)
+            {
+                continue;
+            }
+            match store::state(study_dir, &m.plan.runs[i].id) {
+                store::State::Done => continue,
+                store::State::Failed(_) if !retry_failed => continue,
+                state => {
+                    p.running.insert(i);
+                    return Ok(Some((i, state)));
+                }
+            }
+        }
+        Ok(None)
+    };
+    let worker = || loop {
+        let mut p = lock();
+        if p.stop.is_some() || p.finished {
+            return;
+        }
+        let picked = match next(&mut p) {
+            Ok(picked) => picked,
+            Err(e) => {
+                p.stop = Some(crate::errors::one_line(&e));
+                wake.notify_all();
+                return;
+            }
+        };
+        let Some((i, scanned)) = picked else {
+            // Nothing to start: the search is over when nothing runs here and every
+            // decision is made; else wait for a run to end (here or elsewhere).
+            if p.running.is_empty() {
+                drop(p);
+                let complete = {
+                    let _d = deciding.lock().unwrap_or_else(|e| e.into_inner());
+                    settle()
+                };
+                let mut p = lock();
+                match complete {
+                    Ok(true) => {
+                        p.finished = true;
+                        wake.notify_all();
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        p.stop = Some(crate::errors::one_line(&e));
+                        wake.notify_all();
+                        return;
+                    }
+                }
+                drop(
+                    wake.wait_timeout(p, WAIT_POLL)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            } else {
+                drop(
+                    wake.wait_timeout(p, WAIT_POLL)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            }
+            continue;
+        };
+        drop(p);
+        let run = &m.plan.runs[i];
+        let a = attempt(
+            m, study_dir, &process, run, &scanned, &cache, &claims, threads,
+        );
+        let mut p = lock();
+        p.running.remove(&i);
+        match &a {
+            Attempt::Busy(_) => {
+                p.busy.insert(i, std::time::Instant::now() + WAIT_POLL);
+            }
+            Attempt::Ran(Err(Unfinished::Outside(e))) => {
+                p.stop = Some(format!("run {} could not finish: {e}", run.id));
+            }
+            _ => {
+                p.tried.insert(i);
+            }
+        }
+        if counts.record(&a) {
+            progress.finished(&run.id, &a, &counts);
+        }
+        drop(p);
+        // Its rung may be complete now: decide it, so the next rung's runs are ready.
+        let decided = {
+            let _d = deciding.lock().unwrap_or_else(|e| e.into_inner());
+            settle()
+        };
+        if let Err(e) = decided {
+            lock().stop = Some(crate::errors::one_line(&e));
+        }
+        wake.notify_all();
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(worker);
+        }
+    });
+    progress.ended();
+    let p = pool.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = p.stop {
+        return Err(crate::failed!(
+            "{why}; the search of study '{}' stops here (the cause is outside its runs): fix it \
+             and rerun the same command to resume",
+            m.study
+        ));
+    }
+    Ok(counts.get().1)
 }
 
 /// A TPE search, generation by generation: each generation's runs (this shard's first,

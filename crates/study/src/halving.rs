@@ -38,11 +38,19 @@ pub struct Decision {
     pub promoted: Vec<usize>,
     /// The best candidate of the last rung: the search's result.
     pub winner: Option<usize>,
+    /// The Hyperband bracket the rung belongs to (absent for a single halving search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bracket: Option<usize>,
 }
 
-/// Where a rung's decision is kept.
-pub fn decision_path(study_dir: &Path, rung: usize) -> PathBuf {
-    study_dir.join("search").join(format!("rung-{rung}.json"))
+/// Where a rung's decision is kept: `rung-<k>.json`, or `bracket-<b>-rung-<k>.json` for a
+/// rung of Hyperband's bracket b.
+pub fn decision_path(study_dir: &Path, bracket: Option<usize>, rung: usize) -> PathBuf {
+    let name = match bracket {
+        None => format!("rung-{rung}.json"),
+        Some(b) => format!("bracket-{b}-rung-{rung}.json"),
+    };
+    study_dir.join("search").join(name)
 }
 
 /// The identity of a search: its candidates, rungs and metric (the plan's search table).
@@ -58,7 +66,17 @@ pub fn read_decision(
     search: &SearchPlan,
     rung: usize,
 ) -> Result<Option<Decision>> {
-    let path = decision_path(study_dir, rung);
+    read_bracket_decision(study_dir, search, None, rung)
+}
+
+/// [`read_decision`] of a rung of a bracket (`None`: the single halving search).
+pub fn read_bracket_decision(
+    study_dir: &Path,
+    search: &SearchPlan,
+    bracket: Option<usize>,
+    rung: usize,
+) -> Result<Option<Decision>> {
+    let path = decision_path(study_dir, bracket, rung);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -70,6 +88,7 @@ pub fn read_decision(
     };
     let fits = d.search == search_hash(search)
         && d.rung == rung
+        && d.bracket == bracket
         && d.ranked
             .iter()
             .all(|s| s.candidate < search.candidates.len())
@@ -136,6 +155,7 @@ pub fn decide(
         },
         ranked: scored,
         promoted,
+        bracket: None,
     })
 }
 
@@ -143,7 +163,7 @@ pub fn decide(
 /// rung from the same finished runs write the same text; a different one means the runs
 /// changed since (`--retry-failed` reran a failed run), and the new decision replaces it.
 pub fn write_decision(study_dir: &Path, d: &Decision) -> Result<()> {
-    let path = decision_path(study_dir, d.rung);
+    let path = decision_path(study_dir, d.bracket, d.rung);
     let text = serde_json::to_string_pretty(d).expect("decisions serialise") + "\n";
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(());
@@ -181,6 +201,7 @@ mod tests {
         SearchPlan {
             spec: SearchSpec {
                 sampler: Default::default(),
+                scheduler: Default::default(),
                 budget: Some("finetune.epochs".into()),
                 min: Some(Budget::Int(1)),
                 max: Some(Budget::Int(3)),
@@ -216,9 +237,10 @@ mod tests {
             ranked: vec![s(1, Some(0.1), "b"), s(0, None, "a")],
             promoted: vec![1],
             winner: None,
+            bracket: None,
         };
         write_decision(dir.path(), &d).unwrap();
-        let path = decision_path(dir.path(), 0);
+        let path = decision_path(dir.path(), None, 0);
         let written = std::fs::metadata(&path).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         write_decision(dir.path(), &d).unwrap();
@@ -251,6 +273,7 @@ mod tests {
             ranked: vec![s(4, Some(0.1), "e")],
             promoted: vec![4],
             winner: None,
+            bracket: None,
         };
         write_decision(dir.path(), &d).unwrap();
         assert_eq!(read_decision(dir.path(), &old, 0).unwrap(), Some(d.clone()));
@@ -266,7 +289,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read_decision(dir.path(), &new, 0).unwrap(), None);
-        std::fs::write(decision_path(dir.path(), 0), "").unwrap();
+        std::fs::write(decision_path(dir.path(), None, 0), "").unwrap();
         assert_eq!(read_decision(dir.path(), &new, 0).unwrap(), None);
     }
 }

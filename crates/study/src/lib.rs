@@ -20,6 +20,7 @@ pub mod errors;
 pub mod executor;
 pub mod h5;
 pub mod halving;
+pub mod hyperband;
 pub mod inputs;
 pub mod ions;
 pub mod limits;

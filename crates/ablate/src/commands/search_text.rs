@@ -3,9 +3,9 @@
 //! generation of a TPE search).
 
 use anyhow::Result;
-use ionode_study::manifest::search_spec::{promoted_count, Halving};
+use ionode_study::manifest::search_spec::{promoted_count, Halving, Scheduler};
 use ionode_study::manifest::{Plan, SearchPlan};
-use ionode_study::{halving, store, tpe};
+use ionode_study::{halving, hyperband, store, tpe};
 use std::path::Path;
 
 /// `ablate check`'s lines on a search of a plan of `n` runs.
@@ -37,6 +37,31 @@ pub fn check(s: &SearchPlan, n: usize) -> String {
 }
 
 fn check_halving(s: &SearchPlan, h: Halving<'_>, n: usize) -> String {
+    if s.spec.scheduler == Scheduler::Hyperband {
+        let brackets = hyperband::brackets(s);
+        let budgets: Vec<String> = s.budgets.iter().map(|b| b.to_string()).collect();
+        return format!(
+            "Hyperband: {} candidates in {} brackets ({}), rungs {} = {}, eta = {}, by {}: at \
+             most {} runs\n",
+            s.candidates.len(),
+            brackets.len(),
+            brackets
+                .iter()
+                .map(|b| format!(
+                    "{} from {} = {}",
+                    b.candidates.len(),
+                    h.budget,
+                    s.budgets[b.start]
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            h.budget,
+            budgets.join(", "),
+            h.eta,
+            s.spec.metric_label(),
+            hyperband::most_runs(s).min(n)
+        );
+    }
     // The most runs the search can start: at each rung, the promoted candidates with the
     // most runs no earlier rung ran (a method the budget does not change reuses its run
     // at every rung), never more than the plan holds.
@@ -166,51 +191,106 @@ fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<Stri
     Ok(out)
 }
 
-/// One line per rung of a halving search: its budget, candidates, runs and decision.
+/// One line per rung of a halving search (per bracket of a Hyperband search): its budget,
+/// candidates, runs and decision.
 fn halving_status(
     plan: &Plan,
     search: &SearchPlan,
     h: Halving<'_>,
     study_dir: &Path,
 ) -> Result<String> {
+    let hyperband = search.spec.scheduler == Scheduler::Hyperband;
     let mut out = format!(
-        "successive halving over {} candidates by {} ({}), eta = {}; a study's runs are its \
-         possible runs at every rung, most never run\n",
+        "{} over {} candidates by {} ({}), eta = {}; a study's runs are its possible runs at \
+         every rung, most never run\n",
+        if hyperband {
+            "Hyperband"
+        } else {
+            "successive halving"
+        },
         search.candidates.len(),
-        search.spec.metric,
+        search.spec.metric_label(),
         search.spec.direction,
         h.eta
     );
-    for (rung, budget) in search.budgets.iter().enumerate() {
-        let head = format!("rung {rung} ({} = {budget})", h.budget);
-        let Some(candidates) = halving::active(search, study_dir, rung)? else {
-            out.push_str(&format!("{head}: waits for rung {}\n", rung - 1));
-            continue;
-        };
-        let (mut done, mut failed, mut remaining) = (0, 0, 0);
-        for i in halving::rung_runs(search, rung, &candidates) {
-            match store::state(study_dir, &plan.runs[i].id) {
-                store::State::Done => done += 1,
-                store::State::Failed(_) => failed += 1,
-                _ => remaining += 1,
-            }
+    if !hyperband {
+        for rung in 0..search.budgets.len() {
+            let active = halving::active(search, study_dir, rung)?;
+            out.push_str(&rung_line(plan, search, h, study_dir, None, rung, active)?);
         }
-        let decided = match halving::read_decision(study_dir, search, rung)? {
-            Some(d) => match d.winner {
-                Some(w) => format!(
-                    "; winner: candidate {w} ({}), {} = {}",
-                    search.candidates[w].describe(),
-                    search.spec.metric,
-                    score(d.ranked[0].score)
-                ),
-                None => format!("; {} promoted", d.promoted.len()),
-            },
-            None => String::new(),
-        };
+        return Ok(out);
+    }
+    for (j, b) in hyperband::brackets(search).iter().enumerate() {
         out.push_str(&format!(
-            "{head}: {} candidates, {done} runs done, {failed} failed, {remaining} remaining{decided}\n",
-            candidates.len()
+            "bracket {j} (from rung {}, {} candidates):\n",
+            b.start,
+            b.candidates.len()
         ));
+        for rung in b.start..search.budgets.len() {
+            let active = hyperband::active(search, study_dir, b, j, rung)?;
+            out.push_str("  ");
+            out.push_str(&rung_line(
+                plan,
+                search,
+                h,
+                study_dir,
+                Some(j),
+                rung,
+                active,
+            )?);
+        }
+    }
+    if let Some(o) = hyperband::read_outcome(plan, study_dir) {
+        if let Some(w) = o.winner {
+            out.push_str(&format!(
+                "winner: candidate {w} ({}), the best of the brackets' winners\n",
+                search.candidates[w].describe()
+            ));
+        }
     }
     Ok(out)
+}
+
+/// A rung's line: its candidates (`None` while the rung before is undecided), runs and
+/// decision.
+fn rung_line(
+    plan: &Plan,
+    search: &SearchPlan,
+    h: Halving<'_>,
+    study_dir: &Path,
+    bracket: Option<usize>,
+    rung: usize,
+    active: Option<Vec<usize>>,
+) -> Result<String> {
+    let head = format!("rung {rung} ({} = {})", h.budget, search.budgets[rung]);
+    let Some(candidates) = active else {
+        return Ok(format!(
+            "{head}: waits for rung {}\n",
+            rung.saturating_sub(1)
+        ));
+    };
+    let (mut done, mut failed, mut remaining) = (0, 0, 0);
+    for i in halving::rung_runs(search, rung, &candidates) {
+        match store::state(study_dir, &plan.runs[i].id) {
+            store::State::Done => done += 1,
+            store::State::Failed(_) => failed += 1,
+            _ => remaining += 1,
+        }
+    }
+    let decided = match halving::read_bracket_decision(study_dir, search, bracket, rung)? {
+        Some(d) => match d.winner {
+            Some(w) => format!(
+                "; winner: candidate {w} ({}), {} = {}",
+                search.candidates[w].describe(),
+                search.spec.metric_label(),
+                score(d.ranked[0].score)
+            ),
+            None => format!("; {} promoted", d.promoted.len()),
+        },
+        None => String::new(),
+    };
+    Ok(format!(
+        "{head}: {} candidates, {done} runs done, {failed} failed, {remaining} remaining{decided}\n",
+        candidates.len()
+    ))
 }

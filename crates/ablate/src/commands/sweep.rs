@@ -271,6 +271,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     } else {
         String::new()
     };
+    let started = std::time::Instant::now();
     let failed = match &m.plan.search {
         None => {
             let batch: Vec<&PlannedRun> = m
@@ -306,6 +307,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
             &Terminal,
         )?,
     };
+    let (busy, available) = (
+        ionode_study::executor::busy_seconds(),
+        started.elapsed().as_secs_f64() * jobs as f64,
+    );
+    if available > 0.0 {
+        eprintln!(
+            "workers busy {:.0} % of the time ({busy:.1} of {available:.1} core-seconds on {jobs} \
+             worker(s){shard_text})",
+            100.0 * busy / available
+        );
+    }
     if failed > 0 {
         bail!(
             "{failed} runs failed; `ablate status {}` lists them",

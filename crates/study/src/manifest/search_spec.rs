@@ -13,6 +13,9 @@
 //! direction = "minimize"           # or "maximize"
 //! ```
 //!
+//! `scheduler = "hyperband"` runs the same candidates and rungs as Hyperband's brackets
+//! instead of one ([`crate::hyperband`]).
+//!
 //! `tpe` proposes candidates over the `[random]` axes with a Tree-structured Parzen
 //! Estimator ([`crate::tpe`]): the first `random.samples` candidates are the random
 //! search's points, then generations of `generation` candidates, each proposed from the
@@ -100,6 +103,25 @@ impl Sampler {
     }
 }
 
+/// How a grid search spends its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheduler {
+    /// One successive halving bracket over every candidate, rung by rung.
+    #[default]
+    Halving,
+    /// Hyperband: several brackets, each a successive halving from a later first rung,
+    /// the candidates shared out among them; rungs of any bracket run as soon as their
+    /// inputs are decided ([`crate::hyperband`]).
+    Hyperband,
+}
+
+impl Scheduler {
+    fn is_halving(&self) -> bool {
+        *self == Scheduler::Halving
+    }
+}
+
 /// A budget: an integer key (epochs) or a real one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -149,6 +171,8 @@ impl std::fmt::Display for Budget {
 pub struct SearchSpec {
     #[serde(default, skip_serializing_if = "Sampler::is_grid")]
     pub sampler: Sampler,
+    #[serde(default, skip_serializing_if = "Scheduler::is_halving")]
+    pub scheduler: Scheduler,
     /// Dotted run-config key of the budget, e.g. `finetune.epochs` (halving only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<String>,
@@ -281,6 +305,14 @@ impl SearchSpec {
     }
 
     fn tpe_problems(&self, out: &mut Vec<(&'static str, String)>) {
+        if self.scheduler != Scheduler::Halving {
+            out.push((
+                "scheduler",
+                "a TPE search proposes generations of candidates at one budget; hyperband \
+                 schedules a grid search (sampler = \"grid\")"
+                    .to_string(),
+            ));
+        }
         for (key, given) in [
             ("budget", self.budget.is_some()),
             ("min", self.min.is_some()),
@@ -502,6 +534,7 @@ mod tests {
     fn spec(min: Budget, max: Budget, eta: u64) -> SearchSpec {
         SearchSpec {
             sampler: Sampler::Grid,
+            scheduler: Scheduler::Halving,
             budget: Some("finetune.epochs".into()),
             min: Some(min),
             max: Some(max),
