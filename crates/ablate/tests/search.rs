@@ -474,6 +474,92 @@ fn a_tpe_search_with_two_objectives_keeps_their_pareto_front() {
 }
 
 #[test]
+fn a_tpe_search_starts_from_named_candidates_and_another_studys_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment("tpe_smoke.toml");
+    let file = file.to_str().unwrap();
+    let warm = [
+        "--set",
+        "study=\"warm\"",
+        "--set",
+        "search.warm_start=[\"tpe_smoke\"]",
+        "--set",
+        "search.enqueue=[{\"finetune.learning_rate\"=0.01,\"model.hidden\"=8,\"finetune.epochs\"=3}]",
+        "--set",
+        "search.candidates=16",
+    ];
+    for (name, jobs) in [("one", "1"), ("two", "2")] {
+        let results = dir.path().join(name);
+        let r = results.to_str().unwrap();
+        run_ok(&["run", file, "--results", r]);
+        let mut args = vec!["run", file, "--jobs", jobs, "--results", r];
+        args.extend(warm);
+        run_ok(&args);
+    }
+    let study = |name: &str| dir.path().join(name).join("warm");
+    assert_eq!(generations(&study("one")), generations(&study("two")));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study("one").join("plan.json")).unwrap())
+            .unwrap();
+    // The other study's 15 finished points, each over its 2 folds, are in the plan.
+    let points = plan["search"]["warm"].as_array().unwrap();
+    assert_eq!(points.len(), 15);
+    assert!(points
+        .iter()
+        .all(|p| p["runs"] == 2 && p["study"] == "tpe_smoke"));
+    // The named candidate is the first; the random start follows.
+    assert_eq!(
+        plan["search"]["candidates"][0]["axes"],
+        serde_json::json!({"finetune.epochs": 3, "finetune.learning_rate": 0.01, "model.hidden": 8})
+    );
+    assert_eq!(plan["search"]["candidates"].as_array().unwrap().len(), 7);
+    // Every generation was told them, before its own candidates.
+    let g1: serde_json::Value = serde_json::from_str(&generations(&study("one"))[0]).unwrap();
+    assert_eq!(g1["warm"].as_array().unwrap().len(), 15);
+    // Resumed after the other study changed, the search keeps the points it was planned with.
+    let other = dir.path().join("one").join("tpe_smoke");
+    std::fs::remove_dir_all(other.join("runs")).unwrap();
+    let results_one = dir.path().join("one");
+    let mut args = vec!["run", file, "--results", results_one.to_str().unwrap()];
+    args.extend(warm);
+    run_ok(&args);
+
+    // A named candidate outside the space, and a study that is not there.
+    let bad = [
+        "--set",
+        "search.enqueue=[{\"finetune.learning_rate\"=5.0,\"model.hidden\"=8}]",
+    ];
+    let mut args = vec!["check", file];
+    args.extend(bad);
+    let r = ablate(&args);
+    assert_eq!(r.status.code(), Some(2));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("search.enqueue[0].\"finetune.learning_rate\": 5.0 is not a value of log_uniform over [0.001, 0.1]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("search.enqueue[0]: no value for the [random] axis \"finetune.epochs\""),
+        "{err}"
+    );
+    let empty = dir.path().join("empty");
+    let r = ablate(&[
+        "run",
+        file,
+        "--results",
+        empty.to_str().unwrap(),
+        "--set",
+        "search.warm_start=[\"nowhere\"]",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("search.warm_start 'nowhere': no study folder"),
+        "{}",
+        text(&r.stderr)
+    );
+}
+
+#[test]
 fn search_tables_are_checked_and_located() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

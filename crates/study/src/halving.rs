@@ -211,6 +211,8 @@ mod tests {
                 metric: "finetune.validation.mae".into(),
                 direction: Direction::Minimize,
                 metrics: vec![],
+                enqueue: vec![],
+                warm_start: vec![],
             },
             budgets: vec![Budget::Int(1), Budget::Int(3)],
             candidates: (0..n)
@@ -221,6 +223,7 @@ mod tests {
                 })
                 .collect(),
             space: vec![],
+            warm: vec![],
         }
     }
 

@@ -243,6 +243,8 @@ mod tests {
                 metric: "finetune.validation.mae".into(),
                 direction: Direction::Minimize,
                 metrics: vec![],
+                enqueue: vec![],
+                warm_start: vec![],
             },
             budgets: (0..rungs)
                 .map(|k| Budget::Int(3i64.pow(k as u32)))
@@ -255,6 +257,7 @@ mod tests {
                 })
                 .collect(),
             space: vec![],
+            warm: vec![],
         }
     }
 

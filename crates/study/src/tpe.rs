@@ -25,6 +25,13 @@
 //! proposes it and writes the same text. The search's result, once every generation is
 //! finished, is `search/result.json`.
 //!
+//! Warm start: `search.enqueue` names candidates that come first (before the random start),
+//! and `search.warm_start` names other studies in the same results folder whose finished
+//! runs at points of this search's axes (their mean objectives over those runs) are told to
+//! the sampler before this search's own candidates, in every generation. They are read once,
+//! when the plan is written ([`warm_start`]), and kept in it, so every process tells the
+//! same ones; a study that is still running gives what it has finished then.
+//!
 //! A generation once written is kept: a failed run rerun later (`--retry-failed`) changes
 //! the scores the result ranks, not the proposals already made from it.
 
@@ -33,7 +40,7 @@ use crate::manifest::search_spec::{Direction, Tpe};
 use crate::manifest::{toml_json, AxisValue, Candidate, Dist, Manifest, Plan, PlannedRun};
 use crate::manifest::{Planned, SearchPlan};
 use crate::score::{self, rank, Objectives, Scored};
-use crate::{halving, output};
+use crate::{halving, output, store};
 use ionode_random::stream_seed;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -60,6 +67,9 @@ pub struct Generation {
     /// accepts, which the manifest's ranges allowed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<(usize, String)>,
+    /// The values told for the plan's warm-start points (those with a value), first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warm: Vec<f64>,
 }
 
 /// A finished candidate as told to the sampler.
@@ -224,6 +234,81 @@ fn read_generation(study_dir: &Path, g: usize) -> Result<Option<Generation>> {
     Ok(serde_json::from_str(&text).ok())
 }
 
+/// The finished points of the plan's `warm_start` studies (in `results`, the folder this
+/// study is in) at points of its axes: per study and point (its value of every axis of the
+/// space, inside its distribution), each objective's mean over the point's finished runs
+/// with every objective defined. Read when the plan is written.
+pub fn warm_start(plan: &Plan, results: &Path) -> Result<Vec<crate::manifest::WarmPoint>> {
+    let Some(search) = &plan.search else {
+        return Ok(vec![]);
+    };
+    let objectives = search.spec.objectives();
+    let mut out = Vec::new();
+    for name in &search.spec.warm_start {
+        let dir = results.join(name);
+        if name == &plan.study {
+            return Err(crate::usage!(
+                "search.warm_start '{name}': a study's own runs are its history already; name \
+                 other studies"
+            ));
+        }
+        if !dir.join("plan.json").is_file() {
+            return Err(crate::usage!(
+                "search.warm_start '{name}': no study folder '{}' (a study in the same results \
+                 folder; run it first)",
+                dir.display()
+            ));
+        }
+        let other = Plan::read(&dir)?;
+        // A point (its values as JSON text) -> its values and, per objective, its runs' values.
+        type Point = (Vec<serde_json::Value>, Vec<Vec<f64>>);
+        let mut points: std::collections::BTreeMap<String, Point> = Default::default();
+        for run in study_runs(&other, &dir)? {
+            let drawn: Option<Vec<serde_json::Value>> = search
+                .space
+                .iter()
+                .map(|(axis, d)| {
+                    let v = run.axes.get(axis)?;
+                    let t: toml::Value = serde_json::from_value(v.clone()).ok()?;
+                    d.contains(&t).then(|| v.clone())
+                })
+                .collect();
+            let Some(drawn) = drawn else { continue };
+            if store::state(&dir, &run.id) != store::State::Done {
+                continue;
+            }
+            let path = store::run_dir(&dir, &run.id).join(store::RUN_FILE);
+            let Ok(record) = crate::record::read(&path) else {
+                continue;
+            };
+            let values: Option<Vec<f64>> = objectives
+                .iter()
+                .map(|(_, m, _)| score::metric_of(&record.metrics, m))
+                .collect();
+            let Some(values) = values else { continue };
+            let key = serde_json::to_string(&drawn).expect("JSON values serialise");
+            let entry = points
+                .entry(key)
+                .or_insert_with(|| (drawn, vec![Vec::new(); objectives.len()]));
+            for (list, v) in entry.1.iter_mut().zip(values) {
+                list.push(v);
+            }
+        }
+        for (drawn, lists) in points.into_values() {
+            out.push(crate::manifest::WarmPoint {
+                study: name.clone(),
+                drawn,
+                runs: lists.first().map_or(0, |l| l.len()),
+                objectives: lists
+                    .iter()
+                    .map(|l| l.iter().sum::<f64>() / l.len() as f64)
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Every run of a study: the plan's, and for a TPE search those of its generations so far.
 pub fn study_runs(plan: &Plan, study_dir: &Path) -> Result<Vec<PlannedRun>> {
     Ok(match State::read(plan, study_dir)? {
@@ -379,7 +464,19 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
         };
         scored.push(s);
     }
-    let (values, direction) = if objectives.len() > 1 {
+    // The warm-start points after the candidates, scored like them.
+    let own = scored.len();
+    scored.extend(search.warm.iter().enumerate().map(|(k, w)| Scored {
+        candidate: own + k,
+        score: w.objectives.first().copied(),
+        runs: vec![],
+        objectives: if objectives.len() > 1 {
+            w.objectives.iter().map(|&v| Some(v)).collect()
+        } else {
+            vec![]
+        },
+    }));
+    let (mut values, direction) = if objectives.len() > 1 {
         let directions: Vec<Direction> = objectives.iter().map(|o| o.2).collect();
         (
             score::nsga_values(&scored, &directions),
@@ -391,6 +488,7 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
             search.spec.direction,
         )
     };
+    let warm_values: Vec<Option<f64>> = values.split_off(own);
     let told: Vec<Told> = values
         .into_iter()
         .enumerate()
@@ -403,9 +501,16 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
         .collect();
     let first = state.candidates.len();
     let count = (state.tpe.candidates - first).min(state.tpe.generation);
-    let history: Vec<(&[serde_json::Value], f64)> = told
+    // Told in order: the warm-start points, then the candidates.
+    let history: Vec<(&[serde_json::Value], f64)> = search
+        .warm
         .iter()
-        .map(|t| (state.candidates[t.candidate].drawn.as_slice(), t.score))
+        .zip(&warm_values)
+        .filter_map(|(w, v)| v.map(|v| (w.drawn.as_slice(), v)))
+        .chain(
+            told.iter()
+                .map(|t| (state.candidates[t.candidate].drawn.as_slice(), t.score)),
+        )
         .collect();
     let seed = stream_seed(m.plan.seed ^ TPE_SALT, g as u64);
     let points = propose(&search.space, direction, &history, count, seed)?;
@@ -418,6 +523,7 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
         candidates: Vec::with_capacity(count),
         runs: Vec::new(),
         problems: Vec::new(),
+        warm: warm_values.iter().flatten().copied().collect(),
     };
     for (k, p) in points.into_iter().enumerate() {
         let point: Vec<AxisValue> = search

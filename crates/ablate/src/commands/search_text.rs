@@ -12,28 +12,46 @@ use std::path::Path;
 pub fn check(s: &SearchPlan, n: usize) -> String {
     match (s.spec.halving(), s.spec.tpe()) {
         (Some(h), _) => check_halving(s, h, n),
-        (None, Some(t)) => format!(
-            "TPE: {} candidates in all over {} axes ({}), {} run(s) each (folds x seeds): {} \
-             random ({n} runs planned now), then {} generation(s) of up to {} proposed as runs \
-             finish, by {} ({}, mean over a candidate's runs)\n",
-            t.candidates,
-            s.space.len(),
-            s.space
-                .iter()
-                .map(|(a, _)| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            s.candidates
-                .first()
-                .map_or(0, |c| c.runs.iter().flatten().count()),
-            s.candidates.len(),
-            tpe::generation_count(s, t) - 1,
-            t.generation,
-            s.spec.metric_label(),
-            s.spec.direction
-        ),
+        (None, Some(t)) => tpe_check(s, t, n),
         (None, None) => String::new(),
     }
+}
+
+fn tpe_check(s: &SearchPlan, t: ionode_study::manifest::search_spec::Tpe, n: usize) -> String {
+    let mut out = format!(
+        "TPE: {} candidates in all over {} axes ({}), {} run(s) each (folds x seeds): {} \
+             random ({n} runs planned now), then {} generation(s) of up to {} proposed as runs \
+             finish, by {} ({}, mean over a candidate's runs)\n",
+        t.candidates,
+        s.space.len(),
+        s.space
+            .iter()
+            .map(|(a, _)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.candidates
+            .first()
+            .map_or(0, |c| c.runs.iter().flatten().count()),
+        s.candidates.len(),
+        tpe::generation_count(s, t) - 1,
+        t.generation,
+        s.spec.metric_label(),
+        s.spec.direction
+    );
+    if !s.spec.enqueue.is_empty() {
+        out.push_str(&format!(
+            "the first {} candidate(s) are named in search.enqueue\n",
+            s.spec.enqueue.len()
+        ));
+    }
+    if !s.spec.warm_start.is_empty() {
+        out.push_str(&format!(
+            "warm start: the finished points of {} are told first (read when the plan is \
+             written)\n",
+            s.spec.warm_start.join(", ")
+        ));
+    }
+    out
 }
 
 fn check_halving(s: &SearchPlan, h: Halving<'_>, n: usize) -> String {

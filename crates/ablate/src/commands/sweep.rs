@@ -27,6 +27,39 @@ fn load(file: &Path, set: &[String]) -> Result<Manifest> {
     manifest::load(file, set).map_err(|p| super::problems("manifest", file, p))
 }
 
+/// Loads a manifest for its study in `results`, with a TPE search's warm-start points: those
+/// of the plan already written there (so a resumed search, every shard and every Slurm task
+/// tell the same ones), else read now from the named studies (`refresh`: read now anyway).
+fn load_in(file: &Path, set: &[String], results: &Path, refresh: bool) -> Result<Manifest> {
+    let mut m = load(file, set)?;
+    let Some(search) = &m.plan.search else {
+        return Ok(m);
+    };
+    if search.spec.warm_start.is_empty() {
+        return Ok(m);
+    }
+    let study_dir = results.join(&m.study);
+    let written = Plan::read(&study_dir).ok().filter(|old| {
+        let strip = |p: &Plan| {
+            let mut p = p.clone();
+            p.manifest.clear();
+            if let Some(s) = &mut p.search {
+                s.warm.clear();
+            }
+            p
+        };
+        !refresh && strip(old) == strip(&m.plan)
+    });
+    let warm = match written.and_then(|p| p.search) {
+        Some(s) => s.warm,
+        None => ionode_study::tpe::warm_start(&m.plan, results)?,
+    };
+    if let Some(s) = &mut m.plan.search {
+        s.warm = warm;
+    }
+    Ok(m)
+}
+
 fn plan_text(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("plans serialise") + "\n"
 }
@@ -89,7 +122,7 @@ pub fn check(args: &CheckArgs) -> Result<()> {
 }
 
 pub fn plan(args: &PlanArgs) -> Result<()> {
-    let m = load(&args.file, &args.set)?;
+    let m = load_in(&args.file, &args.set, &args.results, args.force)?;
     let study_dir = args.results.join(&m.study);
     write_plan(&m.plan, &study_dir, args.force)?;
     let mut out = String::from("index\trun_id\tmethod\taxes\n");
@@ -236,7 +269,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Some(s) => parse_shard(s)?,
         None => (0, 1),
     };
-    let m = load(&args.file, &args.set)?;
+    let m = load_in(&args.file, &args.set, &args.results, false)?;
     if !args.only.is_empty() {
         if m.plan.search.is_some() {
             return Err(crate::usage!(
@@ -384,7 +417,7 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         }
         crate::usage!("{}", problems[0])
     })?;
-    let m = load(&args.file, &args.set)?;
+    let m = load_in(&args.file, &args.set, &args.results, false)?;
     let study_dir = args.results.join(&m.study);
     // The jobs run in this folder whatever folder they are submitted from, with this
     // binary, and log to absolute paths.

@@ -37,6 +37,37 @@ impl Dist {
         }
     }
 
+    /// Whether the distribution can give `v` (a named candidate's value).
+    pub fn contains(&self, v: &Value) -> bool {
+        let real = || v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+        match self {
+            Dist::Uniform { min, max } | Dist::LogUniform { min, max } => {
+                real().is_some_and(|x| (*min..=*max).contains(&x))
+            }
+            Dist::IntUniform { min, max } => {
+                v.as_integer().is_some_and(|x| (*min..=*max).contains(&x))
+            }
+            Dist::Choice { values } => values.contains(v),
+        }
+    }
+
+    /// The distribution as people read it.
+    pub fn describe(&self) -> String {
+        match self {
+            Dist::Uniform { min, max } => format!("uniform over [{min}, {max}]"),
+            Dist::LogUniform { min, max } => format!("log_uniform over [{min}, {max}]"),
+            Dist::IntUniform { min, max } => format!("the integers {min}..={max}"),
+            Dist::Choice { values } => format!(
+                "the choice of {}",
+                values
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
     fn draw(&self, rng: &mut Rng) -> Value {
         match self {
             Dist::Uniform { min, max } => Value::Float(min + (max - min) * rng.uniform()),

@@ -167,6 +167,22 @@ pub struct SearchPlan {
     /// whose plans therefore read and hash as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub space: Vec<(String, Dist)>,
+    /// TPE: the `warm_start` studies' finished points, read when the plan is written
+    /// (`crate::tpe::warm_start`), so every process of the search tells the same ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warm: Vec<WarmPoint>,
+}
+
+/// A point of another study, finished, as a TPE search is told it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarmPoint {
+    pub study: String,
+    /// Its value of each axis of the space, in order.
+    pub drawn: Vec<serde_json::Value>,
+    /// Each objective's mean over the point's finished runs there.
+    pub objectives: Vec<f64>,
+    /// How many runs the means are over.
+    pub runs: usize,
 }
 
 impl Candidate {
@@ -714,7 +730,7 @@ fn search_table(
     locs: &Locations,
     name: &str,
     grid: &[GridAxis],
-    random: &[Vec<AxisValue>],
+    (space, random): (&[(String, Dist)], &[Vec<AxisValue>]),
     found: &mut Found,
 ) -> Option<(search_spec::SearchSpec, Vec<search_spec::Budget>)> {
     let at = |p: &[&str]| locs.at(p, name);
@@ -741,19 +757,31 @@ fn search_table(
         found.push(format!("{}: search.{key}: {why}", at(&["search", key])));
     }
     if let Some(tpe) = spec.tpe() {
+        for (i, axis, why) in search_spec::enqueue_problems(&spec.enqueue, space) {
+            let index = format!("[{i}]");
+            let mut path = vec!["search", "enqueue", index.as_str()];
+            path.extend(axis.as_deref());
+            let shown = match &axis {
+                Some(a) => format!("search.enqueue[{i}].\"{a}\""),
+                None => format!("search.enqueue[{i}]"),
+            };
+            found.push(format!("{}: {shown}: {why}", at(&path)));
+        }
         let samples = random.iter().filter(|p| !p.is_empty()).count();
+        let start = samples + spec.enqueue.len();
         if samples == 0 {
             found.push(format!(
                 "{}: search.sampler: a TPE search needs [random] axes to propose points of \
                  (and random.samples, the random candidates it starts from)",
                 at(&["search", "sampler"])
             ));
-        } else if samples > tpe.candidates && tpe.candidates > 0 {
+        } else if start > tpe.candidates && tpe.candidates > 0 {
             found.push(format!(
-                "{}: search.candidates: {} is fewer than random.samples = {samples}, the random \
-                 candidates a TPE search starts from",
+                "{}: search.candidates: {} is fewer than the {start} candidates a TPE search \
+                 starts from (random.samples = {samples}, {} enqueued)",
                 at(&["search", "candidates"]),
-                tpe.candidates
+                tpe.candidates,
+                spec.enqueue.len()
             ));
         }
     }
@@ -901,7 +929,14 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
 
     let mut grid = grid_axes(&merged, &locs, &name, &mut found);
     let (random_space, random_points) = random_axes(&merged, &locs, &name, seed, &mut found);
-    let search = search_table(&merged, &locs, &name, &grid, &random_points, &mut found);
+    let search = search_table(
+        &merged,
+        &locs,
+        &name,
+        &grid,
+        (&random_space, &random_points),
+        &mut found,
+    );
     let budgets: Vec<Option<search_spec::Budget>> = match &search {
         Some((_, b)) if !b.is_empty() => b.iter().copied().map(Some).collect(),
         _ => vec![None],
@@ -931,7 +966,28 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
         search: search.as_ref().map(|(s, _)| s.clone()),
         folds,
     };
-    let points = expand::points(&grid, &random_points);
+    // A TPE search's named candidates come first, then its random start.
+    let enqueued: Vec<Vec<AxisValue>> = match &search {
+        Some((s, _)) if s.tpe().is_some() => s
+            .enqueue
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                random_space
+                    .iter()
+                    .filter_map(|(axis, _)| {
+                        let at = key_path(&["search", "enqueue", &format!("[{i}]"), axis]);
+                        t.get(axis).map(|v| (axis.clone(), v.clone(), at))
+                    })
+                    .collect()
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let points: Vec<Vec<AxisValue>> = enqueued
+        .into_iter()
+        .chain(expand::points(&grid, &random_points))
+        .collect();
     let Planned {
         mut candidates,
         runs,
@@ -975,6 +1031,7 @@ pub fn load(path: &Path, set: &[String]) -> Result<Manifest, Problems> {
             budgets,
             candidates,
             space: if tpe { random_space } else { vec![] },
+            warm: vec![],
         }),
     };
     Ok(Manifest {

@@ -29,6 +29,9 @@
 //! candidates = 40                  # in all, the random start included
 //! generation = 4                   # proposed together (run in parallel)
 //! metric = "finetune.validation.mae"
+//! enqueue = [{ "finetune.learning_rate" = 1e-3 }]  # named candidates (a value for each
+//!                                  # [random] axis; here the only one), run first
+//! warm_start = ["other_study"]      # its finished runs are told to the sampler first
 //! ```
 //!
 //! Several objectives replace `metric` and `direction` with a list, and the search keeps
@@ -197,6 +200,13 @@ pub struct SearchSpec {
     /// Several objectives, each with its direction: the search keeps their Pareto front.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<Objective>,
+    /// TPE: named candidates (a value for every `[random]` axis), run first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enqueue: Vec<toml::Table>,
+    /// TPE: other studies (by name, in the same results folder) whose finished runs at
+    /// points of this search's axes are told to the sampler before its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warm_start: Vec<String>,
 }
 
 /// One objective of a search with several.
@@ -338,6 +348,23 @@ impl SearchSpec {
                 "missing: a TPE search needs the number of candidates in all".to_string(),
             )),
         }
+        for name in &self.warm_start {
+            let plain = !name.is_empty()
+                && name.len() <= 100
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !name.starts_with('.');
+            if !plain {
+                out.push((
+                    "warm_start",
+                    format!(
+                        "'{name}': expected a study's name (its folder in the results folder: \
+                         letters, digits, '-', '_', '.')"
+                    ),
+                ));
+            }
+        }
         if let Some(g) = self.generation {
             if !(1..=MAX_TPE_CANDIDATES).contains(&g) {
                 out.push((
@@ -352,12 +379,15 @@ impl SearchSpec {
         for (key, given) in [
             ("candidates", self.candidates.is_some()),
             ("generation", self.generation.is_some()),
+            ("enqueue", !self.enqueue.is_empty()),
+            ("warm_start", !self.warm_start.is_empty()),
         ] {
             if given {
                 out.push((
                     key,
-                    "only a TPE search (sampler = \"tpe\") proposes candidates; a grid \
-                     search's candidates are the grid x random points"
+                    "only a TPE search (sampler = \"tpe\") proposes candidates (and takes \
+                     named ones or other studies' runs); a grid search's candidates are the \
+                     grid x random points"
                         .to_string(),
                 ));
             }
@@ -486,6 +516,47 @@ impl SearchSpec {
     }
 }
 
+/// The problems of `enqueue` against the space: (index, axis, why) for a missing or
+/// unknown axis or a value its distribution cannot give.
+pub fn enqueue_problems(
+    enqueue: &[toml::Table],
+    space: &[(String, super::Dist)],
+) -> Vec<(usize, Option<String>, String)> {
+    let mut out = Vec::new();
+    for (i, t) in enqueue.iter().enumerate() {
+        for (axis, d) in space {
+            match t.get(axis) {
+                None => out.push((
+                    i,
+                    None,
+                    format!("no value for the [random] axis \"{axis}\" (a named candidate gives every one)"),
+                )),
+                Some(v) if !d.contains(v) => out.push((
+                    i,
+                    Some(axis.clone()),
+                    format!("{v} is not a value of {}", d.describe()),
+                )),
+                Some(_) => {}
+            }
+        }
+        for key in t.keys().filter(|k| !space.iter().any(|(a, _)| a == *k)) {
+            out.push((
+                i,
+                Some(key.clone()),
+                format!(
+                    "\"{key}\" is no [random] axis (expected: {})",
+                    space
+                        .iter()
+                        .map(|(a, _)| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// `STAGE.PART.METRIC` read and checked.
 pub fn parse_metric(metric: &str) -> Result<MetricRef, String> {
     let parts: Vec<&str> = metric.split('.').collect();
@@ -544,6 +615,8 @@ mod tests {
             metric: "finetune.validation.mae".into(),
             direction: Direction::Minimize,
             metrics: vec![],
+            enqueue: vec![],
+            warm_start: vec![],
         }
     }
 
