@@ -142,6 +142,7 @@ fn metric(spec: Option<&SearchSpec>) -> (String, Option<MetricRef>) {
                 stage: ionode_train::observe::Stage::Finetune,
                 part: "validation".into(),
                 name: "mae".into(),
+                ion: None,
             }),
         ),
     }

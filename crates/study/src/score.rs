@@ -66,6 +66,17 @@ pub fn metric_of(metrics: &ionode_train::run::RunMetrics, metric: &MetricRef) ->
         "train" => s.train.as_ref(),
         _ => s.validation.as_ref(),
     });
+    if let Some(ion) = &metric.ion {
+        let i = part.and_then(|m| m.per_ion.iter().find(|i| &i.species == ion));
+        return i
+            .and_then(|i| match metric.name.as_str() {
+                "mae" => i.mae,
+                "rmse" => i.rmse,
+                "r2" => i.r2,
+                _ => None,
+            })
+            .filter(|v| v.is_finite());
+    }
     part.and_then(|m| match metric.name.as_str() {
         "mae" => m.mae,
         "rmse" => m.rmse,

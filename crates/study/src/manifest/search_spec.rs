@@ -241,13 +241,18 @@ pub struct Tpe {
     pub generation: usize,
 }
 
-/// Where a run's metric is read: stage, part, name.
+/// Where a run's metric is read: stage, part, name, and for one ion's metric the ion (its
+/// canonical name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricRef {
     pub stage: Stage,
     pub part: String,
     pub name: String,
+    pub ion: Option<String>,
 }
+
+/// The metrics a run also keeps per ion (`STAGE.PART.METRIC.ION`).
+const PER_ION: &[&str] = &["mae", "rmse", "r2"];
 
 impl SearchSpec {
     /// The halving keys, when this is a halving search (every key given).
@@ -557,13 +562,22 @@ pub fn enqueue_problems(
     out
 }
 
-/// `STAGE.PART.METRIC` read and checked.
+/// `STAGE.PART.METRIC` (or `STAGE.PART.METRIC.ION`, one ion's) read and checked.
 pub fn parse_metric(metric: &str) -> Result<MetricRef, String> {
     let parts: Vec<&str> = metric.split('.').collect();
-    let example = "expected STAGE.PART.METRIC such as \"finetune.validation.mae\"";
-    let [stage, part, name] = parts[..] else {
-        return Err(format!("'{metric}': {example}"));
+    let example = "expected STAGE.PART.METRIC such as \"finetune.validation.mae\" (or one \
+                   ion's, \"finetune.validation.mae.Li+\")";
+    let (stage, part, name, ion) = match parts[..] {
+        [stage, part, name] => (stage, part, name, None),
+        [stage, part, name, ion] if !ion.trim().is_empty() => (stage, part, name, Some(ion)),
+        _ => return Err(format!("'{metric}': {example}")),
     };
+    if ion.is_some() && !PER_ION.contains(&name) {
+        return Err(format!(
+            "'{metric}': '{name}' is not kept per ion (one ion's metric is one of: {})",
+            PER_ION.join(", ")
+        ));
+    }
     if part == "test" {
         return Err(format!(
             "'{metric}': a search never chooses by the test part (it is kept for the final \
@@ -590,6 +604,14 @@ pub fn parse_metric(metric: &str) -> Result<MetricRef, String> {
         },
         part: part.into(),
         name: name.into(),
+        // One spelling of each ion: Mg2+ and Mg_2+ name Mg^2+ (an ion outside the built-in
+        // database is taken as written).
+        ion: ion.map(|i| {
+            ionode_physics::IonDb::builtin().get(i).map_or_else(
+                |_| ionode_physics::ions::canonical_name(i),
+                |x| x.name.clone(),
+            )
+        }),
     })
 }
 
@@ -618,6 +640,21 @@ mod tests {
             enqueue: vec![],
             warm_start: vec![],
         }
+    }
+
+    #[test]
+    fn one_ions_metric_is_named_after_the_metric_in_any_spelling_of_the_ion() {
+        let m = parse_metric("finetune.validation.mae.Mg2+").unwrap();
+        assert_eq!((m.name.as_str(), m.ion.as_deref()), ("mae", Some("Mg^2+")));
+        assert_eq!(parse_metric("finetune.validation.mae.Mg_2+").unwrap(), m);
+        assert!(
+            parse_metric("finetune.validation.electroneutrality_max.Li+")
+                .unwrap_err()
+                .contains("not kept per ion")
+        );
+        assert!(parse_metric("finetune.test.mae.Li+")
+            .unwrap_err()
+            .contains("never chooses by the test part"));
     }
 
     #[test]
