@@ -612,7 +612,9 @@ fn search_tables_are_checked_and_located() {
         "{err}"
     );
     assert!(
-        err.contains("search.candidates: 2 is fewer than random.samples = 6"),
+        err.contains(&format!(
+            "{name}:4:1: search.candidates: 2 is fewer than the 6 candidates a TPE search starts from"
+        )),
         "{err}"
     );
     let r = ablate(&[
