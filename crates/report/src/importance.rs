@@ -29,6 +29,9 @@ use std::path::Path;
 
 /// Fewest runs a sweep's importance is given for (a forest on fewer says little).
 pub const MIN_RUNS: usize = 20;
+/// Most runs the forest is fitted to: a larger study gives an evenly spaced sample of its
+/// runs (in run-id order, so the same runs every time), which the table says.
+pub const MAX_ROWS: usize = 2_000;
 /// The forest's seed (fixed: a report is a function of its runs).
 const SEED: u64 = 0x696d_706f_7274;
 
@@ -48,7 +51,10 @@ pub struct AxisImportance {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Importance {
     pub metric: String,
+    /// Runs the forest was fitted to.
     pub runs: usize,
+    /// Finished runs with the metric defined (more than `runs` when sampled).
+    pub of: usize,
     pub axes: Vec<AxisImportance>,
 }
 
@@ -128,6 +134,7 @@ pub fn compute(metric: &str, columns: &[Column], target: &[f64]) -> Option<Impor
     Some(Importance {
         metric: metric.to_string(),
         runs: target.len(),
+        of: target.len(),
         axes,
     })
 }
@@ -156,7 +163,7 @@ pub fn of_study(study: &Study) -> Option<Importance> {
     }
     let (name, metric) = metric(search.map(|s| &s.spec));
     let metric = metric?;
-    let rows: Vec<(usize, f64)> = study
+    let mut rows: Vec<(usize, f64)> = study
         .runs
         .iter()
         .enumerate()
@@ -164,6 +171,14 @@ pub fn of_study(study: &Study) -> Option<Importance> {
             ionode_study::score::metric_of(&r.record.metrics, &metric).map(|v| (i, v))
         })
         .collect();
+    let of = rows.len();
+    if rows.len() > MAX_ROWS {
+        rows.sort_by(|a, b| {
+            let id = |i: usize| &study.runs[i].record.head.provenance.run_id;
+            id(a.0).cmp(id(b.0))
+        });
+        rows = (0..MAX_ROWS).map(|k| rows[k * of / MAX_ROWS]).collect();
+    }
     let mut axes: Vec<&String> = study
         .runs
         .iter()
@@ -203,15 +218,23 @@ pub fn of_study(study: &Study) -> Option<Importance> {
         })
         .collect();
     let target: Vec<f64> = rows.iter().map(|&(_, v)| v).collect();
-    compute(&name, &columns, &target)
+    compute(&name, &columns, &target).map(|i| Importance { of, ..i })
 }
 
 /// Writes `out/tables/importance.md` and `out/figures/importance.*`; returns the table for
 /// the page and the figure's name.
 pub fn write(imp: &Importance, out: &Path) -> Result<(Written, String)> {
+    let runs = if imp.of > imp.runs {
+        format!(
+            "{} of the {} finished runs (evenly spaced by run id)",
+            imp.runs, imp.of
+        )
+    } else {
+        format!("{} finished runs", imp.runs)
+    };
     let intro = format!(
-        "Share of the variance of {} over {} finished runs explained by each axis alone (fANOVA on a seeded random forest of 100 trees; mean ± standard deviation over the trees; log10 where marked).",
-        imp.metric, imp.runs
+        "Share of the variance of {} over {runs} explained by each axis alone (fANOVA on a seeded random forest of 100 trees; mean ± standard deviation over the trees; log10 where marked).",
+        imp.metric
     );
     let mut md = format!(
         "# Axis importance\n\n{intro}\n\n| axis | share of variance | ± |\n|---|---|---|\n"

@@ -71,25 +71,18 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         &metrics.validation_mae,
         &tmp,
     )?;
-    // Searches only for now: a sweep's importance would add a table and a figure to every
-    // committed report, which are regenerated (about an hour of runs) in the same change.
-    let imp = study
-        .plan
-        .search
-        .as_ref()
-        .and_then(|_| importance::of_study(&study));
     figs.extend(search_figures);
-    match imp {
+    match importance::of_study(&study) {
         Some(imp) => {
             let (table, figure) = importance::write(&imp, &tmp)?;
             tables.push(table);
             figs.push(figure);
         }
-        None if study.plan.search.is_some() => fig_notes.push(
-            "axis importance skipped: no axis varies over the finished runs with a defined metric"
-                .to_string(),
-        ),
-        None => {}
+        None => fig_notes.push(format!(
+            "axis importance skipped: it needs a search, or a sweep of at least {} finished \
+             runs, with an axis that varies over the runs with a validation metric",
+            importance::MIN_RUNS
+        )),
     }
     let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
     html::write(&study, &df, &tables, &figs, &notes, &tmp)?;
