@@ -396,6 +396,57 @@ fn hyperband_gives_the_same_brackets_and_winner_at_any_jobs_over_shards_and_afte
 }
 
 #[test]
+fn hyperband_decides_a_rung_again_when_a_failed_run_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment("hyperband_smoke.toml");
+    let file = file.to_str().unwrap();
+    let results = dir.path().to_str().unwrap();
+    run_ok(&["run", file, "--jobs", "2", "--results", results]);
+    let study = dir.path().join("hyperband_smoke");
+    let reference = brackets(&study);
+    // The winner's first run, made FAILED (as a run that crashed would be), and every
+    // decision made again from it: the failed candidate cannot win.
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(study.join("search/hyperband.json")).unwrap(),
+    )
+    .unwrap();
+    let winner = result["winner"].as_u64().unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(study.join("search/bracket-0-rung-0.json")).unwrap(),
+    )
+    .unwrap();
+    let scored = first["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["candidate"].as_u64() == Some(winner))
+        .expect("the winner started in bracket 0");
+    let run = study.join("runs").join(scored["runs"][0].as_str().unwrap());
+    std::fs::remove_file(run.join("DONE")).unwrap();
+    std::fs::remove_file(run.join("run.h5")).unwrap();
+    std::fs::write(run.join("FAILED"), "injected\n").unwrap();
+    for f in std::fs::read_dir(study.join("search")).unwrap().flatten() {
+        std::fs::remove_file(f.path()).unwrap();
+    }
+    // (A run that failed before is not a failure of this run: it exits 0, as a sweep does.)
+    run_ok(&["run", file, "--jobs", "2", "--results", results]);
+    let without = brackets(&study);
+    assert_ne!(without, reference);
+    // Retried, it runs again (to the same bits), and every decision follows it back.
+    run_ok(&[
+        "run",
+        file,
+        "--jobs",
+        "2",
+        "--retry-failed",
+        "--results",
+        results,
+    ]);
+    assert!(run.join("DONE").exists());
+    assert_eq!(brackets(&study), reference);
+}
+
+#[test]
 fn a_tpe_search_with_two_objectives_keeps_their_pareto_front() {
     let dir = tempfile::tempdir().unwrap();
     let file = experiment("tpe_smoke.toml");

@@ -139,10 +139,14 @@ pub fn compute(metric: &str, columns: &[Column], target: &[f64]) -> Option<Impor
     })
 }
 
-/// The metric importance is given for: a search's own, else the measured validation MAE.
+/// The metric importance is given for: a search's own (its first objective), else the
+/// measured validation MAE.
 fn metric(spec: Option<&SearchSpec>) -> (String, Option<MetricRef>) {
     match spec {
-        Some(s) => (s.metric.clone(), s.metric_ref().ok()),
+        Some(s) => match s.objectives().into_iter().next() {
+            Some((name, r, _)) => (name, Some(r)),
+            None => (s.metric.clone(), None),
+        },
         None => (
             "finetune.validation.mae".into(),
             Some(MetricRef {

@@ -58,6 +58,14 @@ pub fn curve(dir: &Path) -> Result<Curve> {
         Direction::Minimize => a < b,
         Direction::Maximize => a > b,
     };
+    if state.candidates.len() < state.tpe.candidates {
+        return Err(ReportError::Failed(format!(
+            "'{}' has proposed {} of its {} candidates; finish the search first (`ablate run`)",
+            dir.display(),
+            state.candidates.len(),
+            state.tpe.candidates
+        )));
+    }
     let mut best: Vec<Option<f64>> = Vec::with_capacity(state.candidates.len());
     let mut current: Option<(usize, f64)> = None;
     for c in 0..state.candidates.len() {

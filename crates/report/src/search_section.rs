@@ -103,7 +103,7 @@ fn tpe_tables(
         format!("chosen by {} ({})", s.spec.metric, s.spec.direction)
     };
     let intro = format!(
-        "TPE over {} candidates in all ({} random, then generations of {}), {chosen}; each objective is the mean over a candidate's runs (folds and seeds), and the test part is never used to choose.",
+        "TPE over {} candidates in all ({} named or random, then generations of {}), {chosen}; each objective is the mean over a candidate's runs (folds and seeds), and the test part is never used to choose.",
         state.tpe.candidates,
         s.candidates.len(),
         state.tpe.generation

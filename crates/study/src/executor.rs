@@ -464,8 +464,8 @@ impl Tally {
     }
 }
 
-/// A search: successive halving ([`run_halving`]) or TPE ([`run_tpe`]). Returns the
-/// number of runs that failed now.
+/// A search: successive halving ([`run_halving`]), Hyperband ([`run_hyperband`]) or TPE
+/// ([`run_tpe`]). Returns the number of runs that failed now.
 pub fn run_search(
     m: &Manifest,
     search: &manifest::SearchPlan,
@@ -517,7 +517,7 @@ pub fn run_hyperband(
         &format!("{} hyperband", m.study),
         crate::hyperband::most_runs(search),
         &|| crate::hyperband::ready_runs(&m.plan, study_dir),
-        &|| crate::hyperband::settle(&m.plan, study_dir),
+        &|pending| crate::hyperband::settle(&m.plan, study_dir, pending, retry_failed),
         watch,
     )?;
     let outcome = crate::hyperband::outcome(&m.plan, study_dir)?
@@ -551,19 +551,31 @@ struct Pool {
     /// Runs this process settled in this call (not tried again, even with
     /// `--retry-failed`).
     tried: std::collections::HashSet<usize>,
-    /// Runs another process holds, and when to look at them again.
+    /// Runs seen DONE (never looked at again: checking a marker hashes its run file).
+    done: std::collections::HashSet<usize>,
+    /// Runs another process holds (or took over from this one), and when to look again.
     busy: std::collections::HashMap<usize, std::time::Instant>,
+    /// When the last note on runs held elsewhere was given.
+    noted: Option<std::time::Instant>,
+    /// Rounds in a row in which nothing ran here, nothing was held elsewhere and the search
+    /// was not complete.
+    stuck: usize,
     /// Why the workers stop early: a run that could not finish for a cause outside it, or
     /// an error reading the search's state.
     stop: Option<String>,
     finished: bool,
 }
 
+/// Makes the decisions due, told which runs are still to be run again (by plan index);
+/// whether the search is complete.
+pub type Settle<'a> = dyn Fn(&dyn Fn(usize) -> bool) -> Result<bool> + Sync + 'a;
+
 /// Runs a set of runs that grows while it runs: `ready` lists the plan indices that may
-/// start now and `settle` makes every decision whose runs are settled, returning whether
-/// the search is complete. `jobs` workers each take the next ready run (this shard's
-/// first, then any other's not held, in plan order) as soon as they are free, so a worker
-/// waits only when nothing anywhere can start. Returns the runs that failed now.
+/// start now, and `settle` makes every decision that is due (told which runs are still to
+/// be run again, for `--retry-failed`), returning whether the search is complete. `jobs`
+/// workers each take the next ready run (this shard's first, then any other's not held, in
+/// plan order) as soon as they are free, so a worker waits only when nothing anywhere can
+/// start. Returns the runs that failed now.
 #[allow(clippy::too_many_arguments)]
 pub fn run_dynamic(
     m: &Manifest,
@@ -574,7 +586,7 @@ pub fn run_dynamic(
     label: &str,
     most: usize,
     ready: &(dyn Fn() -> Result<Vec<usize>> + Sync),
-    settle: &(dyn Fn() -> Result<bool> + Sync),
+    settle: &Settle<'_>,
     watch: &dyn Watch,
 ) -> Result<usize> {
     if m.plan.runs.iter().any(|r| {
@@ -586,8 +598,18 @@ pub fn run_dynamic(
     }) {
         ensure_pretrain(m, study_dir, jobs, watch)?;
     }
+    // A FAILED run is to be run again (with --retry-failed) until this call has tried it.
+    let failed_untried = |tried: &std::collections::HashSet<usize>, i: usize| {
+        retry_failed
+            && !tried.contains(&i)
+            && matches!(
+                store::state(study_dir, &m.plan.runs[i].id),
+                store::State::Failed(_)
+            )
+    };
+    let empty = std::collections::HashSet::new();
     // Decisions whose runs an earlier process finished.
-    if settle()? {
+    if settle(&|i| failed_untried(&empty, i))? {
         return Ok(0);
     }
     let process = Provenance {
@@ -602,9 +624,14 @@ pub fn run_dynamic(
     let threads = (cores / jobs).max(1);
     let pool = std::sync::Mutex::new(Pool::default());
     let wake = std::sync::Condvar::new();
-    // One process decides at a time (two would write the same files).
+    // One worker decides at a time (two would make the same decisions).
     let deciding = std::sync::Mutex::new(());
     let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
+    let decide = || -> Result<bool> {
+        let tried = lock().tried.clone();
+        let _d = deciding.lock().unwrap_or_else(|e| e.into_inner());
+        settle(&|i| failed_untried(&tried, i))
+    };
     // The next run to start, taken into `running`; `None` when nothing can start now.
     let next = |p: &mut Pool| -> Result<Option<(usize, store::State)>> {
         let now = std::time::Instant::now();
@@ -613,13 +640,16 @@ pub fn run_dynamic(
         for i in ready {
             if p.running.contains(&i)
                 || p.tried.contains(&i)
+                || p.done.contains(&i)
                 || p.busy.get(&i).is_some_and(|t| *t > now)
             {
                 continue;
             }
             match store::state(study_dir, &m.plan.runs[i].id) {
-                store::State::Done => continue,
-                store::State::Failed(_) if !retry_failed => continue,
+                store::State::Done => {
+                    p.done.insert(i);
+                }
+                store::State::Failed(_) if !retry_failed => {}
                 state => {
                     p.running.insert(i);
                     return Ok(Some((i, state)));
@@ -642,38 +672,71 @@ pub fn run_dynamic(
             }
         };
         let Some((i, scanned)) = picked else {
-            // Nothing to start: the search is over when nothing runs here and every
-            // decision is made; else wait for a run to end (here or elsewhere).
-            if p.running.is_empty() {
-                drop(p);
-                let complete = {
-                    let _d = deciding.lock().unwrap_or_else(|e| e.into_inner());
-                    settle()
-                };
-                let mut p = lock();
-                match complete {
-                    Ok(true) => {
-                        p.finished = true;
-                        wake.notify_all();
-                        return;
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        p.stop = Some(crate::errors::one_line(&e));
-                        wake.notify_all();
-                        return;
-                    }
-                }
+            // Nothing to start. While runs go on here, wait for one to end; else make the
+            // decisions due and look again (they may have made runs ready), and stop once
+            // the search is complete.
+            if !p.running.is_empty() {
                 drop(
                     wake.wait_timeout(p, WAIT_POLL)
                         .unwrap_or_else(|e| e.into_inner()),
                 );
-            } else {
-                drop(
-                    wake.wait_timeout(p, WAIT_POLL)
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
+                continue;
             }
+            drop(p);
+            let complete = decide();
+            let mut p = lock();
+            match complete {
+                Ok(true) => {
+                    p.finished = true;
+                    wake.notify_all();
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    p.stop = Some(crate::errors::one_line(&e));
+                    wake.notify_all();
+                    return;
+                }
+            }
+            if let Ok(Some((ready, _))) = next(&mut p) {
+                // The decisions made runs ready: put the pick back and take it next round.
+                p.running.remove(&ready);
+                continue;
+            }
+            let now = std::time::Instant::now();
+            if p.busy.is_empty() && p.running.is_empty() {
+                // Nothing runs here, nothing is held elsewhere, and the search is not
+                // complete: a run is neither finished nor runnable (an unreadable record).
+                p.stuck += 1;
+                if p.stuck > 2 {
+                    p.stop = Some(format!(
+                        "the search of study '{}' cannot go on: a rung has runs that are neither \
+                         finished nor runnable (`ablate status` shows which; a damaged run is \
+                         rerun by `ablate run`)",
+                        m.study
+                    ));
+                    wake.notify_all();
+                    return;
+                }
+            } else {
+                p.stuck = 0;
+                if p.noted
+                    .is_none_or(|t| now.duration_since(t).as_secs() >= 60)
+                {
+                    p.noted = Some(now);
+                    watch.note(&format!(
+                        "waiting for {} run(s) other processes hold; a run is taken over when its \
+                         process is gone or its heartbeat has stopped for {} s",
+                        p.busy.len(),
+                        store::STALE_AFTER.as_secs()
+                    ));
+                }
+            }
+            p.busy.retain(|_, t| *t > now);
+            drop(
+                wake.wait_timeout(p, WAIT_POLL)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
             continue;
         };
         drop(p);
@@ -683,8 +746,11 @@ pub fn run_dynamic(
         );
         let mut p = lock();
         p.running.remove(&i);
+        p.stuck = 0;
         match &a {
-            Attempt::Busy(_) => {
+            // Held elsewhere, or taken over from this process: looked at again later (if
+            // that process dies too, the run is taken back).
+            Attempt::Busy(_) | Attempt::Ran(Err(Unfinished::Lost(_))) => {
                 p.busy.insert(i, std::time::Instant::now() + WAIT_POLL);
             }
             Attempt::Ran(Err(Unfinished::Outside(e))) => {
@@ -699,11 +765,7 @@ pub fn run_dynamic(
         }
         drop(p);
         // Its rung may be complete now: decide it, so the next rung's runs are ready.
-        let decided = {
-            let _d = deciding.lock().unwrap_or_else(|e| e.into_inner());
-            settle()
-        };
-        if let Err(e) = decided {
+        if let Err(e) = decide() {
             lock().stop = Some(crate::errors::one_line(&e));
         }
         wake.notify_all();
@@ -717,8 +779,8 @@ pub fn run_dynamic(
     let p = pool.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(why) = p.stop {
         return Err(crate::failed!(
-            "{why}; the search of study '{}' stops here (the cause is outside its runs): fix it \
-             and rerun the same command to resume",
+            "{why}; the search of study '{}' stops here: fix the cause and rerun the same \
+             command to resume",
             m.study
         ));
     }
@@ -750,6 +812,13 @@ pub fn run_tpe(
         if g >= state.generations.len() {
             state = read()?;
         }
+        if g >= state.generations.len() {
+            return Err(crate::failed!(
+                "generation {g} of study '{}' was written but does not fit the search (another \
+                 process wrote a different one?); `ablate status` shows the search",
+                m.study
+            ));
+        }
         let mut batch = state.generation_runs(g);
         batch.sort_by_key(|r| (r.index % shards != shard, r.index));
         let label = format!("{} generation {g}", m.study);
@@ -774,7 +843,7 @@ pub fn run_tpe(
             m.study,
             state.candidates.len(),
             state.candidates[w].describe(),
-            search.spec.metric,
+            search.spec.metric_label(),
             outcome.ranked[0].score.unwrap_or(f64::NAN)
         ),
         None if !outcome.front.is_empty() => format!(
@@ -836,7 +905,7 @@ pub fn run_halving(
             t.line(&format!("study '{}' rung {rung}", m.study)),
             candidates.len(),
             search.spec.budget.as_deref().unwrap_or_default(),
-            search.spec.metric,
+            search.spec.metric_label(),
             best.map_or("undefined".to_string(), |b| format!("{b:.4}")),
             match decision.winner {
                 Some(w) => format!(

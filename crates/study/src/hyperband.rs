@@ -82,34 +82,60 @@ pub fn active(
     Ok(halving::read_bracket_decision(study_dir, search, Some(j), rung - 1)?.map(|d| d.promoted))
 }
 
-/// Decides every rung whose runs are all settled and whose decision is not written yet;
-/// returns whether every bracket has decided its last rung.
-pub fn settle(plan: &Plan, study_dir: &Path) -> Result<bool> {
+/// Makes every decision that is due: each rung whose candidates are known and whose runs
+/// are all settled, unless `pending` says one of them is to be run again (a FAILED run that
+/// `--retry-failed` has not retried yet). A rung decided before is decided again only with
+/// `redecide` (after retries, whose runs may change it; a changed decision replaces the
+/// old). Returns whether every bracket's last rung is decided, and then writes the result.
+pub fn settle(
+    plan: &Plan,
+    study_dir: &Path,
+    pending: &dyn Fn(usize) -> bool,
+    redecide: bool,
+) -> Result<bool> {
     let Some(search) = &plan.search else {
         return Ok(true);
     };
+    let last = search.budgets.len() - 1;
     let mut complete = true;
     for (j, b) in brackets(search).iter().enumerate() {
         for rung in b.start..search.budgets.len() {
-            if halving::read_bracket_decision(study_dir, search, Some(j), rung)?.is_some() {
+            let decided = halving::read_bracket_decision(study_dir, search, Some(j), rung)?;
+            if decided.is_some() && !redecide {
                 continue;
             }
-            complete = false;
-            let Some(candidates) = active(search, study_dir, b, j, rung)? else {
-                break;
+            let fresh = match active(search, study_dir, b, j, rung)? {
+                Some(candidates) => {
+                    if halving::rung_runs(search, rung, &candidates)
+                        .into_iter()
+                        .any(pending)
+                    {
+                        // A run of it is to be run again: not complete, whatever was decided.
+                        complete = false;
+                        break;
+                    }
+                    halving::decide(plan, study_dir, rung, &candidates)
+                }
+                None => None,
             };
-            let Some(d) = halving::decide(plan, study_dir, rung, &candidates) else {
-                break;
-            };
-            halving::write_decision(
-                study_dir,
-                &Decision {
-                    bracket: Some(j),
-                    ..d
-                },
-            )?;
+            match fresh {
+                Some(d) => halving::write_decision(
+                    study_dir,
+                    &Decision {
+                        bracket: Some(j),
+                        ..d
+                    },
+                )?,
+                None if decided.is_some() => {}
+                None => {
+                    complete = false;
+                    break;
+                }
+            }
             // The next rung may now be ready, or decidable if its runs were run before.
         }
+        complete =
+            complete && halving::read_bracket_decision(study_dir, search, Some(j), last)?.is_some();
     }
     if complete {
         if let Some(o) = outcome(plan, study_dir)? {
@@ -208,6 +234,7 @@ pub fn outcome(plan: &Plan, study_dir: &Path) -> Result<Option<Outcome>> {
 }
 
 fn write_outcome(study_dir: &Path, o: &Outcome) -> Result<()> {
+    // (A result made again after retries replaces the old one.)
     let path = outcome_path(study_dir);
     let text = serde_json::to_string_pretty(o).expect("results serialise") + "\n";
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
@@ -221,7 +248,9 @@ pub fn read_outcome(plan: &Plan, study_dir: &Path) -> Option<Outcome> {
     let search = plan.search.as_ref()?;
     let text = std::fs::read_to_string(outcome_path(study_dir)).ok()?;
     let o: Outcome = serde_json::from_str(&text).ok()?;
-    (o.search == halving::search_hash(search)).then_some(o)
+    let fits = o.search == halving::search_hash(search)
+        && o.winner.is_none_or(|w| w < search.candidates.len());
+    fits.then_some(o)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! (claims, batches, rungs); one run is [`runner::execute`]
 //! (its data read through a [`runner::DataCache`], then `ionode_train::run::run`); the run
 //! store ([`store`]: markers and claims) and a run's record ([`record`], `run.h5`) keep the
-//! results, [`halving`] and [`tpe`] search over them (scored by [`score`]), and [`slurm`] writes the
+//! results, [`halving`], [`hyperband`] and [`tpe`] search over them (scored by [`score`]), and [`slurm`] writes the
 //! array scripts that run a plan on a cluster. A finished run predicts new feeds through
 //! [`predictor`]. Below them are the file rules every reader and writer follows:
 //! [`limits`] and [`inputs`] (what is read), [`output`] and [`h5`] (how it is written),

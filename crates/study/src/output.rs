@@ -239,6 +239,26 @@ fn link_new(tmp: &Path, path: &Path) -> Result<()> {
     }
 }
 
+/// Writes text atomically as a new file: `false` (and nothing written) when `path` is
+/// there already, say written by another process meanwhile.
+pub fn write_text_new(path: &Path, text: &str) -> Result<bool> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(false);
+    }
+    let result = write_with(
+        path,
+        Commit::New {
+            allowed: &|| Ok(()),
+        },
+        |tmp| fs::write(tmp, text).with_context(|| format!("cannot write '{}'", tmp.display())),
+    );
+    match result {
+        Ok(()) => Ok(true),
+        Err(_) if fs::symlink_metadata(path).is_ok() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes text atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomically(path, |tmp| {

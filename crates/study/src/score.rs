@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::path::Path;
 
-/// One candidate's score at a rung.
+/// One candidate's score: at a rung of a halving search, or over its runs in a TPE search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
     pub candidate: usize,

@@ -128,7 +128,7 @@ pub struct State {
 impl State {
     /// The state of `plan`'s search as far as its generations are written (`None` when
     /// the plan is not a TPE search). A generation file of another search, or one that is
-    /// unreadable or does not follow from the ones before, ends the chain there (it is
+    /// unreadable or does not fit ([`State::follows`]), ends the chain there (it is
     /// proposed again).
     pub fn read(plan: &Plan, study_dir: &Path) -> Result<Option<State>> {
         let Some(search) = &plan.search else {
@@ -162,12 +162,21 @@ impl State {
         Ok(Some(state))
     }
 
-    /// Whether `gen` is generation `g` of this search, numbered after what is read.
+    /// Whether `gen` is generation `g` of this search: its hash, its number, as many
+    /// candidates as the generation holds, runs numbered after what is read and candidates
+    /// naming only runs that exist.
     fn follows(&self, gen: &Generation, hash: &str, g: usize) -> bool {
         let (c0, r0) = (self.candidates.len(), self.runs.len());
         let runs_total = r0 + gen.runs.len();
+        let size = self
+            .tpe
+            .candidates
+            .saturating_sub(c0)
+            .min(self.tpe.generation);
         gen.search == hash
             && gen.generation == g
+            && gen.candidates.len() == size
+            && size > 0
             && gen.runs.iter().enumerate().all(|(k, r)| r.index == r0 + k)
             && gen
                 .candidates
@@ -397,8 +406,13 @@ pub fn propose(
             .map(|((axis, d), v)| Some((axis.clone(), param(d, v)?)))
             .collect();
         let Some(params) = params.filter(|p| p.len() == axes.len()) else {
+            let names: Vec<&str> = axes.iter().map(|(a, _)| a.as_str()).collect();
             return Err(crate::failed!(
-                "a candidate's drawn values {drawn:?} do not fit the axes {axes:?}"
+                "the values {} (of a candidate or a warm-start point in plan.json or a \
+                 generation file) do not fit the axes {} with their distributions; `ablate plan \
+                 MANIFEST --force` plans the search again",
+                serde_json::Value::Array(drawn.to_vec()),
+                names.join(", ")
             ));
         };
         study
@@ -456,10 +470,9 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
     for c in 0..state.candidates.len() {
         let Some(s) = state.score(study_dir, c, &objectives) else {
             return Err(crate::failed!(
-                "generation {g} of study '{}' cannot be proposed: candidate {c} of generation {} \
-                 is not finished",
-                m.study,
-                g - 1
+                "generation {g} of study '{}' cannot be proposed: candidate {c} has a run that \
+                 is not finished (`ablate status` lists them)",
+                m.study
             ));
         };
         scored.push(s);
@@ -565,7 +578,17 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
             }
         }
     }
-    write_json(&generation_path(study_dir, g), &gen)?;
+    // Written once: a generation another process wrote meanwhile stays (its runs may be
+    // running); one of another search (a replaced plan) is replaced.
+    let path = generation_path(study_dir, g);
+    let text = serde_json::to_string_pretty(&gen).expect("search files serialise") + "\n";
+    let ours = |o: Option<Generation>| o.is_some_and(|o| o.search == gen.search);
+    if !ours(read_generation(study_dir, g)?)
+        && !output::write_text_new(&path, &text)?
+        && !ours(read_generation(study_dir, g)?)
+    {
+        output::write_text(&path, &text)?;
+    }
     Ok(true)
 }
 
@@ -622,6 +645,7 @@ pub fn read_outcome(plan: &Plan, study_dir: &Path) -> Option<Outcome> {
     let text = std::fs::read_to_string(outcome_path(study_dir)).ok()?;
     let o: Outcome = serde_json::from_str(&text).ok()?;
     (o.search == halving::search_hash(search)).then_some(o)
+    // (Candidate numbers in it are checked where they are shown.)
 }
 
 #[cfg(test)]

@@ -72,17 +72,24 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         &tmp,
     )?;
     figs.extend(search_figures);
-    match importance::of_study(&study) {
+    // Searches only for now: a sweep's importance adds a table and a figure to every
+    // committed report, which are regenerated with it (about an hour of runs).
+    let imp = study
+        .plan
+        .search
+        .as_ref()
+        .and_then(|_| importance::of_study(&study));
+    match imp {
         Some(imp) => {
             let (table, figure) = importance::write(&imp, &tmp)?;
             tables.push(table);
             figs.push(figure);
         }
-        None => fig_notes.push(format!(
-            "axis importance skipped: it needs a search, or a sweep of at least {} finished \
-             runs, with an axis that varies over the runs with a validation metric",
-            importance::MIN_RUNS
-        )),
+        None if study.plan.search.is_some() => fig_notes.push(
+            "axis importance skipped: no axis varies over the finished runs with a defined metric"
+                .to_string(),
+        ),
+        None => {}
     }
     let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
     html::write(&study, &df, &tables, &figs, &notes, &tmp)?;

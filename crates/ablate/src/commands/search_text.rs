@@ -20,7 +20,7 @@ pub fn check(s: &SearchPlan, n: usize) -> String {
 fn tpe_check(s: &SearchPlan, t: ionode_study::manifest::search_spec::Tpe, n: usize) -> String {
     let mut out = format!(
         "TPE: {} candidates in all over {} axes ({}), {} run(s) each (folds x seeds): {} \
-             random ({n} runs planned now), then {} generation(s) of up to {} proposed as runs \
+             named or random ({n} runs planned now), then {} generation(s) of up to {} proposed as runs \
              finish, by {} ({}, mean over a candidate's runs)\n",
         t.candidates,
         s.space.len(),
@@ -121,7 +121,7 @@ fn check_halving(s: &SearchPlan, h: Halving<'_>, n: usize) -> String {
         h.budget,
         budgets.join(", "),
         h.eta,
-        s.spec.metric,
+        s.spec.metric_label(),
         h.budget,
         full.len(),
         h.budget,
@@ -149,7 +149,7 @@ fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<Stri
     };
     let count = tpe::generation_count(search, state.tpe);
     let mut out = format!(
-        "TPE over {} candidates by {} ({}), {count} generations ({} random, then up to {} each); \
+        "TPE over {} candidates by {} ({}), {count} generations ({} named or random, then up to {} each); \
          later generations are proposed as the runs before them finish\n",
         state.tpe.candidates,
         search.spec.metric_label(),
@@ -187,7 +187,11 @@ fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<Stri
                 search.spec.metric_label(),
                 o.front.len()
             ));
-            for r in o.ranked.iter().filter(|r| o.front.contains(&r.candidate)) {
+            for r in o
+                .ranked
+                .iter()
+                .filter(|r| o.front.contains(&r.candidate) && r.candidate < state.candidates.len())
+            {
                 let values: Vec<String> = r.objectives.iter().map(|v| score(*v)).collect();
                 out.push_str(&format!(
                     "  candidate {} ({}): {}\n",
@@ -197,11 +201,11 @@ fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<Stri
                 ));
             }
         }
-        if let Some(w) = o.winner {
+        if let Some(w) = o.winner.filter(|&w| w < state.candidates.len()) {
             out.push_str(&format!(
                 "winner: candidate {w} ({}), {} = {}\n",
                 state.candidates[w].describe(),
-                search.spec.metric,
+                search.spec.metric_label(),
                 score(o.ranked[0].score)
             ));
         }

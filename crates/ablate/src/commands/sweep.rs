@@ -95,8 +95,20 @@ fn write_plan(plan: &Plan, study_dir: &Path, force: bool) -> Result<()> {
                 plan.manifest
             ));
         }
+        return Ok(output::write_text(&path, &text)?);
     }
-    Ok(output::write_text(&path, &text)?)
+    // A new plan is only created, never put over one another process (a shard started at
+    // the same time) wrote meanwhile: that one is then compared as above.
+    if output::write_text_new(&path, &text)? {
+        return Ok(());
+    }
+    if !path.exists() {
+        return Err(crate::usage!(
+            "'{}' is there but is no file (a dangling link?): remove it",
+            path.display()
+        ));
+    }
+    write_plan(plan, study_dir, force)
 }
 
 pub fn check(args: &CheckArgs) -> Result<()> {

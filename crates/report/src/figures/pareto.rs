@@ -1,5 +1,5 @@
 //! A search's Pareto front: every finished candidate by its first two objectives, the
-//! front's members marked and joined in order of the first objective.
+//! front's members marked (and, with exactly two objectives, joined in order of the first).
 
 use super::style::{font, px, width, Area, Figure};
 use crate::error::{draw, Result};

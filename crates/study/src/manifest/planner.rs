@@ -232,10 +232,6 @@ impl Planner<'_> {
             let resolved = checked.with_seed(run_seed);
             let canonical = CanonicalConfig::of(&resolved);
             let id = provenance::text_hash(&canonical.id_text(replicate));
-            if let Some(&i) = self.index_of.get(&id) {
-                rung.push(i);
-                continue;
-            }
             let mut axes = serde_json::Map::new();
             for (axis, _, _) in point {
                 let v = if skip(axis) {
@@ -248,8 +244,13 @@ impl Planner<'_> {
                 };
                 axes.insert(axis.clone(), v);
             }
+            // Also when its runs are planned already (a point two candidates share).
             if candidate.axes.is_empty() {
                 candidate.axes = axes.clone();
+            }
+            if let Some(&i) = self.index_of.get(&id) {
+                rung.push(i);
+                continue;
             }
             if let (Some(b), Some(key)) = (budget, budget_key) {
                 let v = if skip(key) {

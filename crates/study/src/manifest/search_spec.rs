@@ -34,9 +34,8 @@
 //! warm_start = ["other_study"]      # its finished runs are told to the sampler first
 //! ```
 //!
-//! Several objectives replace `metric` and `direction` with a list, and the search keeps
-//! their Pareto front (halving promotes, and TPE is told, by NSGA-II's order:
-//! [`crate::score`]):
+//! Several objectives (TPE only) replace `metric` and `direction` with a list, and the
+//! search keeps their Pareto front (TPE is told NSGA-II's order: [`crate::score`]):
 //!
 //! ```toml
 //! metrics = [
@@ -381,6 +380,14 @@ impl SearchSpec {
     }
 
     fn halving_problems(&self, out: &mut Vec<(&'static str, String)>) {
+        if !self.metrics.is_empty() {
+            out.push((
+                "metrics",
+                "several objectives are searched by TPE (sampler = \"tpe\"), which keeps \
+                 their Pareto front; successive halving and Hyperband promote by one `metric`"
+                    .to_string(),
+            ));
+        }
         for (key, given) in [
             ("candidates", self.candidates.is_some()),
             ("generation", self.generation.is_some()),
@@ -743,6 +750,21 @@ mod tests {
         h.candidates = Some(3);
         h.max = None;
         assert_eq!(keys(&h), vec!["candidates", "max"]);
+        // Several objectives are TPE's: halving promotes by one metric.
+        let mut h = spec(Int(1), Int(9), 3);
+        h.metric = String::new();
+        h.metrics = vec![
+            Objective {
+                metric: "finetune.validation.mae".into(),
+                direction: Direction::Minimize,
+            };
+            2
+        ];
+        assert_eq!(keys(&h), vec!["metrics"]);
+        t.generation = None;
+        t.metric = String::new();
+        t.metrics = h.metrics.clone();
+        assert!(t.problems().is_empty(), "{:?}", t.problems());
         // A halving table serialises without the TPE keys, as before they existed.
         let text = serde_json::to_string(&spec(Int(1), Int(9), 3)).unwrap();
         assert_eq!(
