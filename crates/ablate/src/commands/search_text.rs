@@ -21,7 +21,7 @@ fn tpe_check(s: &SearchPlan, t: ionode_study::manifest::search_spec::Tpe, n: usi
     let mut out = format!(
         "TPE: {} candidates in all over {} axes ({}), {} run(s) each (folds x seeds): {} \
              named or random ({n} runs planned now), then {} generation(s) of up to {} proposed as runs \
-             finish, by {} ({}, mean over a candidate's runs)\n",
+             finish, by {}, each the mean over a candidate's runs\n",
         t.candidates,
         s.space.len(),
         s.space
@@ -35,8 +35,7 @@ fn tpe_check(s: &SearchPlan, t: ionode_study::manifest::search_spec::Tpe, n: usi
         s.candidates.len(),
         tpe::generation_count(s, t) - 1,
         t.generation,
-        s.spec.metric_label(),
-        s.spec.direction
+        s.spec.objective_label()
     );
     if !s.spec.enqueue.is_empty() {
         out.push_str(&format!(
@@ -149,11 +148,10 @@ fn tpe_status(plan: &Plan, search: &SearchPlan, study_dir: &Path) -> Result<Stri
     };
     let count = tpe::generation_count(search, state.tpe);
     let mut out = format!(
-        "TPE over {} candidates by {} ({}), {count} generations ({} named or random, then up to {} each); \
+        "TPE over {} candidates by {}, {count} generations ({} named or random, then up to {} each); \
          later generations are proposed as the runs before them finish\n",
         state.tpe.candidates,
-        search.spec.metric_label(),
-        search.spec.direction,
+        search.spec.objective_label(),
         search.candidates.len(),
         state.tpe.generation
     );

@@ -480,6 +480,15 @@ impl SearchSpec {
         parse_metric(self.metrics.first().map_or(&self.metric, |o| &o.metric))
     }
 
+    /// The objectives with their directions, as people read them.
+    pub fn objective_label(&self) -> String {
+        if self.metrics.is_empty() {
+            format!("{} ({})", self.metric, self.direction)
+        } else {
+            self.metric_label()
+        }
+    }
+
     /// The objectives as people read them: the metric, or each metric with its direction.
     pub fn metric_label(&self) -> String {
         if self.metrics.is_empty() {
