@@ -476,26 +476,49 @@ pub fn run_search(
     watch: &dyn Watch,
 ) -> Result<usize> {
     use crate::manifest::search_spec::Scheduler;
+    let r = SearchRun {
+        m,
+        search,
+        study_dir,
+        jobs,
+        shard,
+        retry_failed,
+        watch,
+    };
     if search.spec.tpe().is_some() {
-        run_tpe(m, study_dir, jobs, shard, retry_failed, watch)
+        run_tpe(r)
     } else if search.spec.scheduler == Scheduler::Hyperband {
-        run_hyperband(m, search, study_dir, jobs, shard, retry_failed, watch)
+        run_hyperband(r)
     } else {
-        run_halving(m, search, study_dir, jobs, shard, retry_failed, watch)
+        run_halving(r)
     }
+}
+
+/// One `ablate run` of a search: what every kind of search runs with.
+#[derive(Clone, Copy)]
+struct SearchRun<'a> {
+    m: &'a Manifest,
+    search: &'a manifest::SearchPlan,
+    study_dir: &'a Path,
+    jobs: usize,
+    /// (this shard, shards).
+    shard: (usize, usize),
+    retry_failed: bool,
+    watch: &'a dyn Watch,
 }
 
 /// A Hyperband search ([`crate::hyperband`]): its brackets' runs as they become ready, on
 /// `jobs` workers that never wait at a rung while another bracket has a run to start.
-pub fn run_hyperband(
-    m: &Manifest,
-    search: &manifest::SearchPlan,
-    study_dir: &Path,
-    jobs: usize,
-    shard: (usize, usize),
-    retry_failed: bool,
-    watch: &dyn Watch,
-) -> Result<usize> {
+fn run_hyperband(r: SearchRun<'_>) -> Result<usize> {
+    let SearchRun {
+        m,
+        search,
+        study_dir,
+        jobs,
+        shard,
+        retry_failed,
+        watch,
+    } = r;
     let brackets = crate::hyperband::brackets(search);
     watch.note(&format!(
         "study '{}': Hyperband over {} candidates in {} brackets (first rungs {})",
@@ -790,14 +813,16 @@ pub fn run_dynamic(
 /// A TPE search, generation by generation: each generation's runs (this shard's first,
 /// then the others', so a generation completes even if some shards never start), then the
 /// next generation proposed from them ([`crate::tpe`]), until the last; then the result.
-pub fn run_tpe(
-    m: &Manifest,
-    study_dir: &Path,
-    jobs: usize,
-    (shard, shards): (usize, usize),
-    retry_failed: bool,
-    watch: &dyn Watch,
-) -> Result<usize> {
+fn run_tpe(r: SearchRun<'_>) -> Result<usize> {
+    let SearchRun {
+        m,
+        study_dir,
+        jobs,
+        shard: (shard, shards),
+        retry_failed,
+        watch,
+        ..
+    } = r;
     let read = || -> Result<crate::tpe::State> {
         crate::tpe::State::read(&m.plan, study_dir)?
             .ok_or_else(|| crate::failed!("study '{}' is not a TPE search", m.study))
@@ -870,15 +895,16 @@ pub fn run_tpe(
 /// A successive halving search, rung by rung: each rung's runs (this shard's first, then
 /// any other shard's not yet taken, so a rung completes even if some shards never start),
 /// then the rung's decision, written once every run of it is settled.
-pub fn run_halving(
-    m: &Manifest,
-    search: &manifest::SearchPlan,
-    study_dir: &Path,
-    jobs: usize,
-    (shard, shards): (usize, usize),
-    retry_failed: bool,
-    watch: &dyn Watch,
-) -> Result<usize> {
+fn run_halving(r: SearchRun<'_>) -> Result<usize> {
+    let SearchRun {
+        m,
+        search,
+        study_dir,
+        jobs,
+        shard: (shard, shards),
+        retry_failed,
+        watch,
+    } = r;
     let mut failed = 0;
     for (rung, budget) in search.budgets.iter().enumerate() {
         let Some(candidates) = crate::halving::active(search, study_dir, rung)? else {

@@ -187,33 +187,14 @@ mod tests {
     use super::*;
 
     fn s(candidate: usize, score: Option<f64>, id: &str) -> Scored {
-        Scored {
-            candidate,
-            score,
-            runs: vec![id.into()],
-            objectives: vec![],
-        }
+        crate::score::scored(candidate, score, id)
     }
 
     /// A search of `n` candidates over two rungs.
     fn search(n: usize) -> SearchPlan {
         use crate::manifest::search_spec::{Budget, SearchSpec};
         SearchPlan {
-            spec: SearchSpec {
-                sampler: Default::default(),
-                scheduler: Default::default(),
-                budget: Some("finetune.epochs".into()),
-                min: Some(Budget::Int(1)),
-                max: Some(Budget::Int(3)),
-                eta: 3,
-                candidates: None,
-                generation: None,
-                metric: "finetune.validation.mae".into(),
-                direction: Direction::Minimize,
-                metrics: vec![],
-                enqueue: vec![],
-                warm_start: vec![],
-            },
+            spec: SearchSpec::halving_example(Budget::Int(1), Budget::Int(3), 3),
             budgets: vec![Budget::Int(1), Budget::Int(3)],
             candidates: (0..n)
                 .map(|c| crate::manifest::Candidate {

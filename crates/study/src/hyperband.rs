@@ -261,19 +261,8 @@ mod tests {
     fn search(candidates: usize, rungs: usize, eta: u64) -> SearchPlan {
         SearchPlan {
             spec: SearchSpec {
-                sampler: Default::default(),
                 scheduler: crate::manifest::search_spec::Scheduler::Hyperband,
-                budget: Some("finetune.epochs".into()),
-                min: Some(Budget::Int(1)),
-                max: Some(Budget::Int(9)),
-                eta,
-                candidates: None,
-                generation: None,
-                metric: "finetune.validation.mae".into(),
-                direction: Direction::Minimize,
-                metrics: vec![],
-                enqueue: vec![],
-                warm_start: vec![],
+                ..SearchSpec::halving_example(Budget::Int(1), Budget::Int(9), eta)
             },
             budgets: (0..rungs)
                 .map(|k| Budget::Int(3i64.pow(k as u32)))

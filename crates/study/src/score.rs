@@ -306,17 +306,23 @@ pub fn candidate(
     })
 }
 
+/// A candidate scored by one run (for tests).
+#[cfg(test)]
+pub(crate) fn scored(candidate: usize, score: Option<f64>, id: &str) -> Scored {
+    Scored {
+        candidate,
+        score,
+        runs: vec![id.into()],
+        objectives: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(candidate: usize, score: Option<f64>, id: &str) -> Scored {
-        Scored {
-            candidate,
-            score,
-            runs: vec![id.into()],
-            objectives: vec![],
-        }
+        scored(candidate, score, id)
     }
 
     #[test]

@@ -578,6 +578,28 @@ pub fn enqueue_problems(
     out
 }
 
+#[cfg(test)]
+impl SearchSpec {
+    /// A halving search over the fine-tuning epochs by validation MAE (for tests).
+    pub(crate) fn halving_example(min: Budget, max: Budget, eta: u64) -> SearchSpec {
+        SearchSpec {
+            sampler: Sampler::Grid,
+            scheduler: Scheduler::Halving,
+            budget: Some("finetune.epochs".into()),
+            min: Some(min),
+            max: Some(max),
+            eta,
+            candidates: None,
+            generation: None,
+            metric: "finetune.validation.mae".into(),
+            direction: Direction::Minimize,
+            metrics: vec![],
+            enqueue: vec![],
+            warm_start: vec![],
+        }
+    }
+}
+
 /// `STAGE.PART.METRIC` (or `STAGE.PART.METRIC.ION`, one ion's) read and checked.
 pub fn parse_metric(metric: &str) -> Result<MetricRef, String> {
     let parts: Vec<&str> = metric.split('.').collect();
@@ -641,21 +663,7 @@ mod tests {
     use super::*;
 
     fn spec(min: Budget, max: Budget, eta: u64) -> SearchSpec {
-        SearchSpec {
-            sampler: Sampler::Grid,
-            scheduler: Scheduler::Halving,
-            budget: Some("finetune.epochs".into()),
-            min: Some(min),
-            max: Some(max),
-            eta,
-            candidates: None,
-            generation: None,
-            metric: "finetune.validation.mae".into(),
-            direction: Direction::Minimize,
-            metrics: vec![],
-            enqueue: vec![],
-            warm_start: vec![],
-        }
+        SearchSpec::halving_example(min, max, eta)
     }
 
     #[test]
