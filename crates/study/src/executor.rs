@@ -13,7 +13,7 @@
 //! progress bar or log lines).
 
 use crate::errors::{Context, Result, StudyError};
-use crate::manifest::{self, Manifest, PlannedRun, STUDY_PREFIX};
+use crate::manifest::{self, Manifest, PlannedRun};
 use crate::record::{self, Provenance};
 use crate::runner::{execute, DataCache};
 use crate::store;
@@ -336,13 +336,7 @@ pub fn run_batch(
     if todo.is_empty() {
         return Ok(tally);
     }
-    if todo.iter().any(|(r, _)| {
-        r.config
-            .data
-            .pretrain
-            .as_ref()
-            .is_some_and(|p| p.to_string_lossy().starts_with(STUDY_PREFIX))
-    }) {
+    if todo.iter().any(|(r, _)| r.pretrains_on_study_data()) {
         ensure_pretrain(m, study_dir, jobs, watch)?;
     }
     tracing::info!(
@@ -612,13 +606,7 @@ pub fn run_dynamic(
     settle: &Settle<'_>,
     watch: &dyn Watch,
 ) -> Result<usize> {
-    if m.plan.runs.iter().any(|r| {
-        r.config
-            .data
-            .pretrain
-            .as_ref()
-            .is_some_and(|p| p.to_string_lossy().starts_with(STUDY_PREFIX))
-    }) {
+    if m.plan.runs.iter().any(PlannedRun::pretrains_on_study_data) {
         ensure_pretrain(m, study_dir, jobs, watch)?;
     }
     // A FAILED run is to be run again (with --retry-failed) until this call has tried it.

@@ -165,12 +165,7 @@ pub fn decide(
 pub fn write_decision(study_dir: &Path, d: &Decision) -> Result<()> {
     let path = decision_path(study_dir, d.bracket, d.rung);
     let text = serde_json::to_string_pretty(d).expect("decisions serialise") + "\n";
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    let dir = path.parent().expect("decisions live in a folder");
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    output::write_text(&path, &text)
+    output::write_text_unless_same(&path, &text)
 }
 
 /// The search's winner, once its last rung is decided.

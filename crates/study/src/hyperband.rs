@@ -235,12 +235,8 @@ pub fn outcome(plan: &Plan, study_dir: &Path) -> Result<Option<Outcome>> {
 
 fn write_outcome(study_dir: &Path, o: &Outcome) -> Result<()> {
     // (A result made again after retries replaces the old one.)
-    let path = outcome_path(study_dir);
     let text = serde_json::to_string_pretty(o).expect("results serialise") + "\n";
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    output::write_text(&path, &text)
+    output::write_text_unless_same(&outcome_path(study_dir), &text)
 }
 
 /// The written result of this search, if it is there.

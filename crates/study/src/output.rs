@@ -239,6 +239,15 @@ fn link_new(tmp: &Path, path: &Path) -> Result<()> {
     }
 }
 
+/// Writes text atomically unless the same text is there already: a decision or result
+/// that several processes make alike is written once, and one that changed replaces the old.
+pub fn write_text_unless_same(path: &Path, text: &str) -> Result<()> {
+    if fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    write_text(path, text)
+}
+
 /// Writes text atomically as a new file: `false` (and nothing written) when `path` is
 /// there already, say written by another process meanwhile.
 pub fn write_text_new(path: &Path, text: &str) -> Result<bool> {

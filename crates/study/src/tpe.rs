@@ -595,12 +595,7 @@ pub fn generation(m: &Manifest, study_dir: &Path, state: &State, g: usize) -> Re
 /// Writes a search file atomically unless the same text is there.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("search files serialise") + "\n";
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    let dir = path.parent().expect("search files live in a folder");
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    output::write_text(path, &text)
+    output::write_text_unless_same(path, &text)
 }
 
 /// Every candidate ranked (`None` while a run is unfinished) and the result written.

@@ -96,6 +96,18 @@ pub struct PlannedRun {
     pub config: Checked<RunConfig>,
 }
 
+impl PlannedRun {
+    /// Whether the run pre-trains on the study's generated set (`$STUDY/data/...`), which
+    /// is made before any such run starts.
+    pub fn pretrains_on_study_data(&self) -> bool {
+        self.config
+            .data
+            .pretrain
+            .as_ref()
+            .is_some_and(|p| p.to_string_lossy().starts_with(STUDY_PREFIX))
+    }
+}
+
 /// The fully resolved run list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
