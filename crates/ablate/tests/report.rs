@@ -684,8 +684,32 @@ fn report_of_a_full_study_writes_summary_tables_and_figures() {
     );
     assert!(out.contains("note: separation factor skipped"), "{out}");
     let page = std::fs::read_to_string(dir.join("report/index.html")).unwrap();
-    assert_eq!(page.matches("<figure class=\"figure\"").count(), 6);
+    // A sweep of 80 runs is ranked by importance too: the variant and n_train move the
+    // validation MAE by 0.033 each, pre-training by 0.022, the constraint by 0.00055.
+    let imp = std::fs::read_to_string(tables.join("importance.md")).unwrap();
+    let share = |axis: &str| -> f64 {
+        let row = imp
+            .lines()
+            .find(|l| l.starts_with(&format!("| {axis} |")))
+            .unwrap_or_else(|| panic!("no row for {axis}: {imp}"));
+        row.split('|').nth(2).unwrap().trim().parse().unwrap()
+    };
+    let (variant, n_train) = (share("model.variant"), share("split.n_train"));
+    let (pretrain, kind) = (share("pretrain"), share("model.electroneutrality"));
+    assert!(
+        variant.min(n_train) > pretrain && pretrain > 5.0 * kind,
+        "{imp}"
+    );
+    assert!(kind < 0.01, "{imp}");
+    assert!(imp.contains("finetune.validation.mae"), "{imp}");
+    let svg = std::fs::read_to_string(figures.join("importance.svg")).unwrap();
+    assert!(
+        svg.contains("synthetic data"),
+        "importance.svg has no synthetic label"
+    );
+    assert_eq!(page.matches("<figure class=\"figure\"").count(), 7);
     assert_eq!(page.matches("<figure class=\"table\"").count(), 5);
+    assert!(page.contains("<h3>Axis importance</h3>"));
     assert!(page.contains("<table id=\"runs\">"));
     let corr = std::fs::read_to_string(figures.join("attention_correlation.svg")).unwrap();
     // Attention was made to grow with the charge difference.
@@ -984,8 +1008,8 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
         .and_then(|s| s.split("</pre>").next())
         .unwrap_or_else(|| panic!("no self-test result in the page: {}", text(&out.stderr)));
     let v: serde_json::Value = serde_json::from_str(result).unwrap();
-    assert_eq!(v["figures"], 6, "{v}");
-    assert_eq!(v["rendered"], 6, "every figure laid out: {v}");
+    assert_eq!(v["figures"], 7, "{v}");
+    assert_eq!(v["rendered"], 7, "every figure laid out: {v}");
     assert_eq!(v["rows"], 80, "{v}");
     assert_eq!(v["sorted_ascending"], true, "{v}");
     assert_eq!(v["sorted_descending"], true, "{v}");

@@ -26,6 +26,9 @@ fn figure_caption(name: &str) -> &'static str {
         "learning_curves" => "Training and validation loss per epoch of every seed of the best configuration.",
         "attention_heatmaps" => "Mean attention weight per mixture family (each panel on its own scale).",
         "attention_correlation" => "Attention between ion pairs against their charge and Stokes-radius differences.",
+        "transfer_by_family" => "Test rejection MAE of each held-out family for each class of model's configuration chosen by validation MAE.",
+        "importance" => "Each axis's share of the metric's variance (fANOVA; mean ± std over the forest's trees).",
+        "pareto_front" => "The candidates' objectives; the Pareto front's members marked.",
         _ => "",
     }
 }

@@ -12,8 +12,8 @@
 //! - anything else (a choice of strings, of tables, an axis some methods ignore, shown
 //!   `null`) as the position of its value among the axis's distinct values.
 //!
-//! An axis with one value, the seed and a TPE search's folds (its grid axes) are left out. The forest is seeded, so the same
-//! runs give the same table.
+//! An axis with one value, the seed and a TPE search's folds (its grid axes) are left out.
+//! The forest is seeded, so the same runs give the same table.
 
 use crate::collect::Study;
 use crate::error::{ReportError, Result};
@@ -226,8 +226,9 @@ pub fn of_study(study: &Study) -> Option<Importance> {
 }
 
 /// Writes `out/tables/importance.md` and `out/figures/importance.*`; returns the table for
-/// the page and the figure's name.
-pub fn write(imp: &Importance, out: &Path) -> Result<(Written, String)> {
+/// the page and the figure's name. `syn` is the study's synthetic-data label
+/// ([`crate::synthetic_note`]), carried into the text and the figure's title.
+pub fn write(imp: &Importance, syn: &str, out: &Path) -> Result<(Written, String)> {
     let runs = if imp.of > imp.runs {
         format!(
             "{} of the {} finished runs (evenly spaced by run id)",
@@ -237,7 +238,7 @@ pub fn write(imp: &Importance, out: &Path) -> Result<(Written, String)> {
         format!("{} finished runs", imp.runs)
     };
     let intro = format!(
-        "Share of the variance of {} over {runs} explained by each axis alone (fANOVA on a seeded random forest of 100 trees; mean ± standard deviation over the trees; log10 where marked).",
+        "Share of the variance of {} over {runs}{syn} explained by each axis alone (fANOVA on a seeded random forest of 100 trees; mean ± standard deviation over the trees; log10 where marked).",
         imp.metric
     );
     let mut md = format!(
@@ -264,7 +265,7 @@ pub fn write(imp: &Importance, out: &Path) -> Result<(Written, String)> {
         .map_err(|e| ReportError::Failed(format!("cannot create '{}': {e}", dir.display())))?;
     output::write_text(&dir.join("importance.md"), &md)?;
     crate::figures::style::register_font()?;
-    render(&out.join("figures"), "importance", &Bars(imp))?;
+    render(&out.join("figures"), "importance", &Bars(imp, syn))?;
     Ok((
         Written {
             stem: "importance".into(),
@@ -283,7 +284,7 @@ fn label(a: &AxisImportance) -> String {
 }
 
 /// Horizontal bars, one per axis, most important on top, with the trees' spread.
-struct Bars<'a>(&'a Importance);
+struct Bars<'a>(&'a Importance, &'a str);
 
 impl Figure for Bars<'_> {
     fn size(&self) -> (u32, u32) {
@@ -302,7 +303,10 @@ impl Figure for Bars<'_> {
             * 1.05;
         let mut chart = ChartBuilder::on(root)
             .caption(
-                format!("Axis importance for {} ({} runs)", imp.metric, imp.runs),
+                format!(
+                    "Axis importance for {} ({} runs){}",
+                    imp.metric, imp.runs, self.1
+                ),
                 font(15.0),
             )
             .margin(px(10.0))

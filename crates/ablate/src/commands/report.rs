@@ -72,16 +72,12 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         &tmp,
     )?;
     figs.extend(search_figures);
-    // Searches only for now: a sweep's importance adds a table and a figure to every
-    // committed report, which are regenerated with it (about an hour of runs).
-    let imp = study
-        .plan
-        .search
-        .as_ref()
-        .and_then(|_| importance::of_study(&study));
-    match imp {
+    // Every search, and every sweep of at least `importance::MIN_RUNS` runs: which axis
+    // moves the metric most is the first question of either's reader.
+    match importance::of_study(&study) {
         Some(imp) => {
-            let (table, figure) = importance::write(&imp, &tmp)?;
+            let (table, figure) =
+                importance::write(&imp, ionode_report::synthetic_note(&study), &tmp)?;
             tables.push(table);
             figs.push(figure);
         }
