@@ -181,6 +181,11 @@ fn run_one(
         Err(lost) => Unfinished::Lost(lost.to_string()),
         Ok(()) => Unfinished::Outside(crate::errors::one_line(&e)),
     })?;
+    // The facts cache, while the file is hot: a query reads it instead of `run.h5`. A
+    // cache that cannot be written now is made by the first query instead.
+    if let Some(sum) = store::recorded_checksum(claim.dir(), &run.id) {
+        let _ = crate::facts::load(claim.dir(), Some(&sum));
+    }
     Ok(seconds)
 }
 

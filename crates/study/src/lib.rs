@@ -16,8 +16,10 @@
 //! Errors are classified once, in [`errors`]. Nothing here prints: messages for people
 //! are returned or passed to a callback, and the `ablate` binary writes them.
 
+pub mod annotations;
 pub mod errors;
 pub mod executor;
+pub mod facts;
 pub mod h5;
 pub mod halving;
 pub mod hyperband;

@@ -90,6 +90,17 @@ pub fn read_text(path: &std::path::Path, max: u64) -> std::io::Result<String> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
 }
 
+/// Reads a file ionode keeps and rewrites beside a run (a cache, tags): bounded and regular
+/// like an input, but not noted as one, since the same command writes it back.
+pub fn read_own_text(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    open_regular(path, max)?
+        .take(max)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

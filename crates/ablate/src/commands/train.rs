@@ -181,6 +181,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         membrane.as_deref(),
         ionode_study::output::Commit::Replace,
     )?;
+    // The facts cache `ablate runs` reads (it would make it on first use otherwise).
+    let _ = ionode_study::facts::load(out, None);
     let pretty = serde_json::to_string_pretty(&outcome.metrics)? + "\n";
     output::write_text(&out.join("metrics.json"), &pretty)?;
     output::write_text(

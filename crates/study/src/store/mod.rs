@@ -27,6 +27,9 @@ use std::path::{Path, PathBuf};
 
 /// The run file inside a run folder.
 pub const RUN_FILE: &str = "run.h5";
+/// The cache of a finished run's facts ([`crate::facts`]), derived from `run.h5` alone:
+/// it goes with the run's file when the run is run again.
+pub const FACTS_FILE: &str = "facts.json";
 const DONE: &str = "DONE";
 const FAILED: &str = "FAILED";
 
@@ -85,6 +88,42 @@ fn parse_done(done: &str) -> Option<(&str, Option<&str>)> {
     };
     let id = lines.find_map(|l| l.strip_prefix("run ")).map(str::trim);
     Some((sum, id))
+}
+
+/// The checksum the `DONE` marker of run `id` (in `folder`) recorded, without hashing
+/// `run.h5`: `None` when the run is not marked DONE, or its marker is not one ablate
+/// writes or names another run.
+pub fn recorded_checksum(folder: &Path, id: &str) -> Option<String> {
+    let done = crate::limits::read_own_text(&folder.join(DONE), 4096).ok()?;
+    let (sum, recorded) = parse_done(&done)?;
+    recorded.is_none_or(|r| r == id).then(|| sum.to_string())
+}
+
+/// What a run's markers say, without hashing `run.h5` ([`state`] verifies it): for pages
+/// over many runs, such as the results index and a running study's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marked {
+    Done,
+    /// The first line of its FAILED marker.
+    Failed(String),
+    /// A process claims it (or a killed one did, until it is taken over).
+    Claimed,
+    Missing,
+}
+
+/// What the markers of run `id` say.
+pub fn marked(study_dir: &Path, id: &str) -> Marked {
+    let dir = run_dir(study_dir, id);
+    if recorded_checksum(&dir, id).is_some() {
+        return Marked::Done;
+    }
+    if let Ok(marker) = crate::limits::read_own_text(&dir.join(FAILED), 65_536) {
+        return Marked::Failed(marker.lines().next().unwrap_or("").to_string());
+    }
+    match claim::generations(&dir) {
+        Ok(g) if !g.is_empty() => Marked::Claimed,
+        _ => Marked::Missing,
+    }
 }
 
 /// The state of a run, verifying a finished run's checksum and id.
@@ -169,7 +208,7 @@ pub fn mark_failed(claim: &Claim, error: &str) -> Result<()> {
 pub fn clear(claim: &Claim) -> Result<()> {
     claim.check()?;
     let dir = claim.dir();
-    for name in [DONE, RUN_FILE] {
+    for name in [DONE, RUN_FILE, FACTS_FILE] {
         let _ = fs::remove_file(dir.join(name));
     }
     output::remove_leftover_tmp(dir);

@@ -1,0 +1,221 @@
+//! A finished run's facts: the flat record every cross-study query reads (`ablate runs`,
+//! `ablate compare`), and its cache beside the run (`facts.json`), so a query over 100 000
+//! runs reads one small JSON file per run instead of opening every `run.h5`.
+//!
+//! The facts are a map from a dotted key to a JSON value (number, text, boolean or a list):
+//! - `run`, `study`, `method`, `synthetic`;
+//! - `config.<path>`: the resolved config's leaves (the summary's `config.*` columns);
+//! - `axes.<axis>`: a study's axis values (none outside a study);
+//! - `metrics.<stage>.<part>.<metric>` with stage `pretrain` or `measured`, part `train`,
+//!   `validation` or `test`, metric `mae`, `rmse`, `r2`, `en_mean`, `en_max`, `coverage`,
+//!   `interval_width`, `n_samples`; and `metrics.<stage>.<part>.<metric>.<ion>` for `mae`,
+//!   `rmse` and `r2` of each ion (`metrics.measured.test.mae.Li+`);
+//! - `seconds.total`, `seconds.pretrain`, `seconds.finetune`;
+//! - `provenance.<field>`: git commit and dirty flag, host, version, time, manifest and its
+//!   hash, plan index, command line, overrides.
+//!
+//! An undefined value (a metric of an empty part) is absent, never NaN.
+//!
+//! The cache is valid when it was made by this format from this very `run.h5`: it records
+//! the file's BLAKE3 checksum, size and modification time. A study run's checksum must be
+//! the one its `DONE` marker recorded (a rerun run has another), and the size and time
+//! must be the file's now (a file changed in place has others); otherwise the file is
+//! hashed, checked, read and the cache written again. The cache is only ever derived from
+//! `run.h5`, so a lost or stale one costs one read, never a wrong answer; where it cannot
+//! be written (a read-only shared folder) the facts are used without it.
+
+use crate::errors::{Context, Result, StudyError};
+use crate::record::{self, RunRecord};
+use crate::store;
+use ionode_train::metrics::Metrics;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+pub use crate::store::FACTS_FILE;
+
+/// The cache's format: a change of the keys above changes it, and every cache of an older
+/// format is rebuilt on its next read.
+const FORMAT: u32 = 1;
+
+/// The largest cache file read (a run's facts are a few kilobytes).
+const MAX_CACHE_BYTES: u64 = 4 << 20;
+
+/// A run's facts: dotted key -> value, in key order.
+pub type Facts = BTreeMap<String, Value>;
+
+/// Which `run.h5` a cache was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    blake3: String,
+    bytes: u64,
+    modified_ns: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cache {
+    format: u32,
+    run_file: Stamp,
+    facts: Facts,
+}
+
+/// Where the facts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A valid cache.
+    Cache,
+    /// `run.h5`, and the cache was written.
+    Rebuilt,
+    /// `run.h5`; the cache could not be written (the folder is read-only, say).
+    Uncached,
+}
+
+/// The facts of one run record.
+pub fn of_record(r: &RunRecord) -> Facts {
+    let mut f = Facts::new();
+    let p = &r.head.provenance;
+    f.insert("run".into(), p.run_id.clone().into());
+    f.insert("study".into(), p.study.clone().into());
+    f.insert("method".into(), record::method_name(r.method()).into());
+    f.insert("synthetic".into(), r.synthetic.into());
+    for (key, value) in r.head.canonical().leaves() {
+        f.insert(format!("config.{key}"), value.clone());
+    }
+    for (axis, value) in &r.head.axes {
+        if !value.is_null() {
+            f.insert(format!("axes.{axis}"), value.clone());
+        }
+    }
+    let stages = [
+        ("pretrain", &r.metrics.pretrain),
+        ("measured", &r.metrics.measured),
+    ];
+    for (stage, split) in stages {
+        let Some(split) = split else { continue };
+        let parts = [
+            ("train", &split.train),
+            ("validation", &split.validation),
+            ("test", &split.test),
+        ];
+        for (part, m) in parts {
+            if let Some(m) = m {
+                metrics(&mut f, &format!("metrics.{stage}.{part}"), m);
+            }
+        }
+    }
+    let t = &r.timings;
+    for (k, v) in [
+        ("total", t.total),
+        ("pretrain", t.pretrain),
+        ("finetune", t.finetune),
+    ] {
+        number(&mut f, format!("seconds.{k}"), Some(v));
+    }
+    let prov = [
+        ("git_commit", Value::from(p.git_commit.clone())),
+        ("git_dirty", p.git_dirty.map_or(Value::Null, Value::from)),
+        ("host", p.host.clone().into()),
+        ("ionode_version", p.ionode_version.clone().into()),
+        ("created_utc", p.created_utc.clone().into()),
+        ("manifest", p.manifest.clone().into()),
+        ("manifest_hash", p.manifest_hash.clone().into()),
+        ("plan_index", p.plan_index.map_or(Value::Null, Value::from)),
+        ("command_line", p.command_line.clone().into()),
+        ("overrides", p.overrides.clone().into()),
+    ];
+    for (k, v) in prov {
+        if !v.is_null() {
+            f.insert(format!("provenance.{k}"), v);
+        }
+    }
+    f
+}
+
+fn number(f: &mut Facts, key: String, v: Option<f64>) {
+    if let Some(v) = v.filter(|v| v.is_finite()) {
+        f.insert(key, v.into());
+    }
+}
+
+fn metrics(f: &mut Facts, prefix: &str, m: &Metrics) {
+    let whole = [
+        ("mae", m.mae),
+        ("rmse", m.rmse),
+        ("r2", m.r2),
+        ("en_mean", m.electroneutrality_mean),
+        ("en_max", m.electroneutrality_max),
+        ("coverage", m.coverage),
+        ("interval_width", m.interval_width),
+    ];
+    for (name, v) in whole {
+        number(f, format!("{prefix}.{name}"), v);
+    }
+    f.insert(format!("{prefix}.n_samples"), m.n_samples.into());
+    for ion in &m.per_ion {
+        for (name, v) in [("mae", ion.mae), ("rmse", ion.rmse), ("r2", ion.r2)] {
+            number(f, format!("{prefix}.{name}.{}", ion.species), v);
+        }
+    }
+}
+
+/// The size and modification time of a file.
+fn stat(path: &Path) -> Result<(u64, u64)> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    Ok((meta.len(), modified))
+}
+
+/// The facts of the run in `folder` (holding `run.h5`), from its cache when that is valid.
+/// `recorded` is the checksum a study run's `DONE` marker recorded (`None` for an
+/// `ablate train` folder, which has no marker): a `run.h5` without it is damaged, an error.
+pub fn load(folder: &Path, recorded: Option<&str>) -> Result<(Facts, Source)> {
+    let file = folder.join(store::RUN_FILE);
+    let (bytes, modified_ns) = stat(&file)?;
+    let cache_path = folder.join(FACTS_FILE);
+    let cached = crate::limits::read_own_text(&cache_path, MAX_CACHE_BYTES)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Cache>(&text).ok())
+        .filter(|c| c.format == FORMAT);
+    if let Some(c) = &cached {
+        let same_file = c.run_file.bytes == bytes && c.run_file.modified_ns == modified_ns;
+        if same_file && recorded.is_none_or(|sum| sum == c.run_file.blake3) {
+            return Ok((c.facts.clone(), Source::Cache));
+        }
+    }
+    let blake3 = store::checksum(&file)?;
+    if let Some(sum) = recorded.filter(|sum| *sum != blake3) {
+        return Err(StudyError::Failed(format!(
+            "'{}' has checksum {} but its DONE marker recorded {} (changed or truncated after it finished)",
+            file.display(),
+            &blake3[..16],
+            &sum[..sum.len().min(16)]
+        )));
+    }
+    // Only the stamp moved (the file was copied, or touched): the facts stand.
+    let facts = match cached {
+        Some(c) if c.run_file.blake3 == blake3 => c.facts,
+        _ => of_record(&record::read(&file)?),
+    };
+    let cache = Cache {
+        format: FORMAT,
+        run_file: Stamp {
+            blake3,
+            bytes,
+            modified_ns,
+        },
+        facts,
+    };
+    let text = serde_json::to_string(&cache)? + "\n";
+    let source = match crate::output::write_text(&cache_path, &text) {
+        Ok(()) => Source::Rebuilt,
+        Err(_) => Source::Uncached,
+    };
+    Ok((cache.facts, source))
+}
