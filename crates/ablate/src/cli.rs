@@ -63,6 +63,144 @@ pub enum Command {
     /// Compare finished TPE and random searches: the best score found against candidates.
     #[command(after_help = SEARCH_CURVES_EXAMPLES)]
     SearchCurves(SearchCurvesArgs),
+    /// Every finished run under results folders as one table: filter, sort, export.
+    #[command(after_help = RUNS_EXAMPLES)]
+    Runs(RunsArgs),
+    /// Two finished runs side by side: the settings that differ and every result.
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
+    /// Add or remove tags and set the note of a run or a study (kept beside it, never in
+    /// run.h5).
+    #[command(after_help = TAG_EXAMPLES)]
+    Tag(TagArgs),
+    /// Write RESULTS/index.html: every study (state, counts, best run, report) and every
+    /// `ablate train` run, one page.
+    #[command(after_help = INDEX_EXAMPLES)]
+    Index(IndexArgs),
+}
+
+const INDEX_EXAMPLES: &str = "\
+Examples:
+  ablate index                 # results/index.html
+  ablate index /shared/ionode/results
+
+`ablate run` writes it too, at its start and end, and `ablate report` after each report;
+while a study runs, RESULTS/<study>/progress.html (counts, rate, ETA, the runs in progress
+and every failure with its message) is rewritten every 15 s and reloads itself in the
+browser. Both are made from the files alone: open them from the shared folder, no server.
+An index.html ionode did not write is never replaced.";
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The results folder.
+    #[arg(value_name = "RESULTS", default_value = "results")]
+    pub results: PathBuf,
+}
+
+const RUNS_EXAMPLES: &str = "\
+Examples:
+  ablate runs results
+  ablate runs results --where \"metrics.measured.validation.mae < 0.05 and config.model.variant = 'node'\"
+  ablate runs results/paper --sort metrics.measured.test.mae --limit 10
+  ablate runs results --where \"tags = 'shipped'\" --columns study,run,config.model.*,metrics.measured.test.mae
+  ablate runs results --format parquet --out runs.parquet
+  ablate runs results --fields          # every field a filter or column can name
+
+A DIR is a study folder (its plan's finished runs), an `ablate train --out` folder, or a
+folder of those (one level down). Fields: run, study, method, synthetic, path, kind
+(study or train), tags, note, study_note, config.<path>, axes.<axis>,
+metrics.<pretrain|measured>.<train|validation|test>.<mae|rmse|r2|en_mean|en_max|coverage|
+interval_width|n_samples>[.<ion>], seconds.<total|pretrain|finetune>, provenance.<field>.
+
+--where: comparisons (= != < <= > >=) against a number, a 'quoted string', true, false
+or null; `in (a, b)`, `not in (...)`; ~ and !~ match a regular expression; and, or, not,
+parentheses. A field a run lacks is null; a list field (tags) matches when one element
+does. Each run's facts are cached in facts.json beside its run.h5 (rebuilt when the run
+changes), so a query reads no run.h5 twice.";
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  ablate compare results/paper/runs/0a1b2c3d4e5f6a7b results/paper/runs/8c9d0e1f2a3b4c5d
+  ablate compare results/nf270_fdl2021_final results/nf270_fdl2021_dspmde
+
+Each RUN is a study run's folder (STUDY/runs/<run-id>) or an `ablate train --out` folder.";
+
+const TAG_EXAMPLES: &str = "\
+Examples:
+  ablate tag results/paper/runs/0a1b2c3d4e5f6a7b --add best --note \"the run in Table 1\"
+  ablate tag results/paper --add paper-v1
+  ablate tag results/paper/runs/0a1b2c3d4e5f6a7b --remove best --clear-note
+
+Tags are 1 to 64 letters, digits and _ . : + -; a study's tags apply to all its runs in
+`ablate runs`. They live in tags.json beside the run or the study's plan.json, so no
+checksum or result changes.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunsFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Results folders, study folders or `ablate train` folders.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Keep the runs for which this condition holds (see below).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Sort by these keys (KEY, KEY:asc or KEY:desc), comma-separated; the first decides.
+    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+    pub sort: Vec<String>,
+    /// The columns, comma-separated; PREFIX.* for every field under PREFIX.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// At most this many runs (after filtering and sorting).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Output format (parquet needs --out).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: RunsFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// List every field the runs have, with how many runs have it, and exit.
+    #[arg(long)]
+    pub fields: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The first run's folder.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// The second run's folder.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// A run's folder (STUDY/runs/<run-id> or an `ablate train` folder) or a study folder.
+    #[arg(value_name = "TARGET")]
+    pub target: PathBuf,
+    /// Tags to add.
+    #[arg(long, value_name = "TAG")]
+    pub add: Vec<String>,
+    /// Tags to remove.
+    #[arg(long, value_name = "TAG")]
+    pub remove: Vec<String>,
+    /// Set the note (at most 4096 bytes).
+    #[arg(long, value_name = "TEXT", conflicts_with = "clear_note")]
+    pub note: Option<String>,
+    /// Remove the note.
+    #[arg(long)]
+    pub clear_note: bool,
 }
 
 const SEARCH_CURVES_EXAMPLES: &str = "\

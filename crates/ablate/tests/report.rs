@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
+mod common;
+
 /// Held while a test writes HDF5 files and while it starts a child. HDF5 opens files
 /// without close-on-exec, so a child started by one test while another test has a file open
 /// would inherit that file's lock and make it unreadable for everyone else.
@@ -962,15 +964,7 @@ fn latex_tables_compile_and_fit_the_text_width() {
 /// works. A screenshot is kept in the test's target folder.
 #[test]
 fn the_report_page_renders_and_sorts_in_a_browser() {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    let Some(chromium) = chromium else {
+    let Some(chromium) = common::chromium() else {
         eprintln!("skipped: no Chromium (scripts/setup installs Debian's chromium)");
         return;
     };
@@ -979,35 +973,8 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
     let r = ablate(&["report", dir.to_str().unwrap()]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     let page = dir.join("report/index.html");
-    let url = format!("file://{}#selftest", page.display());
     let profile = tmp.path().join("profile");
-    let base = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=20000",
-    ];
-    let profile_arg = format!("--user-data-dir={}", profile.display());
-    let out = Command::new(chromium)
-        .args(base)
-        .arg(&profile_arg)
-        .arg("--dump-dom")
-        .arg(&url)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let dom = text(&out.stdout);
-    let result = dom
-        .split("<pre id=\"selftest\" hidden=\"\">")
-        .nth(1)
-        .and_then(|s| s.split("</pre>").next())
-        .unwrap_or_else(|| panic!("no self-test result in the page: {}", text(&out.stderr)));
-    let v: serde_json::Value = serde_json::from_str(result).unwrap();
+    let v = common::page_selftest(chromium, &page, &profile);
     assert_eq!(v["figures"], 7, "{v}");
     assert_eq!(v["rendered"], 7, "every figure laid out: {v}");
     assert_eq!(v["rows"], 80, "{v}");
@@ -1017,8 +984,8 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
     assert_eq!(v["filtered_all"], true, "{v}");
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-page.png");
     let out = Command::new(chromium)
-        .args(base)
-        .arg(&profile_arg)
+        .args(common::CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg("--window-size=1400,2400")
         .arg(format!("file://{}", page.display()))

@@ -10,6 +10,7 @@ pub mod dspmde_solve;
 pub mod lab;
 pub mod predict;
 pub mod report;
+pub mod runs;
 pub mod search_curves;
 pub mod search_text;
 pub mod simulate;
@@ -62,6 +63,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Run(args) => sweep::run(&args),
         Command::Status(args) => sweep::status(&args),
         Command::Slurm(args) => sweep::slurm(&args),
+        Command::Runs(args) => runs::runs(&args),
+        Command::Compare(args) => runs::compare(&args),
+        Command::Tag(args) => runs::tag(&args),
+        Command::Index(args) => runs::index(&args),
     }
 }
 
@@ -85,6 +90,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 /// report's error wrapping a study's error is classified by the study's chain.
 fn whose(error: &(dyn std::error::Error + 'static)) -> Option<bool> {
     use ionode_report::error::ReportError;
+    use ionode_track::error::TrackError;
     let mut cause = Some(error);
     while let Some(c) = cause {
         let report = c
@@ -92,6 +98,17 @@ fn whose(error: &(dyn std::error::Error + 'static)) -> Option<bool> {
             .or_else(|| c.downcast_ref::<Box<ReportError>>().map(|b| &**b));
         if let Some(ReportError::Study(study)) = report {
             return whose(study);
+        }
+        if c.is::<ionode_track::error::ExprError>() {
+            return Some(true);
+        }
+        let track = c
+            .downcast_ref::<TrackError>()
+            .or_else(|| c.downcast_ref::<Box<TrackError>>().map(|b| &**b));
+        match track {
+            Some(TrackError::Study(study)) => return whose(study),
+            Some(e) => return Some(e.is_input()),
+            None => {}
         }
         if let Some(input) = ionode_study::errors::is_input(c) {
             return Some(input);

@@ -146,5 +146,13 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     for note in &notes {
         writeln!(text, "note: {note}")?;
     }
-    super::print_stdout(&text)
+    super::print_stdout(&text)?;
+    // The results index links every study's report; a report written elsewhere (--out:
+    // the study may be read-only) leaves it alone.
+    if args.out.is_none() {
+        if let Some(results) = args.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            super::runs::refresh_index(results);
+        }
+    }
+    Ok(())
 }

@@ -317,6 +317,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         String::new()
     };
     let started = std::time::Instant::now();
+    // Watchable from a browser on the shared folder while it runs.
+    let pages = super::runs::LivePages::start(&study_dir);
     let failed = match &m.plan.search {
         None => {
             let batch: Vec<&PlannedRun> = m
@@ -352,6 +354,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             &Terminal,
         )?,
     };
+    drop(pages);
     let (busy, available) = (
         ionode_study::executor::busy_seconds(),
         started.elapsed().as_secs_f64() * jobs as f64,

@@ -1,0 +1,247 @@
+//! Finding every finished run under the folders a user names: a study folder (it holds
+//! `plan.json`: its plan's runs marked DONE, as the report reads them), an `ablate train`
+//! folder (it holds `run.h5`), or a folder of those (`results/`, one level down).
+//!
+//! Each run's facts come from its cache ([`ionode_study::facts`]), so a query over 100 000
+//! runs reads one small file per run, in parallel. To the cached facts the finder adds what
+//! is not in `run.h5`:
+//! - `path`: the run's folder; `kind`: `study` or `train`;
+//! - `tags`: the run's tags and its study's; `note`: the run's note; `study_note`: its
+//!   study's.
+
+use crate::error::{Result, TrackError};
+use ionode_study::annotations::{self, Annotations};
+use ionode_study::facts::{self, Facts, Source};
+use ionode_study::manifest::Plan;
+use ionode_study::store;
+use rayon::prelude::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// One finished run: where it is and its facts (with the finder's keys).
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub path: PathBuf,
+    pub facts: Facts,
+}
+
+/// Every finished run found, and what was passed over.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub rows: Vec<Row>,
+    /// Planned runs that are not finished (running, interrupted, failed, never started).
+    pub unfinished: usize,
+    /// Runs marked DONE whose `run.h5` is damaged or unreadable: (folder, why).
+    pub damaged: Vec<(PathBuf, String)>,
+    /// How many facts came from a valid cache, and how many were read from `run.h5`.
+    pub cached: usize,
+    pub rebuilt: usize,
+}
+
+/// A place that holds runs.
+enum Place {
+    Study(PathBuf),
+    Train(PathBuf),
+}
+
+fn place(dir: &Path) -> Option<Place> {
+    if dir.join("plan.json").is_file() {
+        Some(Place::Study(dir.to_path_buf()))
+    } else if dir.join(store::RUN_FILE).is_file() {
+        Some(Place::Train(dir.to_path_buf()))
+    } else {
+        None
+    }
+}
+
+/// The places in `dir`: itself, or its sub-folders (sorted by name).
+fn places(dir: &Path) -> Result<Vec<Place>> {
+    if !dir.is_dir() {
+        return Err(TrackError::Usage(format!(
+            "'{}' is not a folder; give a results folder, a study folder or an `ablate train --out` folder",
+            dir.display()
+        )));
+    }
+    if let Some(p) = place(dir) {
+        return Ok(vec![p]);
+    }
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| TrackError::Usage(format!("cannot read '{}': {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subs.sort();
+    let found: Vec<Place> = subs.iter().filter_map(|d| place(d)).collect();
+    if found.is_empty() {
+        return Err(TrackError::Usage(format!(
+            "no study (a folder with plan.json) or run (a folder with run.h5) in '{}' or its sub-folders",
+            dir.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// One run to read: its folder, the checksum its DONE marker recorded (a study run's),
+/// and its study's annotations.
+struct Task<'a> {
+    folder: PathBuf,
+    recorded: Option<String>,
+    kind: &'static str,
+    study: Option<&'a Annotations>,
+}
+
+/// Every finished run under `dirs`, in the order the folders are given, each study's runs
+/// in plan order.
+pub fn find(dirs: &[PathBuf]) -> Result<Found> {
+    let mut found = Found::default();
+    let mut places_all = Vec::new();
+    for d in dirs {
+        places_all.extend(places(d)?);
+    }
+    // Study annotations are read once per study, before the runs.
+    let mut studies: Vec<(PathBuf, Annotations, Vec<String>)> = Vec::new();
+    let mut trains: Vec<PathBuf> = Vec::new();
+    for p in places_all {
+        match p {
+            Place::Study(dir) => {
+                let plan = Plan::read(&dir)?;
+                let mut ids: Vec<String> = ionode_study::tpe::study_runs(&plan, &dir)?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
+                let mut seen = std::collections::HashSet::new();
+                ids.retain(|id| seen.insert(id.clone()));
+                let a = annotations::read(&dir)?;
+                studies.push((dir, a, ids));
+            }
+            Place::Train(dir) => trains.push(dir),
+        }
+    }
+    let mut tasks: Vec<Task<'_>> = Vec::new();
+    for (dir, a, ids) in &studies {
+        for id in ids {
+            let folder = store::run_dir(dir, id);
+            match store::recorded_checksum(&folder, id) {
+                Some(sum) => tasks.push(Task {
+                    folder,
+                    recorded: Some(sum),
+                    kind: "study",
+                    study: Some(a),
+                }),
+                None => found.unfinished += 1,
+            }
+        }
+    }
+    for dir in &trains {
+        tasks.push(Task {
+            folder: dir.clone(),
+            recorded: None,
+            kind: "train",
+            study: None,
+        });
+    }
+    // A damaged run is named and left out; a bad tags file is the user's to mend, an error.
+    let results: Vec<Result<Read>> = tasks
+        .par_iter()
+        .map(|t| Ok(read_one(t)?.map_err(|why| (t.folder.clone(), why))))
+        .collect();
+    for r in results {
+        match r? {
+            Ok((row, source)) => {
+                match source {
+                    Source::Cache => found.cached += 1,
+                    Source::Rebuilt | Source::Uncached => found.rebuilt += 1,
+                }
+                found.rows.push(row);
+            }
+            Err(d) => found.damaged.push(d),
+        }
+    }
+    Ok(found)
+}
+
+/// A run read: its row and where its facts came from, or (its folder and) why its
+/// `run.h5` cannot give one.
+type Read = std::result::Result<(Row, Source), (PathBuf, String)>;
+
+/// One run's row, or why its `run.h5` cannot give one (damaged); an unreadable tags file
+/// is an error.
+fn read_one(t: &Task<'_>) -> Result<std::result::Result<(Row, Source), String>> {
+    let own = annotations::read(&t.folder)?;
+    let (mut f, source) = match facts::load(&t.folder, t.recorded.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(ionode_study::errors::one_line(&e))),
+    };
+    let mut tags: Vec<String> = own.tags.iter().cloned().collect();
+    if let Some(s) = t.study {
+        tags.extend(s.tags.iter().cloned());
+        if let Some(n) = &s.note {
+            f.insert("study_note".into(), n.clone().into());
+        }
+    }
+    tags.sort();
+    tags.dedup();
+    f.insert(
+        "tags".into(),
+        Value::Array(tags.into_iter().map(Value::from).collect()),
+    );
+    if let Some(n) = own.note {
+        f.insert("note".into(), n.into());
+    }
+    f.insert("path".into(), t.folder.display().to_string().into());
+    f.insert("kind".into(), t.kind.into());
+    Ok(Ok((
+        Row {
+            path: t.folder.clone(),
+            facts: f,
+        },
+        source,
+    )))
+}
+
+/// The run a user names for `compare` or `tag`: a run folder (a study's `runs/<id>` or an
+/// `ablate train` folder), checked and read.
+pub fn one(folder: &Path) -> Result<Row> {
+    if !folder.join(store::RUN_FILE).is_file() {
+        return Err(TrackError::Usage(format!(
+            "'{}' is not a run folder (it has no {}); give STUDY/runs/<run-id> or an `ablate train --out` folder",
+            folder.display(),
+            store::RUN_FILE
+        )));
+    }
+    let id = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let in_study = folder
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "runs"))
+        .and_then(Path::parent)
+        .filter(|s| s.join("plan.json").is_file());
+    let study_notes = match in_study {
+        Some(s) => Some(annotations::read(s)?),
+        None => None,
+    };
+    let recorded = match in_study {
+        Some(_) => Some(store::recorded_checksum(folder, &id).ok_or_else(|| {
+            TrackError::Usage(format!(
+                "run '{}' is not finished (it has no DONE marker of run {id})",
+                folder.display()
+            ))
+        })?),
+        None => None,
+    };
+    let task = Task {
+        folder: folder.to_path_buf(),
+        recorded,
+        kind: if in_study.is_some() { "study" } else { "train" },
+        study: study_notes.as_ref(),
+    };
+    match read_one(&task)? {
+        Ok((row, _)) => Ok(row),
+        Err(why) => Err(TrackError::Study(ionode_study::errors::StudyError::Failed(
+            format!("run '{}': {why}", folder.display()),
+        ))),
+    }
+}
