@@ -465,10 +465,12 @@ fn a_tpe_search_with_two_objectives_keeps_their_pareto_front() {
         args.extend(set);
         run_ok(&args);
     }
+    // The study's folder (beside it: the results index).
     let studies: Vec<PathBuf> = std::fs::read_dir(results("one"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.is_dir())
         .collect();
     let [study] = &studies[..] else {
         panic!("{studies:?}")
