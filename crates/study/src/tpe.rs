@@ -318,6 +318,25 @@ pub fn warm_start(plan: &Plan, results: &Path) -> Result<Vec<crate::manifest::Wa
     Ok(out)
 }
 
+/// A study's name and the ids of its runs, each once: the plan's, and a TPE search's
+/// proposed ones. Only a search's plan is read whole.
+pub fn study_run_ids(study_dir: &Path) -> Result<(String, Vec<String>)> {
+    if let Some(light) = Plan::read_ids(study_dir)? {
+        let (study, mut ids) = light;
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        return Ok((study, ids));
+    }
+    let plan = Plan::read(study_dir)?;
+    let mut seen = std::collections::HashSet::new();
+    let ids = study_runs(&plan, study_dir)?
+        .into_iter()
+        .map(|r| r.id)
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+    Ok((plan.study, ids))
+}
+
 /// Every run of a study: the plan's, and for a TPE search those of its generations so far.
 pub fn study_runs(plan: &Plan, study_dir: &Path) -> Result<Vec<PlannedRun>> {
     Ok(match State::read(plan, study_dir)? {

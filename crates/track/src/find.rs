@@ -10,12 +10,13 @@
 //!   study's.
 
 use crate::error::{Result, TrackError};
+use crate::filter::Fields;
 use ionode_study::annotations::{self, Annotations};
 use ionode_study::facts::{self, Facts, Source};
-use ionode_study::manifest::Plan;
 use ionode_study::store;
 use rayon::prelude::*;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// One finished run: where it is and its facts (with the finder's keys).
@@ -25,10 +26,50 @@ pub struct Row {
     pub facts: Facts,
 }
 
+/// Which facts a query keeps of each run; the rest are only counted in the fields (a
+/// run has a couple of hundred, a query reads a few: keeping all of 100 000 runs' would
+/// take gigabytes).
+#[derive(Debug, Clone, Default)]
+pub struct Want {
+    pub all: bool,
+    pub keys: BTreeSet<String>,
+    /// Key prefixes (`axes.` for a column `axes.*`).
+    pub prefixes: Vec<String>,
+}
+
+impl Want {
+    pub fn all() -> Want {
+        Want {
+            all: true,
+            ..Want::default()
+        }
+    }
+
+    /// The keys and `prefix.*` patterns named.
+    pub fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Want {
+        let mut w = Want::default();
+        for n in names {
+            match n.strip_suffix('*') {
+                Some(prefix) => w.prefixes.push(prefix.to_string()),
+                None => {
+                    w.keys.insert(n.to_string());
+                }
+            }
+        }
+        w
+    }
+
+    pub fn wants(&self, key: &str) -> bool {
+        self.all || self.keys.contains(key) || self.prefixes.iter().any(|p| key.starts_with(p))
+    }
+}
+
 /// Every finished run found, and what was passed over.
 #[derive(Debug, Default)]
 pub struct Found {
     pub rows: Vec<Row>,
+    /// Every field of every run found (also those not kept), with its kinds and count.
+    pub fields: Fields,
     /// Planned runs that are not finished (running, interrupted, failed, never started).
     pub unfinished: usize,
     /// Runs marked DONE whose `run.h5` is damaged or unreadable: (folder, why).
@@ -92,8 +133,8 @@ struct Task<'a> {
 }
 
 /// Every finished run under `dirs`, in the order the folders are given, each study's runs
-/// in plan order.
-pub fn find(dirs: &[PathBuf]) -> Result<Found> {
+/// in plan order, with the facts `want` asks for.
+pub fn find(dirs: &[PathBuf], want: &Want) -> Result<Found> {
     let mut found = Found::default();
     let mut places_all = Vec::new();
     for d in dirs {
@@ -105,13 +146,7 @@ pub fn find(dirs: &[PathBuf]) -> Result<Found> {
     for p in places_all {
         match p {
             Place::Study(dir) => {
-                let plan = Plan::read(&dir)?;
-                let mut ids: Vec<String> = ionode_study::tpe::study_runs(&plan, &dir)?
-                    .into_iter()
-                    .map(|r| r.id)
-                    .collect();
-                let mut seen = std::collections::HashSet::new();
-                ids.retain(|id| seen.insert(id.clone()));
+                let (_, ids) = ionode_study::tpe::study_run_ids(&dir)?;
                 let a = annotations::read(&dir)?;
                 studies.push((dir, a, ids));
             }
@@ -141,13 +176,32 @@ pub fn find(dirs: &[PathBuf]) -> Result<Found> {
             study: None,
         });
     }
-    // A damaged run is named and left out; a bad tags file is the user's to mend, an error.
-    let results: Vec<Result<Read>> = tasks
+    // In parallel, each worker with its own fields; rayon's reduce keeps the runs' order.
+    type Acc = (Vec<Read>, Fields, Option<TrackError>);
+    let empty = || -> Acc { (Vec::new(), Fields::default(), None) };
+    let (reads, fields, error) = tasks
         .par_iter()
-        .map(|t| Ok(read_one(t)?.map_err(|why| (t.folder.clone(), why))))
-        .collect();
-    for r in results {
-        match r? {
+        .fold(empty, |(mut reads, mut fields, mut error): Acc, t| {
+            if error.is_none() {
+                match read_one(t, want, &mut fields) {
+                    Ok(r) => reads.push(r.map_err(|why| (t.folder.clone(), why))),
+                    // A bad tags file is the user's to mend: an error, not a damaged run.
+                    Err(e) => error = Some(e),
+                }
+            }
+            (reads, fields, error)
+        })
+        .reduce(empty, |(mut ra, mut fa, ea), (rb, fb, eb)| {
+            ra.extend(rb);
+            fa.merge(fb);
+            (ra, fa, ea.or(eb))
+        });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    found.fields = fields;
+    for r in reads {
+        match r {
             Ok((row, source)) => {
                 match source {
                     Source::Cache => found.cached += 1,
@@ -165,14 +219,30 @@ pub fn find(dirs: &[PathBuf]) -> Result<Found> {
 /// `run.h5` cannot give one.
 type Read = std::result::Result<(Row, Source), (PathBuf, String)>;
 
-/// One run's row, or why its `run.h5` cannot give one (damaged); an unreadable tags file
-/// is an error.
-fn read_one(t: &Task<'_>) -> Result<std::result::Result<(Row, Source), String>> {
+/// One run's row with the facts `want` asks for (every fact counted in `fields`), or why
+/// its `run.h5` cannot give one (damaged); an unreadable tags file is an error.
+fn read_one(
+    t: &Task<'_>,
+    want: &Want,
+    fields: &mut Fields,
+) -> Result<std::result::Result<(Row, Source), String>> {
     let own = annotations::read(&t.folder)?;
-    let (mut f, source) = match facts::load(&t.folder, t.recorded.as_deref()) {
-        Ok(x) => x,
-        Err(e) => return Ok(Err(ionode_study::errors::one_line(&e))),
+    let keep = |raw: &facts::RawFacts<'_>, fields: &mut Fields| -> Result<Facts> {
+        let mut kept = Facts::new();
+        fields.next_run();
+        for (k, v) in raw.iter() {
+            fields.add_raw(k, v);
+            if want.wants(k) {
+                kept.insert(k.to_string(), serde_json::from_str(v.get())?);
+            }
+        }
+        Ok(kept)
     };
+    let (mut f, source) =
+        match facts::load_with(&t.folder, t.recorded.as_deref(), |raw| keep(raw, fields)) {
+            Ok((f, source)) => (f?, source),
+            Err(e) => return Ok(Err(ionode_study::errors::one_line(&e))),
+        };
     let mut tags: Vec<String> = own.tags.iter().cloned().collect();
     if let Some(s) = t.study {
         tags.extend(s.tags.iter().cloned());
@@ -191,6 +261,11 @@ fn read_one(t: &Task<'_>) -> Result<std::result::Result<(Row, Source), String>> 
     }
     f.insert("path".into(), t.folder.display().to_string().into());
     f.insert("kind".into(), t.kind.into());
+    for key in ["study_note", "tags", "note", "path", "kind"] {
+        if let Some(v) = f.get(key) {
+            fields.add_value(key, v);
+        }
+    }
     Ok(Ok((
         Row {
             path: t.folder.clone(),
@@ -238,7 +313,7 @@ pub fn one(folder: &Path) -> Result<Row> {
         kind: if in_study.is_some() { "study" } else { "train" },
         study: study_notes.as_ref(),
     };
-    match read_one(&task)? {
+    match read_one(&task, &Want::all(), &mut Fields::default())? {
         Ok((row, _)) => Ok(row),
         Err(why) => Err(TrackError::Study(ionode_study::errors::StudyError::Failed(
             format!("run '{}': {why}", folder.display()),

@@ -11,7 +11,6 @@
 
 use crate::error::{Result, TrackError};
 use crate::find::{self, Row};
-use ionode_study::manifest::Plan;
 use ionode_study::store::{self, Marked};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -79,18 +78,6 @@ fn text(v: Option<&Value>) -> String {
     crate::table::text(v)
 }
 
-/// The runs of a study's plan (with a TPE search's proposed runs), each once.
-fn plan_ids(dir: &Path) -> Result<(Plan, Vec<String>)> {
-    let plan = Plan::read(dir)?;
-    let mut ids: Vec<String> = ionode_study::tpe::study_runs(&plan, dir)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    ids.retain(|id| seen.insert(id.clone()));
-    Ok((plan, ids))
-}
-
 fn counts(dir: &Path, ids: &[String]) -> (Counts, Vec<(String, String)>, Vec<String>) {
     let mut c = Counts {
         planned: ids.len(),
@@ -139,10 +126,11 @@ pub fn overview(results: &Path) -> Result<Overview> {
     let mut o = Overview::default();
     for dir in subs {
         if dir.join("plan.json").is_file() {
-            let (plan, ids) = plan_ids(&dir)?;
+            let (study, ids) = ionode_study::tpe::study_run_ids(&dir)?;
             let (counts, _, _) = counts(&dir, &ids);
             let rows = if counts.done > 0 {
-                find::find(std::slice::from_ref(&dir))?.rows
+                let want = find::Want::of(["run", VALIDATION, TEST, "provenance.created_utc"]);
+                find::find(std::slice::from_ref(&dir), &want)?.rows
             } else {
                 Vec::new()
             };
@@ -153,7 +141,7 @@ pub fn overview(results: &Path) -> Result<Overview> {
                 .map(String::from);
             let a = ionode_study::annotations::read(&dir)?;
             o.studies.push(StudyLine {
-                name: plan.study.clone(),
+                name: study,
                 dir: dir.clone(),
                 counts,
                 best: best(&rows),
@@ -446,7 +434,7 @@ fn finish_times(dir: &Path, ids: &[String]) -> Vec<SystemTime> {
 
 /// How a study stands now.
 pub fn progress(dir: &Path) -> Result<Progress> {
-    let (plan, ids) = plan_ids(dir)?;
+    let (study, ids) = ionode_study::tpe::study_run_ids(dir)?;
     let (counts, failures, claimed) = counts(dir, &ids);
     let running = claimed
         .into_iter()
@@ -474,7 +462,7 @@ pub fn progress(dir: &Path) -> Result<Progress> {
     let left = counts.planned - counts.done - counts.failed;
     let eta_seconds = per_hour.map(|r| left as f64 / r * 3600.0);
     Ok(Progress {
-        study: plan.study,
+        study,
         counts,
         failures,
         running,

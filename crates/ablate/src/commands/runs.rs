@@ -4,7 +4,7 @@
 use crate::cli::{CompareArgs, IndexArgs, RunsArgs, RunsFormat, TagArgs};
 use anyhow::{Context, Result};
 use ionode_study::annotations;
-use ionode_track::filter::{Fields, Filter};
+use ionode_track::filter::Filter;
 use ionode_track::{compare, find, table};
 use std::fmt::Write as _;
 
@@ -25,31 +25,41 @@ pub fn runs(args: &RunsArgs) -> Result<()> {
         .iter()
         .map(|s| table::SortKey::parse(s))
         .collect::<Result<_, _>>()?;
-    let start = std::time::Instant::now();
-    let found = find::find(&args.dirs)?;
-    let mut fields = Fields::default();
-    for r in &found.rows {
-        fields.add(&r.facts);
+    // The expression's syntax first: a typo is reported before any run is read.
+    let parsed = args
+        .filter
+        .as_deref()
+        .map(|e| ionode_track::filter::parse(e).map(|x| (e, x)))
+        .transpose()?;
+    // Only the facts the query reads are kept of each run.
+    let mut wanted: Vec<String> = ["run", "study"].map(String::from).to_vec();
+    if let Some((_, expr)) = &parsed {
+        ionode_track::filter::fields_of(expr, &mut wanted);
     }
+    wanted.extend(sort.iter().map(|k| k.key.clone()));
+    match &args.columns {
+        Some(c) => wanted.extend(c.iter().map(|c| c.trim().to_string())),
+        None => wanted.extend(table::DEFAULT_COLUMNS.map(String::from)),
+    }
+    let want = if args.fields {
+        find::Want::default()
+    } else {
+        find::Want::of(wanted.iter().map(String::as_str))
+    };
+    let start = std::time::Instant::now();
+    let found = find::find(&args.dirs, &want)?;
+    let fields = &found.fields;
     if args.fields {
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for r in &found.rows {
-            for k in r.facts.keys() {
-                *counts.entry(k.as_str()).or_default() += 1;
-            }
-        }
         let mut text = String::new();
-        for (k, n) in counts {
+        for (k, n) in fields.counts() {
             writeln!(text, "{k}\t{n}")?;
         }
         return super::print_stdout(&text);
     }
-    let filter = args
-        .filter
-        .as_deref()
-        .map(|e| Filter::new(e, &fields))
+    let filter = parsed
+        .map(|(text, expr)| Filter::checked(text, expr, fields))
         .transpose()?;
-    table::check_sort(&sort, &fields)?;
+    table::check_sort(&sort, fields)?;
     let total = found.rows.len();
     let mut rows: Vec<find::Row> = match &filter {
         Some(f) => found
@@ -64,7 +74,7 @@ pub fn runs(args: &RunsArgs) -> Result<()> {
     if let Some(n) = args.limit {
         rows.truncate(n);
     }
-    let columns = table::columns(args.columns.as_deref(), &fields, &rows)?;
+    let columns = table::columns(args.columns.as_deref(), &found.fields, &rows)?;
     let text = match args.format {
         RunsFormat::Table => table::terminal(&rows, &columns),
         RunsFormat::Csv => table::csv(&rows, &columns)?,
