@@ -20,6 +20,10 @@ pub const MAX_RUNS: u64 = 100_000;
 /// by hand; the bound (and refusing what is not a regular file) keeps a mistaken path such
 /// as `/dev/zero` from filling memory or blocking forever.
 pub const MAX_TEXT_FILE_BYTES: u64 = 64 << 20;
+/// Largest `plan.json` that is read: written by ionode, with every run's resolved config
+/// (about 4 kB each; a plan of [`MAX_RUNS`] measured 380 MB), so it is bounded by the plan's
+/// own bound with room, not by the hand-written files' one.
+pub const MAX_PLAN_BYTES: u64 = MAX_RUNS * (16 << 10);
 /// Largest data file (measured CSV or Parquet) that is read.
 pub const MAX_DATA_FILE_BYTES: u64 = 1 << 30;
 /// Largest HDF5 file that is read (a simulated pre-training set, a run record).

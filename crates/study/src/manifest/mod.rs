@@ -170,7 +170,7 @@ impl Plan {
     /// The text of a study folder's `plan.json`, checked not empty.
     fn text(study_dir: &Path) -> crate::errors::Result<(std::path::PathBuf, String)> {
         let path = study_dir.join("plan.json");
-        let text = match crate::limits::open_regular(&path, crate::limits::MAX_TEXT_FILE_BYTES)
+        let text = match crate::limits::open_regular(&path, crate::limits::MAX_PLAN_BYTES)
             .and_then(std::io::read_to_string)
         {
             Ok(t) => t,
