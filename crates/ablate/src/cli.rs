@@ -66,7 +66,8 @@ pub enum Command {
     /// Every finished run under results folders as one table: filter, sort, export.
     #[command(after_help = RUNS_EXAMPLES)]
     Runs(RunsArgs),
-    /// Two finished runs side by side: the settings that differ and every result.
+    /// Two finished runs side by side (the settings that differ and every result), or two
+    /// studies cell by cell (paired over seeds, with the report's tests).
     #[command(after_help = COMPARE_EXAMPLES)]
     Compare(CompareArgs),
     /// Add or remove tags and set the note of a run or a study (kept beside it, never in
@@ -123,7 +124,12 @@ Examples:
   ablate compare results/paper/runs/0a1b2c3d4e5f6a7b results/paper/runs/8c9d0e1f2a3b4c5d
   ablate compare results/nf270_fdl2021_final results/nf270_fdl2021_dspmde
 
-Each RUN is a study run's folder (STUDY/runs/<run-id>) or an `ablate train --out` folder.";
+  ablate compare results/paper /shared/ionode/results/paper   # the same study elsewhere
+
+Each of A and B is a run's folder (STUDY/runs/<run-id>, or an `ablate train --out`
+folder), or both are study folders: then every configuration both ran is scored per seed
+by its test MAE (the mean over the seed's folds) and the seeds both ran are paired: A, B,
+B − A with its 95 % interval, the paired t-test and Wilcoxon p, * where p < 0.05.";
 
 const TAG_EXAMPLES: &str = "\
 Examples:
@@ -173,10 +179,10 @@ pub struct RunsArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The first run's folder.
+    /// The first run's folder, or the first study's.
     #[arg(value_name = "A")]
     pub a: PathBuf,
-    /// The second run's folder.
+    /// The second run's folder, or the second study's.
     #[arg(value_name = "B")]
     pub b: PathBuf,
     /// Print the comparison as JSON.

@@ -364,6 +364,11 @@ fn noise(config: usize, seed: usize) -> f64 {
 /// without DONE. attention_node and mlp differ by 0.03 (far above the noise of ±0.002),
 /// hard and none by 0.0005 (within it), pre-training by 0.02, n_train 10 vs 30 by 0.03.
 fn study_a(root: &Path) -> PathBuf {
+    study_a_shifted(root, 0.0)
+}
+
+/// Study A with every MLP run's MAEs `mlp_shift` higher (another study of the same cells).
+fn study_a_shifted(root: &Path, mlp_shift: f64) -> PathBuf {
     let dir = root.join("alpha");
     let mut config_index = 0;
     for variant in ["attention_node", "mlp"] {
@@ -372,8 +377,11 @@ fn study_a(root: &Path) -> PathBuf {
                 for n_train in [10, 30] {
                     config_index += 1;
                     for s in 0..5 {
-                        let base = if variant == "mlp" { 0.08 } else { 0.05 }
-                            + if kind == "none" { 0.0005 } else { 0.0 }
+                        let base = if variant == "mlp" {
+                            0.08 + mlp_shift
+                        } else {
+                            0.05
+                        } + if kind == "none" { 0.0005 } else { 0.0 }
                             + if pretrain { 0.0 } else { 0.02 }
                             + if n_train == 10 { 0.03 } else { 0.0 };
                         let f = Fake {
@@ -996,4 +1004,57 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(png[..8], PNG_SIGNATURE);
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// `ablate compare` of two studies: every configuration both ran, paired over the seeds,
+/// with the report's tests: the shifted MLP cells by exactly their shift (significant), the
+/// others by nothing.
+#[test]
+fn two_studies_compare_cell_by_cell_paired_over_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = study_a(tmp.path());
+    let b = study_a_shifted(&tmp.path().join("b"), 0.01);
+    let r = ablate(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let shared = v["shared"].as_array().unwrap();
+    assert_eq!(shared.len(), 16, "{v}");
+    assert_eq!(
+        (v["only_a"].as_u64(), v["only_b"].as_u64()),
+        (Some(0), Some(0))
+    );
+    for cell in shared {
+        let name = cell["configuration"].as_str().unwrap();
+        let d = cell["difference"].as_f64().unwrap();
+        assert_eq!(cell["pairs"], 5, "{cell}");
+        if name.starts_with("MLP") {
+            // Measured test MAE is 1.0 x the run's MAE in these records.
+            assert!((d - 0.01).abs() < 1e-12, "{cell}");
+            assert_eq!(cell["significant"], true, "{cell}");
+        } else {
+            assert_eq!(d, 0.0, "{cell}");
+            assert_eq!(cell["p_t"].as_f64(), Some(1.0), "{cell}");
+        }
+    }
+    let r = ablate(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let out = text(&r.stdout);
+    assert!(
+        out.contains("16 configuration(s) in both; 0 only in A, 0 only in B"),
+        "{out}"
+    );
+    assert_eq!(out.matches("+0.01000*").count(), 8, "{out}");
+    let run = std::fs::read_dir(a.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let r = ablate(&["compare", a.to_str().unwrap(), run.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
+    assert!(text(&r.stderr).contains("not one of each"));
 }

@@ -7,6 +7,7 @@
 //! [`figures`] render. A table or figure a study has no data for is skipped with a note.
 
 pub mod collect;
+pub mod compare;
 pub mod error;
 pub mod figures;
 pub mod html;

@@ -113,6 +113,17 @@ pub fn runs(args: &RunsArgs) -> Result<()> {
 }
 
 pub fn compare(args: &CompareArgs) -> Result<()> {
+    let is_study = |p: &std::path::Path| p.join("plan.json").is_file();
+    if is_study(&args.a) || is_study(&args.b) {
+        if !(is_study(&args.a) && is_study(&args.b)) {
+            return Err(crate::usage!(
+                "compare '{}' and '{}': give two runs or two study folders (with plan.json), not one of each",
+                args.a.display(),
+                args.b.display()
+            ));
+        }
+        return compare_studies(args);
+    }
     let a = find::one(&args.a)?;
     let b = find::one(&args.b)?;
     let c = compare::runs(&a, &b);
@@ -258,4 +269,35 @@ impl Drop for LivePages {
             refresh_index(results);
         }
     }
+}
+
+fn compare_studies(args: &CompareArgs) -> Result<()> {
+    use ionode_report::compare;
+    let a = ionode_report::collect::collect(&args.a)?;
+    let b = ionode_report::collect::collect(&args.b)?;
+    let c = compare::compare(&a, &b);
+    let text = if args.json {
+        let cells: Vec<serde_json::Value> = c
+            .shared
+            .iter()
+            .map(|x| {
+                serde_json::json!({
+                    "cell": x.cell, "configuration": x.label, "seeds_a": x.seeds_a,
+                    "seeds_b": x.seeds_b, "mean_a": x.mean_a, "mean_b": x.mean_b,
+                    "pairs": x.paired.n, "difference": x.paired.mean_diff,
+                    "ci95": [x.paired.ci95.0, x.paired.ci95.1], "p_t": x.paired.p_t,
+                    "p_wilcoxon": x.paired.p_wilcoxon, "significant": x.paired.significant(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "a": args.a.display().to_string(), "b": args.b.display().to_string(),
+            "metric": "measured test MAE, mean over each seed's folds",
+            "shared": cells, "only_a": c.only_a, "only_b": c.only_b,
+        });
+        serde_json::to_string_pretty(&v)? + "\n"
+    } else {
+        compare::text(&a, &b, &c)
+    };
+    super::print_stdout(&text)
 }
