@@ -127,8 +127,8 @@ fn places(dir: &Path) -> Result<Vec<Place>> {
 /// and its study's annotations.
 struct Task<'a> {
     folder: PathBuf,
-    recorded: Option<String>,
-    kind: &'static str,
+    /// A study run's id (its DONE marker must name it); `None` for an `ablate train` run.
+    id: Option<&'a str>,
     study: Option<&'a Annotations>,
 }
 
@@ -156,23 +156,17 @@ pub fn find(dirs: &[PathBuf], want: &Want) -> Result<Found> {
     let mut tasks: Vec<Task<'_>> = Vec::new();
     for (dir, a, ids) in &studies {
         for id in ids {
-            let folder = store::run_dir(dir, id);
-            match store::recorded_checksum(&folder, id) {
-                Some(sum) => tasks.push(Task {
-                    folder,
-                    recorded: Some(sum),
-                    kind: "study",
-                    study: Some(a),
-                }),
-                None => found.unfinished += 1,
-            }
+            tasks.push(Task {
+                folder: store::run_dir(dir, id),
+                id: Some(id),
+                study: Some(a),
+            });
         }
     }
     for dir in &trains {
         tasks.push(Task {
             folder: dir.clone(),
-            recorded: None,
-            kind: "train",
+            id: None,
             study: None,
         });
     }
@@ -184,7 +178,7 @@ pub fn find(dirs: &[PathBuf], want: &Want) -> Result<Found> {
         .fold(empty, |(mut reads, mut fields, mut error): Acc, t| {
             if error.is_none() {
                 match read_one(t, want, &mut fields) {
-                    Ok(r) => reads.push(r.map_err(|why| (t.folder.clone(), why))),
+                    Ok(r) => reads.push(r),
                     // A bad tags file is the user's to mend: an error, not a damaged run.
                     Err(e) => error = Some(e),
                 }
@@ -202,30 +196,39 @@ pub fn find(dirs: &[PathBuf], want: &Want) -> Result<Found> {
     found.fields = fields;
     for r in reads {
         match r {
-            Ok((row, source)) => {
+            Read::Row(row, source) => {
                 match source {
                     Source::Cache => found.cached += 1,
                     Source::Rebuilt | Source::Uncached => found.rebuilt += 1,
                 }
                 found.rows.push(row);
             }
-            Err(d) => found.damaged.push(d),
+            Read::Damaged(folder, why) => found.damaged.push((folder, why)),
+            Read::Unfinished => found.unfinished += 1,
         }
     }
     Ok(found)
 }
 
-/// A run read: its row and where its facts came from, or (its folder and) why its
-/// `run.h5` cannot give one.
-type Read = std::result::Result<(Row, Source), (PathBuf, String)>;
+/// What became of one run: its row and where its facts came from, or why its `run.h5`
+/// cannot give one, or not finished (no DONE marker of its own).
+enum Read {
+    Row(Row, Source),
+    Damaged(PathBuf, String),
+    Unfinished,
+}
 
-/// One run's row with the facts `want` asks for (every fact counted in `fields`), or why
-/// its `run.h5` cannot give one (damaged); an unreadable tags file is an error.
-fn read_one(
-    t: &Task<'_>,
-    want: &Want,
-    fields: &mut Fields,
-) -> Result<std::result::Result<(Row, Source), String>> {
+/// One run's row with the facts `want` asks for (every fact counted in `fields`); an
+/// unreadable tags file is an error. Its DONE marker is read here, in parallel with the
+/// other runs': a study of 100 000 runs has as many markers.
+fn read_one(t: &Task<'_>, want: &Want, fields: &mut Fields) -> Result<Read> {
+    let recorded = match t.id {
+        Some(id) => match store::recorded_checksum(&t.folder, id) {
+            Some(sum) => Some(sum),
+            None => return Ok(Read::Unfinished),
+        },
+        None => None,
+    };
     let own = annotations::read(&t.folder)?;
     let keep = |raw: &facts::RawFacts<'_>, fields: &mut Fields| -> Result<Facts> {
         let mut kept = Facts::new();
@@ -239,9 +242,12 @@ fn read_one(
         Ok(kept)
     };
     let (mut f, source) =
-        match facts::load_with(&t.folder, t.recorded.as_deref(), |raw| keep(raw, fields)) {
+        match facts::load_with(&t.folder, recorded.as_deref(), |raw| keep(raw, fields)) {
             Ok((f, source)) => (f?, source),
-            Err(e) => return Ok(Err(ionode_study::errors::one_line(&e))),
+            Err(e) => {
+                let why = ionode_study::errors::one_line(&e);
+                return Ok(Read::Damaged(t.folder.clone(), why));
+            }
         };
     let mut tags: Vec<String> = own.tags.iter().cloned().collect();
     if let Some(s) = t.study {
@@ -260,19 +266,18 @@ fn read_one(
         f.insert("note".into(), n.into());
     }
     f.insert("path".into(), t.folder.display().to_string().into());
-    f.insert("kind".into(), t.kind.into());
+    let kind = if t.id.is_some() { "study" } else { "train" };
+    f.insert("kind".into(), kind.into());
     for key in ["study_note", "tags", "note", "path", "kind"] {
         if let Some(v) = f.get(key) {
             fields.add_value(key, v);
         }
     }
-    Ok(Ok((
-        Row {
-            path: t.folder.clone(),
-            facts: f,
-        },
-        source,
-    )))
+    let row = Row {
+        path: t.folder.clone(),
+        facts: f,
+    };
+    Ok(Read::Row(row, source))
 }
 
 /// The run a user names for `compare` or `tag`: a run folder (a study's `runs/<id>` or an
@@ -298,25 +303,19 @@ pub fn one(folder: &Path) -> Result<Row> {
         Some(s) => Some(annotations::read(s)?),
         None => None,
     };
-    let recorded = match in_study {
-        Some(_) => Some(store::recorded_checksum(folder, &id).ok_or_else(|| {
-            TrackError::Usage(format!(
-                "run '{}' is not finished (it has no DONE marker of run {id})",
-                folder.display()
-            ))
-        })?),
-        None => None,
-    };
     let task = Task {
         folder: folder.to_path_buf(),
-        recorded,
-        kind: if in_study.is_some() { "study" } else { "train" },
+        id: in_study.map(|_| id.as_str()),
         study: study_notes.as_ref(),
     };
     match read_one(&task, &Want::all(), &mut Fields::default())? {
-        Ok((row, _)) => Ok(row),
-        Err(why) => Err(TrackError::Study(ionode_study::errors::StudyError::Failed(
+        Read::Row(row, _) => Ok(row),
+        Read::Damaged(_, why) => Err(TrackError::Study(ionode_study::errors::StudyError::Failed(
             format!("run '{}': {why}", folder.display()),
+        ))),
+        Read::Unfinished => Err(TrackError::Usage(format!(
+            "run '{}' is not finished (it has no DONE marker of run {id})",
+            folder.display()
         ))),
     }
 }
