@@ -115,8 +115,9 @@ interval_width|n_samples>[.<ion>], seconds.<total|pretrain|finetune>, provenance
 
 --where: comparisons (= != < <= > >=) against a number, a 'quoted string', true, false
 or null; `in (a, b)`, `not in (...)`; ~ and !~ match a regular expression; and, or, not,
-parentheses. A field a run lacks is null; a list field (tags) matches when one element
-does. Each run's facts are cached in facts.json beside its run.h5 (rebuilt when the run
+parentheses. A field a run lacks (or an empty list) is null: `= null` holds, = < > in ~
+are false and their negations != `not in` !~ hold; a list field (tags) matches when one
+element does. Each run's facts are cached in facts.json beside its run.h5 (rebuilt when the run
 changes), so a query reads no run.h5 twice.";
 
 const COMPARE_EXAMPLES: &str = "\

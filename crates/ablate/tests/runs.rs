@@ -563,8 +563,11 @@ fn the_index_and_progress_pages_show_every_study_and_work_in_a_browser() {
         "the message, escaped: {page}"
     );
     let html = std::fs::read_to_string(&index).unwrap();
-    assert!(html.contains("href=\"track/report/index.html\""), "{html}");
-    assert!(html.contains("href=\"track/progress.html\""), "{html}");
+    assert!(
+        html.contains("href=\"./track/report/index.html\""),
+        "{html}"
+    );
+    assert!(html.contains("href=\"./track/progress.html\""), "{html}");
     assert!(html.contains(">one<"), "the train run: {html}");
 
     // An index.html ionode did not write is left alone.

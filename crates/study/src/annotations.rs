@@ -18,6 +18,11 @@ pub const ANNOTATIONS_FILE: &str = "tags.json";
 pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG_CHARS: usize = 64;
 pub const MAX_NOTE_BYTES: usize = 4096;
+/// The largest file `write` can make, read back whole: every tag at its longest in 4-byte
+/// characters, the note all control characters (6 bytes each as JSON escapes), and the
+/// pretty-printing around them.
+const MAX_FILE_BYTES: u64 =
+    (MAX_TAGS * (MAX_TAG_CHARS * 4 + 16) + MAX_NOTE_BYTES * 6 + 1024) as u64;
 
 /// The tags and note of a run or a study.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +80,7 @@ fn problem(a: &Annotations) -> Option<String> {
 /// The annotations in `folder` (none when it has no file).
 pub fn read(folder: &Path) -> Result<Annotations> {
     let path = folder.join(ANNOTATIONS_FILE);
-    let text = match crate::limits::read_own_text(&path, 2 * (MAX_NOTE_BYTES as u64) + 16_384) {
+    let text = match crate::limits::read_own_text(&path, MAX_FILE_BYTES) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Annotations::default()),
         Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),

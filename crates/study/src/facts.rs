@@ -234,6 +234,27 @@ pub fn load(folder: &Path, recorded: Option<&str>) -> Result<(Facts, Source)> {
     Ok((facts?, source))
 }
 
+/// [`load_with`] from a valid cache only: `None` when there is none, and then nothing is
+/// hashed, read or written (a page over every study must not rebuild old studies' caches).
+pub fn cached_with<R>(
+    folder: &Path,
+    recorded: Option<&str>,
+    use_facts: impl FnOnce(&RawFacts<'_>) -> R,
+) -> Option<R> {
+    let (bytes, modified_ns) = stat(&folder.join(store::RUN_FILE)).ok()?;
+    let text = crate::limits::read_own_text(&folder.join(FACTS_FILE), MAX_CACHE_BYTES).ok()?;
+    let c = serde_json::from_str::<RawCache>(&text).ok()?;
+    valid(&c, bytes, modified_ns, recorded).then(|| use_facts(&c.facts))
+}
+
+/// Whether a cache was made by this format from this very file.
+fn valid(c: &RawCache<'_>, bytes: u64, modified_ns: u64, recorded: Option<&str>) -> bool {
+    c.format == FORMAT
+        && c.run_file.bytes == bytes
+        && c.run_file.modified_ns == modified_ns
+        && recorded.is_none_or(|sum| sum == c.run_file.blake3)
+}
+
 /// [`load`], handing the facts unparsed to `use_facts`.
 pub fn load_with<R>(
     folder: &Path,
@@ -248,8 +269,7 @@ pub fn load_with<R>(
         .ok()
         .filter(|c| c.format == FORMAT);
     if let Some(c) = &cached {
-        let same_file = c.run_file.bytes == bytes && c.run_file.modified_ns == modified_ns;
-        if same_file && recorded.is_none_or(|sum| sum == c.run_file.blake3) {
+        if valid(c, bytes, modified_ns, recorded) {
             return Ok((use_facts(&c.facts), Source::Cache));
         }
     }

@@ -14,9 +14,10 @@
 //!   `regex` syntax, anywhere in the text unless anchored).
 //! - `and` binds tighter than `or`; `not` negates; parentheses group. Keywords are
 //!   case-insensitive.
-//! - A field a run does not have is null: `x = null` holds, every other comparison with
-//!   it is false (and `!=` is exactly `not =`). A list field (`tags`) compares
-//!   element-wise: `tags = 'best'` holds when one of its tags is `best`.
+//! - A field a run does not have (or an empty list) is null: `x = null` holds and `=`,
+//!   `<`, `<=`, `>`, `>=`, `in` and `~` are false; `!=`, `not in` and `!~` are their
+//!   negations (`not =`, ...), so they hold. A list field (`tags`) compares element-wise:
+//!   `tags = 'best'` holds when one of its tags is `best`.
 //!
 //! Problems are located: a malformed expression, a field no run has (with the nearest
 //! one), a value of the wrong kind for its field (`config.model.hidden = '32'` when the
@@ -140,6 +141,10 @@ pub struct Filter {
     expr: Expr,
 }
 
+/// The fields every run has a place for (the finder adds the last four), known to a
+/// filter or a column even when no run has a value.
+pub const ALWAYS: [&str; 7] = ["run", "study", "path", "kind", "tags", "note", "study_note"];
+
 /// The fields that occur in the runs, with the kinds of their values and how many runs
 /// have each (what a filter is checked against, and what `--fields` lists).
 ///
@@ -254,8 +259,8 @@ impl Fields {
     }
 
     /// Fields every run has a place for, whether or not any run has a value.
-    fn always(name: &str) -> bool {
-        matches!(name, "run" | "study" | "path" | "kind" | "tags" | "note")
+    pub fn always(name: &str) -> bool {
+        ALWAYS.contains(&name)
     }
 
     fn kinds(&self, name: &str) -> Option<&BTreeSet<Kind>> {

@@ -32,6 +32,9 @@ pub struct Row {
 #[derive(Debug, Clone, Default)]
 pub struct Want {
     pub all: bool,
+    /// Only runs whose facts cache is valid: nothing is hashed or rebuilt (the pages over
+    /// every study, written by `ablate run` and `ablate report`, stay cheap).
+    pub cached_only: bool,
     pub keys: BTreeSet<String>,
     /// Key prefixes (`axes.` for a column `axes.*`).
     pub prefixes: Vec<String>,
@@ -72,6 +75,8 @@ pub struct Found {
     pub fields: Fields,
     /// Planned runs that are not finished (running, interrupted, failed, never started).
     pub unfinished: usize,
+    /// Finished runs left out because they have no valid cache ([`Want::cached_only`]).
+    pub uncached: usize,
     /// Runs marked DONE whose `run.h5` is damaged or unreadable: (folder, why).
     pub damaged: Vec<(PathBuf, String)>,
     /// How many facts came from a valid cache, and how many were read from `run.h5`.
@@ -205,6 +210,7 @@ pub fn find(dirs: &[PathBuf], want: &Want) -> Result<Found> {
             }
             Read::Damaged(folder, why) => found.damaged.push((folder, why)),
             Read::Unfinished => found.unfinished += 1,
+            Read::Uncached => found.uncached += 1,
         }
     }
     Ok(found)
@@ -216,6 +222,8 @@ enum Read {
     Row(Row, Source),
     Damaged(PathBuf, String),
     Unfinished,
+    /// Finished, with no valid cache, and only cached facts were asked for.
+    Uncached,
 }
 
 /// One run's row with the facts `want` asks for (every fact counted in `fields`); an
@@ -241,7 +249,15 @@ fn read_one(t: &Task<'_>, want: &Want, fields: &mut Fields) -> Result<Read> {
         }
         Ok(kept)
     };
-    let (mut f, source) =
+    if want.cached_only {
+        return Ok(
+            match facts::cached_with(&t.folder, recorded.as_deref(), |raw| keep(raw, fields)) {
+                Some(f) => with_finder_keys(t, f?, own, Source::Cache, fields),
+                None => Read::Uncached,
+            },
+        );
+    }
+    let (f, source) =
         match facts::load_with(&t.folder, recorded.as_deref(), |raw| keep(raw, fields)) {
             Ok((f, source)) => (f?, source),
             Err(e) => {
@@ -249,6 +265,17 @@ fn read_one(t: &Task<'_>, want: &Want, fields: &mut Fields) -> Result<Read> {
                 return Ok(Read::Damaged(t.folder.clone(), why));
             }
         };
+    Ok(with_finder_keys(t, f, own, source, fields))
+}
+
+/// A run's row: its facts with the finder's keys added (and counted in `fields`).
+fn with_finder_keys(
+    t: &Task<'_>,
+    mut f: Facts,
+    own: Annotations,
+    source: Source,
+    fields: &mut Fields,
+) -> Read {
     let mut tags: Vec<String> = own.tags.iter().cloned().collect();
     if let Some(s) = t.study {
         tags.extend(s.tags.iter().cloned());
@@ -277,12 +304,15 @@ fn read_one(t: &Task<'_>, want: &Want, fields: &mut Fields) -> Result<Read> {
         path: t.folder.clone(),
         facts: f,
     };
-    Ok(Read::Row(row, source))
+    Read::Row(row, source)
 }
 
 /// The run a user names for `compare` or `tag`: a run folder (a study's `runs/<id>` or an
 /// `ablate train` folder), checked and read.
 pub fn one(folder: &Path) -> Result<Row> {
+    // As the file system names it: `.` or `runs/<id>/.` has the run's id and study too.
+    let canonical = folder.canonicalize();
+    let folder = canonical.as_deref().unwrap_or(folder);
     if !folder.join(store::RUN_FILE).is_file() {
         return Err(TrackError::Usage(format!(
             "'{}' is not a run folder (it has no {}); give STUDY/runs/<run-id> or an `ablate train --out` folder",
@@ -313,7 +343,8 @@ pub fn one(folder: &Path) -> Result<Row> {
         Read::Damaged(_, why) => Err(TrackError::Study(ionode_study::errors::StudyError::Failed(
             format!("run '{}': {why}", folder.display()),
         ))),
-        Read::Unfinished => Err(TrackError::Usage(format!(
+        // (Uncached only comes of `Want::cached_only`.)
+        Read::Unfinished | Read::Uncached => Err(TrackError::Usage(format!(
             "run '{}' is not finished (it has no DONE marker of run {id})",
             folder.display()
         ))),

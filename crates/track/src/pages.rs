@@ -129,7 +129,10 @@ pub fn overview(results: &Path) -> Result<Overview> {
             let (study, ids) = ionode_study::tpe::study_run_ids(&dir)?;
             let (counts, _, _) = counts(&dir, &ids);
             let rows = if counts.done > 0 {
-                let want = find::Want::of(["run", VALIDATION, TEST, "provenance.created_utc"]);
+                let want = find::Want {
+                    cached_only: true,
+                    ..find::Want::of(["run", VALIDATION, TEST, "provenance.created_utc"])
+                };
                 find::find(std::slice::from_ref(&dir), &want)?.rows
             } else {
                 Vec::new()
@@ -164,15 +167,29 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
-/// A link relative to the page's folder.
+/// A link relative to the page's folder: `./`, then each path segment percent-encoded
+/// (a folder named `a#b`, `50%` or `javascript:x` stays a path), then HTML-escaped.
 fn rel(from: &Path, to: &Path) -> String {
     let rel = to.strip_prefix(from).unwrap_or(to);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
+    let segments: Vec<String> = rel
+        .components()
+        .map(|c| {
+            let text = c.as_os_str().to_string_lossy();
+            text.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    format!("./{}", segments.join("/"))
 }
 
 fn num_cell(v: Option<f64>) -> String {
@@ -348,7 +365,13 @@ pub fn index_html(results: &Path, o: &Overview) -> Result<String> {
         writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}<td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&rel(results, &r.path)),
+            escape(
+                &r.path
+                    .strip_prefix(results)
+                    .unwrap_or(&r.path)
+                    .display()
+                    .to_string()
+            ),
             escape(&text(r.facts.get("method"))),
             escape(&text(r.facts.get("config.model.variant"))),
             num_cell(r.facts.get(VALIDATION).and_then(Value::as_f64)),
@@ -372,14 +395,25 @@ fn fmt(e: std::fmt::Error) -> TrackError {
 /// replaced.
 const GENERATOR: &str = "ionode pages";
 
+/// The first 4 kB of a page (where ionode's pages say what wrote them), as text.
+fn page_head(path: &Path) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let read = ionode_study::limits::open_regular(path, u64::MAX)
+        .and_then(|f| f.take(4096).read_to_end(&mut head));
+    match read {
+        Ok(_) => String::from_utf8_lossy(&head).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
 /// Refuses to replace a page ionode did not write.
 fn check_ours(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Err(_) => Ok(()),
         Ok(m) if m.is_file() => {
-            let head = ionode_study::limits::read_own_text(path, 64 << 20).unwrap_or_default();
             let marker = format!("<meta name=\"generator\" content=\"{GENERATOR}\">");
-            if head.contains(&marker) {
+            if page_head(path).contains(&marker) {
                 Ok(())
             } else {
                 Err(TrackError::Usage(format!(
@@ -435,7 +469,13 @@ fn finish_times(dir: &Path, ids: &[String]) -> Vec<SystemTime> {
 /// How a study stands now.
 pub fn progress(dir: &Path) -> Result<Progress> {
     let (study, ids) = ionode_study::tpe::study_run_ids(dir)?;
-    let (counts, failures, claimed) = counts(dir, &ids);
+    Ok(progress_of(dir, study, &ids))
+}
+
+/// How a study of these runs stands now (a sweep's run ids never change, so a watcher
+/// reads them once: the plan of 100 000 runs is 380 MB).
+pub fn progress_of(dir: &Path, study: String, ids: &[String]) -> Progress {
+    let (counts, failures, claimed) = counts(dir, ids);
     let running = claimed
         .into_iter()
         .map(|id| {
@@ -448,7 +488,7 @@ pub fn progress(dir: &Path) -> Result<Progress> {
         })
         .collect();
     // The rate over the last (up to) 50 finished runs.
-    let t = finish_times(dir, &ids);
+    let t = finish_times(dir, ids);
     let recent = &t[t.len().saturating_sub(50)..];
     let per_hour = match (recent.first(), recent.last()) {
         (Some(a), Some(b)) if recent.len() >= 2 => b
@@ -461,14 +501,14 @@ pub fn progress(dir: &Path) -> Result<Progress> {
     };
     let left = counts.planned - counts.done - counts.failed;
     let eta_seconds = per_hour.map(|r| left as f64 / r * 3600.0);
-    Ok(Progress {
+    Progress {
         study,
         counts,
         failures,
         running,
         per_hour,
         eta_seconds,
-    })
+    }
 }
 
 fn duration(s: f64) -> String {
@@ -558,7 +598,45 @@ pub fn progress_html(dir: &Path, p: &Progress) -> String {
 pub fn write_progress(dir: &Path) -> Result<PathBuf> {
     let path = dir.join(PROGRESS_FILE);
     check_ours(&path)?;
-    let p = progress(dir)?;
-    ionode_study::output::write_text(&path, &progress_html(dir, &p))?;
+    write_progress_page(dir, &progress(dir)?)
+}
+
+/// Writes `STUDY/progress.html` of a progress already read; returns its path.
+pub fn write_progress_page(dir: &Path, p: &Progress) -> Result<PathBuf> {
+    let path = dir.join(PROGRESS_FILE);
+    check_ours(&path)?;
+    ionode_study::output::write_text(&path, &progress_html(dir, p))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_relative_paths_whatever_the_folder_names() {
+        let r = Path::new("/r");
+        assert_eq!(
+            rel(r, Path::new("/r/a#b/report/index.html")),
+            "./a%23b/report/index.html"
+        );
+        assert_eq!(rel(r, Path::new("/r/javascript:x")), "./javascript%3Ax");
+        assert_eq!(rel(r, Path::new("/r/50% é")), "./50%25%20%C3%A9");
+        assert_eq!(escape("a'b\"<c>&"), "a&#39;b&quot;&lt;c&gt;&amp;");
+    }
+
+    #[test]
+    fn a_study_is_complete_running_failed_or_incomplete_by_its_counts() {
+        let c = |done, failed, claimed, missing| Counts {
+            planned: done + failed + claimed + missing,
+            done,
+            failed,
+            claimed,
+            missing,
+        };
+        assert_eq!(c(4, 0, 0, 0).state(), "complete");
+        assert_eq!(c(2, 1, 1, 0).state(), "running");
+        assert_eq!(c(3, 1, 0, 0).state(), "failures");
+        assert_eq!(c(2, 0, 0, 2).state(), "incomplete");
+    }
 }

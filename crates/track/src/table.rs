@@ -74,9 +74,8 @@ fn unknown(flag: &str, key: &str, fields: &Fields) -> TrackError {
     TrackError::Usage(format!("{flag} '{key}': no run has this field{hint}"))
 }
 
-/// Always-present keys (the finder adds them to every run).
 fn always(key: &str) -> bool {
-    matches!(key, "path" | "kind" | "tags")
+    Fields::always(key)
 }
 
 /// The columns named, `prefix.*` expanded, unknown names refused; or, when none are

@@ -222,16 +222,27 @@ impl LivePages {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let (flag, dir) = (stop.clone(), study_dir.to_path_buf());
-        if let Some(results) = study_dir.parent() {
-            refresh_index(results);
-        }
         let handle = std::thread::Builder::new()
             .name("progress-page".into())
             .spawn(move || {
+                // Off the runs' path: the index reads every study's caches.
+                if let Some(results) = dir.parent() {
+                    refresh_index(results);
+                }
+                // A sweep's run ids, read once; a search's grow as it goes.
+                let sweep = ionode_study::manifest::Plan::read_ids(&dir).ok().flatten();
+                let progress = || match &sweep {
+                    Some((study, ids)) => {
+                        Ok(ionode_track::pages::progress_of(&dir, study.clone(), ids))
+                    }
+                    None => ionode_track::pages::progress(&dir),
+                };
                 let mut warned = false;
                 while !flag.load(Ordering::Relaxed) {
                     let t = std::time::Instant::now();
-                    if let Err(e) = ionode_track::pages::write_progress(&dir) {
+                    let written =
+                        progress().and_then(|p| ionode_track::pages::write_progress_page(&dir, &p));
+                    if let Err(e) = written {
                         if !warned {
                             tracing::warn!("progress page not written: {e}");
                             warned = true;

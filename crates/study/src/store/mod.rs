@@ -83,7 +83,11 @@ fn parse_done(done: &str) -> Option<(&str, Option<&str>)> {
     let mut lines = done.lines();
     let mut words = lines.next()?.split_whitespace();
     let sum = match (words.next(), words.next(), words.next()) {
-        (Some("blake3"), Some(sum), Some(RUN_FILE)) if sum.len() == 64 => sum,
+        (Some("blake3"), Some(sum), Some(RUN_FILE))
+            if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            sum
+        }
         _ => return None,
     };
     let id = lines.find_map(|l| l.strip_prefix("run ")).map(str::trim);
@@ -215,8 +219,8 @@ pub fn clear(claim: &Claim) -> Result<()> {
     Ok(())
 }
 
-/// Clears what killed processes left in a finished run's folder: temporary files and
-/// claims (nothing can run a DONE run again, so none of them is in use). Returns how many
+/// Clears what killed processes left in a finished run's folder: claims (nothing can run
+/// a DONE run again, so none is in use) and the temporary files of dead writers. Returns how many
 /// files went.
 pub fn tidy_done(study_dir: &Path, id: &str) -> usize {
     let dir = run_dir(study_dir, id);
@@ -227,15 +231,16 @@ pub fn tidy_done(study_dir: &Path, id: &str) -> usize {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let leftover = name.ends_with(output::TMP_SUFFIX)
-            || name
-                .strip_prefix("CLAIM.")
-                .is_some_and(|g| g.parse::<u64>().is_ok());
-        if leftover && fs::remove_file(entry.path()).is_ok() {
+        let claim = name
+            .strip_prefix("CLAIM.")
+            .is_some_and(|g| g.parse::<u64>().is_ok());
+        if claim && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
-    removed
+    // Temporary files only of dead writers: a query or `ablate tag` may be writing the
+    // run's facts cache or tags right now, with no claim (they need none).
+    removed + output::remove_orphans(&dir)
 }
 
 /// The owners of the claims on a run now (for `status`).
@@ -271,6 +276,39 @@ mod tests {
                 fs::write(tmp, bytes).map_err(Into::into)
             })
         }
+    }
+
+    #[test]
+    fn a_hand_edited_done_marker_is_not_done_and_panics_nothing() {
+        let study = tempfile::tempdir().unwrap();
+        let dir = run_dir(study.path(), "abc");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(RUN_FILE), b"x").unwrap();
+        // 64 bytes, a multi-byte character across byte 16: not a checksum.
+        let sum = format!("{}é{}", "a".repeat(15), "b".repeat(47));
+        assert_eq!(sum.len(), 64);
+        fs::write(
+            dir.join(DONE),
+            format!("blake3 {sum} {RUN_FILE}\nrun abc\n"),
+        )
+        .unwrap();
+        assert_eq!(recorded_checksum(&dir, "abc"), None);
+        assert!(matches!(state(study.path(), "abc"), State::Damaged(w) if w.contains("not one")));
+        assert_eq!(marked(study.path(), "abc"), Marked::Missing);
+    }
+
+    #[test]
+    fn tidying_a_done_run_keeps_the_temporary_files_of_live_writers() {
+        let study = tempfile::tempdir().unwrap();
+        let dir = run_dir(study.path(), "abc");
+        fs::create_dir_all(&dir).unwrap();
+        // This process writing the run's tags now, and a claim a killed process left.
+        let live = output::tmp_path(&dir.join("tags.json"));
+        fs::write(&live, b"{}").unwrap();
+        fs::write(dir.join("CLAIM.3"), b"").unwrap();
+        assert_eq!(tidy_done(study.path(), "abc"), 1);
+        assert!(live.exists());
+        assert!(!dir.join("CLAIM.3").exists());
     }
 
     #[test]
@@ -351,12 +389,26 @@ mod tests {
         let study = tempfile::tempdir().unwrap();
         let dir = run_dir(study.path(), "abc");
         fs::create_dir_all(&dir).unwrap();
-        for f in ["CLAIM.0", "CLAIM.3", "DONE.0-1@h.tmp", "run.h5.2-9@h.tmp"] {
+        // Temporary files of dead writers of this host go; another host's may be live.
+        let host = crate::process::hostname();
+        let dead = [
+            format!("DONE.0-4194999@{host}.tmp"),
+            format!("run.h5.2-4194998@{host}.tmp"),
+        ];
+        for f in ["CLAIM.0", "CLAIM.3", "facts.json.1-9@elsewhere.tmp"]
+            .into_iter()
+            .chain(dead.iter().map(String::as_str))
+        {
             fs::write(dir.join(f), "x").unwrap();
         }
         fs::write(dir.join(RUN_FILE), "x").unwrap();
         assert_eq!(tidy_done(study.path(), "abc"), 4);
-        let left: Vec<_> = fs::read_dir(&dir).unwrap().flatten().collect();
-        assert_eq!(left.len(), 1);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["facts.json.1-9@elsewhere.tmp", RUN_FILE]);
     }
 }
