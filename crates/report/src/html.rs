@@ -131,7 +131,9 @@ p.note { font-size: 0.85em; color: #555; margin: 0.2em 0; }
 #filter { width: 30em; padding: 0.3em; }
 "#;
 
-const SCRIPT: &str = r#"
+/// Sorting a table by a click on its header (numbers by `data-v`, missing last), shared
+/// with the results index and progress pages (`ionode-track`).
+pub const SORT_SCRIPT: &str = r#"
 function sortBy(th) {
   const table = th.closest('table');
   const heads = [...th.parentNode.children];
@@ -155,7 +157,9 @@ function sortBy(th) {
   });
   rows.forEach(r => table.tBodies[0].appendChild(r));
 }
-function filterRuns(text) {
+"#;
+
+const SCRIPT: &str = r#"function filterRuns(text) {
   const terms = text.toLowerCase().split(/\s+/).filter(t => t);
   let shown = 0;
   for (const r of document.getElementById('runs').tBodies[0].rows) {
@@ -285,7 +289,7 @@ pub fn write(
     h.push_str(&runs_table(frame)?);
     writeln!(
         h,
-        "<p class=\"note\">Every column of every run is in summary.parquet and summary.csv.</p>\n<pre id=\"selftest\" hidden></pre>\n<script>{SCRIPT}</script>\n</body></html>"
+        "<p class=\"note\">Every column of every run is in summary.parquet and summary.csv.</p>\n<pre id=\"selftest\" hidden></pre>\n<script>{SORT_SCRIPT}{SCRIPT}</script>\n</body></html>"
     )?;
     output::write_text(&out.join("index.html"), &h)?;
     Ok(())

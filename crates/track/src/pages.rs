@@ -11,6 +11,7 @@
 
 use crate::error::{Result, TrackError};
 use crate::find::{self, Row};
+use ionode_report::names::escape;
 use ionode_study::store::{self, Marked};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -162,14 +163,6 @@ pub fn overview(results: &Path) -> Result<Overview> {
     Ok(o)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// A link relative to the page's folder: `./`, then each path segment percent-encoded
 /// (a folder named `a#b`, `50%` or `javascript:x` stays a path), then HTML-escaped.
 fn rel(from: &Path, to: &Path) -> String {
@@ -217,35 +210,9 @@ p.note { font-size: 0.85em; color: #555; }
 input.filter { width: 30em; padding: 0.3em; }
 "#;
 
-/// Sorting by a header click and filtering by words, for every `table.sortable`; and a
-/// self-test (`#selftest`) that a browser test reads from the page.
+/// Filtering by words, for every `table.sortable` (sorting is the report's
+/// `SORT_SCRIPT`); and a self-test (`#selftest`) that a browser test reads from the page.
 const SCRIPT: &str = r#"
-function sortBy(th) {
-  const table = th.closest('table');
-  const heads = [...th.parentNode.children];
-  const idx = heads.indexOf(th);
-  const dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
-  heads.forEach(h => delete h.dataset.dir);
-  th.dataset.dir = dir;
-  const num = th.classList.contains('num');
-  const key = r => { const c = r.cells[idx]; return c.dataset.v !== undefined ? c.dataset.v : c.textContent; };
-  const rows = [...table.tBodies[0].rows];
-  rows.sort((a, b) => {
-    let x = key(a), y = key(b);
-    if (num) {
-      x = parseFloat(x); y = parseFloat(y);
-      if (isNaN(x) && isNaN(y)) return 0;
-      if (isNaN(x)) return 1;
-      if (isNaN(y)) return -1;
-      return dir === 'asc' ? x - y : y - x;
-    }
-    return dir === 'asc' ? x.localeCompare(y) : y.localeCompare(x);
-  });
-  const body = table.tBodies[0];
-  const frag = document.createDocumentFragment();
-  rows.forEach(r => frag.appendChild(r));
-  body.appendChild(frag);
-}
 function filterTable(table, text) {
   const terms = text.toLowerCase().split(/\s+/).filter(t => t);
   let shown = 0;
@@ -299,7 +266,8 @@ fn head(title: &str, refresh: Option<u32>) -> String {
 }
 
 fn foot() -> String {
-    format!("<pre id=\"selftest\" hidden></pre>\n<script>{SCRIPT}</script>\n</body></html>\n")
+    let sort = ionode_report::html::SORT_SCRIPT;
+    format!("<pre id=\"selftest\" hidden></pre>\n<script>{sort}{SCRIPT}</script>\n</body></html>\n")
 }
 
 /// The index page of a results folder.
