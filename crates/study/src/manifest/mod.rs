@@ -133,12 +133,32 @@ impl Plan {
     /// plan's, whatever other folders `runs/` holds.
     pub fn read(study_dir: &Path) -> crate::errors::Result<Plan> {
         let (path, text) = Plan::text(study_dir)?;
-        serde_json::from_str(&text).map_err(|e| Plan::unreadable(&path, e))
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| Plan::unreadable(&path, e))?;
+        Plan::check_ids(&path, plan.runs.iter().map(|r| r.id.as_str()))?;
+        Ok(plan)
+    }
+
+    /// Every run id a plan names is one [`crate::store::bad_run_id`] accepts: the ids name
+    /// folders, and a plan is a file a user may edit.
+    fn check_ids<'a>(path: &Path, ids: impl Iterator<Item = &'a str>) -> crate::errors::Result<()> {
+        for (i, id) in ids.enumerate() {
+            if let Some(why) = crate::store::bad_run_id(id) {
+                return Err(crate::usage!(
+                    "'{}': run {i} has id {id:?}, which is no run id ({why}); `ablate plan \
+                     MANIFEST --force` writes the plan again",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A study's name and its planned run ids, without reading every run's config (a plan
     /// of 100 000 runs parses in seconds, its ids in a fraction of that). `None` for a
-    /// search, whose runs also come from its generation files (`tpe::study_runs`).
+    /// search, whose runs also come from its generation files (`tpe::study_runs`). The ids
+    /// are checked as [`Plan::read`] checks them; the configs are not read, so a plan whose
+    /// configs this version no longer reads still lists its runs here, and `ablate run`,
+    /// `status` and `report`, which read it whole, say what is wrong with it.
     pub fn read_ids(study_dir: &Path) -> crate::errors::Result<Option<(String, Vec<String>)>> {
         #[derive(serde::Deserialize)]
         struct Light {
@@ -153,6 +173,7 @@ impl Plan {
         }
         let (path, text) = Plan::text(study_dir)?;
         let light: Light = serde_json::from_str(&text).map_err(|e| Plan::unreadable(&path, e))?;
+        Plan::check_ids(&path, light.runs.iter().map(|r| r.id.as_str()))?;
         Ok(light
             .search
             .is_none()
@@ -1116,6 +1137,36 @@ pub fn axes_summary(run: &PlannedRun) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan is a file a user may edit: an id that would name a folder outside `runs/` is
+    /// refused by both readers, with the file, the run and what an id may be.
+    #[test]
+    fn a_plan_naming_a_folder_outside_runs_is_refused_by_both_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = |id: &str| {
+            format!(
+                "{{\"study\":\"s\",\"manifest\":\"m.toml\",\"manifest_hash\":\"h\",\"seed\":1,\
+                 \"metrics\":[],\"pretrain_generator\":null,\"runs\":[{{\"id\":{}}}]}}",
+                serde_json::to_string(id).unwrap()
+            )
+        };
+        for bad in ["../../etc", "", ".hidden", "a/b", "a b", &"x".repeat(129)] {
+            std::fs::write(dir.path().join("plan.json"), plan(bad)).unwrap();
+            let e = Plan::read_ids(dir.path()).unwrap_err().to_string();
+            assert!(e.contains("plan.json': run 0 has id"), "{e}");
+            assert!(e.contains("which is no run id"), "{e}");
+        }
+        std::fs::write(dir.path().join("plan.json"), plan("0123abcd-s1_x.y+z")).unwrap();
+        let (_, ids) = Plan::read_ids(dir.path()).unwrap().unwrap();
+        assert_eq!(ids, ["0123abcd-s1_x.y+z"]);
+        // The whole reader refuses the same ids before it looks at anything else.
+        let text = std::fs::read_to_string("../../results/paper/plan.json").unwrap();
+        let mut p: serde_json::Value = serde_json::from_str(&text).unwrap();
+        p["runs"][3]["id"] = "../escape".into();
+        std::fs::write(dir.path().join("plan.json"), p.to_string()).unwrap();
+        let e = Plan::read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("run 3 has id \"../escape\""), "{e}");
+    }
 
     #[test]
     fn false_switches_a_table_off_but_sets_a_boolean() {

@@ -33,6 +33,20 @@ pub const FACTS_FILE: &str = "facts.json";
 const DONE: &str = "DONE";
 const FAILED: &str = "FAILED";
 
+/// Why `id` cannot be a run's id (the name of its folder under `runs/`), if it cannot: 1 to
+/// 128 letters, digits and `_ - . +`, not starting with `.`, so that no plan, however
+/// edited, names a folder outside `runs/`.
+pub fn bad_run_id(id: &str) -> Option<&'static str> {
+    if id.is_empty() || id.len() > 128 {
+        return Some("a run id is 1 to 128 characters");
+    }
+    if id.starts_with('.') {
+        return Some("a run id does not start with '.'");
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_-.+".contains(c);
+    (!id.chars().all(ok)).then_some("a run id is letters, digits and _ - . + only")
+}
+
 /// The folder of a run.
 pub fn run_dir(study_dir: &Path, id: &str) -> PathBuf {
     study_dir.join("runs").join(id)
