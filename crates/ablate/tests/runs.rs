@@ -533,7 +533,7 @@ fn the_index_and_progress_pages_show_every_study_and_work_in_a_browser() {
         page.contains("<span class=\"complete\">complete</span>"),
         "{page}"
     );
-    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+    assert!(!page.contains("location.reload"), "{page}");
 
     // A failure and a run in progress, as their markers say: the page says so and reloads.
     let failed = study.join("runs").join(&ids[0]);
@@ -555,7 +555,8 @@ fn the_index_and_progress_pages_show_every_study_and_work_in_a_browser() {
         "{page}"
     );
     assert!(
-        page.contains("http-equiv=\"refresh\" content=\"15\""),
+        page.contains("setTimeout(() => location.reload(), 15 * 1000)")
+            && page.contains("<p id=\"stale\" class=\"failures\" hidden>"),
         "{page}"
     );
     assert!(
@@ -596,5 +597,24 @@ fn the_index_and_progress_pages_show_every_study_and_work_in_a_browser() {
     }
     let v = common::page_selftest(chromium, &progress, &tmp.path().join("profile2"));
     assert_eq!(v["failures"]["rows"], 1, "{v}");
+    assert_eq!(v["running"]["rows"], 1, "{v}");
+    assert_eq!(v["reloading"], true, "{v}");
+    assert_eq!(v["stale"], false, "{v}");
+
+    // A page its `ablate run` stopped rewriting (killed) stops reloading and says so.
+    let written = page
+        .split("const WRITTEN = Date.parse('")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap()
+        .to_string();
+    let old = page.replace(
+        &format!("Date.parse('{written}')"),
+        "Date.parse('2026-01-01T00:00:00Z')",
+    );
+    std::fs::write(&progress, old).unwrap();
+    let v = common::page_selftest(chromium, &progress, &tmp.path().join("profile3"));
+    assert_eq!(v["reloading"], false, "{v}");
+    assert_eq!(v["stale"], true, "{v}");
     assert_eq!(v["running"]["rows"], 1, "{v}");
 }

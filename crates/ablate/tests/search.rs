@@ -261,6 +261,30 @@ fn a_halving_search_gives_the_same_promotions_at_any_jobs_over_shards_and_after_
     );
     let md = std::fs::read_to_string(study("one").join("report/tables/search.md")).unwrap();
     assert!(md.contains("| winner |"), "{md}");
+
+    // The pages count the runs the search needed, not the later rungs' runs of the
+    // candidates it dropped: the finished search is complete.
+    let results = study("one").parent().unwrap().to_path_buf();
+    run_ok(&["index", results.to_str().unwrap()]);
+    let index = std::fs::read_to_string(results.join("index.html")).unwrap();
+    let row = index
+        .lines()
+        .find(|l| l.contains(">search_smoke</a></td>"))
+        .unwrap_or_else(|| panic!("{index}"));
+    assert!(
+        row.contains("<td class=\"complete\">complete</td>"),
+        "{row}"
+    );
+    let progress = std::fs::read_to_string(study("one").join("progress.html")).unwrap();
+    assert!(
+        progress.contains("<span class=\"complete\">complete</span>"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("<td>planned</td><td class=\"num\">52</td>"),
+        "{progress}"
+    );
+    assert!(!progress.contains("http-equiv"), "{progress}");
 }
 
 #[test]

@@ -249,6 +249,41 @@ pub fn read_outcome(plan: &Plan, study_dir: &Path) -> Option<Outcome> {
     fits.then_some(o)
 }
 
+/// The plan indices of the runs a finished halving or Hyperband search never needed: the
+/// later rungs' runs of the candidates it dropped. Empty while it runs (a run not needed
+/// yet may be needed later), and for a sweep or a TPE search.
+pub fn unneeded_runs(plan: &Plan, study_dir: &Path) -> Result<Vec<usize>> {
+    use crate::manifest::search_spec::Scheduler;
+    let Some(search) = plan.search.as_ref().filter(|s| s.spec.halving().is_some()) else {
+        return Ok(Vec::new());
+    };
+    let mut needed = match search.spec.scheduler {
+        Scheduler::Hyperband => {
+            if read_outcome(plan, study_dir).is_none() {
+                return Ok(Vec::new());
+            }
+            ready_runs(plan, study_dir)?
+        }
+        _ => {
+            if halving::winner(plan, study_dir)?.is_none() {
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::new();
+            for rung in 0..search.budgets.len() {
+                let Some(candidates) = halving::active(search, study_dir, rung)? else {
+                    break;
+                };
+                out.extend(halving::rung_runs(search, rung, &candidates));
+            }
+            out
+        }
+    };
+    needed.sort_unstable();
+    Ok((0..plan.runs.len())
+        .filter(|i| needed.binary_search(i).is_err())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -319,7 +319,8 @@ pub fn warm_start(plan: &Plan, results: &Path) -> Result<Vec<crate::manifest::Wa
 }
 
 /// A study's name and the ids of its runs, each once: the plan's, and a TPE search's
-/// proposed ones. Only a search's plan is read whole.
+/// proposed ones, but not the runs a finished halving or Hyperband search dropped. Only a
+/// search's plan is read whole.
 pub fn study_run_ids(study_dir: &Path) -> Result<(String, Vec<String>)> {
     if let Some(light) = Plan::read_ids(study_dir)? {
         let (study, mut ids) = light;
@@ -328,7 +329,13 @@ pub fn study_run_ids(study_dir: &Path) -> Result<(String, Vec<String>)> {
         return Ok((study, ids));
     }
     let plan = Plan::read(study_dir)?;
-    let mut seen = std::collections::HashSet::new();
+    // A finished halving or Hyperband search's dropped runs will never run: they are not
+    // the study's (else it would never look complete).
+    let mut seen: std::collections::HashSet<String> =
+        crate::hyperband::unneeded_runs(&plan, study_dir)?
+            .into_iter()
+            .map(|i| plan.runs[i].id.clone())
+            .collect();
     let ids = study_runs(&plan, study_dir)?
         .into_iter()
         .map(|r| r.id)

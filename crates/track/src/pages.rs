@@ -250,17 +250,39 @@ function selftest() {
     out[table.id] = t;
   }
   out.links = [...document.querySelectorAll('a')].map(a => a.getAttribute('href'));
+  const stale = document.getElementById('stale');
+  out.reloading = typeof FRESH !== 'undefined' && FRESH;
+  out.stale = stale ? !stale.hidden : false;
   document.getElementById('selftest').textContent = JSON.stringify(out);
 }
 if (location.hash === '#selftest') window.addEventListener('load', selftest);
 "#;
 
+/// A page not rewritten for this many refresh periods was left by an `ablate run` that
+/// stopped: it stops reloading and says so.
+const STALE_PERIODS: u32 = 4;
+
+/// The page's head; with `refresh`, a script that reloads it every `refresh` seconds while
+/// it is being rewritten (a page written more than [`STALE_PERIODS`] periods ago, by the
+/// clock of the machine that wrote it, shows the `#stale` note instead of reloading).
 fn head(title: &str, refresh: Option<u32>) -> String {
-    let refresh = refresh.map_or(String::new(), |s| {
-        format!("<meta http-equiv=\"refresh\" content=\"{s}\">\n")
-    });
+    let (script, stale) = match refresh {
+        Some(s) => {
+            let written = ionode_study::provenance::now_utc();
+            (
+                format!(
+                    "<script>\nconst WRITTEN = Date.parse('{written}');\nconst FRESH = !(Date.now() - WRITTEN > {} * 1000);\nif (!FRESH) window.addEventListener('DOMContentLoaded', () => {{ document.getElementById('stale').hidden = false; }});\n// The self-test (#selftest) reads the page as loaded, without reloading it.\nelse if (location.hash !== '#selftest') setTimeout(() => location.reload(), {s} * 1000);\n</script>\n",
+                    STALE_PERIODS * s
+                ),
+                format!(
+                    "<p id=\"stale\" class=\"failures\" hidden>This page was written at {written} and has not been rewritten since: the <code>ablate run</code> that writes it has stopped (killed, or its machine lost), so it no longer reloads. <code>ablate run</code> again resumes the study and this page.</p>\n"
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"{GENERATOR}\">\n{refresh}<title>{}</title>\n<style>{STYLE}</style></head><body>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"{GENERATOR}\">\n{script}<title>{}</title>\n<style>{STYLE}</style></head><body>\n{stale}",
         escape(title)
     )
 }
