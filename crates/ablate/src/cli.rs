@@ -254,6 +254,10 @@ pub struct ReportArgs {
     /// [default: the summary in DIR, the rest in DIR/report].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Runs up to which the page's run table is inlined; a larger study's table is loaded
+    /// from report/runs.js a page of rows at a time (0: always).
+    #[arg(long, value_name = "N", default_value_t = ionode_report::html::INLINE_RUNS)]
+    pub inline_runs: usize,
 }
 
 const PREDICT_EXAMPLES: &str = "\

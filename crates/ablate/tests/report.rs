@@ -258,6 +258,17 @@ fn curve(stage: Stage, n: usize) -> StageReport {
 
 /// Writes `dir/runs/<id>/run.h5` through the record writer (and `DONE` when `done`).
 fn write_run(dir: &Path, f: &Fake, done: bool) {
+    write_run_with(dir, f, done, |_| {});
+}
+
+/// [`write_run`] with the outcome changed by `edit` before it is written; returns what a
+/// finishing run would cache of it ([`record::Stored::of`]).
+fn write_run_with(
+    dir: &Path,
+    f: &Fake,
+    done: bool,
+    edit: impl FnOnce(&mut RunOutcome),
+) -> record::Stored {
     let neural = f.config.method == ionode_train::run::Method::Neural;
     let (preds, families) = predictions(f.mae);
     let attention = (neural && f.config.model.variant == ionode_model::Variant::AttentionNode)
@@ -319,6 +330,8 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
             finetune: 4.5,
         },
     };
+    let mut outcome = outcome;
+    edit(&mut outcome);
     let head = Head::new(
         Provenance {
             run_id: f.id.clone(),
@@ -351,6 +364,7 @@ fn write_run(dir: &Path, f: &Fake, done: bool) {
     if done {
         mark_done(&run_dir);
     }
+    record::Stored::of(&head, &outcome).unwrap()
 }
 
 /// Per-seed noise of a configuration: a fixed pattern, shifted per configuration, of zero
@@ -967,6 +981,93 @@ fn latex_tables_compile_and_fit_the_text_width() {
     }
 }
 
+/// A report reads each run's record from the run's facts cache, which keeps it as `run.h5`
+/// does: for every run the cached record is the one read from `run.h5`, exactly, and what
+/// a finishing run caches without reading `run.h5` back ([`record::Stored::of`]) is what
+/// `run.h5` holds. A record with values JSON cannot keep (NaN, infinity) is left out of the
+/// cache and read from `run.h5`; a cache of another `run.h5` is not trusted.
+#[test]
+fn the_report_reads_records_from_the_facts_cache_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = study_b(tmp.path());
+    let fake = |id: &str| Fake {
+        study: "beta",
+        id: id.into(),
+        config: {
+            let split = "kind = \"by_family\"\ntest_family = \"NaCl\"\nvalidation_fraction = 0.2";
+            let mut c = neural("node", "hard", false, split, 7);
+            c.model.hidden = 16;
+            c
+        },
+        axes: serde_json::json!({"method": "neural", "model.hidden": 16,
+            "split.test_family": "NaCl", "seed": 7}),
+        mae: 0.05,
+        en: 0.01,
+        synthetic: false,
+    };
+    // A run as written, and one with values JSON cannot keep (and an ion's NaN metric,
+    // which run.h5 reads back as undefined).
+    let plain = write_run_with(&dir, &fake("neural-16-NaCl-s7"), true, |_| {});
+    let odd = write_run_with(&dir, &fake("neural-16-NaCl-s8"), true, |o| {
+        let test = o.metrics.measured.as_mut().unwrap().test.as_mut().unwrap();
+        test.r2 = Some(f64::NAN);
+        test.per_ion[1].rmse = Some(f64::NAN);
+        o.curves[0].validation_loss[3] = f64::INFINITY;
+    });
+    write_plan(&dir);
+    let r = ablate(&["report", dir.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let first = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir.join("runs")).unwrap() {
+        let folder = entry.unwrap().path();
+        let id = folder.file_name().unwrap().to_str().unwrap().to_string();
+        let sum = ionode_study::store::recorded_checksum(&folder, &id).unwrap();
+        let cache: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("facts.json")).unwrap())
+                .unwrap();
+        assert_eq!(cache["record"].is_null(), id.ends_with("s8"), "{id}");
+        let (cached, source) = ionode_study::facts::record(
+            &folder,
+            Some(&sum),
+            ionode_study::facts::Caching::ReadOnly,
+        )
+        .unwrap();
+        assert_eq!(source, ionode_study::facts::Source::Cache, "{id}");
+        let _guard = files_lock();
+        let stored = record::Stored::read_file(&folder.join("run.h5")).unwrap();
+        let read = record::read(&folder.join("run.h5")).unwrap();
+        assert_eq!(format!("{cached:?}"), format!("{read:?}"), "{id}");
+        for (name, expected) in [("neural-16-NaCl-s7", &plain), ("neural-16-NaCl-s8", &odd)] {
+            if id == name {
+                assert_eq!(format!("{stored:?}"), format!("{expected:?}"), "{id}");
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 20);
+
+    // A cache whose stamp names another run.h5 is rebuilt from run.h5, not believed.
+    let folder = dir.join("runs").join("neural-32-MgSO4-s1");
+    let cache = std::fs::read_to_string(folder.join("facts.json")).unwrap();
+    let sum = ionode_study::store::recorded_checksum(&folder, "neural-32-MgSO4-s1").unwrap();
+    let forged = cache
+        .replace(&sum, &"0".repeat(64))
+        .replace("\"mae\":0.", "\"mae\":9.");
+    assert_ne!(forged, cache);
+    std::fs::write(folder.join("facts.json"), &forged).unwrap();
+    let r = ablate(&["report", dir.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("summary.csv")).unwrap(),
+        first
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("facts.json")).unwrap(),
+        cache
+    );
+}
+
 /// The report page in a real browser (Debian's headless Chromium): every figure is laid
 /// out, sorting the run table by a header click orders it both ways, and the filter
 /// works. A screenshot is kept in the test's target folder.
@@ -982,7 +1083,12 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
     assert!(r.status.success(), "{}", text(&r.stderr));
     let page = dir.join("report/index.html");
     let profile = tmp.path().join("profile");
-    let v = common::page_selftest(chromium, &page, &profile);
+    // Chromium is started holding the files lock like every child (it would inherit, and
+    // keep locked, an HDF5 file another test is writing).
+    let v = {
+        let _guard = files_lock();
+        common::page_selftest(chromium, &page, &profile)
+    };
     assert_eq!(v["figures"], 7, "{v}");
     assert_eq!(v["rendered"], 7, "every figure laid out: {v}");
     assert_eq!(v["rows"], 80, "{v}");
@@ -990,16 +1096,50 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
     assert_eq!(v["sorted_descending"], true, "{v}");
     assert_eq!(v["filtered_none"], true, "{v}");
     assert_eq!(v["filtered_all"], true, "{v}");
+    assert!(!dir.join("report/runs.js").exists());
+    let inline_size = std::fs::metadata(&page).unwrap().len();
+
+    // Above --inline-runs the table is loaded from runs.js and drawn a page at a time:
+    // sorting orders every run, not only the page drawn, and the pages step through.
+    let r = ablate(&["report", dir.to_str().unwrap(), "--inline-runs", "50"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(dir.join("report/runs.js").is_file());
+    let v = {
+        let _guard = files_lock();
+        common::page_selftest_with(chromium, &page, "?rows=30", &tmp.path().join("lazy"))
+    };
+    assert_eq!(v["figures"], 7, "{v}");
+    assert_eq!(v["rows"], 80, "{v}");
+    assert_eq!(v["drawn"], 30, "{v}");
+    assert_eq!(v["next_page"], true, "{v}");
+    assert_eq!(v["sorted_ascending"], true, "{v}");
+    assert_eq!(v["sorted_descending"], true, "{v}");
+    assert_eq!(v["filtered_none"], true, "{v}");
+    assert_eq!(v["filtered_all"], true, "{v}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<table id=\"runs\">"), "no row inlined");
+    assert!(html.contains("<tbody></tbody>"), "no row inlined");
+    assert!(html.len() < inline_size as usize, "smaller than inline");
+    let r = ablate(&["report", dir.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(
+        !dir.join("report/runs.js").exists(),
+        "an inline report has no runs.js"
+    );
+
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-page.png");
-    let out = Command::new(chromium)
-        .args(common::CHROMIUM_FLAGS)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1400,2400")
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = {
+        let _guard = files_lock();
+        Command::new(chromium)
+            .args(common::CHROMIUM_FLAGS)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg("--window-size=1400,2400")
+            .arg(format!("file://{}", page.display()))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
     assert!(out.status.success(), "{}", text(&out.stderr));
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(png[..8], PNG_SIGNATURE);

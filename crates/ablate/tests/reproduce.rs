@@ -132,7 +132,9 @@ fn check_study(manifest: &str, study: &str, kinds: &[Kind]) -> Option<String> {
         args.extend(["--only", id.as_str()]);
     }
     ablate_in(tmp.path(), &args);
-    let collected = ionode_report::collect::collect(&study_dir).unwrap();
+    let collected =
+        ionode_report::collect::collect(&study_dir, ionode_study::facts::Caching::ReadOnly)
+            .unwrap();
     let roles = ionode_report::roles(&collected);
     let now = ionode_report::summary::frame(&collected, &roles).unwrap();
     let committed = parquet(&root().join("results").join(study).join("summary.parquet"));

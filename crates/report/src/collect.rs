@@ -3,16 +3,22 @@
 //! to the study: a folder of an older, replaced plan or a copied folder is not one of them,
 //! and a record whose run id is not its folder's is named and left out.
 //!
-//! Only the small things (root attributes, metrics, learning curves) are read for every
-//! run; predictions and attention maps are read on demand for the few runs a figure shows,
-//! so a study of thousands of runs does not hold every prediction in memory. A run folder
-//! without `DONE` is a run that is still going or was interrupted: it is skipped and
-//! counted, never read, because its `run.h5` may be incomplete.
+//! A run's record is read from its facts cache (`facts.json`, [`ionode_study::facts`]),
+//! which keeps it whole as `run.h5` stores it: one small JSON file per run instead of an
+//! HDF5 file, read in parallel. The cache is trusted when it names the checksum the run's
+//! `DONE` marker recorded and `run.h5`'s present size and modification time; otherwise
+//! `run.h5` is hashed, checked against the marker (a mismatch is a damaged run) and read,
+//! and the cache made again. Predictions and attention maps are read from `run.h5` on
+//! demand for the few runs a figure shows. A run folder without `DONE` is a run that is
+//! still going or was interrupted: it is skipped and counted, never read, because its
+//! `run.h5` may be incomplete.
 
 use crate::error::{ReportError, Result};
+use ionode_study::facts::{self, Caching};
 use ionode_study::manifest::Plan;
-use ionode_study::record::{self, RunRecord};
+use ionode_study::record::RunRecord;
 use ionode_study::store;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 pub use ionode_study::record::{read_attention, read_predictions};
@@ -122,8 +128,8 @@ impl Study {
 }
 
 /// Reads every finished run of the study in `dir` (the folder holding `plan.json` and
-/// `runs/`).
-pub fn collect(dir: &Path) -> Result<Study> {
+/// `runs/`); the facts caches it has to make are written as `caching` says.
+pub fn collect(dir: &Path, caching: Caching) -> Result<Study> {
     if !dir.is_dir() {
         return Err(ReportError::Failed(format!(
             "study folder '{}' does not exist",
@@ -132,43 +138,23 @@ pub fn collect(dir: &Path) -> Result<Study> {
     }
     let plan = Plan::read(dir)?;
     let runs_dir = dir.join("runs");
-    // A TPE search's later runs are in its generation files, not the plan.
-    let planned = ionode_study::tpe::study_runs(&plan, dir)?;
+    // A TPE search's later runs are in its generation files; a sweep's are the plan's
+    // (not copied: a plan of 100 000 runs holds as many configs).
+    let state = ionode_study::tpe::State::read(&plan, dir)?;
+    let planned = state.as_ref().map_or(&plan.runs, |s| &s.runs);
     let mut ids: Vec<&str> = planned.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     let mut damaged = Vec::new();
-    for &id in &ids {
-        let folder = store::run_dir(dir, id);
-        match store::state(dir, id) {
-            store::State::Done => {}
-            store::State::Damaged(why) => {
-                damaged.push((id.to_string(), why));
-                continue;
-            }
-            _ => {
-                if folder.is_dir() {
-                    skipped.push(folder);
-                }
-                continue;
-            }
-        }
-        let path = folder.join(store::RUN_FILE);
-        match record::read(&path) {
-            Ok(record) if record.head.provenance.run_id != id => damaged.push((
-                id.to_string(),
-                format!(
-                    "its {} is run {}'s (copied into this folder?)",
-                    store::RUN_FILE,
-                    record.head.provenance.run_id
-                ),
-            )),
-            Ok(record) => runs.push(Run { path, record }),
-            // A file with the right checksum that still cannot be read (written by another
-            // version, say) is named and skipped like a damaged one.
-            Err(e) => damaged.push((id.to_string(), format!("{e:#}"))),
+    let found: Vec<Found> = ids.par_iter().map(|&id| find(dir, id, caching)).collect();
+    for (found, &id) in found.into_iter().zip(&ids) {
+        match found {
+            Found::Run(run) => runs.push(*run),
+            Found::Damaged(why) => damaged.push((id.to_string(), why)),
+            Found::Unfinished(folder) => skipped.push(folder),
+            Found::NotStarted => {}
         }
     }
     let mut foreign: Vec<String> = std::fs::read_dir(&runs_dir)
@@ -210,4 +196,42 @@ pub fn collect(dir: &Path) -> Result<Study> {
         foreign,
         damaged,
     })
+}
+
+/// What became of one planned run.
+enum Found {
+    Run(Box<Run>),
+    /// Marked DONE, but its files are not the finished run's: why.
+    Damaged(String),
+    /// Started (its folder exists) but not finished.
+    Unfinished(PathBuf),
+    NotStarted,
+}
+
+/// The planned run `id` of the study in `dir`.
+fn find(dir: &Path, id: &str, caching: Caching) -> Found {
+    let folder = store::run_dir(dir, id);
+    let Some(sum) = store::recorded_checksum(&folder, id) else {
+        // No DONE marker ablate wrote for this run: the store says why (nothing to hash).
+        return match store::state(dir, id) {
+            store::State::Damaged(why) => Found::Damaged(why),
+            _ if folder.is_dir() => Found::Unfinished(folder),
+            _ => Found::NotStarted,
+        };
+    };
+    let path = folder.join(store::RUN_FILE);
+    if !path.exists() {
+        return Found::Damaged(format!("it is marked DONE but has no {}", store::RUN_FILE));
+    }
+    match facts::record(&folder, Some(&sum), caching) {
+        Ok((record, _)) if record.head.provenance.run_id != id => Found::Damaged(format!(
+            "its {} is run {}'s (copied into this folder?)",
+            store::RUN_FILE,
+            record.head.provenance.run_id
+        )),
+        Ok((record, _)) => Found::Run(Box::new(Run { path, record })),
+        // A file with the right checksum that still cannot be read (written by another
+        // version, say) is named and skipped like a damaged one.
+        Err(e) => Found::Damaged(format!("{e:#}")),
+    }
 }

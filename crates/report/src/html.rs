@@ -2,6 +2,13 @@
 //! without a server: provenance, every table, every figure inline as SVG, and a sortable,
 //! filterable table of every run with its roles and metrics.
 //!
+//! A study of more runs than `inline_runs` (default [`INLINE_RUNS`]) would give a page of
+//! tens of megabytes that a browser lays out for seconds, so its run table is not inlined:
+//! `report/runs.js` holds the rows compactly (numbers as shown, repeated texts as indices
+//! into one list per column), the page loads it with a `<script>` element (a `file://`
+//! page may not fetch files) and draws one page of rows at a time, sorting and filtering
+//! the rows in memory.
+//!
 //! The page carries its own check: opened with `#selftest`, its script counts the figures
 //! the browser actually laid out, sorts the run table through the header's click handler
 //! and filters it, and writes the outcome as JSON into `<pre id="selftest">`, which a
@@ -114,6 +121,240 @@ fn runs_table(frame: &DataFrame) -> Result<String> {
     Ok(out)
 }
 
+/// Runs up to which the run table is inlined in the page (3 MB at 5 000 runs); above, it
+/// is loaded from `runs.js`.
+pub const INLINE_RUNS: usize = 2000;
+
+/// The file a lazily loaded run table is read from, beside `index.html`.
+pub const RUNS_SCRIPT: &str = "runs.js";
+
+/// Distinct texts up to which a text column is written as indices into its list of them.
+const MAX_DICTIONARY: usize = 4096;
+
+/// The run table's columns in the summary: (column, header, numeric).
+fn run_columns(frame: &DataFrame) -> Vec<(&'static str, &'static str, bool)> {
+    RUN_COLUMNS
+        .iter()
+        .filter_map(|&(c, h)| {
+            let s = frame.column(c).ok()?;
+            Some((c, h, s.dtype().is_primitive_numeric()))
+        })
+        .collect()
+}
+
+/// One value of the compact table: a number as the inline table shows it (so sorting
+/// orders what is shown), a text as JSON, nothing as `null`.
+fn compact(v: &AnyValue) -> Result<String> {
+    let (text, sort) = cell(v);
+    Ok(match (v, sort) {
+        (AnyValue::Null, _) => "null".to_string(),
+        // The shortest text of the number shown ("1.1470" is written 1.147).
+        (AnyValue::Float64(x), Some(_)) if x.is_finite() => {
+            format!("{:?}", text.parse::<f64>().unwrap_or(*x))
+        }
+        (AnyValue::UInt64(_) | AnyValue::Int64(_), Some(_)) => text,
+        _ => serde_json::to_string(&text).context("run table")?,
+    })
+}
+
+/// `runs.js`: `const RUNS = {cols, rows}`; a column is `{name, head, kind, dict}` (kind
+/// `float`, `int` or `text`), and a text column with `dict` holds indices into it.
+fn runs_data(frame: &DataFrame) -> Result<String> {
+    let cols = run_columns(frame);
+    let mut columns: Vec<Vec<String>> = Vec::with_capacity(cols.len());
+    let mut heads = Vec::new();
+    for (name, head, num) in &cols {
+        let col = frame.column(name).context("summary column")?;
+        let kind = match col.dtype() {
+            t if t.is_float() => "float",
+            _ if *num => "int",
+            _ => "text",
+        };
+        let mut values = (0..frame.height())
+            .map(|i| compact(&col.get(i)?))
+            .collect::<Result<Vec<_>>>()?;
+        let mut dict: Vec<&str> = Vec::new();
+        if !num {
+            let mut distinct: Vec<&str> = values
+                .iter()
+                .map(String::as_str)
+                .filter(|v| *v != "null")
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() <= MAX_DICTIONARY && distinct.len() * 4 < values.len() {
+                dict = distinct;
+            }
+        }
+        let dict_json = if dict.is_empty() {
+            "null".to_string()
+        } else {
+            let owned: Vec<String> = dict.iter().map(|d| d.to_string()).collect();
+            values = values
+                .iter()
+                .map(|v| match owned.binary_search(v) {
+                    Ok(i) => i.to_string(),
+                    Err(_) => "null".to_string(),
+                })
+                .collect();
+            format!("[{}]", owned.join(","))
+        };
+        heads.push(format!(
+            "{{\"name\":{},\"head\":{},\"kind\":\"{kind}\",\"dict\":{dict_json}}}",
+            serde_json::to_string(name).context("run table")?,
+            serde_json::to_string(head).context("run table")?
+        ));
+        columns.push(values);
+    }
+    let mut out = format!(
+        "// The run table of report/index.html ({} runs), written by ablate report.\nconst RUNS = {{\"cols\":[{}],\"rows\":[\n",
+        frame.height(),
+        heads.join(",")
+    );
+    for i in 0..frame.height() {
+        out.push('[');
+        for (j, c) in columns.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str(&c[i]);
+        }
+        out.push_str(if i + 1 < frame.height() {
+            "],\n"
+        } else {
+            "]\n"
+        });
+    }
+    out.push_str("]};\n");
+    Ok(out)
+}
+
+/// The header of the lazily filled run table.
+fn lazy_table(frame: &DataFrame) -> Result<String> {
+    let mut out = String::from("<table id=\"runs\"><thead><tr>");
+    for (c, h, num) in run_columns(frame) {
+        write!(
+            out,
+            "<th class=\"{}\" data-col=\"{c}\" title=\"sort by {h}\">{}</th>",
+            if num { "num" } else { "" },
+            escape(h)
+        )?;
+    }
+    out.push_str("</tr></thead><tbody></tbody></table>\n");
+    out.push_str("<p><button id=\"prev\">previous</button> <button id=\"next\">next</button> <span id=\"range\"></span></p>\n");
+    Ok(out)
+}
+
+/// The script of a lazily loaded run table: the rows are `RUNS.rows`, `view` is the order
+/// and selection shown, and one page of it is drawn at a time.
+const LAZY_SCRIPT: &str = r#"
+// Rows per page (`index.html?rows=N` for another).
+const PAGE = Math.max(1, Number(new URLSearchParams(location.search).get('rows')) || 500);
+const cols = RUNS.cols;
+let view = RUNS.rows.map((_, i) => i);
+let start = 0;
+let lowered = null;
+function value(r, j) {
+  const v = RUNS.rows[r][j];
+  return v !== null && cols[j].dict ? cols[j].dict[v] : v;
+}
+function shown(r, j) {
+  const v = value(r, j);
+  if (v === null) return '';
+  if (typeof v !== 'number') return String(v);
+  if (cols[j].kind === 'int') return String(v);
+  return v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toFixed(4);
+}
+function esc(t) {
+  return t.replace(/[&<>"]/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]));
+}
+function draw() {
+  const end = Math.min(start + PAGE, view.length);
+  const html = [];
+  for (let k = start; k < end; k++) {
+    const r = view[k];
+    html.push('<tr>' + cols.map((c, j) => {
+      const v = value(r, j);
+      return c.kind !== 'text' ? '<td class="num"' + (typeof v === 'number' ? ' data-v="' + v + '"' : '') + '>' + esc(shown(r, j)) + '</td>'
+                   : '<td>' + esc(shown(r, j)) + '</td>';
+    }).join('') + '</tr>');
+  }
+  document.getElementById('runs').tBodies[0].innerHTML = html.join('');
+  document.getElementById('range').textContent = view.length ? 'rows ' + (start + 1) + '–' + end + ' of ' + view.length : 'no rows';
+  document.getElementById('prev').disabled = start === 0;
+  document.getElementById('next').disabled = end >= view.length;
+}
+function sortRuns(th) {
+  const j = [...th.parentNode.children].indexOf(th);
+  const dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
+  th.parentNode.querySelectorAll('th').forEach(h => delete h.dataset.dir);
+  th.dataset.dir = dir;
+  const sign = dir === 'asc' ? 1 : -1;
+  if (cols[j].kind !== 'text') {
+    const key = r => { const v = value(r, j); return typeof v === 'number' ? v : NaN; };
+    view.sort((a, b) => {
+      const x = key(a), y = key(b);
+      if (isNaN(x) && isNaN(y)) return 0;
+      if (isNaN(x)) return 1;
+      if (isNaN(y)) return -1;
+      return sign * (x - y);
+    });
+  } else {
+    view.sort((a, b) => sign * shown(a, j).localeCompare(shown(b, j)));
+  }
+  start = 0;
+  draw();
+}
+function filterRuns(text) {
+  const terms = text.toLowerCase().split(/\s+/).filter(t => t);
+  if (!lowered) lowered = RUNS.rows.map((_, r) => cols.map((_, j) => shown(r, j)).join(' ').toLowerCase());
+  view = RUNS.rows.map((_, i) => i).filter(r => terms.every(t => lowered[r].includes(t)));
+  const th = document.querySelector('#runs th[data-dir]');
+  if (th) { th.dataset.dir = th.dataset.dir === 'asc' ? 'desc' : 'asc'; sortRuns(th); }
+  start = 0;
+  draw();
+  document.getElementById('shown').textContent = view.length;
+  return view.length;
+}
+document.querySelectorAll('#runs th').forEach(th => th.addEventListener('click', () => sortRuns(th)));
+document.getElementById('filter').addEventListener('input', e => filterRuns(e.target.value));
+document.getElementById('prev').addEventListener('click', () => { start = Math.max(0, start - PAGE); draw(); });
+document.getElementById('next').addEventListener('click', () => { if (start + PAGE < view.length) { start += PAGE; draw(); } });
+draw();
+function selftest() {
+  const out = {};
+  const svgs = [...document.querySelectorAll('figure.figure svg')];
+  out.figures = svgs.length;
+  out.rendered = svgs.filter(s => { const b = s.getBoundingClientRect(); return b.width > 50 && b.height > 50 && s.querySelectorAll('text').length > 0; }).length;
+  const th = document.querySelector('#runs th[data-col="test_mae"]');
+  const j = th ? th.cellIndex : -1;
+  const all = () => view.map(r => value(r, j)).filter(v => typeof v === 'number');
+  const page = () => [...document.getElementById('runs').tBodies[0].rows]
+      .map(r => parseFloat(r.cells[j].dataset.v)).filter(v => !isNaN(v));
+  const sorted = (v, asc) => v.every((x, i) => i === 0 || (asc ? v[i - 1] <= x : v[i - 1] >= x));
+  if (th) {
+    let t = performance.now();
+    th.click(); out.sort_ms = performance.now() - t;
+    out.sorted_ascending = sorted(all(), true) && sorted(page(), true) && th.dataset.dir === 'asc';
+    th.click(); out.sorted_descending = sorted(all(), false) && sorted(page(), false) && th.dataset.dir === 'desc';
+  }
+  const total = RUNS.rows.length;
+  out.rows = total;
+  out.drawn = document.getElementById('runs').tBodies[0].rows.length;
+  let t = performance.now();
+  out.filtered_none = filterRuns('no-run-has-this-text') === 0;
+  out.filter_ms = performance.now() - t;
+  out.filtered_all = filterRuns('') === total;
+  if (total > PAGE) {
+    document.getElementById('next').click();
+    out.next_page = document.getElementById('runs').tBodies[0].rows.length === Math.min(PAGE, total - PAGE);
+    document.getElementById('prev').click();
+  }
+  document.getElementById('selftest').textContent = JSON.stringify(out);
+}
+if (location.hash === '#selftest') window.addEventListener('load', selftest);
+"#;
+
 const STYLE: &str = r#"
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
@@ -195,13 +436,15 @@ function selftest() {
 if (location.hash === '#selftest') window.addEventListener('load', selftest);
 "#;
 
-/// Writes `out/index.html` from the tables and figures already written under `out`.
+/// Writes `out/index.html` from the tables and figures already written under `out`, and
+/// `out/runs.js` when the study has more than `inline_runs` runs.
 pub fn write(
     study: &Study,
     frame: &DataFrame,
     tables: &[Written],
     figures: &[String],
     notes: &[String],
+    inline_runs: usize,
     out: &Path,
 ) -> Result<()> {
     let name = study
@@ -286,11 +529,20 @@ pub fn write(
         frame.height(),
         frame.height()
     )?;
-    h.push_str(&runs_table(frame)?);
-    writeln!(
-        h,
-        "<p class=\"note\">Every column of every run is in summary.parquet and summary.csv.</p>\n<pre id=\"selftest\" hidden></pre>\n<script>{SORT_SCRIPT}{SCRIPT}</script>\n</body></html>"
-    )?;
+    if frame.height() <= inline_runs {
+        h.push_str(&runs_table(frame)?);
+        writeln!(
+            h,
+            "<p class=\"note\">Every column of every run is in summary.parquet and summary.csv.</p>\n<pre id=\"selftest\" hidden></pre>\n<script>{SORT_SCRIPT}{SCRIPT}</script>\n</body></html>"
+        )?;
+    } else {
+        output::write_text(&out.join(RUNS_SCRIPT), &runs_data(frame)?)?;
+        h.push_str(&lazy_table(frame)?);
+        writeln!(
+            h,
+            "<p class=\"note\">Every column of every run is in summary.parquet and summary.csv; this table ({RUNS_SCRIPT}) shows numbers as rounded here and sorts by them.</p>\n<pre id=\"selftest\" hidden></pre>\n<script src=\"{RUNS_SCRIPT}\"></script>\n<script>{LAZY_SCRIPT}</script>\n</body></html>"
+        )?;
+    }
     output::write_text(&out.join("index.html"), &h)?;
     Ok(())
 }

@@ -174,6 +174,7 @@ fn run_one(
     let source = format!("study {}, run {}", m.plan.study, run.id);
     let membrane = crate::membrane::calibrated(&o.artefact, &source).map(|f| f.to_toml());
     let seconds = o.timings.total;
+    let stored = record::Stored::of(&head, o);
     store::finish(claim, &run.id, seconds, |path, commit| {
         record::write(path, &head, o, membrane.as_deref(), commit)
     })
@@ -181,10 +182,10 @@ fn run_one(
         Err(lost) => Unfinished::Lost(lost.to_string()),
         Ok(()) => Unfinished::Outside(crate::errors::one_line(&e)),
     })?;
-    // The facts cache, while the file is hot: a query reads it instead of `run.h5`. A
-    // cache that cannot be written now is made by the first query instead.
-    if let Some(sum) = store::recorded_checksum(claim.dir(), &run.id) {
-        let _ = crate::facts::load(claim.dir(), Some(&sum));
+    // The facts cache, from the values just written: a query and a report read it instead
+    // of `run.h5`. A cache that cannot be written now is made by the first reader instead.
+    if let (Ok(stored), Some(sum)) = (stored, store::recorded_checksum(claim.dir(), &run.id)) {
+        let _ = crate::facts::write_finished(claim.dir(), stored, &sum);
     }
     Ok(seconds)
 }

@@ -16,6 +16,12 @@
 //!
 //! An undefined value (a metric of an empty part) is absent, never NaN.
 //!
+//! The cache also keeps the run's whole record as `run.h5` stores it ([`record::Stored`]),
+//! so a report reads its runs from the caches too ([`record`]). It is written when the run
+//! finishes from the values just written (no read back), and otherwise made from `run.h5`.
+//! A record whose JSON would not read back as the same values (a NaN or infinite metric or
+//! loss is `null` in JSON) is left out of the cache, and then `run.h5` is read.
+//!
 //! The cache is valid when it was made by this format from this very `run.h5`: it records
 //! the file's BLAKE3 checksum, size and modification time. A study run's checksum must be
 //! the one its `DONE` marker recorded (a rerun run has another), and the size and time
@@ -25,7 +31,7 @@
 //! be written (a read-only shared folder) the facts are used without it.
 
 use crate::errors::{Context, Result, StudyError};
-use crate::record::{self, RunRecord};
+use crate::record::{self, RunRecord, Stored};
 use crate::store;
 use ionode_train::metrics::Metrics;
 use serde::{Deserialize, Serialize};
@@ -38,9 +44,9 @@ use std::time::UNIX_EPOCH;
 
 pub use crate::store::FACTS_FILE;
 
-/// The cache's format: a change of the keys above changes it, and every cache of an older
-/// format is rebuilt on its next read.
-const FORMAT: u32 = 1;
+/// The cache's format: a change of the keys above or of [`Stored`] changes it, and every
+/// cache of an older format is rebuilt on its next read.
+const FORMAT: u32 = 2;
 
 /// The largest cache file read (a run's facts are a few kilobytes).
 const MAX_CACHE_BYTES: u64 = 4 << 20;
@@ -61,6 +67,24 @@ struct Cache {
     format: u32,
     run_file: Stamp,
     facts: Facts,
+    /// `None` when it would not read back exactly ([`exact`]).
+    record: Option<Stored>,
+}
+
+/// The cache as a report reads it: the record, the facts skipped.
+#[derive(Deserialize)]
+struct RecordCache {
+    format: u32,
+    run_file: Stamp,
+    record: Option<Stored>,
+}
+
+/// Whether a reader may write the caches it had to make (a report written elsewhere with
+/// `--out` leaves the study folder untouched: it may be read-only, or someone else's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    Write,
+    ReadOnly,
 }
 
 /// Where the facts came from.
@@ -244,15 +268,15 @@ pub fn cached_with<R>(
     let (bytes, modified_ns) = stat(&folder.join(store::RUN_FILE)).ok()?;
     let text = crate::limits::read_own_text(&folder.join(FACTS_FILE), MAX_CACHE_BYTES).ok()?;
     let c = serde_json::from_str::<RawCache>(&text).ok()?;
-    valid(&c, bytes, modified_ns, recorded).then(|| use_facts(&c.facts))
+    valid(c.format, &c.run_file, bytes, modified_ns, recorded).then(|| use_facts(&c.facts))
 }
 
 /// Whether a cache was made by this format from this very file.
-fn valid(c: &RawCache<'_>, bytes: u64, modified_ns: u64, recorded: Option<&str>) -> bool {
-    c.format == FORMAT
-        && c.run_file.bytes == bytes
-        && c.run_file.modified_ns == modified_ns
-        && recorded.is_none_or(|sum| sum == c.run_file.blake3)
+fn valid(format: u32, s: &Stamp, bytes: u64, modified_ns: u64, recorded: Option<&str>) -> bool {
+    format == FORMAT
+        && s.bytes == bytes
+        && s.modified_ns == modified_ns
+        && recorded.is_none_or(|sum| sum == s.blake3)
 }
 
 /// [`load`], handing the facts unparsed to `use_facts`.
@@ -263,16 +287,91 @@ pub fn load_with<R>(
 ) -> Result<(R, Source)> {
     let file = folder.join(store::RUN_FILE);
     let (bytes, modified_ns) = stat(&file)?;
-    let cache_path = folder.join(FACTS_FILE);
-    let text = crate::limits::read_own_text(&cache_path, MAX_CACHE_BYTES).unwrap_or_default();
-    let cached = serde_json::from_str::<RawCache>(&text)
-        .ok()
-        .filter(|c| c.format == FORMAT);
-    if let Some(c) = &cached {
-        if valid(c, bytes, modified_ns, recorded) {
+    let text = read_cache(folder);
+    if let Ok(c) = serde_json::from_str::<RawCache>(&text) {
+        if valid(c.format, &c.run_file, bytes, modified_ns, recorded) {
             return Ok((use_facts(&c.facts), Source::Cache));
         }
     }
+    let (text, source) = rebuild(
+        folder,
+        (bytes, modified_ns),
+        recorded,
+        &text,
+        Caching::Write,
+    )?;
+    let raw: RawCache = serde_json::from_str(&text)?;
+    Ok((use_facts(&raw.facts), source))
+}
+
+/// The record of the run in `folder`, from its cache when that is valid and holds it, as
+/// [`record::read`] would read it from `run.h5`; `recorded` as in [`load`].
+pub fn record(
+    folder: &Path,
+    recorded: Option<&str>,
+    caching: Caching,
+) -> Result<(RunRecord, Source)> {
+    let file = folder.join(store::RUN_FILE);
+    let (bytes, modified_ns) = stat(&file)?;
+    let text = read_cache(folder);
+    let cached = serde_json::from_str::<RecordCache>(&text)
+        .ok()
+        .filter(|c| valid(c.format, &c.run_file, bytes, modified_ns, recorded));
+    let (stored, source) = match cached {
+        Some(c) => (c.record, Source::Cache),
+        None => {
+            let (text, source) = rebuild(folder, (bytes, modified_ns), recorded, &text, caching)?;
+            (serde_json::from_str::<RecordCache>(&text)?.record, source)
+        }
+    };
+    let record = match stored {
+        Some(s) => s.into_record(&file.display().to_string())?,
+        None => record::read(&file)?,
+    };
+    Ok((record, source))
+}
+
+/// Writes the cache of a run that has just finished, from the values its `run.h5` (in
+/// `folder`, with checksum `blake3`) was written with: nothing is read back.
+pub fn write_finished(folder: &Path, stored: Stored, blake3: &str) -> Result<()> {
+    let file = folder.join(store::RUN_FILE);
+    let (bytes, modified_ns) = stat(&file)?;
+    let facts = of_record(&stored.clone().into_record(&file.display().to_string())?);
+    let stamp = Stamp {
+        blake3: blake3.to_string(),
+        bytes,
+        modified_ns,
+    };
+    write_cache(folder, stamp, facts, exact(stored), Caching::Write).map(|_| ())
+}
+
+/// The cache file's text, or nothing.
+fn read_cache(folder: &Path) -> String {
+    crate::limits::read_own_text(&folder.join(FACTS_FILE), MAX_CACHE_BYTES).unwrap_or_default()
+}
+
+/// The record, when its JSON reads back as the very same values; `None` otherwise (a NaN
+/// or an infinity is written as `null`), and then a report reads `run.h5` instead.
+fn exact(stored: Stored) -> Option<Stored> {
+    let text = serde_json::to_string(&stored).ok()?;
+    let back: Stored = serde_json::from_str(&text).ok()?;
+    // Debug prints each float in the shortest form that reads back as its bits.
+    (format!("{back:?}") == format!("{stored:?}")).then_some(stored)
+}
+
+/// Makes the cache of `folder`'s `run.h5` (of this size and time) after checking its
+/// checksum against `recorded`, writes it (as `caching` allows) and returns its text. `old`
+/// is the cache's text
+/// as found: when only its stamp is stale (the file was copied or touched) its values
+/// stand and `run.h5` is not read.
+fn rebuild(
+    folder: &Path,
+    (bytes, modified_ns): (u64, u64),
+    recorded: Option<&str>,
+    old: &str,
+    caching: Caching,
+) -> Result<(String, Source)> {
+    let file = folder.join(store::RUN_FILE);
     let blake3 = store::checksum(&file)?;
     if let Some(sum) = recorded.filter(|sum| *sum != blake3) {
         return Err(StudyError::Failed(format!(
@@ -282,25 +381,46 @@ pub fn load_with<R>(
             &sum[..sum.len().min(16)]
         )));
     }
-    // Only the stamp moved (the file was copied, or touched): the facts stand.
-    let facts = match cached {
-        Some(c) if c.run_file.blake3 == blake3 => parse_all(&c.facts)?,
-        _ => of_record(&record::read(&file)?),
+    let old = serde_json::from_str::<Cache>(old)
+        .ok()
+        .filter(|c| c.format == FORMAT && c.run_file.blake3 == blake3);
+    let (facts, stored) = match old {
+        Some(c) => (c.facts, c.record),
+        None => {
+            let stored = Stored::read_file(&file)?;
+            let facts = of_record(&stored.clone().into_record(&file.display().to_string())?);
+            (facts, exact(stored))
+        }
     };
+    let stamp = Stamp {
+        blake3,
+        bytes,
+        modified_ns,
+    };
+    write_cache(folder, stamp, facts, stored, caching)
+}
+
+/// Writes a cache (atomically, when `caching` allows); returns its text and whether it was
+/// written.
+fn write_cache(
+    folder: &Path,
+    run_file: Stamp,
+    facts: Facts,
+    record: Option<Stored>,
+    caching: Caching,
+) -> Result<(String, Source)> {
     let cache = Cache {
         format: FORMAT,
-        run_file: Stamp {
-            blake3,
-            bytes,
-            modified_ns,
-        },
+        run_file,
         facts,
+        record,
     };
     let text = serde_json::to_string(&cache)? + "\n";
-    let source = match crate::output::write_text(&cache_path, &text) {
-        Ok(()) => Source::Rebuilt,
-        Err(_) => Source::Uncached,
+    let source = match caching {
+        Caching::Write if crate::output::write_text(&folder.join(FACTS_FILE), &text).is_ok() => {
+            Source::Rebuilt
+        }
+        _ => Source::Uncached,
     };
-    let raw: RawCache = serde_json::from_str(&text)?;
-    Ok((use_facts(&raw.facts), source))
+    Ok((text, source))
 }

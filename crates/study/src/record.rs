@@ -278,6 +278,221 @@ impl RunRecord {
     }
 }
 
+/// A run record as `run.h5` keeps it, the attributes it keeps as JSON still JSON text: the
+/// one source of a [`RunRecord`] ([`Stored::into_record`]), made either from `run.h5`
+/// ([`Stored::read_file`]) or, when the run finishes, from what was just written
+/// ([`Stored::of`]), and kept whole in the facts cache. A record made from the cache and one
+/// read from `run.h5` are therefore made by the same code from the same values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    pub run_id: String,
+    pub study: String,
+    pub manifest: String,
+    pub manifest_hash: String,
+    pub plan_index: Option<u64>,
+    pub git_commit: String,
+    pub git_dirty: Option<bool>,
+    pub host: String,
+    pub ionode_version: String,
+    pub created_utc: String,
+    pub command_line: String,
+    pub overrides_json: Option<String>,
+    pub config_json: String,
+    pub axes_json: String,
+    pub inputs_json: String,
+    pub domain_json: Option<String>,
+    /// Flux min, max, temperature min, max: what a record written before `domain_json`
+    /// keeps of its domain.
+    pub domain_bounds: [Option<f64>; 4],
+    pub synthetic: bool,
+    pub timings: Timings,
+    pub metrics: RunMetrics,
+    pub curves: Vec<StageReport>,
+    pub has_predictions: bool,
+    pub has_attention: bool,
+}
+
+impl Stored {
+    /// What [`write`] puts in `run.h5` for this head and outcome, as [`Stored::read_file`]
+    /// reads it back (an ion's undefined metric is NaN in the file and `None` read back).
+    pub fn of(head: &Head, o: &RunOutcome) -> Result<Stored> {
+        let p = &head.provenance;
+        let d = o.domain.as_ref();
+        let mut metrics = o.metrics.clone();
+        for split in [&mut metrics.pretrain, &mut metrics.measured]
+            .into_iter()
+            .flatten()
+        {
+            for m in [&mut split.train, &mut split.validation, &mut split.test]
+                .into_iter()
+                .flatten()
+            {
+                for ion in &mut m.per_ion {
+                    for v in [&mut ion.mae, &mut ion.rmse, &mut ion.r2] {
+                        *v = v.filter(|x| !x.is_nan());
+                    }
+                }
+            }
+        }
+        Ok(Stored {
+            run_id: p.run_id.clone(),
+            study: p.study.clone(),
+            manifest: p.manifest.clone(),
+            manifest_hash: p.manifest_hash.clone(),
+            plan_index: p.plan_index,
+            git_commit: p.git_commit.clone(),
+            git_dirty: p.git_dirty,
+            host: p.host.clone(),
+            ionode_version: p.ionode_version.clone(),
+            created_utc: p.created_utc.clone(),
+            command_line: p.command_line.clone(),
+            overrides_json: overrides_json(&p.overrides)?,
+            config_json: head.canonical.text().to_string(),
+            axes_json: serde_json::to_string(&head.axes)?,
+            inputs_json: serde_json::to_string(&head.inputs)?,
+            domain_json: d.map(serde_json::to_string).transpose()?,
+            domain_bounds: match d {
+                Some(d) => [
+                    d.flux_m_s[0],
+                    d.flux_m_s[1],
+                    d.temperature_k[0],
+                    d.temperature_k[1],
+                ]
+                .map(Some),
+                None => [None; 4],
+            },
+            synthetic: o.synthetic,
+            timings: o.timings,
+            metrics,
+            curves: o.curves.clone(),
+            has_predictions: true,
+            has_attention: o.attention.is_some(),
+        })
+    }
+
+    /// The record these values are (`path` names the file in messages).
+    pub fn into_record(self, path: &str) -> Result<RunRecord> {
+        fn typed<T: serde::de::DeserializeOwned>(path: &str, n: &str, text: &str) -> Result<T> {
+            serde_json::from_str(text)
+                .with_context(|| format!("'{path}': attribute '{n}' is not what a run writes"))
+        }
+        let overrides = match &self.overrides_json {
+            Some(text) => typed(path, name::OVERRIDES_JSON, text)?,
+            None => Vec::new(),
+        };
+        let provenance = Provenance {
+            run_id: self.run_id,
+            study: self.study,
+            manifest: self.manifest,
+            manifest_hash: self.manifest_hash,
+            plan_index: self.plan_index,
+            git_commit: self.git_commit,
+            git_dirty: self.git_dirty,
+            host: self.host,
+            ionode_version: self.ionode_version,
+            created_utc: self.created_utc,
+            command_line: self.command_line,
+            overrides,
+        };
+        let (canonical, config) = CanonicalConfig::parse(&self.config_json).with_context(|| {
+            format!(
+                "'{path}': attribute '{}' is not what a run writes",
+                name::CONFIG_JSON
+            )
+        })?;
+        let head = Head {
+            provenance,
+            config,
+            canonical,
+            axes: typed(path, name::AXES_JSON, &self.axes_json)?,
+            inputs: typed(path, name::INPUTS_JSON, &self.inputs_json)?,
+        };
+        let domain = match (&self.domain_json, self.domain_bounds) {
+            (Some(text), _) => Some(typed(path, name::DOMAIN_JSON, text)?),
+            // A record written before the compositions were kept.
+            (None, [Some(a), Some(b), Some(c), Some(d)]) => Some(Domain {
+                flux_m_s: [a, b],
+                temperature_k: [c, d],
+                pretrain: None,
+                measured: None,
+            }),
+            (None, [None, None, None, None]) => None,
+            _ => {
+                return Err(crate::failed!(
+                    "'{path}': the training domain is incomplete"
+                ))
+            }
+        };
+        Ok(RunRecord {
+            head,
+            synthetic: self.synthetic,
+            metrics: self.metrics,
+            domain,
+            timings: self.timings,
+            curves: self.curves,
+            has_predictions: self.has_predictions,
+            has_attention: self.has_attention,
+        })
+    }
+
+    /// Reads the values of a run file (all but predictions, attention and artefact).
+    pub fn read_file(path: &Path) -> Result<Stored> {
+        let r = Reader::open(path)?;
+        let f: &Location = &r.file;
+        let opt_str = |n: &str| -> Result<Option<String>> {
+            Ok(r.optional::<VarLenUnicode>(f, "", n)?
+                .map(|t| t.as_str().to_string()))
+        };
+        Ok(Stored {
+            run_id: r.string(name::RUN_ID)?,
+            study: r.string(name::STUDY)?,
+            manifest: r.string(name::MANIFEST)?,
+            manifest_hash: r.string(name::MANIFEST_HASH)?,
+            plan_index: r.optional(f, "", name::PLAN_INDEX)?,
+            git_commit: r.string(name::GIT_COMMIT)?,
+            git_dirty: r.optional(f, "", name::GIT_DIRTY)?,
+            host: r.string(name::HOST)?,
+            ionode_version: r.string(name::IONODE_VERSION)?,
+            created_utc: r.string(name::CREATED_UTC)?,
+            command_line: r.string(name::COMMAND_LINE)?,
+            overrides_json: opt_str(name::OVERRIDES_JSON)?,
+            config_json: r.string(name::CONFIG_JSON)?,
+            axes_json: r.string(name::AXES_JSON)?,
+            inputs_json: r.string(name::INPUTS_JSON)?,
+            domain_json: if Reader::has_attr(f, name::DOMAIN_JSON) {
+                Some(r.string(name::DOMAIN_JSON)?)
+            } else {
+                None
+            },
+            domain_bounds: [
+                r.optional::<f64>(f, "", name::DOMAIN_FLUX_MIN)?,
+                r.optional::<f64>(f, "", name::DOMAIN_FLUX_MAX)?,
+                r.optional::<f64>(f, "", name::DOMAIN_TEMPERATURE_MIN)?,
+                r.optional::<f64>(f, "", name::DOMAIN_TEMPERATURE_MAX)?,
+            ],
+            synthetic: r.required(f, "", name::SYNTHETIC)?,
+            timings: Timings {
+                total: r.required(f, "", name::SECONDS_TOTAL)?,
+                pretrain: r.required(f, "", name::SECONDS_PRETRAIN)?,
+                finetune: r.required(f, "", name::SECONDS_FINETUNE)?,
+            },
+            metrics: read_metrics(&r)?,
+            curves: read_curves(&r)?,
+            has_predictions: r.file.link_exists(name::PREDICTIONS),
+            has_attention: r.file.link_exists(name::ATTENTION),
+        })
+    }
+}
+
+/// The `overrides_json` attribute: absent when there are none.
+fn overrides_json(overrides: &[String]) -> Result<Option<String>> {
+    Ok(if overrides.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(overrides)?)
+    })
+}
+
 /// `neural` / `dspmde_fit`, as in configs.
 pub fn method_name(m: Method) -> &'static str {
     match m {
@@ -368,8 +583,8 @@ fn write_head(file: &hdf5::File, head: &Head) -> Result<()> {
     s(name::IONODE_VERSION, &p.ionode_version)?;
     s(name::CREATED_UTC, &p.created_utc)?;
     s(name::COMMAND_LINE, &p.command_line)?;
-    if !p.overrides.is_empty() {
-        s(name::OVERRIDES_JSON, &serde_json::to_string(&p.overrides)?)?;
+    if let Some(text) = overrides_json(&p.overrides)? {
+        s(name::OVERRIDES_JSON, &text)?;
     }
     s(name::METHOD, method_name(head.config.method))?;
     s(name::CONFIG_JSON, head.canonical.text())?;
@@ -615,79 +830,7 @@ impl Reader {
 
 /// Reads a run's record (all but predictions, attention and artefact).
 pub fn read(path: &Path) -> Result<RunRecord> {
-    let r = Reader::open(path)?;
-    let f: &Location = &r.file;
-    let provenance = Provenance {
-        run_id: r.string(name::RUN_ID)?,
-        study: r.string(name::STUDY)?,
-        manifest: r.string(name::MANIFEST)?,
-        manifest_hash: r.string(name::MANIFEST_HASH)?,
-        plan_index: r.optional(f, "", name::PLAN_INDEX)?,
-        git_commit: r.string(name::GIT_COMMIT)?,
-        git_dirty: r.optional(f, "", name::GIT_DIRTY)?,
-        host: r.string(name::HOST)?,
-        ionode_version: r.string(name::IONODE_VERSION)?,
-        created_utc: r.string(name::CREATED_UTC)?,
-        command_line: r.string(name::COMMAND_LINE)?,
-        overrides: match r.optional::<VarLenUnicode>(f, "", name::OVERRIDES_JSON)? {
-            Some(text) => serde_json::from_str(text.as_str())
-                .with_context(|| format!("'{}': attribute '{}'", r.path, name::OVERRIDES_JSON))?,
-            None => Vec::new(),
-        },
-    };
-    let config_json = r.string(name::CONFIG_JSON)?;
-    let (canonical, config) = CanonicalConfig::parse(&config_json).with_context(|| {
-        format!(
-            "'{}': attribute '{}' is not what a run writes",
-            r.path,
-            name::CONFIG_JSON
-        )
-    })?;
-    let head = Head {
-        provenance,
-        config,
-        canonical,
-        axes: r.json(name::AXES_JSON)?,
-        inputs: r.json(name::INPUTS_JSON)?,
-    };
-    let domain = match (
-        Reader::has_attr(f, name::DOMAIN_JSON),
-        r.optional::<f64>(f, "", name::DOMAIN_FLUX_MIN)?,
-        r.optional::<f64>(f, "", name::DOMAIN_FLUX_MAX)?,
-        r.optional::<f64>(f, "", name::DOMAIN_TEMPERATURE_MIN)?,
-        r.optional::<f64>(f, "", name::DOMAIN_TEMPERATURE_MAX)?,
-    ) {
-        (true, ..) => Some(r.json(name::DOMAIN_JSON)?),
-        // A record written before the compositions were kept.
-        (false, Some(a), Some(b), Some(c), Some(d)) => Some(Domain {
-            flux_m_s: [a, b],
-            temperature_k: [c, d],
-            pretrain: None,
-            measured: None,
-        }),
-        (false, None, None, None, None) => None,
-        _ => {
-            return Err(crate::failed!(
-                "'{}': the training domain is incomplete",
-                r.path
-            ))
-        }
-    };
-    let timings = Timings {
-        total: r.required(f, "", name::SECONDS_TOTAL)?,
-        pretrain: r.required(f, "", name::SECONDS_PRETRAIN)?,
-        finetune: r.required(f, "", name::SECONDS_FINETUNE)?,
-    };
-    Ok(RunRecord {
-        head,
-        synthetic: r.required(f, "", name::SYNTHETIC)?,
-        metrics: read_metrics(&r)?,
-        domain,
-        timings,
-        curves: read_curves(&r)?,
-        has_predictions: r.file.link_exists(name::PREDICTIONS),
-        has_attention: r.file.link_exists(name::ATTENTION),
-    })
+    Stored::read_file(path)?.into_record(&path.display().to_string())
 }
 
 fn read_metrics(r: &Reader) -> Result<RunMetrics> {

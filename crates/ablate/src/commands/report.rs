@@ -11,13 +11,15 @@ use crate::cli::ReportArgs;
 use anyhow::Result;
 use ionode_report::collect::collect;
 use ionode_report::{figures, groups, html, importance, roles, summary, tables};
+use ionode_study::facts::Caching;
 use ionode_study::output;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// What a report folder holds; a folder with anything else is not replaced.
-const REPORT_ENTRIES: [&str; 5] = [
+const REPORT_ENTRIES: [&str; 6] = [
     "index.html",
+    html::RUNS_SCRIPT,
     "tables",
     "figures",
     "summary.csv",
@@ -44,7 +46,12 @@ fn check_replaceable(out: &Path) -> Result<()> {
 }
 
 pub fn run(args: &ReportArgs) -> Result<()> {
-    let study = collect(&args.dir)?;
+    // With --out nothing is written into the study folder, not even the runs' caches.
+    let caching = match args.out {
+        Some(_) => Caching::ReadOnly,
+        None => Caching::Write,
+    };
+    let study = collect(&args.dir, caching)?;
     let out = args.out.clone().unwrap_or_else(|| args.dir.join("report"));
     check_replaceable(&out)?;
     // With --out everything goes there (the study folder may be read-only); without it
@@ -88,7 +95,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         None => {}
     }
     let notes: Vec<String> = table_notes.iter().chain(&fig_notes).cloned().collect();
-    html::write(&study, &df, &tables, &figs, &notes, &tmp)?;
+    html::write(&study, &df, &tables, &figs, &notes, args.inline_runs, &tmp)?;
     output::finish_dir(&tmp, &out)?;
 
     let mut text = String::new();

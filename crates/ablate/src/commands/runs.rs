@@ -4,6 +4,7 @@
 use crate::cli::{CompareArgs, IndexArgs, RunsArgs, RunsFormat, TagArgs};
 use anyhow::{Context, Result};
 use ionode_study::annotations;
+use ionode_study::facts::Caching;
 use ionode_track::filter::Filter;
 use ionode_track::{compare, find, table};
 use std::fmt::Write as _;
@@ -284,8 +285,8 @@ impl Drop for LivePages {
 
 fn compare_studies(args: &CompareArgs) -> Result<()> {
     use ionode_report::compare;
-    let a = ionode_report::collect::collect(&args.a)?;
-    let b = ionode_report::collect::collect(&args.b)?;
+    let a = ionode_report::collect::collect(&args.a, Caching::Write)?;
+    let b = ionode_report::collect::collect(&args.b, Caching::Write)?;
     let c = compare::compare(&a, &b);
     let text = if args.json {
         let cells: Vec<serde_json::Value> = c

@@ -181,8 +181,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         membrane.as_deref(),
         ionode_study::output::Commit::Replace,
     )?;
-    // The facts cache `ablate runs` reads (it would make it on first use otherwise).
-    let _ = ionode_study::facts::load(out, None);
+    // The facts cache `ablate runs` reads, from the values just written (a query would
+    // make it from `run.h5` otherwise).
+    if let (Ok(stored), Ok(sum)) = (
+        record::Stored::of(&head, outcome),
+        ionode_study::store::checksum(&out.join(RUN_FILE)),
+    ) {
+        let _ = ionode_study::facts::write_finished(out, stored, &sum);
+    }
     let pretty = serde_json::to_string_pretty(&outcome.metrics)? + "\n";
     output::write_text(&out.join("metrics.json"), &pretty)?;
     output::write_text(

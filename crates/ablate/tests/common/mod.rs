@@ -72,11 +72,21 @@ pub fn page_selftest(
     page: &std::path::Path,
     profile: &std::path::Path,
 ) -> serde_json::Value {
+    page_selftest_with(chromium, page, "", profile)
+}
+
+/// [`page_selftest`] with a query (`?rows=25`) after the page's address.
+pub fn page_selftest_with(
+    chromium: &str,
+    page: &std::path::Path,
+    query: &str,
+    profile: &std::path::Path,
+) -> serde_json::Value {
     let out = Command::new(chromium)
         .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
-        .arg(format!("file://{}#selftest", page.display()))
+        .arg(format!("file://{}{query}#selftest", page.display()))
         .stdin(std::process::Stdio::null())
         .output()
         .expect("chromium runs");
