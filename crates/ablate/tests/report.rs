@@ -981,8 +981,8 @@ fn latex_tables_compile_and_fit_the_text_width() {
     }
 }
 
-/// A report reads each run's record from the run's facts cache, which keeps it as `run.h5`
-/// does: for every run the cached record is the one read from `run.h5`, exactly, and what
+/// A report reads each run's record from the run's record cache (`record.json`), which
+/// keeps it as `run.h5` does: for every run the cached record is the one read from `run.h5`, exactly, and what
 /// a finishing run caches without reading `run.h5` back ([`record::Stored::of`]) is what
 /// `run.h5` holds. A record with values JSON cannot keep (NaN, infinity) is left out of the
 /// cache and read from `run.h5`; a cache of another `run.h5` is not trusted.
@@ -1024,7 +1024,7 @@ fn the_report_reads_records_from_the_facts_cache_exactly() {
         let id = folder.file_name().unwrap().to_str().unwrap().to_string();
         let sum = ionode_study::store::recorded_checksum(&folder, &id).unwrap();
         let cache: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("facts.json")).unwrap())
+            serde_json::from_str(&std::fs::read_to_string(folder.join("record.json")).unwrap())
                 .unwrap();
         assert_eq!(cache["record"].is_null(), id.ends_with("s8"), "{id}");
         let (cached, source) = ionode_study::facts::record(
@@ -1049,13 +1049,13 @@ fn the_report_reads_records_from_the_facts_cache_exactly() {
 
     // A cache whose stamp names another run.h5 is rebuilt from run.h5, not believed.
     let folder = dir.join("runs").join("neural-32-MgSO4-s1");
-    let cache = std::fs::read_to_string(folder.join("facts.json")).unwrap();
+    let cache = std::fs::read_to_string(folder.join("record.json")).unwrap();
     let sum = ionode_study::store::recorded_checksum(&folder, "neural-32-MgSO4-s1").unwrap();
     let forged = cache
         .replace(&sum, &"0".repeat(64))
         .replace("\"mae\":0.", "\"mae\":9.");
     assert_ne!(forged, cache);
-    std::fs::write(folder.join("facts.json"), &forged).unwrap();
+    std::fs::write(folder.join("record.json"), &forged).unwrap();
     let r = ablate(&["report", dir.to_str().unwrap()]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert_eq!(
@@ -1063,7 +1063,7 @@ fn the_report_reads_records_from_the_facts_cache_exactly() {
         first
     );
     assert_eq!(
-        std::fs::read_to_string(folder.join("facts.json")).unwrap(),
+        std::fs::read_to_string(folder.join("record.json")).unwrap(),
         cache
     );
 }

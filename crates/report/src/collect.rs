@@ -3,7 +3,7 @@
 //! to the study: a folder of an older, replaced plan or a copied folder is not one of them,
 //! and a record whose run id is not its folder's is named and left out.
 //!
-//! A run's record is read from its facts cache (`facts.json`, [`ionode_study::facts`]),
+//! A run's record is read from its cache (`record.json`, [`ionode_study::facts::record`]),
 //! which keeps it whole as `run.h5` stores it: one small JSON file per run instead of an
 //! HDF5 file, read in parallel. The cache is trusted when it names the checksum the run's
 //! `DONE` marker recorded and `run.h5`'s present size and modification time; otherwise
@@ -128,7 +128,7 @@ impl Study {
 }
 
 /// Reads every finished run of the study in `dir` (the folder holding `plan.json` and
-/// `runs/`); the facts caches it has to make are written as `caching` says.
+/// `runs/`); the caches it has to make are written as `caching` says.
 pub fn collect(dir: &Path, caching: Caching) -> Result<Study> {
     if !dir.is_dir() {
         return Err(ReportError::Failed(format!(

@@ -16,11 +16,13 @@
 //!
 //! An undefined value (a metric of an empty part) is absent, never NaN.
 //!
-//! The cache also keeps the run's whole record as `run.h5` stores it ([`record::Stored`]),
-//! so a report reads its runs from the caches too ([`record`]). It is written when the run
-//! finishes from the values just written (no read back), and otherwise made from `run.h5`.
-//! A record whose JSON would not read back as the same values (a NaN or infinite metric or
-//! loss is `null` in JSON) is left out of the cache, and then `run.h5` is read.
+//! Beside it, `record.json` caches the run's whole record as `run.h5` stores it
+//! ([`record::Stored`]), so a report reads its runs from small files too ([`record`]); two
+//! files, so that a query, which reads a hundred thousand of them, reads no record and a
+//! report no facts. Both are written when the run finishes from the values just written
+//! (no read back), and otherwise made together from `run.h5`, stamped alike. A record
+//! whose JSON would not read back as the same values (a NaN or infinite metric or loss is
+//! `null` in JSON) is left out of its cache, and then `run.h5` is read.
 //!
 //! The cache is valid when it was made by this format from this very `run.h5`: it records
 //! the file's BLAKE3 checksum, size and modification time. A study run's checksum must be
@@ -42,11 +44,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-pub use crate::store::FACTS_FILE;
+pub use crate::store::{FACTS_FILE, RECORD_FILE};
 
-/// The cache's format: a change of the keys above or of [`Stored`] changes it, and every
+/// The caches' format: a change of the keys above or of [`Stored`] changes it, and every
 /// cache of an older format is rebuilt on its next read.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The largest cache file read (a run's facts are a few kilobytes).
 const MAX_CACHE_BYTES: u64 = 4 << 20;
@@ -62,20 +64,20 @@ struct Stamp {
     modified_ns: u64,
 }
 
+/// `facts.json`.
 #[derive(Serialize, Deserialize)]
 struct Cache {
     format: u32,
     run_file: Stamp,
     facts: Facts,
-    /// `None` when it would not read back exactly ([`exact`]).
-    record: Option<Stored>,
 }
 
-/// The cache as a report reads it: the record, the facts skipped.
-#[derive(Deserialize)]
+/// `record.json`.
+#[derive(Serialize, Deserialize)]
 struct RecordCache {
     format: u32,
     run_file: Stamp,
+    /// `None` when it would not read back exactly ([`exact`]).
     record: Option<Stored>,
 }
 
@@ -285,26 +287,19 @@ pub fn load_with<R>(
     recorded: Option<&str>,
     use_facts: impl FnOnce(&RawFacts<'_>) -> R,
 ) -> Result<(R, Source)> {
-    let file = folder.join(store::RUN_FILE);
-    let (bytes, modified_ns) = stat(&file)?;
-    let text = read_cache(folder);
+    let (bytes, modified_ns) = stat(&folder.join(store::RUN_FILE))?;
+    let text = read_cache(folder, FACTS_FILE);
     if let Ok(c) = serde_json::from_str::<RawCache>(&text) {
         if valid(c.format, &c.run_file, bytes, modified_ns, recorded) {
             return Ok((use_facts(&c.facts), Source::Cache));
         }
     }
-    let (text, source) = rebuild(
-        folder,
-        (bytes, modified_ns),
-        recorded,
-        &text,
-        Caching::Write,
-    )?;
-    let raw: RawCache = serde_json::from_str(&text)?;
+    let (rebuilt, source) = rebuild(folder, (bytes, modified_ns), recorded, Caching::Write)?;
+    let raw: RawCache = serde_json::from_str(&rebuilt.facts)?;
     Ok((use_facts(&raw.facts), source))
 }
 
-/// The record of the run in `folder`, from its cache when that is valid and holds it, as
+/// The record of the run in `folder`, from its cache when that is valid, as
 /// [`record::read`] would read it from `run.h5`; `recorded` as in [`load`].
 pub fn record(
     folder: &Path,
@@ -313,15 +308,14 @@ pub fn record(
 ) -> Result<(RunRecord, Source)> {
     let file = folder.join(store::RUN_FILE);
     let (bytes, modified_ns) = stat(&file)?;
-    let text = read_cache(folder);
-    let cached = serde_json::from_str::<RecordCache>(&text)
+    let cached = serde_json::from_str::<RecordCache>(&read_cache(folder, RECORD_FILE))
         .ok()
         .filter(|c| valid(c.format, &c.run_file, bytes, modified_ns, recorded));
     let (stored, source) = match cached {
         Some(c) => (c.record, Source::Cache),
         None => {
-            let (text, source) = rebuild(folder, (bytes, modified_ns), recorded, &text, caching)?;
-            (serde_json::from_str::<RecordCache>(&text)?.record, source)
+            let (rebuilt, source) = rebuild(folder, (bytes, modified_ns), recorded, caching)?;
+            (rebuilt.record, source)
         }
     };
     let record = match stored {
@@ -331,7 +325,7 @@ pub fn record(
     Ok((record, source))
 }
 
-/// Writes the cache of a run that has just finished, from the values its `run.h5` (in
+/// Writes the caches of a run that has just finished, from the values its `run.h5` (in
 /// `folder`, with checksum `blake3`) was written with: nothing is read back.
 pub fn write_finished(folder: &Path, stored: Stored, blake3: &str) -> Result<()> {
     let file = folder.join(store::RUN_FILE);
@@ -342,12 +336,12 @@ pub fn write_finished(folder: &Path, stored: Stored, blake3: &str) -> Result<()>
         bytes,
         modified_ns,
     };
-    write_cache(folder, stamp, facts, exact(stored), Caching::Write).map(|_| ())
+    write_caches(folder, stamp, facts, exact(stored), Caching::Write).map(|_| ())
 }
 
-/// The cache file's text, or nothing.
-fn read_cache(folder: &Path) -> String {
-    crate::limits::read_own_text(&folder.join(FACTS_FILE), MAX_CACHE_BYTES).unwrap_or_default()
+/// A cache file's text, or nothing.
+fn read_cache(folder: &Path, name: &str) -> String {
+    crate::limits::read_own_text(&folder.join(name), MAX_CACHE_BYTES).unwrap_or_default()
 }
 
 /// The record, when its JSON reads back as the very same values; `None` otherwise (a NaN
@@ -359,18 +353,22 @@ fn exact(stored: Stored) -> Option<Stored> {
     (format!("{back:?}") == format!("{stored:?}")).then_some(stored)
 }
 
-/// Makes the cache of `folder`'s `run.h5` (of this size and time) after checking its
-/// checksum against `recorded`, writes it (as `caching` allows) and returns its text. `old`
-/// is the cache's text
-/// as found: when only its stamp is stale (the file was copied or touched) its values
-/// stand and `run.h5` is not read.
+/// Both caches as made: the text of `facts.json` and the record.
+struct Rebuilt {
+    facts: String,
+    record: Option<Stored>,
+}
+
+/// Makes both caches of `folder`'s `run.h5` (of this size and time) after checking its
+/// checksum against `recorded`, and writes them as `caching` allows. When only the stamp
+/// of the caches found is stale (the file was copied or touched), their values stand and
+/// `run.h5` is not read.
 fn rebuild(
     folder: &Path,
     (bytes, modified_ns): (u64, u64),
     recorded: Option<&str>,
-    old: &str,
     caching: Caching,
-) -> Result<(String, Source)> {
+) -> Result<(Rebuilt, Source)> {
     let file = folder.join(store::RUN_FILE);
     let blake3 = store::checksum(&file)?;
     if let Some(sum) = recorded.filter(|sum| *sum != blake3) {
@@ -381,12 +379,16 @@ fn rebuild(
             &sum[..sum.len().min(16)]
         )));
     }
-    let old = serde_json::from_str::<Cache>(old)
+    let same = |format: u32, s: &Stamp| format == FORMAT && s.blake3 == blake3;
+    let old_facts = serde_json::from_str::<Cache>(&read_cache(folder, FACTS_FILE))
         .ok()
-        .filter(|c| c.format == FORMAT && c.run_file.blake3 == blake3);
-    let (facts, stored) = match old {
-        Some(c) => (c.facts, c.record),
-        None => {
+        .filter(|c| same(c.format, &c.run_file));
+    let old_record = serde_json::from_str::<RecordCache>(&read_cache(folder, RECORD_FILE))
+        .ok()
+        .filter(|c| same(c.format, &c.run_file));
+    let (facts, stored) = match (old_facts, old_record) {
+        (Some(f), Some(r)) => (f.facts, r.record),
+        _ => {
             let stored = Stored::read_file(&file)?;
             let facts = of_record(&stored.clone().into_record(&file.display().to_string())?);
             (facts, exact(stored))
@@ -397,30 +399,45 @@ fn rebuild(
         bytes,
         modified_ns,
     };
-    write_cache(folder, stamp, facts, stored, caching)
+    write_caches(folder, stamp, facts, stored, caching)
 }
 
-/// Writes a cache (atomically, when `caching` allows); returns its text and whether it was
+/// Writes both caches (each atomically, when `caching` allows; the record first, so a
+/// valid `facts.json` always has its `record.json`); returns them and whether they were
 /// written.
-fn write_cache(
+fn write_caches(
     folder: &Path,
     run_file: Stamp,
     facts: Facts,
     record: Option<Stored>,
     caching: Caching,
-) -> Result<(String, Source)> {
-    let cache = Cache {
+) -> Result<(Rebuilt, Source)> {
+    let record = RecordCache {
+        format: FORMAT,
+        run_file: run_file.clone(),
+        record,
+    };
+    let record_text = serde_json::to_string(&record)? + "\n";
+    let facts_text = serde_json::to_string(&Cache {
         format: FORMAT,
         run_file,
         facts,
-        record,
-    };
-    let text = serde_json::to_string(&cache)? + "\n";
+    })? + "\n";
+    let write = |name: &str, text: &str| crate::output::write_text(&folder.join(name), text);
     let source = match caching {
-        Caching::Write if crate::output::write_text(&folder.join(FACTS_FILE), &text).is_ok() => {
+        Caching::Write
+            if write(RECORD_FILE, &record_text).is_ok()
+                && write(FACTS_FILE, &facts_text).is_ok() =>
+        {
             Source::Rebuilt
         }
         _ => Source::Uncached,
     };
-    Ok((text, source))
+    Ok((
+        Rebuilt {
+            facts: facts_text,
+            record: record.record,
+        },
+        source,
+    ))
 }

@@ -30,6 +30,9 @@ pub const RUN_FILE: &str = "run.h5";
 /// The cache of a finished run's facts ([`crate::facts`]), derived from `run.h5` alone:
 /// it goes with the run's file when the run is run again.
 pub const FACTS_FILE: &str = "facts.json";
+/// The cache of a finished run's record as `run.h5` stores it ([`crate::facts::record`]),
+/// for the report: like the facts, it goes with the run's file.
+pub const RECORD_FILE: &str = "record.json";
 const DONE: &str = "DONE";
 const FAILED: &str = "FAILED";
 
@@ -226,7 +229,7 @@ pub fn mark_failed(claim: &Claim, error: &str) -> Result<()> {
 pub fn clear(claim: &Claim) -> Result<()> {
     claim.check()?;
     let dir = claim.dir();
-    for name in [DONE, RUN_FILE, FACTS_FILE] {
+    for name in [DONE, RUN_FILE, FACTS_FILE, RECORD_FILE] {
         let _ = fs::remove_file(dir.join(name));
     }
     output::remove_leftover_tmp(dir);
