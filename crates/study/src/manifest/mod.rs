@@ -1160,8 +1160,8 @@ mod tests {
         let (_, ids) = Plan::read_ids(dir.path()).unwrap().unwrap();
         assert_eq!(ids, ["0123abcd-s1_x.y+z"]);
         // The whole reader refuses the same ids before it looks at anything else.
-        let text = std::fs::read_to_string("../../results/paper/plan.json").unwrap();
-        let mut p: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let m = load(Path::new("../../experiments/smoke.toml"), &[]).unwrap();
+        let mut p = serde_json::to_value(&m.plan).unwrap();
         p["runs"][3]["id"] = "../escape".into();
         std::fs::write(dir.path().join("plan.json"), p.to_string()).unwrap();
         let e = Plan::read(dir.path()).unwrap_err().to_string();
