@@ -138,10 +138,8 @@ pub fn collect(dir: &Path, caching: Caching) -> Result<Study> {
     }
     let plan = Plan::read(dir)?;
     let runs_dir = dir.join("runs");
-    // A TPE search's later runs are in its generation files; a sweep's are the plan's
-    // (not copied: a plan of 100 000 runs holds as many configs).
-    let state = ionode_study::tpe::State::read(&plan, dir)?;
-    let planned = state.as_ref().map_or(&plan.runs, |s| &s.runs);
+    // A TPE search's later runs are in its generation files, not the plan.
+    let planned = ionode_study::tpe::study_runs(&plan, dir)?;
     let mut ids: Vec<&str> = planned.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();

@@ -245,9 +245,23 @@ fn lazy_table(frame: &DataFrame) -> Result<String> {
     Ok(out)
 }
 
+/// The start of both run tables' self-test: how many figures the browser laid out with
+/// text in them (a macro, so the scripts stay `&'static str` literals).
+macro_rules! selftest_figures {
+    () => {
+        r#"function selftest() {
+  const out = {};
+  const svgs = [...document.querySelectorAll('figure.figure svg')];
+  out.figures = svgs.length;
+  out.rendered = svgs.filter(s => { const b = s.getBoundingClientRect(); return b.width > 50 && b.height > 50 && s.querySelectorAll('text').length > 0; }).length;
+"#
+    };
+}
+
 /// The script of a lazily loaded run table: the rows are `RUNS.rows`, `view` is the order
 /// and selection shown, and one page of it is drawn at a time.
-const LAZY_SCRIPT: &str = r#"
+const LAZY_SCRIPT: &str = concat!(
+    r#"
 // Rows per page (`index.html?rows=N` for another).
 const PAGE = Math.max(1, Number(new URLSearchParams(location.search).get('rows')) || 500);
 const cols = RUNS.cols;
@@ -321,12 +335,9 @@ document.getElementById('filter').addEventListener('input', e => filterRuns(e.ta
 document.getElementById('prev').addEventListener('click', () => { start = Math.max(0, start - PAGE); draw(); });
 document.getElementById('next').addEventListener('click', () => { if (start + PAGE < view.length) { start += PAGE; draw(); } });
 draw();
-function selftest() {
-  const out = {};
-  const svgs = [...document.querySelectorAll('figure.figure svg')];
-  out.figures = svgs.length;
-  out.rendered = svgs.filter(s => { const b = s.getBoundingClientRect(); return b.width > 50 && b.height > 50 && s.querySelectorAll('text').length > 0; }).length;
-  const th = document.querySelector('#runs th[data-col="test_mae"]');
+"#,
+    selftest_figures!(),
+    r#"  const th = document.querySelector('#runs th[data-col="test_mae"]');
   const j = th ? th.cellIndex : -1;
   const all = () => view.map(r => value(r, j)).filter(v => typeof v === 'number');
   const page = () => [...document.getElementById('runs').tBodies[0].rows]
@@ -353,7 +364,8 @@ function selftest() {
   document.getElementById('selftest').textContent = JSON.stringify(out);
 }
 if (location.hash === '#selftest') window.addEventListener('load', selftest);
-"#;
+"#
+);
 
 const STYLE: &str = r#"
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -400,7 +412,8 @@ function sortBy(th) {
 }
 "#;
 
-const SCRIPT: &str = r#"function filterRuns(text) {
+const SCRIPT: &str = concat!(
+    r#"function filterRuns(text) {
   const terms = text.toLowerCase().split(/\s+/).filter(t => t);
   let shown = 0;
   for (const r of document.getElementById('runs').tBodies[0].rows) {
@@ -414,12 +427,9 @@ const SCRIPT: &str = r#"function filterRuns(text) {
 }
 document.querySelectorAll('#runs th').forEach(th => th.addEventListener('click', () => sortBy(th)));
 document.getElementById('filter').addEventListener('input', e => filterRuns(e.target.value));
-function selftest() {
-  const out = {};
-  const svgs = [...document.querySelectorAll('figure.figure svg')];
-  out.figures = svgs.length;
-  out.rendered = svgs.filter(s => { const b = s.getBoundingClientRect(); return b.width > 50 && b.height > 50 && s.querySelectorAll('text').length > 0; }).length;
-  const th = document.querySelector('#runs th[data-col="test_mae"]');
+"#,
+    selftest_figures!(),
+    r#"  const th = document.querySelector('#runs th[data-col="test_mae"]');
   const values = () => [...document.getElementById('runs').tBodies[0].rows]
       .map(r => parseFloat(r.cells[th.cellIndex].dataset.v)).filter(v => !isNaN(v));
   const sorted = (v, asc) => v.every((x, i) => i === 0 || (asc ? v[i - 1] <= x : v[i - 1] >= x));
@@ -434,7 +444,8 @@ function selftest() {
   document.getElementById('selftest').textContent = JSON.stringify(out);
 }
 if (location.hash === '#selftest') window.addEventListener('load', selftest);
-"#;
+"#
+);
 
 /// Writes `out/index.html` from the tables and figures already written under `out`, and
 /// `out/runs.js` when the study has more than `inline_runs` runs.

@@ -272,7 +272,7 @@ pub fn warm_start(plan: &Plan, results: &Path) -> Result<Vec<crate::manifest::Wa
         // A point (its values as JSON text) -> its values and, per objective, its runs' values.
         type Point = (Vec<serde_json::Value>, Vec<Vec<f64>>);
         let mut points: std::collections::BTreeMap<String, Point> = Default::default();
-        for run in study_runs(&other, &dir)? {
+        for run in study_runs(&other, &dir)?.iter() {
             let drawn: Option<Vec<serde_json::Value>> = search
                 .space
                 .iter()
@@ -337,18 +337,22 @@ pub fn study_run_ids(study_dir: &Path) -> Result<(String, Vec<String>)> {
             .map(|i| plan.runs[i].id.clone())
             .collect();
     let ids = study_runs(&plan, study_dir)?
-        .into_iter()
-        .map(|r| r.id)
+        .iter()
+        .map(|r| r.id.clone())
         .filter(|id| seen.insert(id.clone()))
         .collect();
     Ok((plan.study, ids))
 }
 
-/// Every run of a study: the plan's, and for a TPE search those of its generations so far.
-pub fn study_runs(plan: &Plan, study_dir: &Path) -> Result<Vec<PlannedRun>> {
+/// Every run of a study: the plan's, and for a TPE search those of its generations so far
+/// (a sweep's are borrowed, not copied: a plan of 100 000 runs holds as many configs).
+pub fn study_runs<'a>(
+    plan: &'a Plan,
+    study_dir: &Path,
+) -> Result<std::borrow::Cow<'a, [PlannedRun]>> {
     Ok(match State::read(plan, study_dir)? {
-        Some(state) => state.runs,
-        None => plan.runs.clone(),
+        Some(state) => state.runs.into(),
+        None => plan.runs.as_slice().into(),
     })
 }
 

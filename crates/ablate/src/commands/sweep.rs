@@ -387,7 +387,7 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let mut damaged = Vec::new();
     let (mut done, mut missing) = (0, 0);
     let runs = ionode_study::tpe::study_runs(&plan, &study_dir)?;
-    for r in &runs {
+    for r in runs.iter() {
         match store::state(&study_dir, &r.id) {
             store::State::Done => done += 1,
             store::State::Failed(first) => failed.push((r.id.clone(), first)),
