@@ -56,6 +56,43 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
     c.spawn().expect("the ablate binary runs")
 }
 
+/// A child's stderr, read to the end by a thread so that a test can wait for a line while
+/// the child runs.
+struct Followed {
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn follow(stderr: std::process::ChildStderr) -> Followed {
+    use std::io::BufRead;
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = text.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut t = sink.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    Followed { text, reader }
+}
+
+impl Followed {
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Everything the child wrote, once it has closed its stderr.
+    fn finish(self) -> String {
+        self.reader.join().unwrap();
+        let text = self.text.lock().unwrap();
+        text.clone()
+    }
+}
+
 fn run_ok(args: &[&str]) -> String {
     let r = ablate(args);
     assert!(r.status.success(), "{args:?}: {}", text(&r.stderr));
@@ -435,8 +472,14 @@ fn a_suspended_process_that_lost_its_run_writes_and_deletes_nothing() {
     ];
     let study = results.join("susp");
     let stale = [("IONODE_CLAIM_STALE_SECS", "2")];
-    let a = spawn(&args, &stale);
-    wait_for("A's claim", || claims(&study).len() == 1);
+    // A is suspended once it runs the run: after "run starts", which it logs only when its
+    // claim is confirmed. Suspended any earlier (between creating its claim file and
+    // confirming it), A would find B's claim on waking and wait for B, a correct outcome
+    // but not the one this test is about: a process that loses a run it is running.
+    let verbose: Vec<&str> = std::iter::once("-v").chain(args).collect();
+    let mut a = spawn(&verbose, &stale);
+    let a_log = follow(a.stderr.take().expect("A's stderr is piped"));
+    wait_for("A to start the run", || a_log.text().contains("run starts"));
     signal(&a, "-STOP");
     // B watches A's claim for 2 s without a heartbeat, then takes the run over.
     let b = spawn(&args, &stale);
@@ -452,11 +495,14 @@ fn a_suspended_process_that_lost_its_run_writes_and_deletes_nothing() {
         files(&study, &|n| n == "CLAIM.1").len() == 1 || marked(&study, "DONE").len() == 1,
         "B's claim survives A"
     );
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    let (ea, eb) = (text(&a.stderr), text(&b.stderr));
-    assert!(a.status.success(), "{ea}");
+    let (a, b) = (a.wait().unwrap(), b.wait_with_output().unwrap());
+    let (ea, eb) = (a_log.finish(), text(&b.stderr));
+    assert!(a.success(), "{ea}");
     assert!(b.status.success(), "{eb}");
-    assert!(ea.contains("left to the process that took it over"), "{ea}");
+    assert!(
+        ea.contains("run left to the process that took it over"),
+        "{ea}"
+    );
     assert_eq!(done_count(&eb), 1, "{eb}");
     assert_eq!(done_count(&ea), 0, "{ea}");
     let st = text(&ablate(&["status", study.to_str().unwrap()]).stdout);

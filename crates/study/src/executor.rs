@@ -270,6 +270,9 @@ fn attempt(
         }
         Err(other) => Err(other),
     };
+    if let Err(Unfinished::Lost(text)) = &outcome {
+        tracing::warn!(run = %run.id, error = %text, "run left to the process that took it over");
+    }
     drop(claim);
     Attempt::Ran(outcome)
 }
