@@ -406,7 +406,7 @@ fn solver_failure_exits_1() {
 }
 
 fn read_dataset(path: &Path) -> (hdf5::File, ndarray::Array3<f64>) {
-    let file = hdf5::File::open(path).unwrap();
+    let file = ionode_study::h5::open(path).unwrap();
     let permeate = file
         .dataset("permeate")
         .unwrap()
@@ -568,7 +568,7 @@ fn simulate_records_failed_points() {
         s(&path),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let file = hdf5::File::open(&path).unwrap();
+    let file = ionode_study::h5::open(&path).unwrap();
     let status = file.dataset("status").unwrap().read_2d::<u8>().unwrap();
     assert_eq!(status, ndarray::arr2(&[[0, 1], [0, 1]]));
     let failures = file.group("failures").unwrap();

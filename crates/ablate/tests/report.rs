@@ -17,30 +17,15 @@ use polars::prelude::{DataType, SerReader};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 
 mod common;
 
-/// Held while a test writes HDF5 files and while it starts a child. HDF5 opens files
-/// without close-on-exec, so a child started by one test while another test has a file open
-/// would inherit that file's lock and make it unreadable for everyone else.
-static FILES: Mutex<()> = Mutex::new(());
-
-fn files_lock() -> MutexGuard<'static, ()> {
-    FILES.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs a child to its end, started holding the files lock, as every child of these tests
-/// must be (see [`FILES`]: pdflatex or Chromium would keep another test's file locked too).
+/// Runs a child to its end, with no input and its output captured.
 fn output_of(cmd: &mut Command) -> std::io::Result<Output> {
-    let child = {
-        let _guard = files_lock();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?
-    };
-    child.wait_with_output()
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
 }
 
 fn ablate(args: &[&str]) -> Output {
@@ -68,10 +53,7 @@ fn write_plan(dir: &Path) {
         .into_iter()
         .enumerate()
         .map(|(index, id)| {
-            let record = {
-                let _guard = files_lock();
-                record::read(&dir.join("runs").join(&id).join("run.h5"))
-            };
+            let record = record::read(&dir.join("runs").join(&id).join("run.h5"));
             let config = record.map_or_else(
                 |_| neural("node", "hard", false, &first_n(5), 1),
                 |r| r.head.config,
@@ -359,7 +341,6 @@ fn write_run_with(
         serde_json::from_value(f.axes.clone()).unwrap(),
         BTreeMap::from([("m.csv".to_string(), "ab".repeat(32))]),
     );
-    let _guard = files_lock();
     let run_dir = dir.join("runs").join(&f.id);
     record::write(
         &run_dir.join("run.h5"),
@@ -870,15 +851,13 @@ fn bad_study_folders_get_one_clear_error() {
 
     let bare = tmp.path().join("bare");
     std::fs::create_dir_all(bare.join("runs/r1")).unwrap();
-    let guard = files_lock();
-    let file = hdf5::File::create(bare.join("runs/r1/run.h5")).unwrap();
+    let file = ionode_study::h5::create(&bare.join("runs/r1/run.h5")).unwrap();
     file.new_attr::<hdf5::types::VarLenUnicode>()
         .create("run_id")
         .unwrap()
         .write_scalar(&"r1".parse::<hdf5::types::VarLenUnicode>().unwrap())
         .unwrap();
     file.close().unwrap();
-    drop(guard);
     mark_done(&bare.join("runs/r1"));
     write_plan(&bare);
     let err = fail(&bare);
@@ -1035,8 +1014,7 @@ fn the_report_reads_records_from_the_facts_cache_exactly() {
             serde_json::from_str(&std::fs::read_to_string(folder.join("record.json")).unwrap())
                 .unwrap();
         assert_eq!(cache["record"].is_null(), id.ends_with("s8"), "{id}");
-        // Held from here: a record the cache leaves out is read from run.h5.
-        let _guard = files_lock();
+        // A record the cache leaves out is read from run.h5.
         let (cached, source) = ionode_study::facts::record(
             &folder,
             Some(&sum),
@@ -1082,11 +1060,7 @@ fn the_report_reads_records_from_the_facts_cache_exactly() {
 /// works. A screenshot is kept in the test's target folder.
 #[test]
 fn the_report_page_renders_and_sorts_in_a_browser() {
-    let found = {
-        let _guard = files_lock();
-        common::chromium()
-    };
-    let Some(chromium) = found else {
+    let Some(chromium) = common::chromium() else {
         eprintln!("skipped: no Chromium (scripts/setup installs Debian's chromium)");
         return;
     };
@@ -1096,12 +1070,7 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
     assert!(r.status.success(), "{}", text(&r.stderr));
     let page = dir.join("report/index.html");
     let profile = tmp.path().join("profile");
-    // Chromium runs holding the files lock, like every child's start (it would inherit,
-    // and keep locked, an HDF5 file another test is writing).
-    let v = {
-        let _guard = files_lock();
-        common::page_selftest(chromium, &page, &profile)
-    };
+    let v = common::page_selftest(chromium, &page, &profile);
     assert_eq!(v["figures"], 7, "{v}");
     assert_eq!(v["rendered"], 7, "every figure laid out: {v}");
     assert_eq!(v["rows"], 80, "{v}");
@@ -1117,10 +1086,7 @@ fn the_report_page_renders_and_sorts_in_a_browser() {
     let r = ablate(&["report", dir.to_str().unwrap(), "--inline-runs", "50"]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert!(dir.join("report/runs.js").is_file());
-    let v = {
-        let _guard = files_lock();
-        common::page_selftest_with(chromium, &page, "?rows=30", &tmp.path().join("lazy"))
-    };
+    let v = common::page_selftest_with(chromium, &page, "?rows=30", &tmp.path().join("lazy"));
     assert_eq!(v["figures"], 7, "{v}");
     assert_eq!(v["rows"], 80, "{v}");
     assert_eq!(v["drawn"], 30, "{v}");

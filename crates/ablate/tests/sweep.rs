@@ -43,7 +43,7 @@ struct RunResult {
 
 fn read_run(path: &Path) -> RunResult {
     let record = ionode_study::record::read(path).unwrap();
-    let f = hdf5::File::open(path).unwrap();
+    let f = ionode_study::h5::open(path).unwrap();
     let p = f.group("predictions").unwrap();
     let mut columns = BTreeMap::new();
     for name in [
@@ -442,7 +442,7 @@ fn results_do_not_depend_on_the_number_of_jobs() {
         .unwrap();
     let id = run["id"].as_str().unwrap();
     let path = one.join("jobs/runs").join(id).join("run.h5");
-    let f = hdf5::File::open(&path).unwrap();
+    let f = ionode_study::h5::open(&path).unwrap();
     for name in [
         "run_id",
         "study",

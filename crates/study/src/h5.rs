@@ -1,8 +1,17 @@
-//! HDF5 writing helpers (hdf5-metno on the system libhdf5).
+//! HDF5 helpers (hdf5-metno on the system libhdf5).
 //!
 //! Files are created under a temporary name and renamed into place ([`create_atomically`])
 //! so that an interrupted run never leaves a truncated `.h5` that looks complete. Strings
 //! are variable-length UTF-8 (readable from h5py as `str` after `.decode()`/`asstr()`).
+//!
+//! Every file is opened and created without HDF5's file locking ([`open`], [`create`]).
+//! Its lock guards a file that one process writes while another reads it; ionode never
+//! does that (a file is written under a temporary name, and only the finished file is
+//! renamed into place), so the lock adds no safety. It does two kinds of harm: on NFS and
+//! Lustre mounts without lock support, common on clusters, every open fails; and libhdf5
+//! opens files without close-on-exec, so a child process started while a file is open
+//! (`git`, `sbatch`, a browser) inherits the lock and keeps it after the file is closed, and
+//! opening the file again fails with errno 11 while that child lives.
 
 use crate::errors::{Context, Result};
 use hdf5::types::VarLenUnicode;
@@ -25,13 +34,28 @@ pub fn create_with(
     fill: impl FnOnce(&hdf5::File) -> Result<()>,
 ) -> Result<()> {
     crate::output::write_with(path, commit, |tmp| {
-        let file = hdf5::File::create(tmp)
-            .with_context(|| format!("cannot create HDF5 file '{}'", tmp.display()))?;
+        let file =
+            create(tmp).with_context(|| format!("cannot create HDF5 file '{}'", tmp.display()))?;
         fill(&file).with_context(|| format!("while writing '{}'", tmp.display()))?;
         // Close (flush) before the rename makes the file visible.
         file.close()
             .with_context(|| format!("cannot close HDF5 file '{}'", tmp.display()))
     })
+}
+
+/// Opens an HDF5 file for reading, without file locking (see the module's doc).
+pub fn open(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
+}
+
+/// Creates (truncates) an HDF5 file for writing, without file locking (see the module's
+/// doc).
+pub fn create(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .create(path)
 }
 
 fn unicode(value: &str) -> Result<VarLenUnicode> {
@@ -118,4 +142,64 @@ pub fn read_strings(group: &Group, name: &str) -> Result<Vec<String>> {
         .and_then(|d| d.read_raw::<VarLenUnicode>())
         .with_context(|| format!("cannot read string dataset '{name}'"))?;
     Ok(values.into_iter().map(|v| v.as_str().to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// Locking is a property of opening, not of the file: a file comes out the same bytes
+    /// with it or without it, so files written before this change read and compare as ever.
+    #[test]
+    fn a_file_written_without_locking_has_the_bytes_of_one_written_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fill = |file: &hdf5::File| {
+            attr_str(file, "run_id", "r1").unwrap();
+            let g = file.create_group("metrics").unwrap();
+            dataset(&g, "mae", &ndarray::array![[0.5f64, 0.25], [1.0, 2.0]], Some("1")).unwrap();
+            string_dataset(&g, "ions", &["Li+".to_string(), "Cl-".to_string()]).unwrap();
+        };
+        let (ours, theirs) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
+        let file = create(&ours).unwrap();
+        fill(&file);
+        file.close().unwrap();
+        let file = hdf5::File::create(&theirs).unwrap();
+        fill(&file);
+        file.close().unwrap();
+        let bytes = |p: &Path| std::fs::read(p).unwrap();
+        assert!(bytes(&ours).len() > 1000);
+        assert_eq!(bytes(&ours), bytes(&theirs));
+    }
+
+    /// The harm the module's doc describes, and that [`open`] avoids: a child started
+    /// while a file is open keeps HDF5's lock after the file is closed.
+    #[test]
+    fn a_child_holding_an_inherited_descriptor_does_not_block_opening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        let locked = dir.path().join("locked.h5");
+        let (ours, theirs) = (create(&path).unwrap(), hdf5::File::create(&locked).unwrap());
+        attr_scalar(&ours, "n", 1u64).unwrap();
+        attr_scalar(&theirs, "n", 1u64).unwrap();
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("sleep runs");
+        drop((ours, theirs));
+        let reopened = open(&path);
+        // libhdf5's default: the child's inherited descriptor keeps the file locked.
+        let default = hdf5::File::open(&locked);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        // The variable turns HDF5's locking off whatever the code asks.
+        if std::env::var_os("HDF5_USE_FILE_LOCKING").is_none() {
+            let e = default
+                .expect_err("the default lock survives in the child")
+                .to_string();
+            assert!(e.contains("lock"), "{e}");
+        }
+    }
 }

@@ -755,7 +755,7 @@ impl Reader {
     fn open(path: &Path) -> Result<Reader> {
         crate::limits::check_input(path, crate::limits::MAX_HDF5_FILE_BYTES)
             .map_err(|e| crate::failed!("cannot read run file '{}': {e}", path.display()))?;
-        let file = hdf5::File::open(path).map_err(|e| {
+        let file = crate::h5::open(path).map_err(|e| {
             crate::failed!(
                 "cannot read run file '{}' (corrupt or not HDF5): {e}",
                 path.display()

@@ -92,8 +92,8 @@ pub fn write(
 pub fn read(path: &Path) -> Result<Dataset> {
     crate::limits::check_input(path, crate::limits::MAX_HDF5_FILE_BYTES)
         .or_usage(|| format!("cannot open pre-training set '{}'", path.display()))?;
-    let file = hdf5::File::open(path)
-        .or_usage(|| format!("cannot open pre-training set '{}'", path.display()))?;
+    let file =
+        h5::open(path).or_usage(|| format!("cannot open pre-training set '{}'", path.display()))?;
     let ctx = |name: &str| format!("pre-training set '{}': dataset '{name}'", path.display());
     let species = h5::read_strings(&file, "species").with_context(|| ctx("species"))?;
     // Each feed's temperature; files written before temperature ranges existed record one
