@@ -157,7 +157,13 @@ mod tests {
         let fill = |file: &hdf5::File| {
             attr_str(file, "run_id", "r1").unwrap();
             let g = file.create_group("metrics").unwrap();
-            dataset(&g, "mae", &ndarray::array![[0.5f64, 0.25], [1.0, 2.0]], Some("1")).unwrap();
+            dataset(
+                &g,
+                "mae",
+                &ndarray::array![[0.5f64, 0.25], [1.0, 2.0]],
+                Some("1"),
+            )
+            .unwrap();
             string_dataset(&g, "ions", &["Li+".to_string(), "Cl-".to_string()]).unwrap();
         };
         let (ours, theirs) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
