@@ -48,7 +48,7 @@ pub use crate::store::{FACTS_FILE, RECORD_FILE};
 
 /// The caches' format: a change of the keys above or of [`Stored`] changes it, and every
 /// cache of an older format is rebuilt on its next read.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// The largest cache file read (a run's facts are a few kilobytes).
 const MAX_CACHE_BYTES: u64 = 4 << 20;

@@ -147,7 +147,7 @@ pub mod name {
 }
 
 /// Where a run came from and when.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     pub run_id: String,
     /// The study's name (`ablate train`: the config's `name`, or empty).
@@ -278,25 +278,14 @@ impl RunRecord {
     }
 }
 
-/// A run record as `run.h5` keeps it, the attributes it keeps as JSON still JSON text: the
-/// one source of a [`RunRecord`] ([`Stored::into_record`]), made either from `run.h5`
+/// A run record as `run.h5` keeps it, the attributes it keeps as JSON still JSON text (but
+/// the provenance, typed: its one such attribute is a list of strings): the one source of a [`RunRecord`] ([`Stored::into_record`]), made either from `run.h5`
 /// ([`Stored::read_file`]) or, when the run finishes, from what was just written
 /// ([`Stored::of`]), and kept whole in the facts cache. A record made from the cache and one
 /// read from `run.h5` are therefore made by the same code from the same values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stored {
-    pub run_id: String,
-    pub study: String,
-    pub manifest: String,
-    pub manifest_hash: String,
-    pub plan_index: Option<u64>,
-    pub git_commit: String,
-    pub git_dirty: Option<bool>,
-    pub host: String,
-    pub ionode_version: String,
-    pub created_utc: String,
-    pub command_line: String,
-    pub overrides_json: Option<String>,
+    pub provenance: Provenance,
     pub config_json: String,
     pub axes_json: String,
     pub inputs_json: String,
@@ -316,7 +305,6 @@ impl Stored {
     /// What [`write`] puts in `run.h5` for this head and outcome, as [`Stored::read_file`]
     /// reads it back (an ion's undefined metric is NaN in the file and `None` read back).
     pub fn of(head: &Head, o: &RunOutcome) -> Result<Stored> {
-        let p = &head.provenance;
         let d = o.domain.as_ref();
         let mut metrics = o.metrics.clone();
         for split in [&mut metrics.pretrain, &mut metrics.measured]
@@ -335,18 +323,7 @@ impl Stored {
             }
         }
         Ok(Stored {
-            run_id: p.run_id.clone(),
-            study: p.study.clone(),
-            manifest: p.manifest.clone(),
-            manifest_hash: p.manifest_hash.clone(),
-            plan_index: p.plan_index,
-            git_commit: p.git_commit.clone(),
-            git_dirty: p.git_dirty,
-            host: p.host.clone(),
-            ionode_version: p.ionode_version.clone(),
-            created_utc: p.created_utc.clone(),
-            command_line: p.command_line.clone(),
-            overrides_json: overrides_json(&p.overrides)?,
+            provenance: head.provenance.clone(),
             config_json: head.canonical.text().to_string(),
             axes_json: serde_json::to_string(&head.axes)?,
             inputs_json: serde_json::to_string(&head.inputs)?,
@@ -376,24 +353,6 @@ impl Stored {
             serde_json::from_str(text)
                 .with_context(|| format!("'{path}': attribute '{n}' is not what a run writes"))
         }
-        let overrides = match &self.overrides_json {
-            Some(text) => typed(path, name::OVERRIDES_JSON, text)?,
-            None => Vec::new(),
-        };
-        let provenance = Provenance {
-            run_id: self.run_id,
-            study: self.study,
-            manifest: self.manifest,
-            manifest_hash: self.manifest_hash,
-            plan_index: self.plan_index,
-            git_commit: self.git_commit,
-            git_dirty: self.git_dirty,
-            host: self.host,
-            ionode_version: self.ionode_version,
-            created_utc: self.created_utc,
-            command_line: self.command_line,
-            overrides,
-        };
         let (canonical, config) = CanonicalConfig::parse(&self.config_json).with_context(|| {
             format!(
                 "'{path}': attribute '{}' is not what a run writes",
@@ -401,7 +360,7 @@ impl Stored {
             )
         })?;
         let head = Head {
-            provenance,
+            provenance: self.provenance,
             config,
             canonical,
             axes: typed(path, name::AXES_JSON, &self.axes_json)?,
@@ -439,11 +398,7 @@ impl Stored {
     pub fn read_file(path: &Path) -> Result<Stored> {
         let r = Reader::open(path)?;
         let f: &Location = &r.file;
-        let opt_str = |n: &str| -> Result<Option<String>> {
-            Ok(r.optional::<VarLenUnicode>(f, "", n)?
-                .map(|t| t.as_str().to_string()))
-        };
-        Ok(Stored {
+        let provenance = Provenance {
             run_id: r.string(name::RUN_ID)?,
             study: r.string(name::STUDY)?,
             manifest: r.string(name::MANIFEST)?,
@@ -455,7 +410,19 @@ impl Stored {
             ionode_version: r.string(name::IONODE_VERSION)?,
             created_utc: r.string(name::CREATED_UTC)?,
             command_line: r.string(name::COMMAND_LINE)?,
-            overrides_json: opt_str(name::OVERRIDES_JSON)?,
+            overrides: match r.optional::<VarLenUnicode>(f, "", name::OVERRIDES_JSON)? {
+                Some(text) => serde_json::from_str(text.as_str()).with_context(|| {
+                    format!(
+                        "'{}': attribute '{}' is not what a run writes",
+                        r.path,
+                        name::OVERRIDES_JSON
+                    )
+                })?,
+                None => Vec::new(),
+            },
+        };
+        Ok(Stored {
+            provenance,
             config_json: r.string(name::CONFIG_JSON)?,
             axes_json: r.string(name::AXES_JSON)?,
             inputs_json: r.string(name::INPUTS_JSON)?,
@@ -482,15 +449,6 @@ impl Stored {
             has_attention: r.file.link_exists(name::ATTENTION),
         })
     }
-}
-
-/// The `overrides_json` attribute: absent when there are none.
-fn overrides_json(overrides: &[String]) -> Result<Option<String>> {
-    Ok(if overrides.is_empty() {
-        None
-    } else {
-        Some(serde_json::to_string(overrides)?)
-    })
 }
 
 /// `neural` / `dspmde_fit`, as in configs.
@@ -583,8 +541,8 @@ fn write_head(file: &hdf5::File, head: &Head) -> Result<()> {
     s(name::IONODE_VERSION, &p.ionode_version)?;
     s(name::CREATED_UTC, &p.created_utc)?;
     s(name::COMMAND_LINE, &p.command_line)?;
-    if let Some(text) = overrides_json(&p.overrides)? {
-        s(name::OVERRIDES_JSON, &text)?;
+    if !p.overrides.is_empty() {
+        s(name::OVERRIDES_JSON, &serde_json::to_string(&p.overrides)?)?;
     }
     s(name::METHOD, method_name(head.config.method))?;
     s(name::CONFIG_JSON, head.canonical.text())?;
